@@ -1,0 +1,132 @@
+# pg_node_worker — top-level Makefile (GNU make)
+#
+#   make deps        install build/runtime dependencies (scripts/deps.sh; root, or it prints commands)
+#   make check-deps  only report what is missing
+#   make             build extension/ (PGXS + runtime), the native addon (node-gyp), the TypeScript
+#   make install     install into the server of $(PG_CONFIG) (+ DESTDIR); builds first if needed
+#   make test        all + install + `npx vitest run`: the tests load the INSTALLED extension into
+#                    real clusters of the PG_CONFIG's server (run as the `postgres` OS user when root)
+#   make demo | bench | clean | distclean
+#
+# Variables: PG_CONFIG (default pg_config), DESTDIR.
+# The Node 18 runtime is located by scripts/node-env.sh (system route: Debian's libnode-dev;
+# private route: .deps/libnode); its values are passed to extension/Makefile as
+#   PG_CONFIG NODE_ROUTE NODE_INCLUDE NODE_LIBDIR NODE_PREFIX NODE_VERSION
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+
+TOP := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+
+PG_CONFIG ?= pg_config
+# node-gyp runs gyp from native/: make a relative PG_CONFIG path absolute
+PG_CONFIG_PATH = $(if $(findstring /,$(PG_CONFIG)),$(abspath $(PG_CONFIG)),$(PG_CONFIG))
+
+NODE ?= node
+NPM ?= npm
+NODE_GYP = $(NODE) $(TOP)/node_modules/node-gyp/bin/node-gyp.js
+
+# ---------------------------------------------------------------------------------------------
+# scripts/node-env.sh, run at most once per make invocation and only by targets that need it.
+# (A recursively expanded variable that replaces itself by its value on first use.)
+_NODE_ENV_RAW = $(eval _NODE_ENV_RAW := $$(shell bash '$(TOP)/scripts/node-env.sh' --make || echo NODE_ENV_FAILED))$(_NODE_ENV_RAW)
+_node_env = $(if $(filter NODE_ENV_FAILED,$(_NODE_ENV_RAW)),$(error scripts/node-env.sh found no Node 18 runtime (message above): run `make deps`),$(patsubst $(1)=%,%,$(filter $(1)=%,$(_NODE_ENV_RAW))))
+
+NODE_ROUTE   = $(call _node_env,NODE_ROUTE)
+NODE_INCLUDE = $(call _node_env,NODE_INCLUDE)
+NODE_LIBDIR  = $(call _node_env,NODE_LIBDIR)
+NODE_PREFIX  = $(call _node_env,NODE_PREFIX)
+NODE_VERSION = $(call _node_env,NODE_VERSION)
+# node-gyp --nodedir: the prefix holding include/node (/usr, or .deps/libnode/usr)
+NODE_GYP_NODEDIR = $(abspath $(NODE_INCLUDE)/../..)
+
+# what extension/Makefile receives
+EXT_VARS = PG_CONFIG='$(PG_CONFIG_PATH)' NODE_ROUTE='$(NODE_ROUTE)' NODE_INCLUDE='$(NODE_INCLUDE)' \
+           NODE_LIBDIR='$(NODE_LIBDIR)' NODE_PREFIX='$(NODE_PREFIX)' NODE_VERSION='$(NODE_VERSION)'
+
+# pkglibdir of the target server, asked once, only when installing
+_PKGLIBDIR = $(eval _PKGLIBDIR := $$(shell '$(PG_CONFIG_PATH)' --pkglibdir))$(_PKGLIBDIR)
+INSTDIR = $(DESTDIR)$(_PKGLIBDIR)/pg_node_worker
+
+BRIDGE = native/build/Release/pg_node_worker_bridge.node
+
+.PHONY: all deps check-deps extension native ts node-modules install test demo bench clean distclean help
+
+# ---------------------------------------------------------------------------------------------
+all: extension native ts
+
+deps:
+	bash scripts/deps.sh
+
+check-deps:
+	@bash scripts/deps.sh --check || { \
+	  echo; echo "Missing dependencies: run \`make deps\` as root (or the commands above)."; exit 1; }
+
+help:
+	@sed -n '3,14p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
+
+extension:
+	@test -f extension/Makefile || { echo "extension/Makefile is missing"; exit 1; }
+	$(MAKE) -C extension $(EXT_VARS)
+
+# node-gyp: configure only when needed (first build, binding.gyp changed, other Node headers or
+# pg_config), then an incremental build. --nodedir keeps node-gyp from downloading headers.
+native: node-modules
+	@set -e; \
+	cfg='nodedir=$(NODE_GYP_NODEDIR) pg_config=$(PG_CONFIG_PATH) version=$(NODE_VERSION)'; \
+	if [ ! -f native/build/Makefile ] || [ native/binding.gyp -nt native/build/Makefile ] || \
+	   [ "$$(cat native/build/.pgnw-config 2>/dev/null)" != "$$cfg" ]; then \
+	  echo "PG_CONFIG='$(PG_CONFIG_PATH)' $(NODE_GYP) configure --directory=native --nodedir='$(NODE_GYP_NODEDIR)'"; \
+	  PG_CONFIG='$(PG_CONFIG_PATH)' $(NODE_GYP) configure --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn; \
+	  echo "$$cfg" > native/build/.pgnw-config; \
+	fi; \
+	echo "$(NODE_GYP) build --directory=native"; \
+	PG_CONFIG='$(PG_CONFIG_PATH)' $(NODE_GYP) build --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn
+	@test -f $(BRIDGE)
+
+ts: node-modules
+	$(NPM) run build
+
+node-modules:
+	@if [ ! -d node_modules ]; then echo "$(NPM) ci"; $(NPM) ci --no-audit --no-fund; fi
+
+# ---------------------------------------------------------------------------------------------
+install: all
+	$(MAKE) -C extension install $(EXT_VARS)
+	@test -n '$(_PKGLIBDIR)' || { echo "cannot get pkglibdir from $(PG_CONFIG_PATH) --pkglibdir"; exit 1; }
+	install -d -m 0755 '$(INSTDIR)'
+	install -m 0644 dist/runtime.js '$(INSTDIR)/runtime.js'
+	install -m 0755 $(BRIDGE) '$(INSTDIR)/pg_node_worker_bridge.node'
+	printf '%s\n' '$(NODE_VERSION)' > '$(INSTDIR)/node-version.tmp' && chmod 0644 '$(INSTDIR)/node-version.tmp' && mv -f '$(INSTDIR)/node-version.tmp' '$(INSTDIR)/node-version'
+	@set -e; if [ '$(NODE_ROUTE)' = private ]; then \
+	  echo "install -d -m 0755 '$(INSTDIR)/lib'"; install -d -m 0755 '$(INSTDIR)/lib'; \
+	  for l in libnode.so.108 libcares.so.2; do \
+	    src=$$(readlink -f '$(NODE_LIBDIR)'/$$l); \
+	    echo "install -m 0755 $$src '$(INSTDIR)/lib/'$$l"; install -m 0755 "$$src" '$(INSTDIR)/lib/'$$l; \
+	  done; \
+	else \
+	  echo "rm -rf '$(INSTDIR)/lib'"; rm -rf '$(INSTDIR)/lib'; \
+	fi
+	@echo "installed into $(INSTDIR) (Node $(NODE_VERSION), $(NODE_ROUTE) route)"
+
+# The tests start real clusters of the PG_CONFIG's server with the INSTALLED extension, so this
+# installs into that server first (as root: the clusters run as the `postgres` OS user).
+test: install
+	PG_CONFIG='$(PG_CONFIG_PATH)' npx --no-install vitest run
+
+demo:
+	bash scripts/demo.sh
+
+bench:
+	$(NPM) run bench
+
+clean:
+	@if [ -f extension/Makefile ]; then \
+	  echo "$(MAKE) -C extension clean"; \
+	  $(MAKE) -C extension clean PG_CONFIG='$(PG_CONFIG_PATH)' $(shell bash '$(TOP)/scripts/node-env.sh' --make 2>/dev/null); \
+	fi
+	rm -rf native/build dist .tmp
+
+distclean: clean
+	rm -rf .deps

@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+'use strict';
+let main;
+try {
+  main = require('../dist/cli/main.js');
+} catch (e) {
+  if (e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes('dist/cli/main.js')) {
+    process.stderr.write('pg-node-worker: the CLI is not built: run `npm run build` in ' + require('path').resolve(__dirname, '..') + '\n');
+    process.exit(1);
+  }
+  throw e;
+}
+main.cli(process.argv.slice(2));

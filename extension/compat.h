@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  Differences between the PostgreSQL major versions pg_node_worker
+ *	  builds against (14 to 17).
+ *
+ * Every PG_VERSION_NUM test in the C code lives here; the rest of the code
+ * uses the wrappers below.
+ *
+ * extension/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGNW_COMPAT_H
+#define PGNW_COMPAT_H
+
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/guc.h"
+
+#if PG_VERSION_NUM < 140000
+#error "pg_node_worker requires PostgreSQL 14 or later"
+#endif
+
+/*
+ * Reserving the GUC prefix "node_worker.": MarkGUCPrefixReserved() appeared
+ * in 15 and also removes existing placeholders; before that the same call
+ * was EmitWarningsOnPlaceholders(), which only warns.
+ */
+#if PG_VERSION_NUM >= 150000
+#define pgnw_reserve_guc_prefix(prefix) MarkGUCPrefixReserved(prefix)
+#else
+#define pgnw_reserve_guc_prefix(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/*
+ * JSON lexer construction.  17 takes an optional caller-provided struct as
+ * first argument (NULL = palloc one); earlier versions always palloc.  We
+ * always want de-escaped strings (need_escapes) in UTF-8.
+ */
+#if PG_VERSION_NUM >= 170000
+#define pgnw_make_json_lex(json, len) \
+	makeJsonLexContextCstringLen(NULL, (json), (len), PG_UTF8, true)
+#else
+#define pgnw_make_json_lex(json, len) \
+	makeJsonLexContextCstringLen((json), (len), PG_UTF8, true)
+#endif
+
+/*
+ * JSON semantic action callbacks return JsonParseErrorType from 16 on and
+ * void before.  Declare callbacks as returning pgnw_json_action_result and
+ * end them with "return PGNW_JSON_ACTION_OK;".
+ */
+#if PG_VERSION_NUM >= 160000
+typedef JsonParseErrorType pgnw_json_action_result;
+#define PGNW_JSON_ACTION_OK JSON_SUCCESS
+#else
+typedef void pgnw_json_action_result;
+#define PGNW_JSON_ACTION_OK
+#endif
+
+/*
+ * Parse analysis with parameter types inferred from the statement (what the
+ * extended query protocol does for unspecified types): 15 added a
+ * QueryEnvironment argument.  Needs parser/analyze.h.
+ */
+#if PG_VERSION_NUM >= 150000
+#define pgnw_parse_analyze_varparams(raw, sql, types, ntypes) \
+	parse_analyze_varparams((raw), (sql), (types), (ntypes), NULL)
+#else
+#define pgnw_parse_analyze_varparams(raw, sql, types, ntypes) \
+	parse_analyze_varparams((raw), (sql), (types), (ntypes))
+#endif
+
+#endif							/* PGNW_COMPAT_H */

@@ -1,0 +1,696 @@
+/*-------------------------------------------------------------------------
+ *
+ * runtime.cc
+ *		The worker side of pg_node_worker: embeds Node.js (libnode) in a
+ *		background worker process and drives its event loop from
+ *		PostgreSQL's latch and wait-event machinery.
+ *
+ * This file is pg_node_worker_runtime.so, the bgw_library_name of every
+ * worker.  It is loaded only in worker processes, so libnode never enters
+ * the postmaster or client backends.  It owns the process-level state that
+ * Node must not touch: signals, exit paths, stdio, and the watchdog thread
+ * that services PostgreSQL interrupts while JavaScript is busy and stops
+ * runaway JavaScript when the worker is asked to shut down.
+ *
+ * Node's C++ embedder API is not stable across majors; everything that
+ * depends on it lives in this file, pinned to Node 18.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <node.h>
+#include <uv.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if NODE_MAJOR_VERSION != 18
+#error "pg_node_worker_runtime is written against Node 18's embedder API (libnode108)"
+#endif
+
+extern "C"
+{
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/ps_status.h"
+#include "utils/timestamp.h"
+
+#include "pg_node_worker.h"
+#include "runtime.h"
+}
+
+extern "C"
+{
+	PG_MODULE_MAGIC;
+}
+
+/* ---- state shared with the bridge (see runtime.h) ---- */
+extern "C"
+{
+	pthread_t	pgnw_main_thread;
+	volatile sig_atomic_t pgnw_in_postgres = 0;
+	volatile sig_atomic_t pgnw_shutdown_requested = 0;
+	PgnwWorkerInfo pgnw_worker_info;
+	PgnwSignalStats pgnw_signal_stats;
+}
+
+static volatile sig_atomic_t pgnw_got_sigterm = 0;
+static std::atomic<bool> pgnw_exit_requested{false};
+static std::atomic<int> pgnw_exit_code{0};
+static std::atomic<bool> pgnw_interrupt_requested{false};
+static std::atomic<bool> pgnw_force_stopped{false};
+static std::atomic<int64_t> pgnw_sigterm_at_ms{0};
+static node::Environment *pgnw_env = nullptr;
+static v8::Isolate *pgnw_isolate = nullptr;
+static int	pgnw_saved_exit_code = 1;
+
+/* Signals PostgreSQL installed handlers for, and those handlers. */
+static struct sigaction pgnw_pg_actions[NSIG];
+static bool pgnw_trampolined[NSIG];
+
+static int64_t
+pgnw_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * SIGTERM: server stop or pg_terminate_backend.  Only flags and the latch
+ * here.  If the main thread is inside a SQL statement, cancel it so that a
+ * long statement (pg_sleep) does not hold up the shutdown: JS then sees a
+ * PgError 57014 and ctx.signal already aborted.
+ */
+static void
+pgnw_handle_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	pgnw_got_sigterm = 1;
+	pgnw_shutdown_requested = 1;
+	if (pgnw_in_postgres)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * Every PostgreSQL signal handler is wrapped by this trampoline.  Threads
+ * created after start-up (worker_threads, threadpool growth) inherit an
+ * unblocked mask, so the kernel may pick one of them for a process-directed
+ * signal; PostgreSQL's handlers must only ever run on the main thread, so
+ * the signal is re-sent to it.
+ */
+static void
+pgnw_signal_trampoline(int signo)
+{
+	if ((pid_t) syscall(SYS_gettid) != MyProcPid)
+	{
+		pgnw_signal_stats.forwarded++;
+		syscall(SYS_tgkill, MyProcPid, MyProcPid, signo);
+		return;
+	}
+	pgnw_signal_stats.on_main++;
+	pgnw_pg_actions[signo].sa_handler(signo);
+}
+
+static void
+pgnw_install_trampolines(void)
+{
+	for (int signo = 1; signo < NSIG; signo++)
+	{
+		struct sigaction act;
+
+		if (signo == SIGKILL || signo == SIGSTOP)
+			continue;
+		if (sigaction(signo, NULL, &act) != 0)
+			continue;
+		if ((act.sa_flags & SA_SIGINFO) || act.sa_handler == SIG_DFL ||
+			act.sa_handler == SIG_IGN)
+			continue;
+		pgnw_pg_actions[signo] = act;
+		act.sa_handler = pgnw_signal_trampoline;
+		sigaction(signo, &act, NULL);
+		pgnw_trampolined[signo] = true;
+	}
+}
+
+/*
+ * Put back any handler that something in the process replaced.  JS-level
+ * refusals (process.on('SIGHUP'), child_process) are the first line; this
+ * catches whatever got past them.
+ */
+static void
+pgnw_audit_signal_handlers(void)
+{
+	for (int signo = 1; signo < NSIG; signo++)
+	{
+		struct sigaction act;
+
+		if (!pgnw_trampolined[signo] || sigaction(signo, NULL, &act) != 0)
+			continue;
+		if (act.sa_handler == pgnw_signal_trampoline && !(act.sa_flags & SA_SIGINFO))
+			continue;
+		act = pgnw_pg_actions[signo];
+		act.sa_handler = pgnw_signal_trampoline;
+		sigaction(signo, &act, NULL);
+		pgnw_signal_stats.restored++;
+		ereport(WARNING,
+				(errmsg("node worker \"%s\": the handler for signal %d was replaced and has been restored",
+						pgnw_worker_info.name, signo)));
+	}
+}
+
+/*
+ * libuv sets O_NONBLOCK on fds 1 and 2 when JS touches process.stdout.  Their
+ * open file description is shared with the postmaster and the syslogger pipe,
+ * so give this process its own: opening /proc/self/fd/N of a pipe or a file
+ * makes a new open file description.
+ */
+static void
+pgnw_private_stdio(void)
+{
+	for (int fd = 1; fd <= 2; fd++)
+	{
+		char		path[64];
+		int			newfd;
+		int			flags = fcntl(fd, F_GETFL);
+
+		if (flags < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		newfd = open(path, (flags & O_ACCMODE) | (flags & O_APPEND) | O_CLOEXEC);
+		if (newfd < 0)
+			continue;
+		dup2(newfd, fd);
+		close(newfd);
+	}
+}
+
+/*
+ * The process must never run the static destructors of libnode or of any
+ * addon: they abort ("Disposing the isolate that is entered by a thread") or
+ * crash on a live isolate, and a worker killed by a signal makes the
+ * postmaster reset the whole cluster.  exit() runs atexit handlers in reverse
+ * order of registration, so the handler that skips them is registered at the
+ * last moment: from an on_proc_exit callback, i.e. inside proc_exit() after
+ * PostgreSQL's own cleanup has run and just before it calls exit().
+ */
+static void
+pgnw_exit_without_destructors(void)
+{
+	_exit(pgnw_saved_exit_code == 0 ? 0 : 1);
+}
+
+static void
+pgnw_arm_exit(int code, Datum arg)
+{
+	pgnw_saved_exit_code = code;
+	atexit(pgnw_exit_without_destructors);
+}
+
+/* Runs on the main thread from inside V8 (node::RequestInterrupt). */
+static void
+pgnw_service_interrupts(void *arg)
+{
+	pgnw_interrupt_requested = false;
+	if (!InterruptPending)
+		return;
+
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	pgnw_in_postgres = 1;
+	PG_TRY();
+	{
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* a cancel with no statement running has nothing to cancel */
+		if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
+			ereport(LOG,
+					(errmsg("node worker \"%s\": error while servicing interrupts: %s",
+							pgnw_worker_info.name, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgnw_in_postgres = 0;
+}
+
+/*
+ * The watchdog thread.  It never calls PostgreSQL: it reads flags set by
+ * signal handlers and asks the main thread to act.
+ *  - PostgreSQL interrupts (ProcSignalBarrier for DROP DATABASE, cancel, ...)
+ *    pending while JS runs: interrupt V8 and run CHECK_FOR_INTERRUPTS there.
+ *  - After SIGTERM plus node_worker.shutdown_grace_ms: stop JS (runaway loop)
+ *    and cancel any statement still running.
+ */
+static void *
+pgnw_watchdog(void *arg)
+{
+	for (;;)
+	{
+		usleep(20 * 1000);
+
+		if (InterruptPending && !pgnw_in_postgres && !pgnw_interrupt_requested.exchange(true))
+			node::RequestInterrupt(pgnw_env, pgnw_service_interrupts, nullptr);
+
+		int64_t		since = pgnw_sigterm_at_ms.load();
+
+		if (since != 0 && !pgnw_force_stopped &&
+			pgnw_now_ms() - since >= pgnw_shutdown_grace_ms)
+		{
+			pgnw_force_stopped = true;
+			pgnw_exit_code = 1;
+			pgnw_exit_requested = true;
+			node::Stop(pgnw_env);
+			if (pgnw_in_postgres)
+			{
+				QueryCancelPending = true;
+				InterruptPending = true;
+			}
+			SetLatch(MyLatch);
+		}
+	}
+	return nullptr;
+}
+
+extern "C" void
+pgnw_request_exit(int code)
+{
+	/* never an exit code the postmaster treats as a crash */
+	pgnw_exit_code = code == 0 ? 0 : 1;
+	pgnw_exit_requested = true;
+	if (pgnw_env)
+		node::Stop(pgnw_env);
+}
+
+/* V8 ran out of heap: leave through proc_exit(1), never abort(). */
+static void
+pgnw_v8_oom(const char *location, bool is_heap_oom)
+{
+	ereport(LOG,
+			(errmsg("node worker \"%s\" ran out of JavaScript heap memory (%s)",
+					pgnw_worker_info.name, location ? location : "unknown location"),
+			 errhint("Raise node_worker.heap_limit_mb or reduce the worker's memory use.")));
+	proc_exit(1);
+}
+
+static void
+pgnw_v8_fatal(const char *location, const char *message)
+{
+	ereport(LOG,
+			(errmsg("node worker \"%s\": fatal JavaScript engine error in %s: %s",
+					pgnw_worker_info.name, location ? location : "?", message ? message : "?")));
+	proc_exit(1);
+}
+
+static size_t
+pgnw_near_heap_limit(void *data, size_t current_limit, size_t initial_limit)
+{
+	/* let the isolate finish the current step, then leave cleanly */
+	ereport(LOG,
+			(errmsg("node worker \"%s\" reached its JavaScript heap limit (%zu MB), stopping",
+					pgnw_worker_info.name, initial_limit / (1024 * 1024)),
+			 errhint("Raise node_worker.heap_limit_mb or reduce the worker's memory use.")));
+	pgnw_request_exit(1);
+	return current_limit + 64 * 1024 * 1024;
+}
+
+static void
+pgnw_threadpool_noop(uv_work_t *req)
+{
+}
+
+static void
+pgnw_threadpool_done(uv_work_t *req, int status)
+{
+	*(bool *) req->data = true;
+}
+
+/* Call the runtime's dispatch function with an event name. */
+static void
+pgnw_dispatch(v8::Isolate *isolate, v8::Local<v8::Context> context,
+			  v8::Global<v8::Function> &dispatch, const char *event)
+{
+	v8::HandleScope scope(isolate);
+	v8::Local<v8::Value> argv[1] = {
+		v8::String::NewFromUtf8(isolate, event).ToLocalChecked()
+	};
+
+	(void) node::MakeCallback(isolate, context->Global(), dispatch.Get(isolate),
+							  1, argv, {0, 0});
+}
+
+/*
+ * The event loop: one wait on the latch, postmaster death and libuv's
+ * backend fd, for as long as libuv's next timer allows.  Nothing in the loop
+ * spins: with nothing alive in libuv the wait has no timeout.
+ */
+static void
+pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dispatch)
+{
+	v8::Isolate *isolate = setup->isolate();
+	v8::Local<v8::Context> context = setup->context();
+	uv_loop_t  *loop = setup->event_loop();
+	WaitEventSet *set;
+	bool		sigterm_dispatched = false;
+	int64_t		last_audit = 0;
+
+	set = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_POSTMASTER_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, uv_backend_fd(loop), NULL, NULL);
+
+	while (!pgnw_exit_requested)
+	{
+		bool		dispatched = false;
+
+		uv_run(loop, UV_RUN_NOWAIT);
+		if (pgnw_exit_requested)
+			break;
+
+		if (pgnw_got_sigterm && !sigterm_dispatched)
+		{
+			sigterm_dispatched = true;
+			pgnw_sigterm_at_ms = pgnw_now_ms();
+			pgnw_dispatch(isolate, context, dispatch, "sigterm");
+			dispatched = true;
+		}
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			pgnw_in_postgres = 1;
+			PG_TRY();
+			{
+				ProcessConfigFile(PGC_SIGHUP);
+			}
+			PG_CATCH();
+			{
+				EmitErrorReport();
+				FlushErrorState();
+			}
+			PG_END_TRY();
+			pgnw_in_postgres = 0;
+			pgnw_dispatch(isolate, context, dispatch, "reload");
+			dispatched = true;
+		}
+		if (InterruptPending)
+			pgnw_service_interrupts(nullptr);
+
+		int64_t		now = pgnw_now_ms();
+
+		if (now - last_audit >= 100)
+		{
+			last_audit = now;
+			pgnw_audit_signal_handlers();
+		}
+		if (pgnw_exit_requested)
+			break;
+
+		long		timeout;
+
+		if (dispatched)
+			timeout = 0;
+		else if (!uv_loop_alive(loop))
+			timeout = -1;
+		else
+			timeout = uv_backend_timeout(loop);
+
+		WaitEvent	events[3];
+		int			n = WaitEventSetWait(set, timeout, events, 3, PG_WAIT_EXTENSION);
+
+		for (int i = 0; i < n; i++)
+		{
+			if (events[i].events & WL_POSTMASTER_DEATH)
+			{
+				/* nothing left to serve; leave without running more JS */
+				proc_exit(1);
+			}
+			if (events[i].events & WL_LATCH_SET)
+				ResetLatch(MyLatch);
+		}
+	}
+	FreeWaitEventSet(set);
+}
+
+static std::string
+pgnw_js_string(const char *s)
+{
+	std::string out = "\"";
+
+	for (const char *p = s; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			out += '\\';
+		out += *p;
+	}
+	return out + "\"";
+}
+
+/*
+ * Start Node and run the worker.  Returns the exit code (0 or 1).
+ */
+static int
+pgnw_run_node(const PgnwManifest *manifest)
+{
+	sigset_t	all_blocked,
+				saved_mask;
+	char		rtdir[MAXPGPATH];
+	int			exit_code;
+
+	snprintf(rtdir, sizeof(rtdir), "%s/pg_node_worker", pkglib_path);
+
+	/*
+	 * Every thread Node, V8 and libuv create at start-up inherits this mask,
+	 * so no PostgreSQL signal handler can run on them.
+	 */
+	sigfillset(&all_blocked);
+	pthread_sigmask(SIG_SETMASK, &all_blocked, &saved_mask);
+
+	pgnw_private_stdio();
+
+	std::vector<std::string> args = {"postgres"};
+	std::string heap_flag = "--max-old-space-size=" + std::to_string(pgnw_heap_limit_mb);
+	std::vector<std::string> exec_args = {heap_flag};
+
+	std::vector<std::string> init_args = {"postgres", heap_flag};
+	std::unique_ptr<node::InitializationResult> result =
+		node::InitializeOncePerProcess(init_args, {
+			node::ProcessInitializationFlags::kNoInitializeV8,
+			node::ProcessInitializationFlags::kNoInitializeNodeV8Platform,
+			node::ProcessInitializationFlags::kNoDefaultSignalHandling,
+			node::ProcessInitializationFlags::kNoStdioInitialization,
+			node::ProcessInitializationFlags::kDisableNodeOptionsEnv,
+			node::ProcessInitializationFlags::kNoAdjustResourceLimits,
+			node::ProcessInitializationFlags::kNoUseLargePages,
+			node::ProcessInitializationFlags::kNoPrintHelpOrVersionOutput,
+			node::ProcessInitializationFlags::kNoInitOpenSSL,
+		});
+	if (result->early_return() || !result->errors().empty())
+	{
+		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+		for (const std::string &err : result->errors())
+			ereport(LOG, (errmsg("node worker \"%s\": %s", manifest->name, err.c_str())));
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not initialize the Node.js runtime")));
+	}
+
+	std::unique_ptr<node::MultiIsolatePlatform> platform =
+		node::MultiIsolatePlatform::Create(2);
+
+	v8::V8::InitializePlatform(platform.get());
+	v8::V8::Initialize();
+
+	on_proc_exit(pgnw_arm_exit, (Datum) 0);
+
+	std::vector<std::string> errors;
+	std::unique_ptr<node::CommonEnvironmentSetup> setup =
+		node::CommonEnvironmentSetup::Create(
+			platform.get(), &errors, args, exec_args,
+			static_cast<node::EnvironmentFlags::Flags>(
+				node::EnvironmentFlags::kOwnsProcessState |
+				node::EnvironmentFlags::kNoCreateInspector));
+	if (!setup)
+	{
+		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+		for (const std::string &err : errors)
+			ereport(LOG, (errmsg("node worker \"%s\": %s", manifest->name, err.c_str())));
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not create the Node.js environment")));
+	}
+
+	v8::Isolate *isolate = setup->isolate();
+	node::Environment *env = setup->env();
+
+	pgnw_env = env;
+	pgnw_isolate = isolate;
+
+	{
+		v8::Locker	locker(isolate);
+		v8::Isolate::Scope isolate_scope(isolate);
+		v8::HandleScope handle_scope(isolate);
+		v8::Context::Scope context_scope(setup->context());
+		v8::Global<v8::Function> dispatch;
+
+		isolate->SetOOMErrorHandler(pgnw_v8_oom);
+		isolate->SetFatalErrorHandler(pgnw_v8_fatal);
+		isolate->AddNearHeapLimitCallback(pgnw_near_heap_limit, nullptr);
+
+		node::SetProcessExitHandler(env, [](node::Environment *e, int code) {
+			pgnw_request_exit(code);
+		});
+
+		/*
+		 * Pre-create libuv's threadpool while every signal is blocked: its
+		 * threads are made on first use.
+		 */
+		{
+			uv_work_t	req;
+			bool		done = false;
+
+			req.data = &done;
+			uv_queue_work(setup->event_loop(), &req, pgnw_threadpool_noop,
+						  pgnw_threadpool_done);
+			while (!done)
+				uv_run(setup->event_loop(), UV_RUN_ONCE);
+		}
+
+		pthread_t	watchdog;
+
+		if (pthread_create(&watchdog, NULL, pgnw_watchdog, NULL) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not start the watchdog thread: %m")));
+		pthread_detach(watchdog);
+
+		/* Threads exist; the main thread takes signals again. */
+		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+		pgnw_install_trampolines();
+
+		std::string bootstrap =
+			"const rtdir = " + pgnw_js_string(rtdir) + ";\n"
+			"const req = require('module').createRequire(rtdir + '/');\n"
+			"globalThis.require = req;\n"
+			"req(rtdir + '/runtime.js').start(" +
+			pgnw_js_string(rtdir) + ", " + pgnw_js_string(manifest->bundle_path) + ");\n";
+
+		v8::TryCatch try_catch(isolate);
+
+		if (node::LoadEnvironment(env, bootstrap.c_str()).IsEmpty() && !pgnw_exit_requested)
+		{
+			v8::String::Utf8Value msg(isolate, try_catch.Exception());
+
+			ereport(LOG,
+					(errmsg("node worker \"%s\" failed to start: %s",
+							manifest->name, *msg ? *msg : "unknown error")));
+			pgnw_request_exit(1);
+		}
+
+		if (!pgnw_exit_requested)
+		{
+			v8::Local<v8::Context> context = setup->context();
+			v8::Local<v8::String> key =
+				v8::String::NewFromUtf8Literal(isolate, "__pgnwDispatch");
+			v8::Local<v8::Value> fn;
+
+			if (context->Global()->Get(context, key).ToLocal(&fn) && fn->IsFunction())
+			{
+				dispatch.Reset(isolate, fn.As<v8::Function>());
+				if (context->Global()->Delete(context, key).IsNothing())
+					ereport(DEBUG1, (errmsg("could not remove the dispatch function from the global object")));
+				pgnw_run_loop(setup.get(), dispatch);
+			}
+			else
+			{
+				ereport(LOG,
+						(errmsg("node worker \"%s\": the runtime did not register its dispatch function",
+								manifest->name)));
+				pgnw_request_exit(1);
+			}
+		}
+		exit_code = pgnw_exit_code;
+	}
+
+	/*
+	 * A worker told to stop that returned cleanly still exits 1, as C
+	 * workers do, so pg_terminate_backend does not unregister it forever.
+	 */
+	if (pgnw_got_sigterm && exit_code == 0)
+		exit_code = 1;
+	return exit_code;
+}
+
+extern "C" PGDLLEXPORT void pg_node_worker_main(Datum main_arg);
+
+void
+pg_node_worker_main(Datum main_arg)
+{
+	char		name[BGW_EXTRALEN];
+	char		path[MAXPGPATH];
+	char	   *reason = NULL;
+	PgnwManifest manifest;
+
+	pgnw_main_thread = pthread_self();
+	strlcpy(name, MyBgworkerEntry->bgw_extra, sizeof(name));
+
+	pqsignal(SIGTERM, pgnw_handle_sigterm);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	if (!pgnw_valid_worker_name(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid node worker name \"%s\"", name)));
+	snprintf(path, sizeof(path), "%s/%s.json", pgnw_directory(), name);
+	if (!pgnw_read_manifest(path, &manifest, &reason))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("could not load node worker manifest \"%s\": %s", path, reason)));
+
+	BackgroundWorkerInitializeConnection(manifest.database,
+										 manifest.role[0] ? manifest.role : NULL, 0);
+
+	strlcpy(pgnw_worker_info.name, manifest.name, sizeof(pgnw_worker_info.name));
+	strlcpy(pgnw_worker_info.database, manifest.database, sizeof(pgnw_worker_info.database));
+	strlcpy(pgnw_worker_info.role, manifest.role, sizeof(pgnw_worker_info.role));
+	pgnw_worker_info.started_at_ms =
+		(double) (MyStartTimestamp / 1000) +
+		(double) ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) * 1000.0;
+	pgnw_worker_info.fork_to_connected_ms =
+		(double) (GetCurrentTimestamp() - MyStartTimestamp) / 1000.0;
+
+	SetConfigOption("application_name", manifest.name, PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	proc_exit(pgnw_run_node(&manifest));
+}

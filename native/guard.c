@@ -1,0 +1,1039 @@
+/*-------------------------------------------------------------------------
+ *
+ * guard.c
+ *		The error boundary between JavaScript and PostgreSQL: SPI,
+ *		transactions, logging and settings, each run inside PG_TRY.
+ *
+ * pgnw_guard() runs one operation (a function and its argument struct)
+ * inside PG_TRY on the main thread.  Nothing in an operation calls V8 or
+ * N-API, so a longjmp out of PostgreSQL lands here and never crosses a
+ * JavaScript frame.  An ERROR is copied into a PgnwError with malloc'd
+ * strings, and the (sub)transaction it happened in is rolled back, the way
+ * PL/pgSQL's exception blocks do it.
+ *
+ * Transactions: depth 0 means none is open and each statement runs in a
+ * transaction of its own; depth 1 is a transaction; deeper levels are
+ * subtransactions (savepoints).  A statement that fails inside a level
+ * rolls that level back at once and marks it dead: later statements at that
+ * level fail with 25P02 and its commit reports that it was rolled back,
+ * which is what a client of the same transaction would see.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <pthread.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "pgstat.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/ps_status.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "../extension/compat.h"
+#include "../extension/runtime.h"
+#include "guard.h"
+
+#define PGNW_MAX_DEPTH 64
+
+/* milliseconds between 1970-01-01 and 2000-01-01 */
+#define PGNW_EPOCH_OFFSET_MS \
+	((double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000.0)
+
+typedef void (*PgnwOperation) (void *arg);
+
+/* one saved plan */
+typedef struct PgnwPlan
+{
+	SPIPlanPtr	plan;
+	int			nparams;
+	Oid		   *types;
+	Oid		   *elem_types;
+} PgnwPlan;
+
+/* how to turn a column (or array element) into a PgnwValue */
+typedef struct PgnwTypeInfo
+{
+	Oid			typid;
+	PgnwKind	kind;
+	FmgrInfo	outfunc;
+	bool		need_outfunc;
+	/* arrays */
+	Oid			elemtype;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	struct PgnwTypeInfo *elem;
+} PgnwTypeInfo;
+
+static PgnwPlan *pgnw_plans = NULL;
+static int	pgnw_nplans = 0;
+
+/* transaction levels */
+static int	pgnw_depth = 0;
+static bool pgnw_dead[PGNW_MAX_DEPTH + 1];
+static MemoryContext pgnw_level_context[PGNW_MAX_DEPTH + 1];
+
+/* the statement in progress (between pgnw_execute and pgnw_finish) */
+static bool pgnw_stmt_implicit_xact = false;
+static bool pgnw_stmt_snapshot = false;
+static bool pgnw_stmt_spi = false;
+
+/* ---------------------------------------------------------------- errors */
+
+static char *
+pgnw_strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+void
+pgnw_error_clear(PgnwError *err)
+{
+	free(err->severity);
+	free(err->message);
+	free(err->detail);
+	free(err->hint);
+	free(err->context);
+	free(err->schema);
+	free(err->table);
+	free(err->column);
+	free(err->datatype);
+	free(err->constraint);
+	free(err->internal_query);
+	free(err->file);
+	free(err->routine);
+	memset(err, 0, sizeof(*err));
+}
+
+void
+pgnw_error_set(PgnwError *err, const char *code, const char *message, const char *hint)
+{
+	pgnw_error_clear(err);
+	strlcpy(err->code, code, sizeof(err->code));
+	err->severity = strdup("ERROR");
+	err->message = strdup(message);
+	err->hint = pgnw_strdup_or_null(hint);
+}
+
+static void
+pgnw_capture_error(PgnwError *err)
+{
+	ErrorData  *edata = CopyErrorData();
+
+	FlushErrorState();
+	pgnw_error_clear(err);
+	strlcpy(err->code, unpack_sql_state(edata->sqlerrcode), sizeof(err->code));
+	err->severity = strdup(edata->elevel >= FATAL ? "FATAL" :
+						   edata->elevel >= ERROR ? "ERROR" : "WARNING");
+	err->message = pgnw_strdup_or_null(edata->message);
+	err->detail = pgnw_strdup_or_null(edata->detail);
+	err->hint = pgnw_strdup_or_null(edata->hint);
+	err->context = pgnw_strdup_or_null(edata->context);
+	err->schema = pgnw_strdup_or_null(edata->schema_name);
+	err->table = pgnw_strdup_or_null(edata->table_name);
+	err->column = pgnw_strdup_or_null(edata->column_name);
+	err->datatype = pgnw_strdup_or_null(edata->datatype_name);
+	err->constraint = pgnw_strdup_or_null(edata->constraint_name);
+	err->internal_query = pgnw_strdup_or_null(edata->internalquery);
+	err->position = edata->cursorpos;
+	err->internal_position = edata->internalpos;
+	err->file = pgnw_strdup_or_null(edata->filename);
+	err->line = edata->lineno;
+	err->routine = pgnw_strdup_or_null(edata->funcname);
+	FreeErrorData(edata);
+}
+
+bool
+pgnw_check_thread(PgnwError *err)
+{
+	if (pthread_equal(pthread_self(), pgnw_main_thread))
+		return true;
+	pgnw_error_set(err, "55000",
+				   "PostgreSQL can only be called from the worker's main thread",
+				   "Use SQL from the main JavaScript thread; worker_threads cannot run SQL.");
+	return false;
+}
+
+/*
+ * Run one operation inside PG_TRY.  On ERROR, the error is copied into *err
+ * and false is returned; the caller decides what to roll back.
+ */
+static bool
+pgnw_guard(PgnwOperation op, void *arg, PgnwError *err)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	if (!pgnw_check_thread(err))
+		return false;
+
+	pgnw_in_postgres = 1;
+	PG_TRY();
+	{
+		op(arg);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		pgnw_capture_error(err);
+		ok = false;
+	}
+	PG_END_TRY();
+	pgnw_in_postgres = 0;
+	return ok;
+}
+
+/* ----------------------------------------------------------- transactions */
+
+int
+pgnw_xact_depth(void)
+{
+	return pgnw_depth;
+}
+
+/* The memory context that was current before transaction level `level`. */
+static MemoryContext
+pgnw_context_below(int level)
+{
+	return level <= 1 ? TopMemoryContext : pgnw_level_context[level - 1];
+}
+
+/* Roll back the innermost level after an error in it, and mark it dead. */
+static void
+pgnw_op_abort_level(void *arg)
+{
+	int			level = *(int *) arg;
+
+	if (level <= 1)
+		AbortCurrentTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(pgnw_context_below(level));
+}
+
+/* Reset statement state and roll back whatever the failed statement left. */
+static void
+pgnw_after_failure(void)
+{
+	PgnwError	abort_err = {0};
+	int			level = pgnw_depth == 0 ? 1 : pgnw_depth;
+	bool		need_abort = pgnw_depth > 0 ? !pgnw_dead[pgnw_depth] : pgnw_stmt_implicit_xact;
+
+	pgnw_stmt_spi = false;
+	pgnw_stmt_snapshot = false;
+	pgnw_stmt_implicit_xact = false;
+
+	if (need_abort && !pgnw_guard(pgnw_op_abort_level, &level, &abort_err))
+	{
+		/* the transaction machinery itself is broken: leave, restart clean */
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not roll back after an error: %s",
+						abort_err.message ? abort_err.message : "unknown error")));
+	}
+	pgnw_error_clear(&abort_err);
+	if (pgnw_depth > 0)
+		pgnw_dead[pgnw_depth] = true;
+	pgstat_report_activity(pgnw_depth > 0 ? STATE_IDLEINTRANSACTION_ABORTED : STATE_IDLE, NULL);
+}
+
+static bool
+pgnw_check_level_alive(PgnwError *err)
+{
+	if (pgnw_depth > 0 && pgnw_dead[pgnw_depth])
+	{
+		pgnw_error_set(err, "25P02",
+					   "current transaction is aborted, commands ignored until end of transaction block",
+					   "An earlier statement in this transaction failed; let the error leave the transaction callback to roll it back.");
+		return false;
+	}
+	return true;
+}
+
+static void
+pgnw_op_begin(void *arg)
+{
+	if (pgnw_depth == 0)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+	}
+	else
+		BeginInternalSubTransaction(NULL);
+}
+
+bool
+pgnw_begin(PgnwError *err)
+{
+	MemoryContext before = CurrentMemoryContext;
+
+	if (pgnw_depth >= PGNW_MAX_DEPTH)
+	{
+		pgnw_error_set(err, "54000", "too many nested transactions", NULL);
+		return false;
+	}
+	if (!pgnw_check_level_alive(err))
+		return false;
+	if (!pgnw_guard(pgnw_op_begin, NULL, err))
+	{
+		if (pgnw_depth > 0)
+			pgnw_after_failure();
+		return false;
+	}
+	pgnw_level_context[pgnw_depth] = before;
+	pgnw_depth++;
+	pgnw_dead[pgnw_depth] = false;
+	pgstat_report_activity(STATE_IDLEINTRANSACTION, NULL);
+	return true;
+}
+
+static void
+pgnw_op_commit(void *arg)
+{
+	int			level = *(int *) arg;
+
+	if (level == 1)
+		CommitTransactionCommand();
+	else
+		ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(pgnw_context_below(level));
+}
+
+bool
+pgnw_commit(PgnwError *err)
+{
+	int			level = pgnw_depth;
+
+	if (level == 0)
+	{
+		pgnw_error_set(err, "25000", "there is no transaction in progress", NULL);
+		return false;
+	}
+	if (pgnw_dead[level])
+	{
+		/* already rolled back when its statement failed */
+		pgnw_depth--;
+		pgnw_error_set(err, "25P02",
+					   level == 1 ? "the transaction was rolled back because a statement in it failed" :
+					   "the savepoint was rolled back because a statement in it failed",
+					   "The error was caught inside the transaction callback; nothing of it was committed.");
+		pgstat_report_activity(pgnw_depth > 0 ? STATE_IDLEINTRANSACTION : STATE_IDLE, NULL);
+		return false;
+	}
+	if (!pgnw_guard(pgnw_op_commit, &level, err))
+	{
+		/* a deferred constraint, serialization failure, ...: roll back */
+		pgnw_after_failure();
+		pgnw_depth--;
+		pgstat_report_activity(pgnw_depth > 0 ? STATE_IDLEINTRANSACTION : STATE_IDLE, NULL);
+		return false;
+	}
+	pgnw_depth--;
+	pgstat_report_activity(pgnw_depth > 0 ? STATE_IDLEINTRANSACTION : STATE_IDLE, NULL);
+	return true;
+}
+
+static void
+pgnw_op_rollback(void *arg)
+{
+	int			level = *(int *) arg;
+
+	if (level == 1)
+		AbortCurrentTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(pgnw_context_below(level));
+}
+
+bool
+pgnw_rollback(PgnwError *err)
+{
+	int			level = pgnw_depth;
+	bool		ok = true;
+
+	if (level == 0)
+	{
+		pgnw_error_set(err, "25000", "there is no transaction in progress", NULL);
+		return false;
+	}
+	if (!pgnw_dead[level])
+		ok = pgnw_guard(pgnw_op_rollback, &level, err);
+	if (!ok)
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not roll back a transaction: %s",
+						err->message ? err->message : "unknown error")));
+	pgnw_depth--;
+	pgstat_report_activity(pgnw_depth > 0 ? STATE_IDLEINTRANSACTION : STATE_IDLE, NULL);
+	return true;
+}
+
+/* ------------------------------------------------------------ statements */
+
+typedef struct PgnwPrepareArgs
+{
+	const char *sql;
+	PgnwPlan   *out;
+} PgnwPrepareArgs;
+
+static void
+pgnw_op_prepare(void *arg)
+{
+	PgnwPrepareArgs *a = (PgnwPrepareArgs *) arg;
+	List	   *raw;
+	ListCell   *lc;
+	Oid		   *types = NULL;
+	int			ntypes = 0;
+	SPIPlanPtr	plan;
+
+	/* infer the parameter types the way the extended protocol does */
+	raw = raw_parser(a->sql, RAW_PARSE_DEFAULT);
+	foreach(lc, raw)
+		(void) pgnw_parse_analyze_varparams(lfirst_node(RawStmt, lc), a->sql, &types, &ntypes);
+	for (int i = 0; i < ntypes; i++)
+		if (types[i] == InvalidOid || types[i] == UNKNOWNOID)
+			types[i] = TEXTOID;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(a->sql, ntypes, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	SPI_finish();
+
+	a->out->plan = plan;
+	a->out->nparams = ntypes;
+	a->out->types = (Oid *) MemoryContextAllocZero(TopMemoryContext, sizeof(Oid) * (ntypes + 1));
+	a->out->elem_types = (Oid *) MemoryContextAllocZero(TopMemoryContext, sizeof(Oid) * (ntypes + 1));
+	for (int i = 0; i < ntypes; i++)
+	{
+		a->out->types[i] = types[i];
+		a->out->elem_types[i] = get_element_type(getBaseType(types[i]));
+	}
+}
+
+static void
+pgnw_op_start_statement(void *arg)
+{
+	if (pgnw_depth == 0)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		pgnw_stmt_implicit_xact = true;
+	}
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgnw_stmt_snapshot = true;
+}
+
+static void
+pgnw_op_end_statement(void *arg)
+{
+	if (pgnw_stmt_spi)
+	{
+		pgnw_stmt_spi = false;
+		SPI_finish();
+	}
+	if (pgnw_stmt_snapshot)
+	{
+		pgnw_stmt_snapshot = false;
+		PopActiveSnapshot();
+	}
+	if (pgnw_stmt_implicit_xact)
+	{
+		pgnw_stmt_implicit_xact = false;
+		CommitTransactionCommand();
+	}
+}
+
+bool
+pgnw_prepare(const char *sql, PgnwPlanInfo *info, PgnwError *err)
+{
+	PgnwPrepareArgs a;
+	PgnwPlan	plan = {0};
+	int			id;
+
+	if (!pgnw_check_level_alive(err))
+		return false;
+	a.sql = sql;
+	a.out = &plan;
+	if (!pgnw_guard(pgnw_op_start_statement, NULL, err) ||
+		!pgnw_guard(pgnw_op_prepare, &a, err) ||
+		!pgnw_guard(pgnw_op_end_statement, NULL, err))
+	{
+		pgnw_after_failure();
+		return false;
+	}
+
+	for (id = 0; id < pgnw_nplans; id++)
+		if (pgnw_plans[id].plan == NULL)
+			break;
+	if (id == pgnw_nplans)
+	{
+		int			n = pgnw_nplans == 0 ? 64 : pgnw_nplans * 2;
+
+		pgnw_plans = (PgnwPlan *) realloc(pgnw_plans, sizeof(PgnwPlan) * n);
+		if (pgnw_plans == NULL)
+			abort();
+		memset(pgnw_plans + pgnw_nplans, 0, sizeof(PgnwPlan) * (n - pgnw_nplans));
+		pgnw_nplans = n;
+	}
+	pgnw_plans[id] = plan;
+	info->id = id;
+	info->nparams = plan.nparams;
+	info->param_types = plan.types;
+	info->param_elem_types = plan.elem_types;
+	return true;
+}
+
+static void
+pgnw_op_free_plan(void *arg)
+{
+	PgnwPlan   *p = (PgnwPlan *) arg;
+
+	SPI_freeplan(p->plan);
+	pfree(p->types);
+	pfree(p->elem_types);
+}
+
+void
+pgnw_free_plan(int id)
+{
+	PgnwError	err = {0};
+
+	if (id < 0 || id >= pgnw_nplans || pgnw_plans[id].plan == NULL)
+		return;
+	(void) pgnw_guard(pgnw_op_free_plan, &pgnw_plans[id], &err);
+	pgnw_error_clear(&err);
+	memset(&pgnw_plans[id], 0, sizeof(PgnwPlan));
+}
+
+/* -------------------------------------------------- values to JavaScript */
+
+static PgnwTypeInfo *
+pgnw_type_info(Oid typid)
+{
+	PgnwTypeInfo *ti = (PgnwTypeInfo *) palloc0(sizeof(PgnwTypeInfo));
+	Oid			base = getBaseType(typid);
+	Oid			elem;
+
+	ti->typid = typid;
+	switch (base)
+	{
+		case BOOLOID:
+			ti->kind = PGNW_BOOL;
+			break;
+		case INT2OID:
+		case INT4OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+			ti->kind = PGNW_NUMBER;
+			break;
+		case INT8OID:
+			ti->kind = PGNW_BIGINT;
+			break;
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+			ti->kind = PGNW_TEXT;
+			break;
+		case JSONOID:
+			ti->kind = PGNW_JSON;
+			break;
+		case JSONBOID:
+			ti->kind = PGNW_JSON;
+			ti->need_outfunc = true;
+			break;
+		case BYTEAOID:
+			ti->kind = PGNW_BYTES;
+			break;
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			ti->kind = PGNW_DATE;
+			ti->need_outfunc = true;	/* for +-infinity */
+			break;
+		default:
+			elem = get_element_type(base);
+			if (OidIsValid(elem))
+			{
+				ti->kind = PGNW_ARRAY;
+				ti->elemtype = elem;
+				get_typlenbyvalalign(elem, &ti->elmlen, &ti->elmbyval, &ti->elmalign);
+				ti->elem = pgnw_type_info(elem);
+			}
+			else
+			{
+				ti->kind = PGNW_TEXT;
+				ti->need_outfunc = true;
+			}
+			break;
+	}
+	if (ti->need_outfunc)
+	{
+		Oid			outfn;
+		bool		isvarlena;
+
+		getTypeOutputInfo(typid, &outfn, &isvarlena);
+		fmgr_info(outfn, &ti->outfunc);
+	}
+	ti->typid = base;
+	return ti;
+}
+
+static void
+pgnw_set_text(PgnwValue *v, PgnwKind kind, const char *s)
+{
+	v->kind = kind;
+	v->u.s.ptr = s;
+	v->u.s.len = (int) strlen(s);
+}
+
+static void pgnw_datum_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v);
+
+static void
+pgnw_array_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	PgnwArray  *out = (PgnwArray *) palloc0(sizeof(PgnwArray));
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(arr, ti->elemtype, ti->elmlen, ti->elmbyval, ti->elmalign,
+					  &elems, &nulls, &n);
+	out->ndims = Min(ARR_NDIM(arr), 6);
+	for (int i = 0; i < out->ndims; i++)
+		out->dims[i] = ARR_DIMS(arr)[i];
+	out->nitems = n;
+	out->items = (PgnwValue *) palloc0(sizeof(PgnwValue) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			out->items[i].kind = PGNW_NULL;
+		else
+			pgnw_datum_to_value(elems[i], ti->elem, &out->items[i]);
+	}
+	v->kind = PGNW_ARRAY;
+	v->u.arr = out;
+}
+
+static void
+pgnw_datum_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v)
+{
+	switch (ti->kind)
+	{
+		case PGNW_BOOL:
+			v->kind = PGNW_BOOL;
+			v->u.b = DatumGetBool(d);
+			break;
+		case PGNW_NUMBER:
+			v->kind = PGNW_NUMBER;
+			if (ti->typid == INT2OID)
+				v->u.d = DatumGetInt16(d);
+			else if (ti->typid == INT4OID)
+				v->u.d = DatumGetInt32(d);
+			else if (ti->typid == FLOAT4OID)
+				v->u.d = DatumGetFloat4(d);
+			else
+				v->u.d = DatumGetFloat8(d);
+			break;
+		case PGNW_BIGINT:
+			v->kind = PGNW_BIGINT;
+			v->u.i = DatumGetInt64(d);
+			break;
+		case PGNW_BYTES:
+		case PGNW_TEXT:
+		case PGNW_JSON:
+			if (ti->need_outfunc)
+				pgnw_set_text(v, ti->kind, OutputFunctionCall(&ti->outfunc, d));
+			else if (ti->typid == NAMEOID)
+				pgnw_set_text(v, ti->kind, NameStr(*DatumGetName(d)));
+			else
+			{
+				struct varlena *t = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+
+				v->kind = ti->kind;
+				v->u.s.ptr = VARDATA_ANY(t);
+				v->u.s.len = VARSIZE_ANY_EXHDR(t);
+			}
+			break;
+		case PGNW_DATE:
+			if (ti->typid == DATEOID)
+			{
+				DateADT		date = DatumGetDateADT(d);
+
+				if (DATE_NOT_FINITE(date))
+				{
+					pgnw_set_text(v, PGNW_TEXT, OutputFunctionCall(&ti->outfunc, d));
+					break;
+				}
+				v->kind = PGNW_DATE;
+				v->u.d = (double) date * SECS_PER_DAY * 1000.0 + PGNW_EPOCH_OFFSET_MS;
+			}
+			else
+			{
+				Timestamp	ts = DatumGetTimestamp(d);
+
+				if (TIMESTAMP_NOT_FINITE(ts))
+				{
+					pgnw_set_text(v, PGNW_TEXT, OutputFunctionCall(&ti->outfunc, d));
+					break;
+				}
+				v->kind = PGNW_DATE;
+				v->u.d = (double) ts / 1000.0 + PGNW_EPOCH_OFFSET_MS;
+			}
+			break;
+		case PGNW_ARRAY:
+			pgnw_array_to_value(d, ti, v);
+			break;
+		default:
+			v->kind = PGNW_NULL;
+			break;
+	}
+}
+
+static const char *
+pgnw_command_name(int spi_code)
+{
+	switch (spi_code)
+	{
+		case SPI_OK_SELECT:
+		case SPI_OK_SELINTO:
+			return "SELECT";
+		case SPI_OK_INSERT:
+		case SPI_OK_INSERT_RETURNING:
+			return "INSERT";
+		case SPI_OK_UPDATE:
+		case SPI_OK_UPDATE_RETURNING:
+			return "UPDATE";
+		case SPI_OK_DELETE:
+		case SPI_OK_DELETE_RETURNING:
+			return "DELETE";
+#ifdef SPI_OK_MERGE
+		case SPI_OK_MERGE:
+			return "MERGE";
+#endif
+		default:
+			return "UTILITY";
+	}
+}
+
+/* ------------------------------------------------- parameters from JS */
+
+static Datum
+pgnw_param_from_text(const char *text, Oid type)
+{
+	Oid			infunc;
+	Oid			ioparam;
+
+	getTypeInputInfo(type, &infunc, &ioparam);
+	return OidInputFunctionCall(infunc, (char *) text, ioparam, -1);
+}
+
+static Datum
+pgnw_param_to_datum(const PgnwParam *p, Oid type)
+{
+	Oid			base = getBaseType(type);
+	char		buf[64];
+
+	switch (p->kind)
+	{
+		case PGNW_BOOL:
+			if (base == BOOLOID)
+				return BoolGetDatum(p->u.b);
+			return pgnw_param_from_text(p->u.b ? "true" : "false", type);
+		case PGNW_NUMBER:
+			{
+				double		d = p->u.d;
+
+				if (base == FLOAT8OID)
+					return Float8GetDatum(d);
+				if (base == FLOAT4OID)
+					return Float4GetDatum((float4) d);
+				if (base == INT4OID && d == (double) (int32) d)
+					return Int32GetDatum((int32) d);
+				if (base == INT2OID && d == (double) (int16) d)
+					return Int16GetDatum((int16) d);
+				if (base == INT8OID && d >= -9007199254740991.0 && d <= 9007199254740991.0 &&
+					d == (double) (int64) d)
+					return Int64GetDatum((int64) d);
+				/* let the type's input function judge it (range, syntax) */
+				snprintf(buf, sizeof(buf), "%.17g", d);
+				return pgnw_param_from_text(buf, type);
+			}
+		case PGNW_BIGINT:
+			if (base == INT8OID)
+				return Int64GetDatum(p->u.i);
+			snprintf(buf, sizeof(buf), INT64_FORMAT, (int64) p->u.i);
+			return pgnw_param_from_text(buf, type);
+		case PGNW_TEXT:
+			{
+				char	   *s = pnstrdup(p->u.s.ptr, p->u.s.len);
+
+				return pgnw_param_from_text(s, type);
+			}
+		case PGNW_BYTES:
+			if (base == BYTEAOID)
+			{
+				bytea	   *b = (bytea *) palloc(VARHDRSZ + p->u.s.len);
+
+				SET_VARSIZE(b, VARHDRSZ + p->u.s.len);
+				memcpy(VARDATA(b), p->u.s.ptr, p->u.s.len);
+				return PointerGetDatum(b);
+			}
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("a Uint8Array cannot be used as a value of type %s",
+							format_type_be(type)),
+					 errhint("Uint8Array parameters are passed as bytea; cast the parameter or pass a string.")));
+			return (Datum) 0;	/* keep compiler quiet */
+		default:
+			return (Datum) 0;
+	}
+}
+
+typedef struct PgnwExecuteArgs
+{
+	PgnwPlan   *plan;
+	const char *sql;
+	int			nparams;
+	const PgnwParam *params;
+	PgnwResult *res;
+} PgnwExecuteArgs;
+
+static void
+pgnw_op_execute(void *arg)
+{
+	PgnwExecuteArgs *a = (PgnwExecuteArgs *) arg;
+	PgnwResult *res = a->res;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgnw_stmt_spi = true;
+
+	if (a->plan)
+	{
+		int			n = a->plan->nparams;
+		Datum	   *values = (Datum *) palloc0(sizeof(Datum) * (n + 1));
+		char	   *nulls = (char *) palloc(n + 1);
+
+		if (a->nparams != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("the statement takes %d parameters but %d were given", n, a->nparams)));
+		for (int i = 0; i < n; i++)
+		{
+			nulls[i] = a->params[i].kind == PGNW_NULL ? 'n' : ' ';
+			if (a->params[i].kind != PGNW_NULL)
+				values[i] = pgnw_param_to_datum(&a->params[i], a->plan->types[i]);
+		}
+		nulls[n] = '\0';
+		ret = SPI_execute_plan(a->plan->plan, values, nulls, false, 0);
+	}
+	else
+		ret = SPI_execute(a->sql, false, 0);
+
+	if (ret == SPI_ERROR_TRANSACTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("transaction control statements are not allowed in ctx.sql"),
+				 errhint("Use ctx.transaction(tx => ...) for a transaction and tx.transaction(...) for a savepoint.")));
+	if (ret < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("SPI failed: %s", SPI_result_code_string(ret))));
+
+	res->processed = SPI_processed;
+	res->command = pgnw_command_name(ret);
+	res->ncols = 0;
+	res->nrows = 0;
+	if (SPI_tuptable != NULL)
+	{
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		int			ncols = desc->natts;
+		uint64		nrows = SPI_processed;
+		PgnwTypeInfo **tis = (PgnwTypeInfo **) palloc(sizeof(PgnwTypeInfo *) * Max(ncols, 1));
+		Datum	   *dvals = (Datum *) palloc(sizeof(Datum) * Max(ncols, 1));
+		bool	   *dnulls = (bool *) palloc(sizeof(bool) * Max(ncols, 1));
+
+		res->ncols = ncols;
+		res->colnames = (const char **) palloc(sizeof(char *) * Max(ncols, 1));
+		res->coltypes = (unsigned int *) palloc(sizeof(unsigned int) * Max(ncols, 1));
+		for (int c = 0; c < ncols; c++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, c);
+
+			res->colnames[c] = NameStr(att->attname);
+			res->coltypes[c] = att->atttypid;
+			tis[c] = pgnw_type_info(att->atttypid);
+		}
+		res->values = (PgnwValue *)
+			MemoryContextAllocHuge(CurrentMemoryContext, sizeof(PgnwValue) * Max(nrows * ncols, 1));
+		for (uint64 r = 0; r < nrows; r++)
+		{
+			PgnwValue  *row = res->values + r * ncols;
+
+			heap_deform_tuple(SPI_tuptable->vals[r], desc, dvals, dnulls);
+			for (int c = 0; c < ncols; c++)
+			{
+				if (dnulls[c])
+					row[c].kind = PGNW_NULL;
+				else
+					pgnw_datum_to_value(dvals[c], tis[c], &row[c]);
+			}
+			if ((r & 4095) == 4095)
+				CHECK_FOR_INTERRUPTS();
+		}
+		res->nrows = nrows;
+	}
+}
+
+bool
+pgnw_execute(int plan_id, const char *sql, int nparams, const PgnwParam *params,
+			 PgnwResult *res, PgnwError *err)
+{
+	PgnwExecuteArgs a;
+
+	memset(res, 0, sizeof(*res));
+	if (!pgnw_check_level_alive(err))
+		return false;
+	if (plan_id >= 0 && (plan_id >= pgnw_nplans || pgnw_plans[plan_id].plan == NULL))
+	{
+		pgnw_error_set(err, "26000", "prepared statement does not exist", NULL);
+		return false;
+	}
+	a.plan = plan_id >= 0 ? &pgnw_plans[plan_id] : NULL;
+	a.sql = sql;
+	a.nparams = nparams;
+	a.params = params;
+	a.res = res;
+
+	pgstat_report_activity(STATE_RUNNING, sql);
+	if (!pgnw_guard(pgnw_op_start_statement, NULL, err) ||
+		!pgnw_guard(pgnw_op_execute, &a, err))
+	{
+		pgnw_after_failure();
+		return false;
+	}
+	return true;
+}
+
+bool
+pgnw_finish(PgnwError *err)
+{
+	if (!pgnw_guard(pgnw_op_end_statement, NULL, err))
+	{
+		pgnw_after_failure();
+		return false;
+	}
+	pgstat_report_activity(pgnw_depth > 0 ? STATE_IDLEINTRANSACTION : STATE_IDLE, NULL);
+	return true;
+}
+
+/* ---------------------------------------------------- logging, settings */
+
+typedef struct PgnwLogArgs
+{
+	int			level;
+	const char *msg;
+} PgnwLogArgs;
+
+static void
+pgnw_op_log(void *arg)
+{
+	PgnwLogArgs *a = (PgnwLogArgs *) arg;
+	static const int levels[] = {DEBUG1, LOG, NOTICE, WARNING};
+
+	if (a->level == PGNW_LOG_ERROR)
+	{
+		/* an ERROR-severity line in the log that does not abort anything */
+		MemoryContext oldcontext = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg_internal("%s: %s", pgnw_worker_info.name, a->msg),
+					 errhidestmt(true)));
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(oldcontext);
+			EmitErrorReport();
+			FlushErrorState();
+		}
+		PG_END_TRY();
+		return;
+	}
+	ereport(levels[a->level],
+			(errmsg_internal("%s: %s", pgnw_worker_info.name, a->msg),
+			 errhidestmt(true)));
+}
+
+bool
+pgnw_log(int level, const char *msg, PgnwError *err)
+{
+	PgnwLogArgs a;
+
+	if (level < PGNW_LOG_DEBUG || level > PGNW_LOG_ERROR)
+		level = PGNW_LOG_INFO;
+	a.level = level;
+	a.msg = msg;
+	return pgnw_guard(pgnw_op_log, &a, err);
+}
+
+typedef struct PgnwSettingArgs
+{
+	const char *name;
+	char	  **value;
+} PgnwSettingArgs;
+
+static void
+pgnw_op_get_setting(void *arg)
+{
+	PgnwSettingArgs *a = (PgnwSettingArgs *) arg;
+	const char *v = GetConfigOption(a->name, true, false);
+
+	*a->value = v ? strdup(v) : NULL;
+}
+
+bool
+pgnw_get_setting(const char *name, char **value, PgnwError *err)
+{
+	PgnwSettingArgs a;
+
+	a.name = name;
+	a.value = value;
+	*value = NULL;
+	return pgnw_guard(pgnw_op_get_setting, &a, err);
+}
+
+static void
+pgnw_op_set_ps_display(void *arg)
+{
+	set_ps_display((const char *) arg);
+}
+
+bool
+pgnw_set_ps_display(const char *text, PgnwError *err)
+{
+	return pgnw_guard(pgnw_op_set_ps_display, (void *) text, err);
+}

@@ -1,0 +1,167 @@
+/*-------------------------------------------------------------------------
+ *
+ * guard.h
+ *		The error boundary between JavaScript and PostgreSQL.
+ *
+ * Everything the N-API bridge (bridge.cc) asks of PostgreSQL goes through
+ * the functions declared here, implemented in guard.c.  Each runs one
+ * PostgreSQL operation inside PG_TRY on the main thread; an ERROR is copied
+ * into a plain PgnwError (malloc'd strings) and the function returns false,
+ * so no longjmp ever crosses a V8 frame.  The bridge never includes
+ * PostgreSQL headers and never calls PostgreSQL directly.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGNW_GUARD_H
+#define PGNW_GUARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C"
+{
+#endif
+
+/* An error copied out of PostgreSQL's ErrorData.  Strings may be NULL. */
+typedef struct PgnwError
+{
+	char		code[6];		/* SQLSTATE, NUL-terminated */
+	char	   *severity;		/* "ERROR", ... */
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	char	   *context;
+	char	   *schema;
+	char	   *table;
+	char	   *column;
+	char	   *datatype;
+	char	   *constraint;
+	char	   *internal_query;
+	int			position;		/* 1-based cursor position in the query, 0 = none */
+	int			internal_position;
+	char	   *file;
+	int			line;
+	char	   *routine;
+} PgnwError;
+
+extern void pgnw_error_clear(PgnwError *err);
+/* an error raised by the bridge itself (no PostgreSQL involved) */
+extern void pgnw_error_set(PgnwError *err, const char *code, const char *message,
+						   const char *hint);
+
+/* How a value crosses to JS. */
+typedef enum PgnwKind
+{
+	PGNW_NULL = 0,
+	PGNW_BOOL,
+	PGNW_NUMBER,				/* int2, int4, float4, float8 */
+	PGNW_BIGINT,				/* int8 */
+	PGNW_TEXT,					/* text types, numeric, and the text form of the rest */
+	PGNW_JSON,					/* json/jsonb text, parsed on the JS side */
+	PGNW_BYTES,					/* bytea */
+	PGNW_DATE,					/* date/timestamp/timestamptz as Unix ms */
+	PGNW_ARRAY
+} PgnwKind;
+
+typedef struct PgnwValue PgnwValue;
+
+/* an array value: items in row-major order, dims as in PostgreSQL */
+typedef struct PgnwArray
+{
+	int			ndims;
+	int			dims[6];
+	int			nitems;
+	PgnwValue  *items;
+} PgnwArray;
+
+struct PgnwValue
+{
+	uint8_t		kind;
+	union
+	{
+		bool		b;
+		double		d;
+		int64_t		i;
+		struct
+		{
+			const char *ptr;
+			int			len;
+		}			s;
+		struct PgnwArray *arr;
+	}			u;
+};
+
+typedef struct PgnwResult
+{
+	int			ncols;
+	const char **colnames;
+	unsigned int *coltypes;
+	uint64_t	nrows;
+	PgnwValue  *values;			/* nrows * ncols, row-major */
+	uint64_t	processed;
+	const char *command;		/* "SELECT", "INSERT", ... */
+} PgnwResult;
+
+/* A parameter value as the bridge extracted it from JS. */
+typedef struct PgnwParam
+{
+	uint8_t		kind;			/* PGNW_NULL, BOOL, NUMBER, BIGINT, TEXT, BYTES */
+	union
+	{
+		bool		b;
+		double		d;
+		int64_t		i;
+		struct
+		{
+			const char *ptr;
+			int			len;
+		}			s;
+	}			u;
+} PgnwParam;
+
+typedef struct PgnwPlanInfo
+{
+	int			id;
+	int			nparams;
+	const unsigned int *param_types;
+	const unsigned int *param_elem_types;	/* 0 when not an array type */
+} PgnwPlanInfo;
+
+/* true on the main thread; otherwise sets err (code 55000) */
+extern bool pgnw_check_thread(PgnwError *err);
+
+/* statements */
+extern bool pgnw_prepare(const char *sql, PgnwPlanInfo *info, PgnwError *err);
+extern void pgnw_free_plan(int id);
+extern bool pgnw_execute(int plan_id, const char *sql, int nparams,
+						 const PgnwParam *params, PgnwResult *res, PgnwError *err);
+/* after pgnw_execute succeeded and the result was read */
+extern bool pgnw_finish(PgnwError *err);
+
+/* transactions: depth 0 = none, 1 = transaction, >1 = savepoints */
+extern int	pgnw_xact_depth(void);
+extern bool pgnw_begin(PgnwError *err);
+extern bool pgnw_commit(PgnwError *err);
+extern bool pgnw_rollback(PgnwError *err);
+
+/* logging and settings */
+extern bool pgnw_log(int level, const char *msg, PgnwError *err);
+extern bool pgnw_get_setting(const char *name, char **value, PgnwError *err);
+extern bool pgnw_set_ps_display(const char *text, PgnwError *err);
+
+/* log levels understood by pgnw_log */
+enum
+{
+	PGNW_LOG_DEBUG = 0,
+	PGNW_LOG_INFO,
+	PGNW_LOG_NOTICE,
+	PGNW_LOG_WARNING,
+	PGNW_LOG_ERROR
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* PGNW_GUARD_H */

@@ -1,0 +1,299 @@
+/**
+ * Bundling a worker file with esbuild, then evaluating the bundle in the CLI process (with a shim
+ * for 'pg-node-worker') to read and validate its definition.
+ */
+import * as esbuild from 'esbuild';
+import * as fs from 'node:fs';
+import Module = require('node:module');
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as vm from 'node:vm';
+import { CliError } from './errors';
+
+export type StartTime = 'postmaster' | 'consistent' | 'recovery-finished';
+export const START_TIMES: readonly StartTime[] = ['postmaster', 'consistent', 'recovery-finished'];
+
+/** What the CLI reads from a worker definition: exactly the manifest's fields, nothing else. */
+export interface WorkerMetadata {
+  name: string;
+  database: string;
+  /** null: the bootstrap superuser */
+  role: string | null;
+  /** seconds, or 'never' */
+  restart: number | 'never';
+  start: StartTime;
+}
+
+export interface BundleOptions {
+  /** esbuild target, e.g. 'node18.20' (the Node embedded in the server, not the CLI's own) */
+  nodeTarget: string;
+}
+
+export interface BundleResult {
+  /** the bundled CommonJS code (with an inline source map) */
+  code: string;
+  definition: WorkerMetadata;
+  /** esbuild warnings, formatted `file:line:col: message` */
+  warnings: string[];
+}
+
+export const DEFINITION_BRAND: symbol = Symbol.for('pg-node-worker.definition');
+export const WORKER_NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+export const DEFAULT_DATABASE = 'postgres';
+export const DEFAULT_RESTART = 10;
+export const DEFAULT_START: StartTime = 'recovery-finished';
+export const MAX_RESTART = 86400;
+/** NAMEDATALEN - 1 */
+const MAX_IDENT_BYTES = 63;
+const SDK_MODULE = 'pg-node-worker';
+
+/** A path for messages: relative to the cwd when below it, absolute otherwise. */
+export function displayPath(p: string): string {
+  const abs = path.resolve(p);
+  const rel = path.relative(process.cwd(), abs);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : abs;
+}
+
+function formatMessage(m: esbuild.Message, workingDir: string): string {
+  const loc = m.location;
+  if (!loc) return m.text;
+  const file = displayPath(path.resolve(workingDir, loc.file));
+  return `${file}:${loc.line}:${loc.column + 1}: ${m.text}`;
+}
+
+function isBuildFailure(e: unknown): e is esbuild.BuildFailure {
+  return typeof e === 'object' && e !== null && Array.isArray((e as esbuild.BuildFailure).errors);
+}
+
+/**
+ * Bundle `file` (TypeScript or JavaScript) into one CommonJS script for the embedded Node, and
+ * read its worker definition.
+ *
+ * - 'pg-node-worker' stays external: the runtime provides it inside the server.
+ * - npm packages resolve from the file's own folder upwards (esbuild's default), so a worker in a
+ *   folder without node_modules that imports only 'pg-node-worker' bundles fine.
+ * - The source map is inline (sourcesContent omitted, sources as absolute file: URLs), so that
+ *   when the runtime enables source maps (process.setSourceMapsEnabled(true), then loading the
+ *   bundle through the CommonJS loader) stack traces in the server log name the user's .ts lines.
+ *   Without that, Node ignores the comment: it costs only bytes.
+ */
+export async function bundleWorker(file: string, opts: BundleOptions): Promise<BundleResult> {
+  const abs = path.resolve(file);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw new CliError(`${file}: no such file`);
+  }
+  if (!st.isFile()) throw new CliError(`${file}: not a regular file`);
+  if (!/^node\d+(\.\d+){0,2}$/.test(opts.nodeTarget)) {
+    throw new CliError(`invalid Node target "${opts.nodeTarget}" (expected e.g. node18 or node18.20)`);
+  }
+  const dir = path.dirname(abs);
+
+  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
+  try {
+    result = await esbuild.build({
+      entryPoints: [abs],
+      absWorkingDir: dir,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: opts.nodeTarget,
+      external: [SDK_MODULE],
+      write: false,
+      sourcemap: 'inline',
+      sourcesContent: false,
+      sourceRoot: pathToFileURL(dir).href + '/',
+      logLevel: 'silent',
+    });
+  } catch (e) {
+    if (isBuildFailure(e)) {
+      const lines = e.errors.map((m) => '  ' + formatMessage(m, dir));
+      throw new CliError(`cannot bundle ${file}:\n${lines.join('\n')}`);
+    }
+    throw e;
+  }
+  const out = result.outputFiles.find((f) => f.path.endsWith('.js')) ?? result.outputFiles[0];
+  if (!out) throw new Error('esbuild produced no output');
+  const code = out.text;
+  const exported = evaluateBundle(code, abs, file);
+  const definition = validateDefinition(exported, file);
+  return { code, definition, warnings: result.warnings.map((m) => formatMessage(m, dir)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation with the SDK shim
+
+/** A stand-in for an SDK export other than defineWorker: callable, constructible, extendable. */
+function placeholder(name: string): unknown {
+  const holder = {
+    [name]: function (this: unknown) {
+      /* deploy-time placeholder for pg-node-worker's export */
+    },
+  };
+  return holder[name];
+}
+
+/** The 'pg-node-worker' module as seen at deploy time. */
+export function makeSdkShim(): Record<string, unknown> {
+  class PgError extends Error {
+    constructor(message?: string) {
+      super(message);
+      this.name = 'PgError';
+    }
+  }
+  const base: Record<string, unknown> = {
+    __esModule: true,
+    defineWorker<T extends object>(def: T): T {
+      if (def !== null && typeof def === 'object') {
+        Object.defineProperty(def, DEFINITION_BRAND, { value: true, enumerable: false });
+      }
+      return def;
+    },
+    PgError,
+  };
+  const cache = new Map<string, unknown>();
+  return new Proxy(base, {
+    get(target, prop) {
+      if (prop in target) return target[prop as string];
+      if (typeof prop !== 'string' || prop === 'then' || prop === 'default') return undefined;
+      let p = cache.get(prop);
+      if (!p) cache.set(prop, (p = placeholder(prop)));
+      return p;
+    },
+  });
+}
+
+function isBuiltin(id: string): boolean {
+  const m = Module as unknown as { isBuiltin?: (s: string) => boolean };
+  if (typeof m.isBuiltin === 'function') return m.isBuiltin(id);
+  return Module.builtinModules.includes(id.startsWith('node:') ? id.slice(5) : id);
+}
+
+/** Run the bundle as a CommonJS module; returns its module.exports. */
+export function evaluateBundle(code: string, filename: string, label = filename): unknown {
+  const sdk = makeSdkShim();
+  const realRequire = Module.createRequire(filename);
+  const req = (id: string): unknown => {
+    if (id === SDK_MODULE) return sdk;
+    if (isBuiltin(id)) return realRequire(id);
+    const err = new Error(
+      `Cannot find module '${id}': at deploy time the worker can require only Node built-ins and ` +
+        `'${SDK_MODULE}' (everything else is bundled)`,
+    ) as NodeJS.ErrnoException;
+    err.code = 'MODULE_NOT_FOUND';
+    throw err;
+  };
+  const module = { exports: {} as unknown, id: filename, filename, loaded: false };
+  let fn: (...args: unknown[]) => unknown;
+  try {
+    fn = vm.runInThisContext(Module.wrap(code), { filename }) as typeof fn;
+  } catch (e) {
+    throw new CliError(`${label}: the bundle does not compile: ${errorMessage(e)}`);
+  }
+  try {
+    fn.call(module.exports, module.exports, req, module, filename, path.dirname(filename));
+  } catch (e) {
+    throw new CliError(
+      `${label}: loading the worker module threw: ${errorMessage(e)}\n` +
+        `  (deploy runs the module's top-level code to read its definition; there '${SDK_MODULE}' ` +
+        `is a placeholder: do server work inside main())`,
+    );
+  }
+  module.loaded = true;
+  return module.exports;
+}
+
+function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  try {
+    return String(e);
+  } catch {
+    return 'unknown error';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+function checkIdent(label: string, what: string, v: unknown): string {
+  if (typeof v !== 'string' || v === '') {
+    throw new CliError(`${label}: ${what} must be a non-empty string`);
+  }
+  if (v.includes('\0')) throw new CliError(`${label}: ${what} must not contain NUL`);
+  if (Buffer.byteLength(v, 'utf8') > MAX_IDENT_BYTES) {
+    throw new CliError(`${label}: ${what} ${JSON.stringify(v)} is longer than ${MAX_IDENT_BYTES} bytes`);
+  }
+  return v;
+}
+
+/** Check a worker name against the manifest rule; returns an explanation when invalid. */
+export function workerNameProblem(name: unknown): string | null {
+  if (typeof name !== 'string') return 'the definition needs a name (a string)';
+  if (WORKER_NAME_RE.test(name)) return null;
+  return (
+    `invalid worker name ${JSON.stringify(name)}: a name is 1 to 63 ASCII characters, letters, ` +
+    `digits, '_' or '-', starting with a letter or '_' (it names the files <name>.js and ` +
+    `<name>.json and the process "node_worker <name>")`
+  );
+}
+
+/** Take `module.exports.default ?? module.exports`, check it is a branded, valid definition. */
+export function validateDefinition(exported: unknown, label: string): WorkerMetadata {
+  let def: unknown = exported;
+  if (exported !== null && (typeof exported === 'object' || typeof exported === 'function')) {
+    const d = (exported as { default?: unknown }).default;
+    if (d !== undefined && d !== null) def = d;
+  }
+  if (
+    def === null ||
+    typeof def !== 'object' ||
+    (def as Record<symbol, unknown>)[DEFINITION_BRAND] !== true
+  ) {
+    throw new CliError(`${label} does not export a worker: export default defineWorker({...})`);
+  }
+  const d = def as Record<string, unknown>;
+  const nameProblem = workerNameProblem(d.name);
+  if (nameProblem) throw new CliError(`${label}: ${nameProblem}`);
+  const name = d.name as string;
+  const where = `${label}: worker "${name}"`;
+  if (typeof d.main !== 'function') throw new CliError(`${where}: main must be a function`);
+
+  const database = d.database === undefined ? DEFAULT_DATABASE : checkIdent(where, 'database', d.database);
+  const role = d.role === undefined || d.role === null ? null : checkIdent(where, 'role', d.role);
+
+  let restart: number | 'never';
+  if (d.restart === undefined) restart = DEFAULT_RESTART;
+  else if (d.restart === 'never') restart = 'never';
+  else if (
+    typeof d.restart === 'number' &&
+    Number.isInteger(d.restart) &&
+    d.restart >= 0 &&
+    d.restart <= MAX_RESTART
+  ) {
+    restart = d.restart;
+  } else {
+    throw new CliError(
+      `${where}: restart must be an integer number of seconds from 0 to ${MAX_RESTART}, or 'never' ` +
+        `(got ${describe(d.restart)})`,
+    );
+  }
+
+  let start: StartTime;
+  if (d.start === undefined) start = DEFAULT_START;
+  else if (typeof d.start === 'string' && (START_TIMES as readonly string[]).includes(d.start)) {
+    start = d.start as StartTime;
+  } else {
+    throw new CliError(
+      `${where}: start must be one of ${START_TIMES.map((s) => `'${s}'`).join(', ')} (got ${describe(d.start)})`,
+    );
+  }
+  return { name, database, role, restart, start };
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return typeof v;
+}

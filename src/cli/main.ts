@@ -1,0 +1,193 @@
+/**
+ * The `pg-node-worker` command line.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { bundleWorker, displayPath } from './bundle';
+import { deploy, pgConfigCommand, resolveNodeTarget } from './deploy';
+import { CliError } from './errors';
+
+export const USAGE = `Usage:
+  pg-node-worker deploy FILE [-D PGDATA] [--directory DIR] [--config-file CONF]
+                             [--target node18.20] [--restart]
+  pg-node-worker build FILE [-o OUT] [--target node18.20]
+  pg-node-worker --help | --version
+
+FILE is a .ts or .js module whose default export is defineWorker({ name, main, ... })
+from 'pg-node-worker'. It is bundled (npm packages resolved from FILE's folder) into one
+script for the Node embedded in the server.
+
+Commands:
+  deploy   Write <name>.js and <name>.json into the worker directory of the data
+           directory and add pg_node_worker to shared_preload_libraries (in
+           postgresql.auto.conf, as ALTER SYSTEM would). The worker starts when the
+           server (re)starts.
+  build    Write the bundle to OUT (default ./<name>.js) and print the definition as
+           JSON. Touches no data directory.
+
+Options:
+  -D, --pgdata DIR       data directory (default: $PGDATA)
+      --directory DIR    where the worker goes (default: the node_worker.directory
+                         setting, relative to PGDATA; else PGDATA/node_worker)
+      --config-file CONF the server's postgresql.conf when it is not in PGDATA and the
+                         server was never started (else found from postmaster.opts)
+      --target TARGET    esbuild target (default: the Node version of the installed
+                         extension, <pg_config --pkglibdir>/pg_node_worker/node-version;
+                         node18 when it is not installed)
+      --restart          run pg_ctl restart -D PGDATA -w after deploying (start,
+                         when the server is not running)
+  -o, --out FILE         (build) where to write the bundle
+  -h, --help             show this help
+  -v, --version          show the version
+
+Environment:
+  PGDATA     default for -D
+  PG_CONFIG  the pg_config to use (default: pg_config on PATH)
+
+Exit status: 0 done, 2 usage or input error (message on stderr), 1 internal error.
+`;
+
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIo: Io = {
+  out: (l) => void process.stdout.write(l + '\n'),
+  err: (l) => void process.stderr.write(l + '\n'),
+  env: process.env,
+};
+
+function version(): string {
+  for (const p of [path.join(__dirname, '..', '..', 'package.json'), path.join(__dirname, '..', 'package.json')]) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(p, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'pg-node-worker' && pkg.version) return pkg.version;
+    } catch {
+      /* try the next */
+    }
+  }
+  return 'unknown';
+}
+
+const OPTIONS = {
+  pgdata: { type: 'string', short: 'D' },
+  directory: { type: 'string' },
+  'config-file': { type: 'string' },
+  target: { type: 'string' },
+  restart: { type: 'boolean' },
+  out: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+const ALLOWED: Record<string, readonly string[]> = {
+  deploy: ['pgdata', 'directory', 'config-file', 'target', 'restart', 'help'],
+  build: ['out', 'target', 'help'],
+};
+
+function usageError(msg: string): CliError {
+  return new CliError(`${msg}\nTry 'pg-node-worker --help'.`);
+}
+
+/** Run the CLI; returns the exit status. Does not exit. */
+export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    } catch (e) {
+      throw usageError((e as Error).message);
+    }
+    const { values, positionals } = parsed;
+    if (values.version) {
+      io.out(`pg-node-worker ${version()}`);
+      return 0;
+    }
+    if (values.help || positionals.length === 0) {
+      if (positionals.length === 0 && !values.help) {
+        io.err(USAGE.trimEnd());
+        return 2;
+      }
+      io.out(USAGE.trimEnd());
+      return 0;
+    }
+    const [command, ...rest] = positionals;
+    const allowed = ALLOWED[command];
+    if (!allowed) throw usageError(`unknown command "${command}"`);
+    for (const [k, v] of Object.entries(values)) {
+      if (v !== undefined && !allowed.includes(k)) throw usageError(`option --${k} does not apply to ${command}`);
+    }
+    if (rest.length !== 1) throw usageError(`${command} takes one FILE (got ${rest.length})`);
+    const file = rest[0];
+
+    if (command === 'deploy') {
+      const pgdata = values.pgdata || io.env.PGDATA;
+      if (!pgdata) throw usageError('no data directory: use -D PGDATA or set PGDATA');
+      await deploy(file, {
+        pgdata,
+        directory: values.directory,
+        configFile: values['config-file'],
+        nodeTarget: values.target,
+        pgConfig: pgConfigCommand(io.env.PG_CONFIG),
+        restart: values.restart,
+        log: io.out,
+        warn: io.err,
+      });
+      return 0;
+    }
+
+    // build
+    const nodeTarget = values.target ?? resolveNodeTarget(pgConfigCommand(io.env.PG_CONFIG), io.err).target;
+    const { code, definition, warnings } = await bundleWorker(file, { nodeTarget });
+    for (const w of warnings) io.err(`warning: ${w}`);
+    const out = path.resolve(values.out ?? `${definition.name}.js`);
+    if (out === path.resolve(file)) throw new CliError(`refusing to overwrite ${file} with its bundle: use -o`);
+    try {
+      fs.mkdirSync(path.dirname(out), { recursive: true });
+      fs.writeFileSync(out, code);
+    } catch (e) {
+      throw new CliError(`cannot write ${out}: ${(e as Error).message}`);
+    }
+    io.out(
+      JSON.stringify(
+        {
+          ...definition,
+          nodeTarget,
+          bundle: displayPath(out),
+          bytes: Buffer.byteLength(code, 'utf8'),
+          sha256: createHash('sha256').update(code, 'utf8').digest('hex'),
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof CliError) {
+      io.err(`pg-node-worker: ${e.message}`);
+      return 2;
+    }
+    io.err(e instanceof Error && e.stack ? e.stack : String(e));
+    return 1;
+  }
+}
+
+/**
+ * Entry point of bin/pg-node-worker.js. Exits explicitly: deploying runs the worker module's
+ * top-level code, whose timers or sockets must not keep the CLI alive.
+ */
+export function cli(argv: string[] = process.argv.slice(2)): void {
+  run(argv).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`${e instanceof Error && e.stack ? e.stack : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+if (require.main === module) cli();

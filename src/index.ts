@@ -1,0 +1,20 @@
+/**
+ * pg-node-worker: PostgreSQL background workers written in TypeScript.
+ *
+ * Inside the server, the runtime provides this module to deployed bundles,
+ * so `PgError` thrown by `ctx.sql` is the class exported here.
+ */
+export { defineWorker, DEFINITION_BRAND } from './define';
+export { PgError } from './errors';
+export type { PgErrorFields } from './errors';
+export type {
+  Logger,
+  Result,
+  Row,
+  Sql,
+  StartTime,
+  Transaction,
+  WorkerContext,
+  WorkerDefinition,
+  WorkerInfo,
+} from './types';

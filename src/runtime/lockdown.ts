@@ -1,0 +1,113 @@
+/**
+ * Makes the parts of Node that would fight PostgreSQL over the process safe
+ * or unavailable, before any user code runs:
+ *  - console and process.stdout/stderr go to the server log through elog,
+ *    never raw onto the logger's pipe;
+ *  - process.on('SIGTERM' | 'SIGHUP' | ...) is refused: PostgreSQL owns the
+ *    signals (ctx.signal and ctx.onReload are the way in);
+ *  - child_process is refused (libuv would take SIGCHLD);
+ *  - process.chdir/setuid/... and process.abort are refused;
+ *  - process.title sets the ps display.
+ */
+import { Writable } from 'stream';
+import { constants as osConstants } from 'os';
+import { format } from 'util';
+import type { NativeBridge } from './native';
+import { LOG_DEBUG, LOG_INFO, LOG_WARNING } from './native';
+
+/** Thrown when worker code uses a Node API that a worker cannot have. */
+export class RefusedApiError extends Error {
+  readonly code = 'ERR_PGNW_REFUSED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefusedApiError';
+  }
+}
+
+function logStream(native: NativeBridge, level: number): Writable {
+  let pending = '';
+  return new Writable({
+    decodeStrings: false,
+    write(chunk: unknown, _enc, done) {
+      pending += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        native.log(level, pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+      }
+      done();
+    },
+    final(done) {
+      if (pending) native.log(level, pending);
+      pending = '';
+      done();
+    },
+  });
+}
+
+export function lockDown(native: NativeBridge): void {
+  // console → server log
+  const at = (level: number) => (...args: unknown[]) => native.log(level, format(...args));
+  const c = globalThis.console as unknown as Record<string, unknown>;
+  c.log = at(LOG_INFO);
+  c.info = at(LOG_INFO);
+  c.debug = at(LOG_DEBUG);
+  c.trace = (...args: unknown[]) => native.log(LOG_DEBUG, format(...args) + '\n' + (new Error().stack ?? '').split('\n').slice(2).join('\n'));
+  c.warn = at(LOG_WARNING);
+  c.error = at(LOG_WARNING);
+  c.dir = (obj: unknown) => native.log(LOG_INFO, format('%o', obj));
+
+  const stdout = logStream(native, LOG_INFO);
+  const stderr = logStream(native, LOG_WARNING);
+  Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => stdout });
+  Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => stderr });
+  Object.defineProperty(process, 'stdin', {
+    configurable: true,
+    enumerable: true,
+    get: () => {
+      throw new RefusedApiError('process.stdin is not available in a pg_node_worker worker');
+    },
+  });
+
+  // signals belong to PostgreSQL
+  const signalNames = new Set(Object.keys(osConstants.signals));
+  const emitter = process as unknown as Record<string, (...a: unknown[]) => unknown>;
+  for (const method of ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener']) {
+    const original = emitter[method];
+    emitter[method] = function (this: unknown, event: unknown, ...rest: unknown[]) {
+      if (typeof event === 'string' && signalNames.has(event)) {
+        throw new RefusedApiError(
+          `process.${method}('${event}') is not available in a pg_node_worker worker: PostgreSQL owns the process's signals. ` +
+            'Use ctx.signal (aborted on SIGTERM) or ctx.onReload() (SIGHUP).',
+        );
+      }
+      return original.call(this, event, ...rest);
+    };
+  }
+
+  const refuse = (what: string, why: string) => () => {
+    throw new RefusedApiError(`${what} is not available in a pg_node_worker worker: ${why}`);
+  };
+  const proc = process as unknown as Record<string, unknown>;
+  proc.chdir = refuse('process.chdir()', 'the working directory is the data directory and the server relies on it');
+  for (const fn of ['setuid', 'setgid', 'seteuid', 'setegid', 'setgroups', 'initgroups'])
+    proc[fn] = refuse(`process.${fn}()`, 'the worker runs as the server\'s OS user');
+  proc.abort = refuse('process.abort()', 'a crash would make the postmaster reset the whole cluster; throw an error or call process.exit(1)');
+  // child processes would make libuv install a SIGCHLD handler
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const cp = require('child_process') as Record<string, unknown>;
+  for (const fn of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'])
+    cp[fn] = refuse(`child_process.${fn}()`, 'child processes would take over SIGCHLD from PostgreSQL');
+
+  // process.title → ps display
+  let title = `node_worker ${native.info().name}`;
+  Object.defineProperty(process, 'title', {
+    configurable: true,
+    enumerable: true,
+    get: () => title,
+    set: (value: unknown) => {
+      title = String(value);
+      native.setTitle(title);
+    },
+  });
+}

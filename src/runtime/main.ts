@@ -1,0 +1,176 @@
+/**
+ * The JavaScript side of a worker process (bundled to runtime.js).
+ *
+ * runtime.cc starts Node and calls start(): it loads the bridge, locks
+ * down the process, loads the deployed bundle with 'pg-node-worker'
+ * provided by this runtime, builds ctx and runs main().  runtime.cc then
+ * drives the event loop and calls the dispatch function registered here
+ * for PostgreSQL events (SIGTERM, SIGHUP).
+ */
+import { createRequire } from 'module';
+import Module = require('module');
+import * as fs from 'fs';
+import * as path from 'path';
+import { format } from 'util';
+import { defineWorker, DEFINITION_BRAND, definitionProblems } from '../define';
+import { PgError } from '../errors';
+import type { Logger, WorkerContext, WorkerDefinition } from '../types';
+import { lockDown, RefusedApiError } from './lockdown';
+import type { NativeBridge } from './native';
+import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
+import { SqlEngine } from './sql';
+
+const STACK_LINES = 20;
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const lines = (err.stack ?? `${err.name}: ${err.message}`).split('\n');
+    let text = lines.slice(0, STACK_LINES + 1).join('\n');
+    if (err instanceof PgError) {
+      text += `\nSQLSTATE: ${err.code}`;
+      if (err.detail) text += `\nDETAIL: ${err.detail}`;
+      if (err.hint) text += `\nHINT: ${err.hint}`;
+    }
+    return text;
+  }
+  return format('non-Error value thrown: %o', err);
+}
+
+/** Loads the deployed bundle as a CommonJS module with 'pg-node-worker' supplied. */
+function loadBundle(bundlePath: string, sdk: object): unknown {
+  const source = fs.readFileSync(bundlePath, 'utf8');
+  type Mod = InstanceType<typeof Module> & { _compile(code: string, file: string): void; paths: string[] };
+  const ModuleCtor = Module as unknown as { new (id: string, parent: null): Mod; _nodeModulePaths(dir: string): string[] };
+  const mod = new ModuleCtor(bundlePath, null);
+  mod.filename = bundlePath;
+  mod.paths = ModuleCtor._nodeModulePaths(path.dirname(bundlePath));
+  const baseRequire = Module.prototype.require;
+  mod.require = function (this: Mod, id: string) {
+    if (id === 'pg-node-worker') return sdk;
+    return baseRequire.call(mod, id);
+  } as typeof mod.require;
+  mod._compile(source, bundlePath);
+  const exported = mod.exports as { default?: unknown; __esModule?: boolean };
+  return exported && typeof exported === 'object' && 'default' in exported ? exported.default : exported;
+}
+
+export function start(runtimeDir: string, bundlePath: string): void {
+  const req = createRequire(runtimeDir + '/');
+  const native = req(path.join(runtimeDir, 'pg_node_worker_bridge.node')) as NativeBridge;
+  native.init(PgError);
+  const info = native.info();
+  let exiting = false;
+
+  const exit = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    native.exit(code);
+  };
+
+  // Fatal paths first: anything uncaught is logged with its stack, exit 1.
+  process.on('uncaughtException', (err) => {
+    native.log(LOG_ERROR, `uncaught exception: ${describe(err)}`);
+    exit(1);
+  });
+  process.on('unhandledRejection', (reason) => {
+    native.log(LOG_ERROR, `unhandled promise rejection: ${describe(reason)}`);
+    exit(1);
+  });
+
+  lockDown(native);
+
+  const abort = new AbortController();
+  const reloadHandlers = new Set<() => void>();
+  const engine = new SqlEngine(native);
+
+  (globalThis as Record<string, unknown>).__pgnwDispatch = (event: string) => {
+    if (event === 'sigterm') {
+      abort.abort(new Error('the worker is shutting down (SIGTERM)'));
+    } else if (event === 'reload') {
+      for (const fn of [...reloadHandlers]) {
+        try {
+          fn();
+        } catch (err) {
+          native.log(LOG_ERROR, `onReload handler failed: ${describe(err)}`);
+        }
+      }
+    }
+  };
+
+  const sdk = Object.freeze({ defineWorker, PgError, DEFINITION_BRAND, RefusedApiError, default: undefined });
+
+  let def: WorkerDefinition;
+  try {
+    const loaded = loadBundle(bundlePath, sdk);
+    const problems = definitionProblems(loaded);
+    if (problems.length > 0 || !(loaded as Record<symbol, unknown>)[DEFINITION_BRAND]) {
+      native.log(
+        LOG_ERROR,
+        `bundle ${bundlePath} does not export a valid worker (export default defineWorker({...}))` +
+          (problems.length ? `: ${problems.join('; ')}` : ''),
+      );
+      exit(1);
+      return;
+    }
+    def = loaded as WorkerDefinition;
+  } catch (err) {
+    native.log(LOG_ERROR, `loading bundle ${bundlePath} failed: ${describe(err)}`);
+    exit(1);
+    return;
+  }
+  if (def.name !== info.name)
+    native.log(LOG_WARNING, `the bundle defines worker "${def.name}" but is deployed as "${info.name}"`);
+
+  const at = (level: number) => (...args: unknown[]) => native.log(level, format(...args));
+  const log: Logger = {
+    debug: at(LOG_DEBUG),
+    info: at(LOG_INFO),
+    notice: at(LOG_NOTICE),
+    warning: at(LOG_WARNING),
+    error: at(LOG_ERROR),
+  };
+
+  const ctx: WorkerContext = Object.freeze({
+    worker: Object.freeze({
+      name: info.name,
+      pid: info.pid,
+      database: info.database,
+      role: info.role,
+      startedAt: info.startedAt,
+    }),
+    sql: engine.makeSql(() => true),
+    transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
+    signal: abort.signal,
+    sleep: (ms: number) =>
+      new Promise<void>((resolve) => {
+        if (abort.signal.aborted) return resolve();
+        const onAbort = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          abort.signal.removeEventListener('abort', onAbort);
+          resolve();
+        }, Math.max(0, Number(ms) || 0));
+        abort.signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    onReload: (fn: () => void) => {
+      if (typeof fn !== 'function') throw new TypeError('onReload(fn) expects a function');
+      reloadHandlers.add(fn);
+      return () => void reloadHandlers.delete(fn);
+    },
+    setting: (name: string) => native.setting(String(name)),
+    log,
+  }) as WorkerContext;
+
+  Promise.resolve()
+    .then(() => def.main(ctx))
+    .then(
+      () => exit(0),
+      (err) => {
+        if (abort.signal.aborted) native.log(LOG_INFO, `main ended while shutting down: ${err instanceof Error ? err.message : String(err)}`);
+        else native.log(LOG_ERROR, `main failed: ${describe(err)}`);
+        exit(1);
+      },
+    );
+}

@@ -1,0 +1,110 @@
+/**
+ * The public types of the worker API.
+ */
+
+/** A row: column name to converted value. */
+export type Row = Record<string, unknown>;
+
+/**
+ * What a statement returns: the rows, with `count` (rows returned or
+ * affected), `command` (`SELECT`, `INSERT`, `UPDATE`, `DELETE`, `MERGE`, or
+ * `UTILITY`) and `columns` (the column names, in order).
+ */
+export type Result<T = Row> = T[] & {
+  readonly count: number;
+  readonly command: string;
+  readonly columns: readonly string[];
+};
+
+/**
+ * Runs SQL in the worker's own backend, through SPI.
+ *
+ * As a tagged template, interpolated values are sent as bound parameters
+ * (`$1`, `$2`, ...), never as text. The call is synchronous; `await` on it
+ * also works.
+ */
+export interface Sql {
+  <T = Row>(strings: TemplateStringsArray, ...values: unknown[]): Result<T>;
+  /**
+   * Runs raw SQL text. Without `params` the text may hold several
+   * statements; with `params` it is one statement using `$1`, `$2`, ...
+   */
+  unsafe<T = Row>(text: string, params?: readonly unknown[]): Result<T>;
+}
+
+/** A transaction (or a savepoint inside one). */
+export interface Transaction {
+  /** Runs SQL inside this transaction. */
+  readonly sql: Sql;
+  /**
+   * Runs `fn` inside a savepoint: released when `fn` returns, rolled back
+   * (and the error rethrown) when it throws. The outer transaction goes on.
+   */
+  transaction<T>(fn: (tx: Transaction) => T): T;
+}
+
+/** Writes to the server log, prefixed with the worker's name. */
+export interface Logger {
+  /** DEBUG1 */
+  debug(...args: unknown[]): void;
+  /** LOG (INFO would not reach the server log with default settings) */
+  info(...args: unknown[]): void;
+  /** NOTICE */
+  notice(...args: unknown[]): void;
+  /** WARNING */
+  warning(...args: unknown[]): void;
+  /** ERROR severity in the log; it does not throw or abort anything */
+  error(...args: unknown[]): void;
+}
+
+/** Facts about the running worker. */
+export interface WorkerInfo {
+  readonly name: string;
+  readonly pid: number;
+  readonly database: string;
+  /** The role its SQL runs as; null for the bootstrap superuser. */
+  readonly role: string | null;
+  /** When the postmaster forked this process (Unix ms). */
+  readonly startedAt: number;
+}
+
+/** What `main` receives. */
+export interface WorkerContext {
+  readonly worker: WorkerInfo;
+  /** SQL in its own transaction per statement (or joining an open `ctx.transaction`). */
+  readonly sql: Sql;
+  /**
+   * Runs `fn` in one transaction: committed when `fn` returns, rolled back
+   * when it throws. `fn` must be synchronous: a transaction never spans an
+   * `await`, and a callback returning a promise is refused.
+   */
+  transaction<T>(fn: (tx: Transaction) => T): T;
+  /** Aborted when the worker is asked to stop (SIGTERM: server stop, pg_terminate_backend). */
+  readonly signal: AbortSignal;
+  /** Resolves after `ms`, or early when `signal` aborts. */
+  sleep(ms: number): Promise<void>;
+  /** Runs `fn` after the server reloaded its configuration (SIGHUP). Returns an unsubscribe function. */
+  onReload(fn: () => void): () => void;
+  /** The current value of a setting (including custom ones such as `myworker.naptime`), or null. */
+  setting(name: string): string | null;
+  readonly log: Logger;
+}
+
+/** When the postmaster starts the worker. */
+export type StartTime = 'postmaster' | 'consistent' | 'recovery-finished';
+
+/** A worker, as passed to `defineWorker`. */
+export interface WorkerDefinition {
+  /** Unique name: letters, digits, `_` and `-`, starting with a letter or `_`, at most 63 characters. */
+  name: string;
+  /** The database it connects to (default `postgres`). */
+  database?: string;
+  /** The role its SQL runs as (default: the bootstrap superuser). */
+  role?: string;
+  /** Seconds before a restart after a crash or a failed `main`, or `'never'` (default 10). */
+  restart?: number | 'never';
+  /** Default `'recovery-finished'`; `'consistent'` also runs on a hot standby. */
+  start?: StartTime;
+  /** The worker's body. Resolving ends the worker for good (exit 0); throwing restarts it. */
+  main(ctx: WorkerContext): Promise<void> | void;
+}

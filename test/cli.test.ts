@@ -1,0 +1,550 @@
+// The pg-node-worker CLI: bundling, definition validation, deploy into a fake data directory.
+// No server needed.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorker, evaluateBundle, validateDefinition } from '../src/cli/bundle';
+import { deploy, DeployOptions } from '../src/cli/deploy';
+import { CliError } from '../src/cli/errors';
+import { run } from '../src/cli/main';
+import {
+  addPreloadLibrary,
+  AUTO_CONF_HEADER,
+  formatLibraryList,
+  parseConfLine,
+  splitLibraryList,
+} from '../src/cli/pgconf';
+
+const TARGET = 'node18.20';
+const tmpRoots: string[] = [];
+function tmpdir(prefix = 'pgnw-cli-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tmpRoots.push(d);
+  return d;
+}
+afterAll(() => {
+  for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function write(file: string, text: string): string {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+/** A worker source in a fresh folder (no node_modules anywhere up the tree of os.tmpdir()). */
+function workerFile(body: string, name = 'worker.ts', dir = tmpdir()): string {
+  return write(path.join(dir, name), body);
+}
+
+const simpleWorker = (fields: string) => `
+import { defineWorker } from 'pg-node-worker';
+export default defineWorker({ ${fields} async main(ctx: unknown) { return 'ran'; } });
+`;
+
+async function bundleError(file: string): Promise<CliError> {
+  try {
+    await bundleWorker(file, { nodeTarget: TARGET });
+  } catch (e) {
+    expect(e).toBeInstanceOf(CliError);
+    return e as CliError;
+  }
+  throw new Error(`bundling ${file} did not fail`);
+}
+
+/** Load a bundle with a given 'pg-node-worker' module, like the runtime would, and return its default export. */
+function load(code: string, sdk: Record<string, unknown>): any {
+  const m = { exports: {} as any };
+  const fn = new Function('exports', 'require', 'module', code);
+  fn(m.exports, (id: string) => (id === 'pg-node-worker' ? sdk : require(id)), m);
+  return m.exports.default ?? m.exports;
+}
+
+describe('bundleWorker', () => {
+  beforeAll(() => {
+    // the premise of "no node_modules": nothing above os.tmpdir() provides packages
+    for (let d = os.tmpdir(); ; d = path.dirname(d)) {
+      expect(fs.existsSync(path.join(d, 'node_modules', 'pg-node-worker'))).toBe(false);
+      if (path.dirname(d) === d) break;
+    }
+  });
+
+  it('bundles a worker from a folder without node_modules, keeping pg-node-worker external', async () => {
+    const file = workerFile(simpleWorker(`name: 'counter',`), 'counter.ts');
+    expect(fs.existsSync(path.join(path.dirname(file), 'node_modules'))).toBe(false);
+    const { code, definition } = await bundleWorker(file, { nodeTarget: TARGET });
+    expect(definition).toEqual({
+      name: 'counter',
+      database: 'postgres',
+      role: null,
+      restart: 10,
+      start: 'recovery-finished',
+    });
+    expect(code).toContain('require("pg-node-worker")');
+    expect(code).toMatch(/\/\/# sourceMappingURL=data:application\/json;base64,/);
+    const map = JSON.parse(
+      Buffer.from(/sourceMappingURL=data:application\/json;base64,(\S+)/.exec(code)![1], 'base64').toString(),
+    );
+    expect(map.sourceRoot + map.sources[0]).toBe(new URL('file://' + file).href);
+    // the bundle runs against the real runtime's module
+    let seen: any;
+    const def = load(code, { defineWorker: (d: any) => (seen = d) });
+    expect(def).toBe(seen);
+    expect(await def.main({})).toBe('ran');
+  });
+
+  it('reads every field and ignores unknown ones', async () => {
+    const file = workerFile(
+      simpleWorker(
+        `name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster', color: 'blue',`,
+      ),
+    );
+    const { definition } = await bundleWorker(file, { nodeTarget: TARGET });
+    expect(definition).toEqual({ name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster' });
+  });
+
+  it('bundles an npm package from the worker folder', async () => {
+    const dir = tmpdir();
+    write(path.join(dir, 'node_modules', 'foo', 'package.json'), JSON.stringify({ name: 'foo', version: '1.0.0', main: 'index.js' }));
+    write(path.join(dir, 'node_modules', 'foo', 'index.js'), `exports.answer = function () { return 'FOO_MARKER_' + 42; };\n`);
+    const file = workerFile(
+      `import { defineWorker } from 'pg-node-worker';
+import { answer } from 'foo';
+export default defineWorker({ name: 'uses_foo', main: () => answer() });
+`,
+      'w.ts',
+      dir,
+    );
+    const { code, definition } = await bundleWorker(file, { nodeTarget: TARGET });
+    expect(definition.name).toBe('uses_foo');
+    expect(code).toContain('FOO_MARKER_');
+    expect(code).not.toContain('require("foo")');
+    // the bundle no longer needs the folder
+    const def = load(code, { defineWorker: (d: any) => d });
+    expect(def.main()).toBe('FOO_MARKER_42');
+  });
+
+  it('honours the Node target', async () => {
+    const file = workerFile(simpleWorker(`name: 'x', ...{ a: 1 },`) + `\nexport const y = (globalThis as any).q ?? 1;\n`);
+    const old = await bundleWorker(file, { nodeTarget: 'node12' });
+    const cur = await bundleWorker(file, { nodeTarget: TARGET });
+    expect(cur.code).toContain('??');
+    expect(old.code).not.toContain('??');
+    await expect(bundleWorker(file, { nodeTarget: 'chrome99' })).rejects.toThrow(/invalid Node target/);
+  });
+
+  it('reports syntax errors as file:line:col', async () => {
+    const file = workerFile(`import { defineWorker } from 'pg-node-worker';\n\nexport default defineWorker({ name: 'x' main() {} });\n`, 'bad.ts');
+    const e = await bundleError(file);
+    expect(e.message).toMatch(/bad\.ts:3:\d+: Expected "}" but found "main"/);
+  });
+
+  it('reports unresolvable imports with their location', async () => {
+    const file = workerFile(`import { defineWorker } from 'pg-node-worker';\nimport nope from 'no-such-package-xyz';\nexport default defineWorker({ name: 'x', main() { nope(); } });\n`);
+    const e = await bundleError(file);
+    expect(e.message).toMatch(/worker\.ts:2:18: Could not resolve "no-such-package-xyz"/);
+  });
+
+  it('refuses a module without a default export', async () => {
+    const e = await bundleError(workerFile(`export const main = () => {};\n`, 'nodefault.ts'));
+    expect(e.message).toMatch(/nodefault\.ts does not export a worker: export default defineWorker\(\{\.\.\.\}\)/);
+  });
+
+  it('refuses a default export that did not go through defineWorker', async () => {
+    const e = await bundleError(workerFile(`export default { name: 'x', main() {} };\n`));
+    expect(e.message).toMatch(/does not export a worker/);
+  });
+
+  it('accepts module.exports = defineWorker(...) too', async () => {
+    const file = workerFile(`const { defineWorker } = require('pg-node-worker');\nmodule.exports = defineWorker({ name: 'cjs', main() {} });\n`, 'w.js');
+    expect((await bundleWorker(file, { nodeTarget: TARGET })).definition.name).toBe('cjs');
+  });
+
+  it.each([['a/b'], ['..'], ['../x'], ['héllo'], [''], ['1abc'], ['a b'], ['a\0b'], ['x'.repeat(64)], ['a.b']])(
+    'refuses the name %j',
+    async (name) => {
+      const e = await bundleError(workerFile(simpleWorker(`name: ${JSON.stringify(name)},`)));
+      expect(e.message).toMatch(/invalid worker name/);
+      expect(e.message).toMatch(/1 to 63 ASCII characters/);
+    },
+  );
+
+  it('accepts the longest valid name', async () => {
+    const name = '_' + 'a-'.repeat(31); // 63 characters
+    const { definition } = await bundleWorker(workerFile(simpleWorker(`name: '${name}',`)), { nodeTarget: TARGET });
+    expect(definition.name).toBe(name);
+  });
+
+  it.each([
+    [`name: 'x', restart: 1.5,`, /restart must be an integer/],
+    [`name: 'x', restart: -1,`, /restart must be an integer/],
+    [`name: 'x', restart: 86401,`, /restart must be an integer/],
+    [`name: 'x', restart: 'always',`, /restart must be an integer.*'never'/],
+    [`name: 'x', start: 'later',`, /start must be one of 'postmaster', 'consistent', 'recovery-finished'/],
+    [`name: 'x', database: '',`, /database must be a non-empty string/],
+    [`name: 'x', database: 5,`, /database must be a non-empty string/],
+    [`name: 'x', role: '${'r'.repeat(64)}',`, /role .* longer than 63 bytes/],
+    [`name: 'x', database: '${'é'.repeat(32)}',`, /database .* longer than 63 bytes/],
+    [`restart: 5,`, /needs a name/],
+  ])('refuses the definition { %s }', async (fields, re) => {
+    const e = await bundleError(workerFile(simpleWorker(fields)));
+    expect(e.message).toMatch(re);
+  });
+
+  it('accepts restart 0 and 86400', async () => {
+    for (const r of [0, 86400]) {
+      const { definition } = await bundleWorker(workerFile(simpleWorker(`name: 'x', restart: ${r},`)), { nodeTarget: TARGET });
+      expect(definition.restart).toBe(r);
+    }
+  });
+
+  it('refuses a main that is not a function', async () => {
+    const file = workerFile(`import { defineWorker } from 'pg-node-worker';\nexport default defineWorker({ name: 'x', main: 42 } as any);\n`);
+    expect((await bundleError(file)).message).toMatch(/worker "x": main must be a function/);
+  });
+
+  it('reports what the module throws at import', async () => {
+    const file = workerFile(`import { defineWorker } from 'pg-node-worker';\nthrow new Error('boom at import');\nexport default defineWorker({ name: 'x', main() {} });\n`);
+    expect((await bundleError(file)).message).toMatch(/threw: boom at import/);
+  });
+
+  it('gives the module harmless SDK placeholders and real node built-ins at deploy time', async () => {
+    const file = workerFile(`import { defineWorker, PgError, somethingElse } from 'pg-node-worker';
+import * as os from 'node:os';
+import * as path from 'path';
+class MyError extends PgError {}
+class Other extends (somethingElse as any) {}
+new Other();
+const host = os.hostname() + path.sep;
+export default defineWorker({ name: 'x', main() { throw new MyError(host); } });
+`);
+    const { definition } = await bundleWorker(file, { nodeTarget: TARGET });
+    expect(definition.name).toBe('x');
+  });
+
+  it('refuses a missing file', async () => {
+    await expect(bundleWorker(path.join(tmpdir(), 'missing.ts'), { nodeTarget: TARGET })).rejects.toThrow(/no such file/);
+  });
+
+  it('validateDefinition takes module.exports.default ?? module.exports', () => {
+    const b = Symbol.for('pg-node-worker.definition');
+    const def = Object.defineProperty({ name: 'n', main() {} }, b, { value: true });
+    expect(validateDefinition({ default: def }, 'f').name).toBe('n');
+    expect(validateDefinition(def, 'f').name).toBe('n');
+    expect(() => validateDefinition({ default: { name: 'n', main() {} } }, 'f')).toThrow(/does not export a worker/);
+    expect(() => validateDefinition(undefined, 'f')).toThrow(/does not export a worker/);
+    expect(() => evaluateBundle('require("left-pad")', '/tmp/x.js')).toThrow(/Cannot find module 'left-pad'/);
+  });
+});
+
+describe('configuration files', () => {
+  it('parses lines like guc-file.l', () => {
+    expect(parseConfLine(`shared_preload_libraries = 'a, b'   # comment`)).toEqual({ kind: 'assign', name: 'shared_preload_libraries', value: 'a, b' });
+    expect(parseConfLine(`  Shared_Preload_Libraries='it''s'`)).toEqual({ kind: 'assign', name: 'shared_preload_libraries', value: "it's" });
+    expect(parseConfLine(`x = 'a\\'b\\\\c\\n'`)).toEqual({ kind: 'assign', name: 'x', value: "a'b\\c\n" });
+    expect(parseConfLine(`node_worker.directory '/srv/w'`)).toEqual({ kind: 'assign', name: 'node_worker.directory', value: '/srv/w' });
+    expect(parseConfLine(`work_mem = 64MB`)).toEqual({ kind: 'assign', name: 'work_mem', value: '64MB' });
+    expect(parseConfLine(`#shared_preload_libraries = 'x'`)).toEqual({ kind: 'blank' });
+    expect(parseConfLine(`   `)).toEqual({ kind: 'blank' });
+    expect(parseConfLine(`x = 'unterminated`)).toEqual({ kind: 'invalid' });
+  });
+
+  it('splits and joins library lists like SplitDirectoriesString', () => {
+    expect(splitLibraryList('')).toEqual([]);
+    expect(splitLibraryList('  ')).toEqual([]);
+    expect(splitLibraryList('a')).toEqual(['a']);
+    expect(splitLibraryList(' a ,b,  $libdir/c d ')).toEqual(['a', 'b', '$libdir/c d']);
+    expect(splitLibraryList('"x,y", "q""uote" , z')).toEqual(['x,y', 'q"uote', 'z']);
+    expect(splitLibraryList('a,,b')).toBeNull();
+    expect(splitLibraryList('"a')).toBeNull();
+    expect(splitLibraryList('"a" b')).toBeNull();
+    const items = ['x,y', 'q"uote', 'plain', '$libdir/p', 'with space'];
+    expect(splitLibraryList(formatLibraryList(items))).toEqual(items);
+  });
+
+  it('adds the library to auto.conf as ALTER SYSTEM would', () => {
+    const conf = [{ name: 'shared_preload_libraries', value: 'pg_stat_statements', file: 'postgresql.conf', line: 1 }];
+    // no auto.conf: header + line, value from postgresql.conf
+    const a = addPreloadLibrary(null, 'auto', conf, 'pg_node_worker');
+    expect(a.text).toBe(AUTO_CONF_HEADER + `shared_preload_libraries = 'pg_stat_statements, pg_node_worker'\n`);
+    // auto.conf sets it: only its list counts; duplicates collapse onto the last one, other lines stay
+    const text = AUTO_CONF_HEADER + `shared_preload_libraries = 'x'\nwork_mem = '8MB'\nshared_preload_libraries = '"it''s", auto_explain'\nfoo.bar = 'z'\n`;
+    const b = addPreloadLibrary(text, 'auto', conf, 'pg_node_worker');
+    expect(b.text).toBe(AUTO_CONF_HEADER + `work_mem = '8MB'\nshared_preload_libraries = 'it''s, auto_explain, pg_node_worker'\nfoo.bar = 'z'\n`);
+    // already there (in any spelling): nothing to write
+    expect(addPreloadLibrary(`shared_preload_libraries = '"$libdir/pg_node_worker.so"'\n`, 'auto', [], 'pg_node_worker').text).toBeNull();
+    expect(addPreloadLibrary(null, 'auto', [{ ...conf[0], value: 'pg_node_worker' }], 'pg_node_worker').text).toBeNull();
+    // nothing anywhere
+    expect(addPreloadLibrary(AUTO_CONF_HEADER, 'auto', [], 'pg_node_worker').text).toBe(
+      AUTO_CONF_HEADER + `shared_preload_libraries = 'pg_node_worker'\n`,
+    );
+    // an element needing quotes, and a value needing conf escaping
+    expect(addPreloadLibrary(null, 'auto', [{ ...conf[0], value: `"a,b", c\\d` }], 'pg_node_worker').text).toContain(
+      `shared_preload_libraries = '"a,b", c\\\\d, pg_node_worker'`,
+    );
+    expect(() => addPreloadLibrary(`shared_preload_libraries = 'a,,b'\n`, 'auto', [], 'pg_node_worker')).toThrow(/cannot parse/);
+  });
+});
+
+describe('deploy', () => {
+  let pkglib: string;
+  let fakePgConfig: string;
+  const NOW = new Date('2026-11-27T10:00:00.000Z');
+
+  beforeAll(() => {
+    const d = tmpdir('pgnw-pkglib-');
+    pkglib = path.join(d, 'lib');
+    write(path.join(pkglib, 'pg_node_worker', 'node-version'), '18.20.4\n');
+    fakePgConfig = write(
+      path.join(d, 'pg_config'),
+      `#!/bin/sh\nfor a; do case "$a" in --pkglibdir) echo "${pkglib}";; --version) echo "PostgreSQL 15.4";; --bindir) echo /nonexistent;; esac; done\n`,
+    );
+    fs.chmodSync(fakePgConfig, 0o755);
+  });
+
+  function fakePgdata(opts: { conf?: string; auto?: string | null } = {}): string {
+    const d = path.join(tmpdir('pgnw-pgdata-'), 'data');
+    fs.mkdirSync(d, { mode: 0o700 });
+    write(path.join(d, 'PG_VERSION'), '15\n');
+    write(path.join(d, 'postgresql.conf'), opts.conf ?? `# main config\nshared_preload_libraries = 'pg_stat_statements'\t# (change requires restart)\n`);
+    const auto = opts.auto === undefined ? AUTO_CONF_HEADER + `work_mem = '8MB'\n` : opts.auto;
+    if (auto !== null) {
+      write(path.join(d, 'postgresql.auto.conf'), auto);
+      fs.chmodSync(path.join(d, 'postgresql.auto.conf'), 0o600);
+    }
+    return d;
+  }
+
+  function collect() {
+    const out: string[] = [];
+    const err: string[] = [];
+    return { out, err, log: (l: string) => void out.push(l), warn: (l: string) => void err.push(l) };
+  }
+
+  async function doDeploy(file: string, o: Partial<DeployOptions> & { pgdata: string }) {
+    const io = collect();
+    const r = await deploy(file, { pgConfig: fakePgConfig, now: NOW, log: io.log, warn: io.warn, ...o });
+    return { r, ...io };
+  }
+
+  const mode = (p: string) => fs.statSync(p).mode & 0o7777;
+
+  it('writes bundle and manifest, and adds pg_node_worker to shared_preload_libraries once', async () => {
+    const pgdata = fakePgdata();
+    const file = workerFile(simpleWorker(`name: 'counter', restart: 5,`), 'counter.ts');
+    const { r, out, err } = await doDeploy(file, { pgdata });
+    expect(err).toEqual([]);
+
+    const dir = path.join(pgdata, 'node_worker');
+    expect(r.directory).toBe(dir);
+    expect(mode(dir)).toBe(0o750);
+    const js = path.join(dir, 'counter.js');
+    const json = path.join(dir, 'counter.json');
+    expect(mode(js)).toBe(0o640);
+    expect(mode(json)).toBe(0o640);
+    expect(fs.readdirSync(dir).sort()).toEqual(['counter.js', 'counter.json']); // no temp files left
+
+    const code = fs.readFileSync(js, 'utf8');
+    expect(code).toContain('require("pg-node-worker")');
+    const manifestText = fs.readFileSync(json, 'utf8');
+    const manifest = JSON.parse(manifestText);
+    expect(Object.keys(manifest)).toEqual(['format', 'name', 'database', 'role', 'restart', 'start', 'bundle', 'sha256', 'deployedAt', 'nodeTarget']);
+    expect(manifest).toEqual({
+      format: 1,
+      name: 'counter',
+      database: 'postgres',
+      role: null,
+      restart: 5,
+      start: 'recovery-finished',
+      bundle: 'counter.js',
+      sha256: createHash('sha256').update(fs.readFileSync(js)).digest('hex'),
+      deployedAt: '2026-11-27T10:00:00.000Z',
+      nodeTarget: 'node18.20',
+    });
+    expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    const autoFile = path.join(pgdata, 'postgresql.auto.conf');
+    const auto = fs.readFileSync(autoFile, 'utf8');
+    expect(auto).toBe(AUTO_CONF_HEADER + `work_mem = '8MB'\nshared_preload_libraries = 'pg_stat_statements, pg_node_worker'\n`);
+    expect(mode(autoFile)).toBe(0o600);
+    expect(fs.readdirSync(pgdata).filter((f) => f.includes('tmp'))).toEqual([]);
+
+    expect(out[0]).toMatch(new RegExp(`^deployed worker "counter" to ${dir} \\(bundle \\d+(\\.\\d)? k?B, sha256 ${manifest.sha256.slice(0, 12)}…\\)$`));
+    expect(out).toContain(`shared_preload_libraries now includes pg_node_worker (${path.relative(process.cwd(), autoFile).startsWith('..') ? autoFile : path.relative(process.cwd(), autoFile)}: 'pg_stat_statements, pg_node_worker')`);
+    expect(out[out.length - 1]).toMatch(new RegExp(`^next: pg_ctl start -D ${pgdata}  \\(.*the worker starts when the server starts\\)$`));
+
+    // again, with the server "running": idempotent
+    write(path.join(pgdata, 'postmaster.pid'), '12345\n');
+    const again = await doDeploy(file, { pgdata, now: new Date('2026-11-28T00:00:00.000Z') });
+    expect(fs.readFileSync(autoFile, 'utf8')).toBe(auto);
+    expect(again.r.preload.changed).toBe(false);
+    expect(again.r.replaced).toBe(true);
+    expect(again.out[0]).toMatch(/^updated worker "counter"/);
+    expect(again.out).toContain('shared_preload_libraries already includes pg_node_worker');
+    expect(again.out[again.out.length - 1]).toMatch(/^next: pg_ctl restart -D /);
+    const m2 = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(m2.sha256).toBe(manifest.sha256);
+    expect(m2.deployedAt).toBe('2026-11-28T00:00:00.000Z');
+    expect(fs.readdirSync(dir).sort()).toEqual(['counter.js', 'counter.json']);
+  });
+
+  it('extends the list that postgresql.auto.conf already sets', async () => {
+    const pgdata = fakePgdata({ auto: AUTO_CONF_HEADER + `shared_preload_libraries = 'auto_explain'\nwork_mem = '8MB'\n` });
+    await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    expect(fs.readFileSync(path.join(pgdata, 'postgresql.auto.conf'), 'utf8')).toBe(
+      AUTO_CONF_HEADER + `shared_preload_libraries = 'auto_explain, pg_node_worker'\nwork_mem = '8MB'\n`,
+    );
+  });
+
+  it('creates postgresql.auto.conf when missing, and leaves postgresql.conf alone', async () => {
+    const conf = `shared_preload_libraries = 'a'\nshared_preload_libraries = 'b,c'  # the last one wins\n#shared_preload_libraries = 'commented'\n`;
+    const pgdata = fakePgdata({ auto: null, conf });
+    await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    const autoFile = path.join(pgdata, 'postgresql.auto.conf');
+    expect(fs.readFileSync(autoFile, 'utf8')).toBe(AUTO_CONF_HEADER + `shared_preload_libraries = 'b, c, pg_node_worker'\n`);
+    expect(mode(autoFile)).toBe(0o600);
+    expect(fs.readFileSync(path.join(pgdata, 'postgresql.conf'), 'utf8')).toBe(conf);
+  });
+
+  it('leaves auto.conf alone when postgresql.conf already preloads pg_node_worker', async () => {
+    const pgdata = fakePgdata({ conf: `shared_preload_libraries = 'pg_node_worker'\n` });
+    const before = fs.readFileSync(path.join(pgdata, 'postgresql.auto.conf'), 'utf8');
+    const { r } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    expect(r.preload.changed).toBe(false);
+    expect(fs.readFileSync(path.join(pgdata, 'postgresql.auto.conf'), 'utf8')).toBe(before);
+  });
+
+  it('follows include files and uses the server config named in postmaster.opts', async () => {
+    const etc = tmpdir('pgnw-etc-');
+    write(path.join(etc, 'conf.d', '10-libs.conf'), `shared_preload_libraries = 'from_conf_d'\n`);
+    const mainConf = write(path.join(etc, 'postgresql.conf'), `include_dir 'conf.d'\nnode_worker.directory = 'workers'\n`);
+    const pgdata = fakePgdata({ conf: `shared_preload_libraries = 'not_this_one'\n` });
+    write(path.join(pgdata, 'postmaster.opts'), `/usr/lib/postgresql/15/bin/postgres "-D" "${pgdata}" "-c" "config_file=${mainConf}"\n`);
+    const { r } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    expect(r.directory).toBe(path.join(pgdata, 'workers'));
+    expect(r.preload.value).toBe('from_conf_d, pg_node_worker');
+  });
+
+  it('finds node_worker.directory in the configuration (auto.conf wins), or takes --directory', async () => {
+    const pgdata = fakePgdata({
+      conf: `node_worker.directory = 'from_conf'\n`,
+      auto: AUTO_CONF_HEADER + `node_worker.directory = 'from_auto'\n`,
+    });
+    const file = workerFile(simpleWorker(`name: 'w',`));
+    const a = await doDeploy(file, { pgdata });
+    expect(a.r.directory).toBe(path.join(pgdata, 'from_auto'));
+    expect(fs.existsSync(path.join(pgdata, 'from_auto', 'w.json'))).toBe(true);
+
+    const absolute = path.join(tmpdir(), 'x');
+    const pgdata2 = fakePgdata({ conf: `node_worker.directory = '${absolute}'\n` });
+    const b = await doDeploy(file, { pgdata: pgdata2 });
+    expect(b.r.directory).toBe(absolute);
+    expect(fs.existsSync(path.join(absolute, 'w.json'))).toBe(true);
+
+    const explicit = path.join(tmpdir(), 'a', 'b');
+    const c = await doDeploy(file, { pgdata, directory: explicit });
+    expect(c.r.directory).toBe(explicit);
+    expect(mode(explicit)).toBe(0o750);
+    expect(mode(path.dirname(explicit))).toBe(0o750);
+    expect(fs.readdirSync(explicit).sort()).toEqual(['w.js', 'w.json']);
+  });
+
+  it('falls back to node18 with a warning when the extension is not installed', async () => {
+    const pgdata = fakePgdata();
+    const { r, err } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, pgConfig: path.join(tmpdir(), 'no-pg-config') });
+    expect(r.manifest.nodeTarget).toBe('node18');
+    expect(err.join('\n')).toMatch(/^warning: cannot run .*no-pg-config.*bundling for node18/);
+
+    const lib = tmpdir();
+    const pgc = write(path.join(lib, 'pg_config'), `#!/bin/sh\necho ${lib}\necho PostgreSQL 16.1\n`);
+    fs.chmodSync(pgc, 0o755);
+    const second = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, pgConfig: pgc });
+    expect(second.r.manifest.nodeTarget).toBe('node18');
+    expect(second.err.join('\n')).toMatch(/pg_node_worker is not installed/);
+    expect(second.err.join('\n')).toMatch(/PostgreSQL 15 data directory but .* is PostgreSQL 16/);
+  });
+
+  it('refuses a missing data directory, a directory without PG_VERSION, a missing file', async () => {
+    const file = workerFile(simpleWorker(`name: 'w',`));
+    const missing = path.join(tmpdir(), 'nope');
+    await expect(doDeploy(file, { pgdata: missing })).rejects.toThrow(/data directory .*nope does not exist/);
+    const notData = tmpdir();
+    await expect(doDeploy(file, { pgdata: notData })).rejects.toThrow(/not a PostgreSQL data directory \(no PG_VERSION file\)/);
+    await expect(doDeploy(path.join(notData, 'missing.ts'), { pgdata: fakePgdata() })).rejects.toThrow(/missing\.ts: no such file/);
+    await expect(doDeploy(file, { pgdata: fakePgdata() })).resolves.toBeTruthy();
+  });
+
+  it('writes nothing when the worker is invalid', async () => {
+    const pgdata = fakePgdata();
+    const before = fs.readFileSync(path.join(pgdata, 'postgresql.auto.conf'), 'utf8');
+    await expect(doDeploy(workerFile(simpleWorker(`name: 'a/b',`)), { pgdata })).rejects.toBeInstanceOf(CliError);
+    expect(fs.existsSync(path.join(pgdata, 'node_worker'))).toBe(false);
+    expect(fs.readFileSync(path.join(pgdata, 'postgresql.auto.conf'), 'utf8')).toBe(before);
+  });
+
+  it.runIf(process.getuid?.() === 0)('as root, gives the files to the data directory owner', async () => {
+    const pgdata = fakePgdata();
+    const uid = 54321;
+    const gid = 54322;
+    fs.chownSync(pgdata, uid, gid);
+    // auto.conf keeps its own owner
+    fs.chownSync(path.join(pgdata, 'postgresql.auto.conf'), 1234, 1235);
+    const { r } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    for (const p of [r.directory, r.bundlePath, r.manifestPath]) {
+      const st = fs.statSync(p);
+      expect([p, st.uid, st.gid]).toEqual([p, uid, gid]);
+    }
+    const auto = fs.statSync(path.join(pgdata, 'postgresql.auto.conf'));
+    expect([auto.uid, auto.gid]).toEqual([1234, 1235]);
+  });
+});
+
+describe('command line', () => {
+  function io(env: NodeJS.ProcessEnv = {}) {
+    const out: string[] = [];
+    const err: string[] = [];
+    return { out, err, io: { out: (l: string) => void out.push(l), err: (l: string) => void err.push(l), env } };
+  }
+
+  it('prints usage and version', async () => {
+    const a = io();
+    expect(await run(['--help'], a.io)).toBe(0);
+    expect(a.out.join('\n')).toMatch(/pg-node-worker deploy FILE \[-D PGDATA\]/);
+    expect(a.out.join('\n')).toMatch(/pg-node-worker build FILE \[-o OUT\]/);
+    const b = io();
+    expect(await run(['--version'], b.io)).toBe(0);
+    expect(b.out[0]).toMatch(/^pg-node-worker \d+\.\d+\.\d+/);
+    const c = io();
+    expect(await run([], c.io)).toBe(2);
+    expect(c.err.join('\n')).toMatch(/Usage:/);
+  });
+
+  it('rejects bad usage with exit status 2', async () => {
+    for (const argv of [['frobnicate', 'x.ts'], ['deploy', '--bogus', 'x.ts'], ['deploy', 'x.ts', 'y.ts'], ['build', '-D', '/x', 'w.ts'], ['deploy', 'x.ts']]) {
+      const a = io({});
+      expect([argv, await run(argv, a.io)]).toEqual([argv, 2]);
+      expect(a.err.join('\n')).toMatch(/^pg-node-worker: /);
+    }
+  });
+
+  it('build writes the bundle and prints the definition', async () => {
+    const dir = tmpdir();
+    const file = workerFile(simpleWorker(`name: 'b1', database: 'db',`), 'b1.ts', dir);
+    const outFile = path.join(dir, 'out', 'b1.js');
+    const a = io();
+    expect(await run(['build', file, '-o', outFile, '--target', 'node18.20'], a.io)).toBe(0);
+    const meta = JSON.parse(a.out.join('\n'));
+    const code = fs.readFileSync(outFile, 'utf8');
+    expect(meta).toMatchObject({ name: 'b1', database: 'db', role: null, restart: 10, start: 'recovery-finished', nodeTarget: 'node18.20' });
+    expect(meta.sha256).toBe(createHash('sha256').update(code).digest('hex'));
+  });
+
+  it('deploy takes PGDATA from the environment; CliErrors exit 2 without a stack', async () => {
+    const pgdata = path.join(tmpdir(), 'nodata');
+    const a = io({ PGDATA: pgdata });
+    expect(await run(['deploy', workerFile(simpleWorker(`name: 'w',`))], a.io)).toBe(2);
+    expect(a.err).toEqual([`pg-node-worker: data directory ${pgdata} does not exist`]);
+  });
+});
