@@ -50,6 +50,9 @@ _PKGLIBDIR = $(eval _PKGLIBDIR := $$(shell '$(PG_CONFIG_PATH)' --pkglibdir))$(_P
 INSTDIR = $(DESTDIR)$(_PKGLIBDIR)/pg_node_worker
 
 BRIDGE = native/build/Release/pg_node_worker_bridge.node
+# node-gyp runs its own make: keep this make's flags/jobserver (and command-line variables such
+# as DESTDIR) out of it
+GYP_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PG_CONFIG='$(PG_CONFIG_PATH)'
 
 .PHONY: all deps check-deps extension native ts node-modules install test demo bench clean distclean help
 
@@ -78,11 +81,11 @@ native: node-modules
 	if [ ! -f native/build/Makefile ] || [ native/binding.gyp -nt native/build/Makefile ] || \
 	   [ "$$(cat native/build/.pgnw-config 2>/dev/null)" != "$$cfg" ]; then \
 	  echo "PG_CONFIG='$(PG_CONFIG_PATH)' $(NODE_GYP) configure --directory=native --nodedir='$(NODE_GYP_NODEDIR)'"; \
-	  PG_CONFIG='$(PG_CONFIG_PATH)' $(NODE_GYP) configure --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn; \
+	  $(GYP_ENV) $(NODE_GYP) configure --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn; \
 	  echo "$$cfg" > native/build/.pgnw-config; \
 	fi; \
 	echo "$(NODE_GYP) build --directory=native"; \
-	PG_CONFIG='$(PG_CONFIG_PATH)' $(NODE_GYP) build --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn
+	$(GYP_ENV) $(NODE_GYP) build --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn
 	@test -f $(BRIDGE)
 
 ts: node-modules

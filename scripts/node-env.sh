@@ -23,7 +23,7 @@ private_prefix="$repo/.deps/libnode"
 
 mode=shell
 case "${1:-}" in
-  --make) mode=make ;;
+  --make) mode="make" ;;
   ""|--shell) ;;
   -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "node-env.sh: unknown option '$1' (use --make or nothing)" >&2; exit 2 ;;

@@ -10,6 +10,8 @@ const PLAN_CACHE_SIZE = 256;
 
 // type OIDs the serialiser cares about
 const BOOL = 16, BYTEA = 17, JSON_OID = 114, JSONB = 3802, DATE = 1082;
+// numbers go to these types as binary; to any other type as JS's own shortest text
+const NUMERIC_BINARY = new Set([20, 21, 23, 700, 701]);
 
 function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0');
@@ -62,8 +64,9 @@ export function serializeParam(v: unknown, type: number, elemType: number): unkn
     return text;
   }
   switch (typeof v) {
-    case 'boolean':
     case 'number':
+      return NUMERIC_BINARY.has(type) ? v : String(v);
+    case 'boolean':
     case 'bigint':
     case 'string':
       return v;

@@ -1,0 +1,233 @@
+/**
+ * Throwaway PostgreSQL clusters for the tests: initdb into a temp dir, a
+ * unix socket in that dir (no TCP), the extension preloaded, run as an
+ * unprivileged OS user when the tests run as root (PostgreSQL refuses root).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pg from 'pg';
+import { afterEach } from 'vitest';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+
+function pgConfig(flag: string): string {
+  return execFileSync(process.env.PG_CONFIG ?? 'pg_config', [flag], { encoding: 'utf8' }).trim();
+}
+
+export const PG_BIN = process.env.PG_BIN ?? pgConfig('--bindir');
+
+/** uid/gid to run the server as: ourselves, or `postgres` when we are root. */
+function serverUser(): { uid: number; gid: number; name: string } | null {
+  if (process.getuid?.() !== 0) return null;
+  const name = process.env.PGNW_TEST_USER ?? 'postgres';
+  const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
+  return { uid, gid, name };
+}
+
+const USER = serverUser();
+let nextPort = 20000 + (process.pid % 20000);
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls fn until it returns a truthy value; throws with `what` after timeoutMs. */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 15000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` + (lastError ? `: ${String(lastError)}` : ''));
+    await sleep(everyMs);
+  }
+}
+
+const live = new Set<Cluster>();
+
+/** Prints the server log of every live cluster when a test fails. */
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  for (const c of live) {
+    process.stderr.write(`\n----- server log of ${c.datadir} (last 150 lines) -----\n${c.logTail(150)}\n-----\n`);
+  }
+});
+
+export interface ClusterOptions {
+  /** extra postgresql.conf lines */
+  settings?: Record<string, string | number>;
+  /** preload pg_node_worker (default true) */
+  preload?: boolean;
+}
+
+export class Cluster {
+  readonly dir: string;
+  readonly datadir: string;
+  readonly port: number;
+  readonly logFile: string;
+  readonly workersDir: string;
+  private started = false;
+
+  private constructor(dir: string, port: number) {
+    this.dir = dir;
+    this.datadir = path.join(dir, 'data');
+    this.port = port;
+    this.logFile = path.join(dir, 'server.log');
+    this.workersDir = path.join(dir, 'src');
+  }
+
+  static async create(opts: ClusterOptions = {}): Promise<Cluster> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-test-'));
+    fs.chmodSync(dir, 0o755);
+    const c = new Cluster(dir, nextPort++);
+    fs.mkdirSync(c.workersDir);
+    if (USER) fs.chownSync(dir, USER.uid, USER.gid);
+    c.run(path.join(PG_BIN, 'initdb'), ['-D', c.datadir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    const settings: Record<string, string | number> = {
+      listen_addresses: "''",
+      unix_socket_directories: `'${dir}'`,
+      port: c.port,
+      fsync: 'off',
+      max_worker_processes: 16,
+      'node_worker.shutdown_grace_ms': 2000,
+      log_min_messages: 'warning',
+      ...(opts.preload === false ? {} : { shared_preload_libraries: "'pg_node_worker'" }),
+      ...opts.settings,
+    };
+    fs.appendFileSync(
+      path.join(c.datadir, 'postgresql.conf'),
+      '\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n',
+    );
+    live.add(c);
+    return c;
+  }
+
+  /** Runs a program as the server's OS user. */
+  run(file: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): string {
+    const r = spawnSync(file, args, {
+      encoding: 'utf8',
+      cwd: this.dir,
+      uid: USER?.uid,
+      gid: USER?.gid,
+      env: { ...process.env, LC_ALL: 'C', HOME: this.dir },
+      timeout: opts.timeoutMs ?? 120000,
+    });
+    if (r.status !== 0 && !opts.allowFail)
+      throw new Error(`${path.basename(file)} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}${r.stdout}`);
+    return (r.stdout ?? '') + (r.stderr ?? '');
+  }
+
+  pgCtl(args: string[], opts: { allowFail?: boolean } = {}): string {
+    return this.run(path.join(PG_BIN, 'pg_ctl'), ['-D', this.datadir, ...args], opts);
+  }
+
+  async start(): Promise<void> {
+    this.pgCtl(['-l', this.logFile, '-w', '-t', '60', 'start']);
+    this.started = true;
+  }
+
+  /** Stops the server; returns the seconds it took. */
+  stop(mode: 'fast' | 'smart' | 'immediate' = 'fast'): number {
+    const t0 = process.hrtime.bigint();
+    this.pgCtl(['-m', mode, '-w', '-t', '60', 'stop'], { allowFail: true });
+    this.started = false;
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  }
+
+  async restart(): Promise<void> {
+    this.stop();
+    await this.start();
+  }
+
+  reload(): void {
+    this.pgCtl(['reload']);
+  }
+
+  postmasterPid(): number {
+    return Number(fs.readFileSync(path.join(this.datadir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  }
+
+  async client(database = 'postgres', user = 'postgres'): Promise<pg.Client> {
+    const client = new pg.Client({ host: this.dir, port: this.port, user, database });
+    await client.connect();
+    return client;
+  }
+
+  async query<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = [], database = 'postgres'): Promise<T[]> {
+    const client = await this.client(database);
+    try {
+      return (await client.query<T>(sql, params)).rows;
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** Writes `source` as <name>.ts and deploys it with the project's CLI. */
+  deploy(name: string, source: string): string {
+    const file = path.join(this.workersDir, `${name}.ts`);
+    fs.writeFileSync(file, source);
+    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', file, '-D', this.datadir], {
+      encoding: 'utf8',
+      env: { ...process.env },
+    });
+    if (r.status !== 0) throw new Error(`deploy of ${name} failed (${r.status}): ${r.stderr}${r.stdout}`);
+    return r.stdout + r.stderr;
+  }
+
+  log(): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  logTail(lines: number): string {
+    return this.log().split('\n').slice(-lines).join('\n');
+  }
+
+  /** Waits until the server log matches re (searching from `from` chars on). */
+  waitForLog(re: RegExp, timeoutMs = 15000, from = 0): Promise<RegExpMatchArray> {
+    return waitFor(`server log to match ${re}`, () => this.log().slice(from).match(re), timeoutMs);
+  }
+
+  /** pid of the running worker, from pg_stat_activity, or null. */
+  async workerPid(name: string): Promise<number | null> {
+    const rows = await this.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE backend_type = 'node_worker' AND application_name = $1",
+      [name],
+    );
+    return rows[0]?.pid ?? null;
+  }
+
+  async waitForWorker(name: string, timeoutMs = 15000, notPid?: number): Promise<number> {
+    return waitFor(`worker ${name} to run`, async () => {
+      const pid = await this.workerPid(name);
+      return pid !== null && pid !== notPid ? pid : null;
+    }, timeoutMs);
+  }
+
+  async destroy(): Promise<void> {
+    live.delete(this);
+    if (this.started || fs.existsSync(path.join(this.datadir, 'postmaster.pid'))) this.stop('immediate');
+    if (!process.env.PGNW_KEEP_CLUSTERS) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** True while a process exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

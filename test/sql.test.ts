@@ -1,0 +1,282 @@
+/**
+ * ctx.sql and ctx.transaction inside a real worker: type conversion both
+ * ways, PgError fields, transactions and savepoints.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster } from './helpers/cluster';
+import { EVAL_WORKER_SOURCE, evaluatorReady, inWorker, inWorkerError } from './helpers/evalWorker';
+
+let cluster: Cluster;
+
+beforeAll(async () => {
+  cluster = await Cluster.create();
+  cluster.deploy('evaluator', EVAL_WORKER_SOURCE());
+  await cluster.start();
+  await evaluatorReady(cluster);
+}, 60000);
+
+afterAll(async () => {
+  await cluster?.destroy();
+});
+
+describe('values from PostgreSQL to JS', () => {
+  it('converts every type in the table', async () => {
+    const row = await inWorker(
+      cluster,
+      `const r = ctx.sql\`SELECT
+        1::int2 AS i2, (-2147483648)::int4 AS i4, 1.5::float4 AS f4, 'NaN'::float8 AS nan, 1e300::float8 AS f8,
+        9223372036854775807::int8 AS i8, 12345678901234567890.12345::numeric AS num,
+        true AS t, false AS f, 'héllo'::text AS txt, 'v'::varchar(3) AS vc, 'ab'::char(4) AS bp, 'nm'::name AS nm,
+        '{"a":[1,{"b":null}]}'::json AS js, '{"z":1,"a":"x"}'::jsonb AS jb, '"str"'::jsonb AS jstr,
+        '\\\\x00ff10'::bytea AS ba, ''::bytea AS empty,
+        '2024-02-29'::date AS d, '2024-02-29 13:14:15.678'::timestamp AS ts, '2024-02-29 13:14:15.678+02'::timestamptz AS tstz,
+        'infinity'::timestamptz AS inf, '-infinity'::date AS ninf,
+        ARRAY[1,NULL,3]::int4[] AS ai, ARRAY[[1,2],[3,4]]::int8[] AS a2, ARRAY['a','b"c']::text[] AS at, '{}'::int4[] AS aempty,
+        ARRAY['{"k":1}'::jsonb] AS aj, ARRAY['2024-01-01'::date] AS ad,
+        NULL::int4 AS n, '1 day'::interval AS iv, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, '(1,2)'::point AS pt\`;
+      return r[0];`,
+    );
+    expect(row.i2).toBe(1);
+    expect(row.i4).toBe(-2147483648);
+    expect(row.f4).toBe(1.5);
+    expect(Number.isNaN(row.nan)).toBe(true);
+    expect(row.f8).toBe(1e300);
+    expect(row.i8).toBe(9223372036854775807n);
+    expect(row.num).toBe('12345678901234567890.12345');
+    expect(row.t).toBe(true);
+    expect(row.f).toBe(false);
+    expect(row.txt).toBe('héllo');
+    expect(row.vc).toBe('v');
+    expect(row.bp).toBe('ab  ');
+    expect(row.nm).toBe('nm');
+    expect(row.js).toEqual({ a: [1, { b: null }] });
+    expect(row.jb).toEqual({ a: 'x', z: 1 });
+    expect(row.jstr).toBe('str');
+    expect(row.ba).toEqual(Uint8Array.from([0, 255, 16]));
+    expect(row.empty).toEqual(new Uint8Array(0));
+    expect(row.d).toEqual(new Date(Date.UTC(2024, 1, 29)));
+    expect(row.ts).toEqual(new Date(Date.UTC(2024, 1, 29, 13, 14, 15, 678)));
+    expect(row.tstz).toEqual(new Date(Date.UTC(2024, 1, 29, 11, 14, 15, 678)));
+    expect(row.inf).toBe('infinity');
+    expect(row.ninf).toBe('-infinity');
+    expect(row.ai).toEqual([1, null, 3]);
+    expect(row.a2).toEqual([[1n, 2n], [3n, 4n]]);
+    expect(row.at).toEqual(['a', 'b"c']);
+    expect(row.aempty).toEqual([]);
+    expect(row.aj).toEqual([{ k: 1 }]);
+    expect(row.ad).toEqual([new Date(Date.UTC(2024, 0, 1))]);
+    expect(row.n).toBeNull();
+    expect(row.iv).toBe('1 day');
+    expect(row.u).toBe('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
+    expect(row.pt).toBe('(1,2)');
+  });
+
+  it('returns Uint8Array (not a plain object) for bytea', async () => {
+    const ctor = await inWorker(cluster, "return ctx.sql`SELECT '\\\\x01'::bytea AS b`[0].b.constructor.name");
+    expect(ctor).toBe('Uint8Array');
+  });
+
+  it('reports count, command and columns', async () => {
+    const r = await inWorker(
+      cluster,
+      `ctx.sql\`CREATE TEMP TABLE IF NOT EXISTS cnt (x int)\`;
+       const ins = ctx.sql\`INSERT INTO cnt SELECT generate_series(1, 5)\`;
+       const upd = ctx.sql\`UPDATE cnt SET x = x + 1 WHERE x > 2\`;
+       const sel = ctx.sql\`SELECT x AS a, x * 2 AS b FROM cnt ORDER BY x LIMIT 2\`;
+       const del = ctx.sql\`DELETE FROM cnt\`;
+       return { ins: [ins.command, ins.count], upd: [upd.command, upd.count], sel: [sel.command, sel.count, sel.columns, sel.length], del: [del.command, del.count] };`,
+    );
+    expect(r).toEqual({
+      ins: ['INSERT', 5],
+      upd: ['UPDATE', 3],
+      sel: ['SELECT', 2, ['a', 'b'], 2],
+      del: ['DELETE', 5],
+    });
+  });
+});
+
+describe('values from JS to PostgreSQL', () => {
+  it('round-trips every type as a bound parameter', async () => {
+    const r = await inWorker(
+      cluster,
+      `const d = new Date(Date.UTC(2024, 1, 29, 13, 14, 15, 678));
+       const r = ctx.sql\`SELECT \${1}::int2 AS i2, \${-5}::int4 AS i4, \${1.5}::float4 AS f4, \${0.1}::float8 AS f8,
+         \${9007199254740993n}::int8 AS i8, \${'12345678901234567890.5'}::numeric AS num, \${0.1}::numeric AS numf,
+         \${true}::bool AS b, \${"it's \\"q\\""}::text AS t, \${{ a: [1, 'x'] }}::jsonb AS jb, \${[1, 2]}::json AS js, \${'{"raw":1}'}::jsonb AS jraw,
+         \${new Uint8Array([0, 1, 255])}::bytea AS ba, \${d}::date AS dd, \${d}::timestamp AS ts, \${d}::timestamptz AS tz,
+         \${[1, null, 3]}::int4[] AS ai, \${[['a', 'b,c'], ['d"', null]]}::text[] AS at, \${[d]}::timestamptz[] AS adt,
+         \${null}::int4 AS n, \${undefined}::text AS u, \${'1 day'}::interval AS iv, \${42} AS untyped\`;
+       return r[0];`,
+    );
+    expect(r).toEqual({
+      i2: 1,
+      i4: -5,
+      f4: 1.5,
+      f8: 0.1,
+      i8: 9007199254740993n,
+      num: '12345678901234567890.5',
+      numf: '0.1',
+      b: true,
+      t: `it's "q"`,
+      jb: { a: [1, 'x'] },
+      js: [1, 2],
+      jraw: { raw: 1 },
+      ba: Uint8Array.from([0, 1, 255]),
+      dd: new Date(Date.UTC(2024, 1, 29)),
+      ts: new Date(Date.UTC(2024, 1, 29, 13, 14, 15, 678)),
+      tz: new Date(Date.UTC(2024, 1, 29, 13, 14, 15, 678)),
+      ai: [1, null, 3],
+      at: [['a', 'b,c'], ['d"', null]],
+      adt: [new Date(Date.UTC(2024, 1, 29, 13, 14, 15, 678))],
+      n: null,
+      u: null,
+      iv: '1 day',
+      untyped: '42',
+    });
+  });
+
+  it('binds parameters instead of interpolating text', async () => {
+    const r = await inWorker(cluster, "const evil = \"'; DROP TABLE pgnw_jobs; --\"; return ctx.sql`SELECT ${evil} AS v`[0].v");
+    expect(r).toBe("'; DROP TABLE pgnw_jobs; --");
+  });
+
+  it('sql.unsafe runs raw text, with or without parameters', async () => {
+    const r = await inWorker(
+      cluster,
+      `ctx.sql.unsafe('CREATE TEMP TABLE IF NOT EXISTS u1 (x int); INSERT INTO u1 VALUES (1), (2)');
+       return [ctx.sql.unsafe('SELECT count(*)::int AS n FROM u1')[0].n, ctx.sql.unsafe('SELECT $1::int + $2::int AS s', [2, 3])[0].s];`,
+    );
+    expect(r).toEqual([2, 5]);
+  });
+
+  it('gives a PostgreSQL error for a value the type rejects', async () => {
+    const e = await inWorkerError(cluster, 'ctx.sql`SELECT ${3000000000}::int4`');
+    expect(e.isPgError).toBe(true);
+    expect(e.code).toBe('22003');
+    const e2 = await inWorkerError(cluster, "ctx.sql`SELECT ${'abc'}::int4`");
+    expect(e2.code).toBe('22P02');
+  });
+
+  it('refuses values that cannot be sent, with a TypeError', async () => {
+    const e = await inWorkerError(cluster, 'ctx.sql`SELECT ${() => 1}::text`');
+    expect(e.name).toBe('TypeError');
+    expect(e.isPgError).toBe(false);
+  });
+});
+
+describe('PgError', () => {
+  it('has node-postgres fields for a unique violation, and the worker goes on', async () => {
+    const e = await inWorkerError(
+      cluster,
+      `ctx.sql\`CREATE TABLE IF NOT EXISTS uq (id int CONSTRAINT uq_pkey PRIMARY KEY)\`;
+       ctx.sql\`INSERT INTO uq VALUES (1) ON CONFLICT DO NOTHING\`;
+       ctx.sql\`INSERT INTO uq VALUES (1)\`;`,
+    );
+    expect(e).toMatchObject({
+      isPgError: true,
+      name: 'PgError',
+      code: '23505',
+      severity: 'ERROR',
+      schema: 'public',
+      table: 'uq',
+      constraint: 'uq_pkey',
+      detail: 'Key (id)=(1) already exists.',
+    });
+    expect(e.message).toMatch(/duplicate key value violates unique constraint "uq_pkey"/);
+    expect(await inWorker(cluster, 'return ctx.sql`SELECT 2 AS two`[0].two')).toBe(2);
+  });
+
+  it('has code and position for a syntax error', async () => {
+    const e = await inWorkerError(cluster, 'ctx.sql`SELECT * FORM nowhere`');
+    expect(e.code).toBe('42601');
+    expect(e.position).toBe('10');
+    expect(e.message).toMatch(/syntax error at or near "FORM"/);
+    expect(await inWorker(cluster, 'return ctx.sql`SELECT 3 AS x`[0].x')).toBe(3);
+  });
+
+  it('is the PgError exported by pg-node-worker', async () => {
+    const r = await inWorker(cluster, 'try { ctx.sql`SELECT 1/0` } catch (e) { return [e instanceof PgError, e instanceof Error, e.code] }');
+    expect(r).toEqual([true, true, '22012']);
+  });
+});
+
+describe('transactions', () => {
+  beforeAll(async () => {
+    await inWorker(cluster, 'ctx.sql`CREATE TABLE IF NOT EXISTS tx (k text PRIMARY KEY)`');
+  });
+
+  it('commits when the callback returns', async () => {
+    const r = await inWorker(
+      cluster,
+      `const v = ctx.transaction(tx => { tx.sql\`INSERT INTO tx VALUES ('c1')\`; tx.sql\`INSERT INTO tx VALUES ('c2')\`; return 7; });
+       return v;`,
+    );
+    expect(r).toBe(7);
+    expect(await cluster.query("SELECT k FROM tx WHERE k LIKE 'c%' ORDER BY k")).toEqual([{ k: 'c1' }, { k: 'c2' }]);
+  });
+
+  it('rolls back everything when the callback throws', async () => {
+    const e = await inWorkerError(
+      cluster,
+      `ctx.transaction(tx => { tx.sql\`INSERT INTO tx VALUES ('r1')\`; throw new RangeError('boom'); });`,
+    );
+    expect(e).toMatchObject({ name: 'RangeError', message: 'boom' });
+    expect(await cluster.query("SELECT k FROM tx WHERE k = 'r1'")).toEqual([]);
+  });
+
+  it('rolls back when a statement fails, and reports it on commit if the error was swallowed', async () => {
+    const e = await inWorkerError(
+      cluster,
+      `ctx.transaction(tx => {
+         tx.sql\`INSERT INTO tx VALUES ('s1')\`;
+         try { tx.sql\`INSERT INTO tx VALUES ('s1')\`; } catch (err) { /* swallowed */ }
+         let again; try { tx.sql\`SELECT 1\`; } catch (err) { again = err.code; }
+         if (again !== '25P02') throw new Error('expected 25P02, got ' + again);
+       });`,
+    );
+    expect(e.code).toBe('25P02');
+    expect(e.message).toMatch(/rolled back/);
+    expect(await cluster.query("SELECT k FROM tx WHERE k = 's1'")).toEqual([]);
+  });
+
+  it('uses a savepoint for a nested transaction', async () => {
+    await inWorker(
+      cluster,
+      `ctx.transaction(tx => {
+         tx.sql\`INSERT INTO tx VALUES ('n-outer')\`;
+         try {
+           tx.transaction(sp => { sp.sql\`INSERT INTO tx VALUES ('n-inner')\`; sp.sql\`INSERT INTO tx VALUES ('n-outer')\`; });
+         } catch (err) { if (err.code !== '23505') throw err; }
+         tx.transaction(sp => { sp.sql\`INSERT INTO tx VALUES ('n-kept')\`; });
+       });`,
+    );
+    expect(await cluster.query("SELECT k FROM tx WHERE k LIKE 'n-%' ORDER BY k")).toEqual([{ k: 'n-kept' }, { k: 'n-outer' }]);
+  });
+
+  it('refuses a callback that returns a promise, and rolls it back', async () => {
+    const e = await inWorkerError(
+      cluster,
+      `ctx.transaction((tx) => { tx.sql\`INSERT INTO tx VALUES ('p1')\`; return new Promise(r => setTimeout(r, 1)); });`,
+    );
+    expect(e.name).toBe('TypeError');
+    expect(e.message).toMatch(/returned a promise/);
+    expect(await cluster.query("SELECT k FROM tx WHERE k = 'p1'")).toEqual([]);
+  });
+
+  it('refuses an async callback before starting', async () => {
+    const e = await inWorkerError(cluster, 'ctx.transaction(async (tx) => { tx.sql`SELECT 1`; });');
+    expect(e.name).toBe('TypeError');
+    expect(e.message).toMatch(/synchronous/);
+  });
+
+  it('refuses the sql of a transaction that ended', async () => {
+    const e = await inWorkerError(cluster, 'let keep; ctx.transaction(tx => { keep = tx; }); keep.sql`SELECT 1`;');
+    expect(e.message).toMatch(/transaction has ended/);
+  });
+
+  it('refuses transaction control statements in sql', async () => {
+    const e = await inWorkerError(cluster, "ctx.sql.unsafe('COMMIT')");
+    expect(e.isPgError).toBe(true);
+    expect(e.message).toMatch(/transaction control statements are not allowed/);
+  });
+});
