@@ -77,6 +77,7 @@ static std::atomic<int> pgnw_exit_code{0};
 static std::atomic<bool> pgnw_interrupt_requested{false};
 static std::atomic<bool> pgnw_force_stopped{false};
 static std::atomic<int64_t> pgnw_sigterm_at_ms{0};
+static_assert(std::atomic<int64_t>::is_always_lock_free, "set from a signal handler");
 static node::Environment *pgnw_env = nullptr;
 static v8::Isolate *pgnw_isolate = nullptr;
 static int	pgnw_saved_exit_code = 1;
@@ -107,6 +108,9 @@ pgnw_handle_sigterm(SIGNAL_ARGS)
 
 	pgnw_got_sigterm = 1;
 	pgnw_shutdown_requested = 1;
+	/* starts the grace period even if JS never yields to the event loop */
+	if (pgnw_sigterm_at_ms.load() == 0)
+		pgnw_sigterm_at_ms = pgnw_now_ms();
 	if (pgnw_in_postgres)
 	{
 		QueryCancelPending = true;
@@ -400,7 +404,6 @@ pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dis
 		if (pgnw_got_sigterm && !sigterm_dispatched)
 		{
 			sigterm_dispatched = true;
-			pgnw_sigterm_at_ms = pgnw_now_ms();
 			pgnw_dispatch(isolate, context, dispatch, "sigterm");
 			dispatched = true;
 		}

@@ -80,12 +80,15 @@ export function start(runtimeDir: string, bundlePath: string): void {
   lockDown(native);
 
   const abort = new AbortController();
+  const stopRequested = () => {
+    if (!abort.signal.aborted) abort.abort(new Error('the worker is shutting down (SIGTERM)'));
+  };
   const reloadHandlers = new Set<() => void>();
-  const engine = new SqlEngine(native);
+  const engine = new SqlEngine(native, stopRequested);
 
   (globalThis as Record<string, unknown>).__pgnwDispatch = (event: string) => {
     if (event === 'sigterm') {
-      abort.abort(new Error('the worker is shutting down (SIGTERM)'));
+      stopRequested();
     } else if (event === 'reload') {
       for (const fn of [...reloadHandlers]) {
         try {

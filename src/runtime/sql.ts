@@ -93,7 +93,27 @@ export class SqlEngine {
   private readonly plans = new Map<string, NativePlan>();
   private readonly rowMakers = new Map<string, RowMaker>();
 
-  constructor(private readonly native: NativeBridge) {}
+  /**
+   * @param onShutdownCancel called when a statement was cancelled because the
+   *   worker is shutting down (SIGTERM), so ctx.signal is already aborted when
+   *   the caller sees the error.
+   */
+  constructor(
+    private readonly native: NativeBridge,
+    private readonly onShutdownCancel: () => void = () => undefined,
+  ) {}
+
+  private execute(planId: number, text: string, params: unknown[]): NativeResult {
+    try {
+      return this.native.execute(planId, text, params);
+    } catch (err) {
+      if ((err as { code?: string }).code === '57014' && this.native.shutdownRequested()) {
+        (err as Error).message = 'canceling statement because the worker is shutting down';
+        this.onShutdownCancel();
+      }
+      throw err;
+    }
+  }
 
   private plan(text: string): NativePlan {
     let plan = this.plans.get(text);
@@ -138,12 +158,12 @@ export class SqlEngine {
 
   run<T>(text: string, params: readonly unknown[] | undefined): Result<T> {
     if (typeof text !== 'string') throw new TypeError('SQL text must be a string');
-    if (params === undefined) return this.toResult<T>(this.native.execute(-1, text, []));
+    if (params === undefined) return this.toResult<T>(this.execute(-1, text, []));
     const plan = this.plan(text);
     if (params.length !== plan.paramTypes.length)
       throw new TypeError(`the statement takes ${plan.paramTypes.length} parameters but ${params.length} were given`);
     const sent = params.map((v, i) => serializeParam(v, plan.paramTypes[i], plan.elemTypes[i]));
-    return this.toResult<T>(this.native.execute(plan.id, text, sent));
+    return this.toResult<T>(this.execute(plan.id, text, sent));
   }
 
   /** A tagged-template `sql` function, usable while `isActive()` holds. */
