@@ -286,6 +286,19 @@ pgnw_watchdog(void *arg)
 		if (InterruptPending && !pgnw_in_postgres && !pgnw_interrupt_requested.exchange(true))
 			node::RequestInterrupt(pgnw_env, pgnw_service_interrupts, nullptr);
 
+		/*
+		 * Postmaster gone while JS is busy: the main thread only notices in
+		 * its wait, so stop JS now (the wait then sees the death and exits).
+		 */
+		if (getppid() != PostmasterPid && !pgnw_force_stopped)
+		{
+			pgnw_force_stopped = true;
+			pgnw_exit_code = 1;
+			pgnw_exit_requested = true;
+			node::Stop(pgnw_env);
+			SetLatch(MyLatch);
+		}
+
 		int64_t		since = pgnw_sigterm_at_ms.load();
 
 		if (since != 0 && !pgnw_force_stopped &&
