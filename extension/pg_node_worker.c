@@ -350,20 +350,6 @@ pgnw_register_one(const char *dir, const char *filename)
 	}
 
 	/*
-	 * Every worker connects to a database, and PostgreSQL refuses that for
-	 * workers starting at postmaster start.  Say so here rather than let
-	 * RegisterBackgroundWorker() reject it in less specific words.
-	 */
-	if (manifest.start_time == BgWorkerStart_PostmasterStart)
-	{
-		ereport(LOG,
-				(errmsg("pg_node_worker: skipping worker manifest \"%s\": %s",
-						path,
-						"start \"postmaster\" is not possible for a worker that connects to a database, use \"consistent\" or \"recovery-finished\"")));
-		return;
-	}
-
-	/*
 	 * The bundle must be there and readable now, not only when the worker
 	 * starts.  stat() first: opening a FIFO would block the postmaster.
 	 */
@@ -394,8 +380,13 @@ pgnw_register_one(const char *dir, const char *filename)
 	close(fd);
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/*
+	 * PostgreSQL gives no database connection to workers that start with the
+	 * postmaster: those run JS only (ctx.sql explains why it is refused).
+	 */
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	if (manifest.start_time != BgWorkerStart_PostmasterStart)
+		worker.bgw_flags |= BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = manifest.start_time;
 	worker.bgw_restart_time = manifest.restart_seconds;
 	strlcpy(worker.bgw_library_name, PGNW_RUNTIME_LIBRARY,

@@ -693,12 +693,15 @@ pg_node_worker_main(Datum main_arg)
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("could not load node worker manifest \"%s\": %s", path, reason)));
 
-	BackgroundWorkerInitializeConnection(manifest.database,
-										 manifest.role[0] ? manifest.role : NULL, 0);
-
 	strlcpy(pgnw_worker_info.name, manifest.name, sizeof(pgnw_worker_info.name));
-	strlcpy(pgnw_worker_info.database, manifest.database, sizeof(pgnw_worker_info.database));
-	strlcpy(pgnw_worker_info.role, manifest.role, sizeof(pgnw_worker_info.role));
+	if (manifest.start_time != BgWorkerStart_PostmasterStart)
+	{
+		BackgroundWorkerInitializeConnection(manifest.database,
+											 manifest.role[0] ? manifest.role : NULL, 0);
+		pgnw_worker_info.connected = true;
+		strlcpy(pgnw_worker_info.database, manifest.database, sizeof(pgnw_worker_info.database));
+		strlcpy(pgnw_worker_info.role, manifest.role, sizeof(pgnw_worker_info.role));
+	}
 	pgnw_worker_info.started_at_ms =
 		(double) (MyStartTimestamp / 1000) +
 		(double) ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) * 1000.0;

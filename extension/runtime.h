@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 
 #ifdef __cplusplus
 extern "C"
@@ -22,6 +23,7 @@ typedef struct PgnwWorkerInfo
 	char		name[64];
 	char		database[64];
 	char		role[64];
+	bool		connected;		/* has a database connection (not start: postmaster) */
 	double		started_at_ms;		/* fork time (MyStartTimestamp), Unix ms */
 	double		fork_to_connected_ms;
 } PgnwWorkerInfo;

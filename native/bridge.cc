@@ -97,7 +97,10 @@ Info(const Napi::CallbackInfo &info)
 	Napi::Object out = Napi::Object::New(env);
 
 	out.Set("name", pgnw_worker_info.name);
-	out.Set("database", pgnw_worker_info.database);
+	if (pgnw_worker_info.connected)
+		out.Set("database", pgnw_worker_info.database);
+	else
+		out.Set("database", env.Null());
 	if (pgnw_worker_info.role[0])
 		out.Set("role", pgnw_worker_info.role);
 	else

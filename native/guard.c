@@ -157,6 +157,18 @@ pgnw_capture_error(PgnwError *err)
 	FreeErrorData(edata);
 }
 
+/* SQL needs a database connection, which start: 'postmaster' workers lack */
+static bool
+pgnw_check_connected(PgnwError *err)
+{
+	if (pgnw_worker_info.connected)
+		return true;
+	pgnw_error_set(err, "08003",
+				   "this worker has no database connection",
+				   "Workers with start: 'postmaster' run before any database is available; use start: 'consistent' or 'recovery-finished' to run SQL.");
+	return false;
+}
+
 bool
 pgnw_check_thread(PgnwError *err)
 {
@@ -281,6 +293,8 @@ pgnw_begin(PgnwError *err)
 {
 	MemoryContext before = CurrentMemoryContext;
 
+	if (!pgnw_check_connected(err))
+		return false;
 	if (pgnw_depth >= PGNW_MAX_DEPTH)
 	{
 		pgnw_error_set(err, "54000", "too many nested transactions", NULL);
@@ -468,7 +482,7 @@ pgnw_prepare(const char *sql, PgnwPlanInfo *info, PgnwError *err)
 	PgnwPlan	plan = {0};
 	int			id;
 
-	if (!pgnw_check_level_alive(err))
+	if (!pgnw_check_connected(err) || !pgnw_check_level_alive(err))
 		return false;
 	a.sql = sql;
 	a.out = &plan;
@@ -913,7 +927,7 @@ pgnw_execute(int plan_id, const char *sql, int nparams, const PgnwParam *params,
 	PgnwExecuteArgs a;
 
 	memset(res, 0, sizeof(*res));
-	if (!pgnw_check_level_alive(err))
+	if (!pgnw_check_connected(err) || !pgnw_check_level_alive(err))
 		return false;
 	if (plan_id >= 0 && (plan_id >= pgnw_nplans || pgnw_plans[plan_id].plan == NULL))
 	{

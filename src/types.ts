@@ -61,7 +61,8 @@ export interface Logger {
 export interface WorkerInfo {
   readonly name: string;
   readonly pid: number;
-  readonly database: string;
+  /** The database it is connected to; null for `start: 'postmaster'` workers, which have none. */
+  readonly database: string | null;
   /** The role its SQL runs as; null for the bootstrap superuser. */
   readonly role: string | null;
   /** When the postmaster forked this process (Unix ms). */
@@ -103,7 +104,10 @@ export interface WorkerDefinition {
   role?: string;
   /** Seconds before a restart after a crash or a failed `main`, or `'never'` (default 10). */
   restart?: number | 'never';
-  /** Default `'recovery-finished'`; `'consistent'` also runs on a hot standby. */
+  /**
+   * Default `'recovery-finished'`; `'consistent'` also runs on a hot standby; `'postmaster'`
+   * starts with the server, before recovery, with no database connection (no SQL).
+   */
   start?: StartTime;
   /** The worker's body. Resolving ends the worker for good (exit 0); throwing restarts it. */
   main(ctx: WorkerContext): Promise<void> | void;

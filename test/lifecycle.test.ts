@@ -152,6 +152,14 @@ describe('crashes and restarts', () => {
        const ok = process.env.PGNW_NEVER_SET;
        export default defineWorker({ name: 'broken', restart: 'never', async main(ctx) { if (!ok) throw new Error('broken at start'); } });`,
     );
+    cluster.deploy(
+      'early',
+      `import { defineWorker } from 'pg-node-worker';
+       export default defineWorker({ name: 'early', start: 'postmaster', restart: 'never', async main(ctx) {
+         try { ctx.sql\`SELECT 1\`; } catch (e: any) { ctx.log.info('early: no SQL: ' + e.code + ' ' + e.message + ' / database=' + ctx.worker.database); }
+         while (!ctx.signal.aborted) await ctx.sleep(60000);
+       } });`,
+    );
     fs.writeFileSync(path.join(cluster.datadir, 'node_worker', 'garbage.json'), '{ this is not json');
     fs.writeFileSync(path.join(cluster.datadir, 'node_worker', 'nobundle.json'),
       JSON.stringify({ format: 1, name: 'nobundle', database: 'postgres', role: null, restart: 1, start: 'recovery-finished', bundle: 'nobundle.js' }));
@@ -197,6 +205,10 @@ describe('crashes and restarts', () => {
     expect(cluster.log().match(/finisher: finisher done/g)?.length).toBe(1);
     expect(cluster.log()).not.toMatch(new RegExp(`\\(PID ${m[1]}\\) (exited with exit code 1|was terminated)`));
     expect(await cluster.workerPid('finisher')).toBeNull();
+  });
+
+  it("runs a start: 'postmaster' worker without a database connection; SQL is refused with 08003", async () => {
+    await cluster.waitForLog(/early: early: no SQL: 08003 this worker has no database connection \/ database=null/);
   });
 
   it('logs a worker whose main throws at start with its stack', async () => {

@@ -18,7 +18,7 @@ export interface NativeResult {
 
 export interface NativeBridge {
   init(pgError: Function): void;
-  info(): { name: string; database: string; role: string | null; pid: number; startedAt: number; forkToConnectedMs: number };
+  info(): { name: string; database: string | null; role: string | null; pid: number; startedAt: number; forkToConnectedMs: number };
   prepare(sql: string): NativePlan;
   freePlan(id: number): void;
   execute(planId: number, sql: string, params: unknown[]): NativeResult;
