@@ -35,6 +35,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -46,6 +47,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -89,7 +91,9 @@ pgnw_bench_launch(PG_FUNCTION_ARGS)
 	BackgroundWorkerHandle *handle;
 	BenchArgs	args;
 	pid_t		pid;
-	Datum		libpath;
+	HeapTuple	tup;
+	bool		isnull;
+	Datum		probin;
 
 	memset(&args, 0, sizeof(args));
 	args.dboid = MyDatabaseId;
@@ -101,25 +105,20 @@ pgnw_bench_launch(PG_FUNCTION_ARGS)
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	/* this library, by the path it was loaded from (AS '...' of the function) */
-	libpath = DirectFunctionCall1(textin, CStringGetDatum("x"));	/* placeholder */
-	(void) libpath;
-	strlcpy(worker.bgw_library_name, fcinfo->flinfo->fn_extra ? "" : "", BGW_MAXLEN);
-	{
-		/* probin of the calling function = the library path it was created with */
-		HeapTuple	tup;
-		bool		isnull;
-		Datum		probin;
-
-		tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
-		probin = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_probin, &isnull);
-		if (isnull)
-			elog(ERROR, "pgnw_bench_launch has no library path");
-		strlcpy(worker.bgw_library_name, TextDatumGetCString(probin), BGW_MAXLEN);
-		ReleaseSysCache(tup);
-	}
+	/*
+	 * This library, by the path the calling function was created with
+	 * (probin: an absolute path, or a name in $libdir).
+	 */
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	probin = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_probin, &isnull);
+	if (isnull)
+		elog(ERROR, "pgnw_bench_launch has no library path");
+	if (strlen(TextDatumGetCString(probin)) >= BGW_MAXLEN)
+		elog(ERROR, "library path \"%s\" is too long for bgw_library_name", TextDatumGetCString(probin));
+	strlcpy(worker.bgw_library_name, TextDatumGetCString(probin), BGW_MAXLEN);
+	ReleaseSysCache(tup);
 	strlcpy(worker.bgw_function_name, "pgnw_bench_worker_main", BGW_MAXLEN);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "pgnw_bench %s", args.mode);
 	strlcpy(worker.bgw_type, "pgnw_bench", BGW_MAXLEN);
