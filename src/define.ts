@@ -1,30 +1,93 @@
-import type { WorkerDefinition } from './types';
+/**
+ * defineWorker and the rules of a worker definition: one place, used by the
+ * SDK (defineWorker), the CLI (deploy/build) and the in-server runtime.
+ */
+import type { StartTime, WorkerDefinition } from './types';
 
 /** Marks objects made by defineWorker; the runtime and the CLI check it. */
-export const DEFINITION_BRAND = Symbol.for('pg-node-worker.definition');
+export const DEFINITION_BRAND: unique symbol = Symbol.for('pg-node-worker.definition') as never;
 
-const NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
-const STARTS = ['postmaster', 'consistent', 'recovery-finished'];
+/** A worker name: it names the files <name>.js/<name>.json and the process "node_worker <name>". */
+export const WORKER_NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+export const START_TIMES: readonly StartTime[] = ['postmaster', 'consistent', 'recovery-finished'];
+export const DEFAULT_DATABASE = 'postgres';
+export const DEFAULT_RESTART = 10;
+export const DEFAULT_START: StartTime = 'recovery-finished';
+export const MAX_RESTART = 86400;
+/** NAMEDATALEN - 1 */
+const MAX_IDENT_BYTES = 63;
 
-/** Checks a definition; returns a list of problems (empty when fine). */
-export function definitionProblems(def: unknown): string[] {
-  if (typeof def !== 'object' || def === null) return ['the worker definition must be an object'];
+/** The fields of a definition that go into the manifest, with defaults applied. */
+export interface WorkerMetadata {
+  name: string;
+  database: string;
+  /** null: the bootstrap superuser */
+  role: string | null;
+  /** seconds, or 'never' */
+  restart: number | 'never';
+  start: StartTime;
+}
+
+/** Explains why a worker name is invalid, or returns null when it is fine. */
+export function workerNameProblem(name: unknown): string | null {
+  if (typeof name !== 'string') return 'the definition needs a name (a string)';
+  if (WORKER_NAME_RE.test(name)) return null;
+  return (
+    `invalid worker name ${JSON.stringify(name)}: a name is 1 to 63 ASCII characters, letters, ` +
+    `digits, '_' or '-', starting with a letter or '_' (it names the files <name>.js and ` +
+    `<name>.json and the process "node_worker <name>")`
+  );
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return typeof v;
+}
+
+function checkIdent(where: string, what: string, v: unknown): string {
+  if (typeof v !== 'string' || v === '') throw new TypeError(`${where}: ${what} must be a non-empty string`);
+  if (v.includes('\0')) throw new TypeError(`${where}: ${what} must not contain NUL`);
+  if (Buffer.byteLength(v, 'utf8') > MAX_IDENT_BYTES)
+    throw new TypeError(`${where}: ${what} ${JSON.stringify(v)} is longer than ${MAX_IDENT_BYTES} bytes`);
+  return v;
+}
+
+/**
+ * Checks a definition and returns its manifest fields with defaults applied.
+ *
+ * @throws TypeError naming the first problem found.
+ */
+export function definitionMetadata(def: unknown): WorkerMetadata {
+  if (def === null || typeof def !== 'object') throw new TypeError('a worker definition must be an object');
   const d = def as Record<string, unknown>;
-  const problems: string[] = [];
-  if (typeof d.name !== 'string' || !NAME_RE.test(d.name))
-    problems.push('name must be 1-63 ASCII letters, digits, "_" or "-", starting with a letter or "_"');
-  if (typeof d.main !== 'function') problems.push('main must be a function');
-  for (const key of ['database', 'role'] as const) {
-    const v = d[key];
-    if (v !== undefined && (typeof v !== 'string' || v.length === 0 || Buffer.byteLength(v) > 63 || v.includes('\0')))
-      problems.push(`${key} must be a non-empty name of at most 63 bytes`);
-  }
-  const r = d.restart;
-  if (r !== undefined && r !== 'never' && !(typeof r === 'number' && Number.isInteger(r) && r >= 0 && r <= 86400))
-    problems.push('restart must be an integer number of seconds (0-86400) or "never"');
-  if (d.start !== undefined && !STARTS.includes(d.start as string))
-    problems.push(`start must be one of ${STARTS.map((s) => `"${s}"`).join(', ')}`);
-  return problems;
+  const nameProblem = workerNameProblem(d.name);
+  if (nameProblem) throw new TypeError(nameProblem);
+  const name = d.name as string;
+  const where = `worker "${name}"`;
+  if (typeof d.main !== 'function') throw new TypeError(`${where}: main must be a function`);
+
+  const database = d.database === undefined ? DEFAULT_DATABASE : checkIdent(where, 'database', d.database);
+  const role = d.role === undefined ? null : checkIdent(where, 'role', d.role);
+
+  let restart: number | 'never';
+  if (d.restart === undefined) restart = DEFAULT_RESTART;
+  else if (d.restart === 'never') restart = 'never';
+  else if (typeof d.restart === 'number' && Number.isInteger(d.restart) && d.restart >= 0 && d.restart <= MAX_RESTART)
+    restart = d.restart;
+  else
+    throw new TypeError(
+      `${where}: restart must be an integer number of seconds from 0 to ${MAX_RESTART}, or 'never' (got ${describe(d.restart)})`,
+    );
+
+  let start: StartTime;
+  if (d.start === undefined) start = DEFAULT_START;
+  else if (typeof d.start === 'string' && (START_TIMES as readonly string[]).includes(d.start)) start = d.start as StartTime;
+  else
+    throw new TypeError(
+      `${where}: start must be one of ${START_TIMES.map((s) => `'${s}'`).join(', ')} (got ${describe(d.start)})`,
+    );
+  return { name, database, role, restart, start };
 }
 
 /**
@@ -37,8 +100,7 @@ export function definitionProblems(def: unknown): string[] {
  * @throws TypeError when the definition is invalid.
  */
 export function defineWorker<T extends WorkerDefinition>(def: T): T {
-  const problems = definitionProblems(def);
-  if (problems.length > 0) throw new TypeError(`invalid worker definition: ${problems.join('; ')}`);
+  definitionMetadata(def);
   Object.defineProperty(def, DEFINITION_BRAND, { value: true, enumerable: false });
   return def;
 }

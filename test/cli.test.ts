@@ -185,6 +185,8 @@ export default defineWorker({ name: 'uses_foo', main: () => answer() });
     [`name: 'x', start: 'later',`, /start must be one of 'postmaster', 'consistent', 'recovery-finished'/],
     [`name: 'x', database: '',`, /database must be a non-empty string/],
     [`name: 'x', database: 5,`, /database must be a non-empty string/],
+    [`name: 'x', role: null as any,`, /role must be a non-empty string/],
+    [`name: 'x', role: '',`, /role must be a non-empty string/],
     [`name: 'x', role: '${'r'.repeat(64)}',`, /role .* longer than 63 bytes/],
     [`name: 'x', database: '${'é'.repeat(32)}',`, /database .* longer than 63 bytes/],
     [`restart: 5,`, /needs a name/],

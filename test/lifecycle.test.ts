@@ -177,7 +177,8 @@ describe('crashes and restarts', () => {
 
   it('restarts a worker after an uncaught exception, after its interval, logging the stack; others untouched', async () => {
     const steady = await cluster.waitForWorker('steady');
-    const first = await cluster.waitForLog(/\[(\d+)\] ERROR:  thrower: uncaught exception: Error: uncaught on purpose\n\s*at /);
+    // the stack points at the user's .ts (the bundle's inline source map)
+    const first = await cluster.waitForLog(/\[(\d+)\] ERROR:  thrower: uncaught exception: Error: uncaught on purpose\n\s*at .*thrower\.ts:4:\d+/);
     const crashedAt = Date.now();
     const firstPid = Number(first[1]);
     await waitFor('a second thrower process', () => {

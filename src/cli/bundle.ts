@@ -10,19 +10,8 @@ import { pathToFileURL } from 'node:url';
 import * as vm from 'node:vm';
 import { CliError } from './errors';
 
-export type StartTime = 'postmaster' | 'consistent' | 'recovery-finished';
-export const START_TIMES: readonly StartTime[] = ['postmaster', 'consistent', 'recovery-finished'];
-
-/** What the CLI reads from a worker definition: exactly the manifest's fields, nothing else. */
-export interface WorkerMetadata {
-  name: string;
-  database: string;
-  /** null: the bootstrap superuser */
-  role: string | null;
-  /** seconds, or 'never' */
-  restart: number | 'never';
-  start: StartTime;
-}
+import { DEFINITION_BRAND, definitionMetadata, type WorkerMetadata } from '../define';
+export type { WorkerMetadata } from '../define';
 
 export interface BundleOptions {
   /** esbuild target, e.g. 'node18.20' (the Node embedded in the server, not the CLI's own) */
@@ -37,14 +26,6 @@ export interface BundleResult {
   warnings: string[];
 }
 
-export const DEFINITION_BRAND: symbol = Symbol.for('pg-node-worker.definition');
-export const WORKER_NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
-export const DEFAULT_DATABASE = 'postgres';
-export const DEFAULT_RESTART = 10;
-export const DEFAULT_START: StartTime = 'recovery-finished';
-export const MAX_RESTART = 86400;
-/** NAMEDATALEN - 1 */
-const MAX_IDENT_BYTES = 63;
 const SDK_MODULE = 'pg-node-worker';
 
 /** A path for messages: relative to the cwd when below it, absolute otherwise. */
@@ -143,15 +124,24 @@ export function makeSdkShim(): Record<string, unknown> {
       this.name = 'PgError';
     }
   }
+  class RefusedApiError extends Error {
+    constructor(message?: string) {
+      super(message);
+      this.name = 'RefusedApiError';
+    }
+  }
   const base: Record<string, unknown> = {
     __esModule: true,
+    // returns its argument, branded; validateDefinition checks it afterwards
     defineWorker<T extends object>(def: T): T {
       if (def !== null && typeof def === 'object') {
-        Object.defineProperty(def, DEFINITION_BRAND, { value: true, enumerable: false });
+        Object.defineProperty(def, DEFINITION_BRAND, { value: true, enumerable: false, configurable: true });
       }
       return def;
     },
     PgError,
+    RefusedApiError,
+    DEFINITION_BRAND,
   };
   const cache = new Map<string, unknown>();
   return new Proxy(base, {
@@ -217,28 +207,6 @@ function errorMessage(e: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-function checkIdent(label: string, what: string, v: unknown): string {
-  if (typeof v !== 'string' || v === '') {
-    throw new CliError(`${label}: ${what} must be a non-empty string`);
-  }
-  if (v.includes('\0')) throw new CliError(`${label}: ${what} must not contain NUL`);
-  if (Buffer.byteLength(v, 'utf8') > MAX_IDENT_BYTES) {
-    throw new CliError(`${label}: ${what} ${JSON.stringify(v)} is longer than ${MAX_IDENT_BYTES} bytes`);
-  }
-  return v;
-}
-
-/** Check a worker name against the manifest rule; returns an explanation when invalid. */
-export function workerNameProblem(name: unknown): string | null {
-  if (typeof name !== 'string') return 'the definition needs a name (a string)';
-  if (WORKER_NAME_RE.test(name)) return null;
-  return (
-    `invalid worker name ${JSON.stringify(name)}: a name is 1 to 63 ASCII characters, letters, ` +
-    `digits, '_' or '-', starting with a letter or '_' (it names the files <name>.js and ` +
-    `<name>.json and the process "node_worker <name>")`
-  );
-}
-
 /** Take `module.exports.default ?? module.exports`, check it is a branded, valid definition. */
 export function validateDefinition(exported: unknown, label: string): WorkerMetadata {
   let def: unknown = exported;
@@ -253,47 +221,10 @@ export function validateDefinition(exported: unknown, label: string): WorkerMeta
   ) {
     throw new CliError(`${label} does not export a worker: export default defineWorker({...})`);
   }
-  const d = def as Record<string, unknown>;
-  const nameProblem = workerNameProblem(d.name);
-  if (nameProblem) throw new CliError(`${label}: ${nameProblem}`);
-  const name = d.name as string;
-  const where = `${label}: worker "${name}"`;
-  if (typeof d.main !== 'function') throw new CliError(`${where}: main must be a function`);
-
-  const database = d.database === undefined ? DEFAULT_DATABASE : checkIdent(where, 'database', d.database);
-  const role = d.role === undefined || d.role === null ? null : checkIdent(where, 'role', d.role);
-
-  let restart: number | 'never';
-  if (d.restart === undefined) restart = DEFAULT_RESTART;
-  else if (d.restart === 'never') restart = 'never';
-  else if (
-    typeof d.restart === 'number' &&
-    Number.isInteger(d.restart) &&
-    d.restart >= 0 &&
-    d.restart <= MAX_RESTART
-  ) {
-    restart = d.restart;
-  } else {
-    throw new CliError(
-      `${where}: restart must be an integer number of seconds from 0 to ${MAX_RESTART}, or 'never' ` +
-        `(got ${describe(d.restart)})`,
-    );
+  try {
+    return definitionMetadata(def);
+  } catch (e) {
+    throw new CliError(`${label}: ${(e as Error).message}`);
   }
-
-  let start: StartTime;
-  if (d.start === undefined) start = DEFAULT_START;
-  else if (typeof d.start === 'string' && (START_TIMES as readonly string[]).includes(d.start)) {
-    start = d.start as StartTime;
-  } else {
-    throw new CliError(
-      `${where}: start must be one of ${START_TIMES.map((s) => `'${s}'`).join(', ')} (got ${describe(d.start)})`,
-    );
-  }
-  return { name, database, role, restart, start };
 }
 
-function describe(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
-  return typeof v;
-}

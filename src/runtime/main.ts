@@ -12,7 +12,7 @@ import Module = require('module');
 import * as fs from 'fs';
 import * as path from 'path';
 import { format } from 'util';
-import { defineWorker, DEFINITION_BRAND, definitionProblems } from '../define';
+import { defineWorker, DEFINITION_BRAND, definitionMetadata } from '../define';
 import { PgError } from '../errors';
 import type { Logger, WorkerContext, WorkerDefinition } from '../types';
 import { lockDown, RefusedApiError } from './lockdown';
@@ -107,15 +107,21 @@ export function start(runtimeDir: string, bundlePath: string): void {
   const sdk = Object.freeze({ defineWorker, PgError, DEFINITION_BRAND, RefusedApiError, __internal: internal, default: undefined });
 
   let def: WorkerDefinition;
+  // bundles carry an inline source map: stacks in the server log point at the user's .ts lines
+  process.setSourceMapsEnabled(true);
   try {
     const loaded = loadBundle(bundlePath, sdk);
-    const problems = definitionProblems(loaded);
-    if (problems.length > 0 || !(loaded as Record<symbol, unknown>)[DEFINITION_BRAND]) {
-      native.log(
-        LOG_ERROR,
-        `bundle ${bundlePath} does not export a valid worker (export default defineWorker({...}))` +
-          (problems.length ? `: ${problems.join('; ')}` : ''),
-      );
+    let problem: string | null = null;
+    if (!loaded || typeof loaded !== 'object' || !(loaded as Record<symbol, unknown>)[DEFINITION_BRAND]) problem = 'it has no default export made by defineWorker()';
+    else {
+      try {
+        definitionMetadata(loaded);
+      } catch (e) {
+        problem = (e as Error).message;
+      }
+    }
+    if (problem !== null) {
+      native.log(LOG_ERROR, `bundle ${bundlePath} does not export a valid worker (export default defineWorker({...})): ${problem}`);
       exit(1);
       return;
     }
