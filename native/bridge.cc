@@ -210,29 +210,17 @@ ToJs(Napi::Env env, const PgnwValue &v)
 }
 
 /*
- * execute(planId, sql, params) → { command, count, fields, types, values }
- * planId -1 runs sql as text (may hold several statements, no parameters).
- * values is flat, row-major; the JS side builds the row objects.
+ * JS parameter values as PgnwParams.  strings keeps the UTF-8 copies alive
+ * while PostgreSQL reads them.  Returns false with a JS exception pending.
  */
-Napi::Value
-Execute(const Napi::CallbackInfo &info)
+bool
+ExtractParams(Napi::Env env, Napi::Array jsparams, std::vector<PgnwParam> &params,
+			  std::vector<std::string> &strings)
 {
-	Napi::Env	env = info.Env();
-	PgnwError	err = {};
-	PgnwResult	res;
-
-	if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsArray())
-	{
-		Napi::TypeError::New(env, "execute(planId, sql, params) got bad arguments").ThrowAsJavaScriptException();
-		return env.Undefined();
-	}
-	int			plan_id = info[0].As<Napi::Number>().Int32Value();
-	std::string sql = info[1].As<Napi::String>().Utf8Value();
-	Napi::Array jsparams = info[2].As<Napi::Array>();
 	uint32_t	n = jsparams.Length();
-	std::vector<PgnwParam> params(n);
-	std::vector<std::string> strings(n);
 
+	params.resize(n);
+	strings.resize(n);
 	for (uint32_t i = 0; i < n; i++)
 	{
 		Napi::Value v = jsparams.Get(i);
@@ -288,17 +276,21 @@ Execute(const Napi::CallbackInfo &info)
 			Napi::TypeError::New(env, "parameter $" + std::to_string(i + 1) +
 								 " has a type that cannot be sent to PostgreSQL")
 				.ThrowAsJavaScriptException();
-			return env.Undefined();
+			return false;
 		}
 	}
+	return true;
+}
 
-	if (!pgnw_execute(plan_id, sql.c_str(), (int) n, params.data(), &res, &err))
-	{
-		ThrowPgError(env, &err);
-		return env.Undefined();
-	}
-
-	/* Build JS values while SPI's memory still holds the result. */
+/*
+ * { command, count, fields, types, values } from a result that SPI's memory
+ * still holds, then pgnw_finish() to release it (and commit an implicit
+ * transaction).  values is flat, row-major; the JS side builds the rows.
+ */
+Napi::Value
+FinishResult(Napi::Env env, PgnwResult &res)
+{
+	PgnwError	err = {};
 	Napi::Object out = Napi::Object::New(env);
 	Napi::Array fields = Napi::Array::New(env, res.ncols);
 	Napi::Array types = Napi::Array::New(env, res.ncols);
@@ -337,6 +329,104 @@ Execute(const Napi::CallbackInfo &info)
 	if (had_exception)
 		return env.Undefined();
 	return out;
+}
+
+/*
+ * execute(planId, sql, params) → result
+ * planId -1 runs sql as text (may hold several statements, no parameters).
+ */
+Napi::Value
+Execute(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	PgnwError	err = {};
+	PgnwResult	res;
+	std::vector<PgnwParam> params;
+	std::vector<std::string> strings;
+
+	if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsArray())
+	{
+		Napi::TypeError::New(env, "execute(planId, sql, params) got bad arguments").ThrowAsJavaScriptException();
+		return env.Undefined();
+	}
+	int			plan_id = info[0].As<Napi::Number>().Int32Value();
+	std::string sql = info[1].As<Napi::String>().Utf8Value();
+
+	if (!ExtractParams(env, info[2].As<Napi::Array>(), params, strings))
+		return env.Undefined();
+	if (!pgnw_execute(plan_id, sql.c_str(), (int) params.size(), params.data(), &res, &err))
+	{
+		ThrowPgError(env, &err);
+		return env.Undefined();
+	}
+	return FinishResult(env, res);
+}
+
+/* cursorOpen(planId, sql, params) → cursor name */
+Napi::Value
+CursorOpen(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	PgnwError	err = {};
+	char		name[PGNW_CURSOR_NAME_LEN];
+	std::vector<PgnwParam> params;
+	std::vector<std::string> strings;
+
+	if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsArray())
+	{
+		Napi::TypeError::New(env, "cursorOpen(planId, sql, params) got bad arguments").ThrowAsJavaScriptException();
+		return env.Undefined();
+	}
+	int			plan_id = info[0].As<Napi::Number>().Int32Value();
+	std::string sql = info[1].As<Napi::String>().Utf8Value();
+
+	if (!ExtractParams(env, info[2].As<Napi::Array>(), params, strings))
+		return env.Undefined();
+	if (!pgnw_cursor_open(plan_id, sql.c_str(), (int) params.size(), params.data(), name, &err))
+	{
+		ThrowPgError(env, &err);
+		return env.Undefined();
+	}
+	return Napi::String::New(env, name);
+}
+
+/* cursorFetch(name, count) → result (no rows when exhausted) */
+Napi::Value
+CursorFetch(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	PgnwError	err = {};
+	PgnwResult	res;
+
+	if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber())
+	{
+		Napi::TypeError::New(env, "cursorFetch(name, count) got bad arguments").ThrowAsJavaScriptException();
+		return env.Undefined();
+	}
+	std::string name = info[0].As<Napi::String>().Utf8Value();
+	long		count = (long) info[1].As<Napi::Number>().Int64Value();
+
+	if (!pgnw_cursor_fetch(name.c_str(), count, &res, &err))
+	{
+		ThrowPgError(env, &err);
+		return env.Undefined();
+	}
+	return FinishResult(env, res);
+}
+
+Napi::Value
+CursorClose(const Napi::CallbackInfo &info)
+{
+	PgnwError	err = {};
+
+	if (info.Length() >= 1 && info[0].IsString())
+	{
+		std::string name = info[0].As<Napi::String>().Utf8Value();
+
+		if (!pgnw_cursor_close(name.c_str(), &err))
+			ThrowPgError(info.Env(), &err);
+	}
+	return info.Env().Undefined();
 }
 
 Napi::Value
@@ -470,6 +560,9 @@ Module(Napi::Env env, Napi::Object exports)
 	exports.Set("prepare", Napi::Function::New(env, Prepare));
 	exports.Set("freePlan", Napi::Function::New(env, FreePlan));
 	exports.Set("execute", Napi::Function::New(env, Execute));
+	exports.Set("cursorOpen", Napi::Function::New(env, CursorOpen));
+	exports.Set("cursorFetch", Napi::Function::New(env, CursorFetch));
+	exports.Set("cursorClose", Napi::Function::New(env, CursorClose));
 	exports.Set("begin", Napi::Function::New(env, Begin));
 	exports.Set("commit", Napi::Function::New(env, Commit));
 	exports.Set("rollback", Napi::Function::New(env, Rollback));

@@ -39,6 +39,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/ps_status.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -730,6 +731,7 @@ pgnw_command_name(int spi_code)
 	{
 		case SPI_OK_SELECT:
 		case SPI_OK_SELINTO:
+		case SPI_OK_FETCH:
 			return "SELECT";
 		case SPI_OK_INSERT:
 		case SPI_OK_INSERT_RETURNING:
@@ -823,14 +825,26 @@ pgnw_param_to_datum(const PgnwParam *p, Oid type)
 	}
 }
 
+typedef enum PgnwExecuteMode
+{
+	PGNW_EXEC_STATEMENT,		/* run the plan (or the text) to completion */
+	PGNW_EXEC_OPEN_CURSOR,		/* open a cursor on the plan; res->command = its name */
+	PGNW_EXEC_FETCH				/* fetch from the cursor named by sql */
+} PgnwExecuteMode;
+
 typedef struct PgnwExecuteArgs
 {
+	PgnwExecuteMode mode;
 	PgnwPlan   *plan;
 	const char *sql;
 	int			nparams;
 	const PgnwParam *params;
+	long		fetch_count;
 	PgnwResult *res;
 } PgnwExecuteArgs;
+
+/* the name of the cursor most recently opened (valid until the next open) */
+static char pgnw_cursor_name[NAMEDATALEN];
 
 static void
 pgnw_op_execute(void *arg)
@@ -843,7 +857,19 @@ pgnw_op_execute(void *arg)
 		elog(ERROR, "SPI_connect failed");
 	pgnw_stmt_spi = true;
 
-	if (a->plan)
+	if (a->mode == PGNW_EXEC_FETCH)
+	{
+		Portal		portal = SPI_cursor_find(a->sql);
+
+		if (portal == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_CURSOR_NAME),
+					 errmsg("cursor \"%s\" does not exist", a->sql),
+					 errhint("A cursor lives until the end of the transaction that opened it.")));
+		SPI_cursor_fetch(portal, true, a->fetch_count);
+		ret = SPI_OK_FETCH;
+	}
+	else if (a->plan)
 	{
 		int			n = a->plan->nparams;
 		Datum	   *values = (Datum *) palloc0(sizeof(Datum) * (n + 1));
@@ -860,6 +886,19 @@ pgnw_op_execute(void *arg)
 				values[i] = pgnw_param_to_datum(&a->params[i], a->plan->types[i]);
 		}
 		nulls[n] = '\0';
+		if (a->mode == PGNW_EXEC_OPEN_CURSOR)
+		{
+			Portal		portal;
+
+			if (!SPI_is_cursor_plan(a->plan->plan))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
+						 errmsg("a cursor needs a single statement that returns rows")));
+			portal = SPI_cursor_open(NULL, a->plan->plan, values, nulls, false);
+			strlcpy(pgnw_cursor_name, portal->name, sizeof(pgnw_cursor_name));
+			res->command = pgnw_cursor_name;
+			return;
+		}
 		ret = SPI_execute_plan(a->plan->plan, values, nulls, false, 0);
 	}
 	else
@@ -920,29 +959,96 @@ pgnw_op_execute(void *arg)
 	}
 }
 
-bool
-pgnw_execute(int plan_id, const char *sql, int nparams, const PgnwParam *params,
-			 PgnwResult *res, PgnwError *err)
+static bool
+pgnw_run(PgnwExecuteArgs *a, int plan_id, PgnwError *err)
 {
-	PgnwExecuteArgs a;
-
-	memset(res, 0, sizeof(*res));
+	memset(a->res, 0, sizeof(*a->res));
 	if (!pgnw_check_connected(err) || !pgnw_check_level_alive(err))
 		return false;
+	if (a->mode != PGNW_EXEC_STATEMENT && pgnw_depth == 0)
+	{
+		pgnw_error_set(err, "25000", "a cursor can only be used inside a transaction",
+					   "Iterate the cursor inside ctx.transaction(tx => { for (const rows of tx.sql.cursor`...`) ... }).");
+		return false;
+	}
 	if (plan_id >= 0 && (plan_id >= pgnw_nplans || pgnw_plans[plan_id].plan == NULL))
 	{
 		pgnw_error_set(err, "26000", "prepared statement does not exist", NULL);
 		return false;
 	}
-	a.plan = plan_id >= 0 ? &pgnw_plans[plan_id] : NULL;
+	a->plan = plan_id >= 0 ? &pgnw_plans[plan_id] : NULL;
+
+	if (a->mode != PGNW_EXEC_FETCH)
+		pgstat_report_activity(STATE_RUNNING, a->sql);
+	if (!pgnw_guard(pgnw_op_start_statement, NULL, err) ||
+		!pgnw_guard(pgnw_op_execute, a, err))
+	{
+		pgnw_after_failure();
+		return false;
+	}
+	return true;
+}
+
+bool
+pgnw_execute(int plan_id, const char *sql, int nparams, const PgnwParam *params,
+			 PgnwResult *res, PgnwError *err)
+{
+	PgnwExecuteArgs a = {0};
+
+	a.mode = PGNW_EXEC_STATEMENT;
 	a.sql = sql;
 	a.nparams = nparams;
 	a.params = params;
 	a.res = res;
+	return pgnw_run(&a, plan_id, err);
+}
 
-	pgstat_report_activity(STATE_RUNNING, sql);
-	if (!pgnw_guard(pgnw_op_start_statement, NULL, err) ||
-		!pgnw_guard(pgnw_op_execute, &a, err))
+bool
+pgnw_cursor_open(int plan_id, const char *sql, int nparams, const PgnwParam *params,
+				 char *name, PgnwError *err)
+{
+	PgnwExecuteArgs a = {0};
+	PgnwResult	res;
+
+	a.mode = PGNW_EXEC_OPEN_CURSOR;
+	a.sql = sql;
+	a.nparams = nparams;
+	a.params = params;
+	a.res = &res;
+	if (!pgnw_run(&a, plan_id, err))
+		return false;
+	strlcpy(name, res.command, PGNW_CURSOR_NAME_LEN);
+	return pgnw_finish(err);
+}
+
+bool
+pgnw_cursor_fetch(const char *name, long count, PgnwResult *res, PgnwError *err)
+{
+	PgnwExecuteArgs a = {0};
+
+	a.mode = PGNW_EXEC_FETCH;
+	a.sql = name;
+	a.fetch_count = count;
+	a.res = res;
+	return pgnw_run(&a, -1, err);
+}
+
+static void
+pgnw_op_cursor_close(void *arg)
+{
+	Portal		portal = SPI_cursor_find((const char *) arg);
+
+	if (portal != NULL)
+		SPI_cursor_close(portal);
+}
+
+bool
+pgnw_cursor_close(const char *name, PgnwError *err)
+{
+	/* after the transaction ended, the portal is already gone */
+	if (pgnw_depth == 0)
+		return true;
+	if (!pgnw_guard(pgnw_op_cursor_close, (void *) name, err))
 	{
 		pgnw_after_failure();
 		return false;

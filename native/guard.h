@@ -136,8 +136,19 @@ extern bool pgnw_prepare(const char *sql, PgnwPlanInfo *info, PgnwError *err);
 extern void pgnw_free_plan(int id);
 extern bool pgnw_execute(int plan_id, const char *sql, int nparams,
 						 const PgnwParam *params, PgnwResult *res, PgnwError *err);
-/* after pgnw_execute succeeded and the result was read */
+/* after pgnw_execute or pgnw_cursor_fetch succeeded and the result was read */
 extern bool pgnw_finish(PgnwError *err);
+
+/*
+ * Cursors (inside a transaction only): open on a prepared plan, fetch
+ * batches (then pgnw_finish, as for pgnw_execute), close.
+ */
+#define PGNW_CURSOR_NAME_LEN 64
+extern bool pgnw_cursor_open(int plan_id, const char *sql, int nparams,
+							 const PgnwParam *params, char *name, PgnwError *err);
+extern bool pgnw_cursor_fetch(const char *name, long count, PgnwResult *res,
+							  PgnwError *err);
+extern bool pgnw_cursor_close(const char *name, PgnwError *err);
 
 /* transactions: depth 0 = none, 1 = transaction, >1 = savepoints */
 extern int	pgnw_xact_depth(void);

@@ -30,6 +30,20 @@ export interface Sql {
    * statements; with `params` it is one statement using `$1`, `$2`, ...
    */
   unsafe<T = Row>(text: string, params?: readonly unknown[]): Result<T>;
+  /**
+   * Iterates a big result in batches (default 1000 rows) through a cursor, so
+   * it is never held in memory whole. Only inside a transaction:
+   *
+   * ```ts
+   * ctx.transaction((tx) => {
+   *   for (const rows of tx.sql.cursor`SELECT * FROM big`) handle(rows);
+   * });
+   * ```
+   * `sql.cursor(500)\`...\`` sets the batch size. The cursor is closed when the
+   * loop ends, breaks or throws.
+   */
+  cursor<T = Row>(strings: TemplateStringsArray, ...values: unknown[]): Generator<Result<T>, void, undefined>;
+  cursor(batchSize: number): <T = Row>(strings: TemplateStringsArray, ...values: unknown[]) => Generator<Result<T>, void, undefined>;
 }
 
 /** A transaction (or a savepoint inside one). */

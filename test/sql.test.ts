@@ -280,3 +280,68 @@ describe('transactions', () => {
     expect(e.message).toMatch(/transaction control statements are not allowed/);
   });
 });
+
+describe('cursors', () => {
+  it('iterates a result in batches inside a transaction, with parameters', async () => {
+    const r = await inWorker(
+      cluster,
+      `return ctx.transaction(tx => {
+         const sizes = []; let sum = 0;
+         for (const rows of tx.sql.cursor(400)\`SELECT i FROM generate_series(1, \${1000}::int) i\`) {
+           sizes.push(rows.length); for (const row of rows) sum += row.i;
+         }
+         return { sizes, sum };
+       });`,
+    );
+    expect(r).toEqual({ sizes: [400, 400, 200], sum: 500500 });
+  });
+
+  it('closes the cursor on break, and the transaction goes on', async () => {
+    const r = await inWorker(
+      cluster,
+      `return ctx.transaction(tx => {
+         let first;
+         for (const rows of tx.sql.cursor\`SELECT i FROM generate_series(1, 5000) i\`) { first = rows.length; break; }
+         const open = tx.sql\`SELECT count(*)::int AS n FROM pg_cursors\`[0].n;
+         return { first, open };
+       });`,
+    );
+    expect(r).toEqual({ first: 1000, open: 0 });
+  });
+
+  it('keeps the JS heap flat over 300k rows, unlike one big result', async () => {
+    const r = await inWorker(
+      cluster,
+      `const gc = () => { for (let i = 0; i < 3; i++) new Array(1e5).fill(0); };
+       const base = process.memoryUsage().heapUsed;
+       let peak = 0, n = 0;
+       ctx.transaction(tx => {
+         for (const rows of tx.sql.cursor(2000)\`SELECT i, md5(i::text) AS h FROM generate_series(1, 300000) i\`) {
+           n += rows.length;
+           peak = Math.max(peak, process.memoryUsage().heapUsed - base);
+         }
+       });
+       const all = ctx.sql\`SELECT i, md5(i::text) AS h FROM generate_series(1, 300000) i\`;
+       const eager = process.memoryUsage().heapUsed - base;
+       return { n, peakMb: peak / 1e6, eagerMb: eager / 1e6, eagerRows: all.length };`,
+    );
+    expect(r.n).toBe(300000);
+    expect(r.eagerRows).toBe(300000);
+    // a 2000-row batch is well under 10 MB; the whole result is tens of MB
+    expect(r.peakMb).toBeLessThan(r.eagerMb / 3);
+  });
+
+  it('is refused outside a transaction with a hint', async () => {
+    const e = await inWorkerError(cluster, 'for (const rows of ctx.sql.cursor`SELECT 1`) {}');
+    expect(e.code).toBe('25000');
+    expect(e.message).toMatch(/only be used inside a transaction/);
+  });
+
+  it('reports a failing statement as a PgError and rolls back', async () => {
+    const e = await inWorkerError(
+      cluster,
+      'ctx.transaction(tx => { for (const rows of tx.sql.cursor`SELECT 1 / (i - 3) FROM generate_series(1, 5) i`) {} })',
+    );
+    expect(e.code).toBe('22012');
+  });
+});

@@ -4,8 +4,10 @@
  *  - console and process.stdout/stderr go to the server log through elog,
  *    never raw onto the logger's pipe;
  *  - process.on('SIGTERM' | 'SIGHUP' | ...) is refused: PostgreSQL owns the
- *    signals (ctx.signal and ctx.onReload are the way in);
- *  - child_process is refused (libuv would take SIGCHLD);
+ *    signals (ctx.signal and ctx.onReload are the way in); Node's hooks that
+ *    turn signal listeners into libuv signal watchers are detached;
+ *  - child_process is refused (libuv would take SIGCHLD), and so are the
+ *    legacy bindings behind it and behind signals (process.binding);
  *  - process.chdir/setuid/... and process.abort are refused;
  *  - process.title sets the ps display.
  */
@@ -70,6 +72,15 @@ export function lockDown(native: NativeBridge): void {
   });
 
   // signals belong to PostgreSQL
+  // Node starts a libuv signal watcher (sigaction) when a listener for a signal name is added to
+  // process, and when the last one is removed it resets the signal to SIG_DFL: a SIGHUP then kills
+  // the worker and the postmaster resets the cluster.  The wrappers below only cover the process.*
+  // methods, so detach the hooks themselves, as Node does in worker threads: then no listener,
+  // however it is added (EventEmitter.prototype.on.call(process, ...)), touches a signal.
+  const events = process as unknown as NodeJS.EventEmitter;
+  for (const [event, hook] of [['newListener', 'startListeningIfSignal'], ['removeListener', 'stopListeningIfSignal']]) {
+    for (const fn of events.listeners(event)) if (fn.name === hook) events.removeListener(event, fn as (...a: unknown[]) => void);
+  }
   const signalNames = new Set(Object.keys(osConstants.signals));
   const emitter = process as unknown as Record<string, (...a: unknown[]) => unknown>;
   for (const method of ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener']) {
@@ -98,6 +109,18 @@ export function lockDown(native: NativeBridge): void {
   const cp = require('child_process') as Record<string, unknown>;
   for (const fn of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'])
     cp[fn] = refuse(`child_process.${fn}()`, 'child processes would take over SIGCHLD from PostgreSQL');
+  // the same through the legacy bindings: signal_wrap can set a signal to SIG_DFL (see above)
+  const binding = proc.binding as (name: string) => unknown;
+  const refusedBindings: Record<string, string> = {
+    signal_wrap: 'PostgreSQL owns the process\'s signals',
+    process_wrap: 'child processes would take over SIGCHLD from PostgreSQL',
+    spawn_sync: 'child processes would take over SIGCHLD from PostgreSQL',
+  };
+  proc.binding = function (this: unknown, name: string) {
+    if (Object.prototype.hasOwnProperty.call(refusedBindings, name))
+      throw new RefusedApiError(`process.binding('${name}') is not available in a pg_node_worker worker: ${refusedBindings[name]}`);
+    return binding.call(this, name);
+  };
 
   // process.title → ps display
   let title = `node_worker ${native.info().name}`;

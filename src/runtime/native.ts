@@ -22,6 +22,9 @@ export interface NativeBridge {
   prepare(sql: string): NativePlan;
   freePlan(id: number): void;
   execute(planId: number, sql: string, params: unknown[]): NativeResult;
+  cursorOpen(planId: number, sql: string, params: unknown[]): string;
+  cursorFetch(name: string, count: number): NativeResult;
+  cursorClose(name: string): void;
   begin(): number;
   commit(): void;
   rollback(): void;

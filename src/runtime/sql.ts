@@ -7,6 +7,16 @@ import type { Result, Row, Sql, Transaction } from '../types';
 import type { NativeBridge, NativePlan, NativeResult } from './native';
 
 const PLAN_CACHE_SIZE = 256;
+const DEFAULT_CURSOR_BATCH = 1000;
+
+/** The statement text of a tagged template, with $1, $2, ... for the values. */
+function templateText(strings: TemplateStringsArray): string {
+  if (!Array.isArray(strings) || !('raw' in strings))
+    throw new TypeError('sql must be used as a tagged template: sql`SELECT ${value}`; use sql.unsafe(text) for raw text');
+  let text = strings[0];
+  for (let i = 1; i < strings.length; i++) text += '$' + i + strings[i];
+  return text;
+}
 
 // type OIDs the serialiser cares about
 const BOOL = 16, BYTEA = 17, JSON_OID = 114, JSONB = 3802, DATE = 1082;
@@ -104,8 +114,13 @@ export class SqlEngine {
   ) {}
 
   private execute(planId: number, text: string, params: unknown[]): NativeResult {
+    return this.guarded(() => this.native.execute(planId, text, params));
+  }
+
+  /** Runs a bridge call; a statement cancelled by shutdown aborts ctx.signal before the error surfaces. */
+  private guarded<R>(call: () => R): R {
     try {
-      return this.native.execute(planId, text, params);
+      return call();
     } catch (err) {
       if ((err as { code?: string }).code === '57014' && this.native.shutdownRequested()) {
         (err as Error).message = 'canceling statement because the worker is shutting down';
@@ -156,14 +171,40 @@ export class SqlEngine {
     return rows as Result<T>;
   }
 
-  run<T>(text: string, params: readonly unknown[] | undefined): Result<T> {
-    if (typeof text !== 'string') throw new TypeError('SQL text must be a string');
-    if (params === undefined) return this.toResult<T>(this.execute(-1, text, []));
+  /** Prepares (or finds) the plan for text and serialises params by its parameter types. */
+  private bind(text: string, params: readonly unknown[]): { plan: NativePlan; sent: unknown[] } {
     const plan = this.plan(text);
     if (params.length !== plan.paramTypes.length)
       throw new TypeError(`the statement takes ${plan.paramTypes.length} parameters but ${params.length} were given`);
-    const sent = params.map((v, i) => serializeParam(v, plan.paramTypes[i], plan.elemTypes[i]));
+    return { plan, sent: params.map((v, i) => serializeParam(v, plan.paramTypes[i], plan.elemTypes[i])) };
+  }
+
+  run<T>(text: string, params: readonly unknown[] | undefined): Result<T> {
+    if (typeof text !== 'string') throw new TypeError('SQL text must be a string');
+    if (params === undefined) return this.toResult<T>(this.execute(-1, text, []));
+    const { plan, sent } = this.bind(text, params);
     return this.toResult<T>(this.execute(plan.id, text, sent));
+  }
+
+  /**
+   * Batches of rows from a cursor, fetched as the loop asks for them, so a
+   * big result never sits in memory whole (SPI would hold all of it and JS
+   * would build it again). Inside a transaction only; closed when the loop
+   * ends, breaks or throws.
+   */
+  *cursor<T>(text: string, params: readonly unknown[], batchSize: number): Generator<Result<T>, void, undefined> {
+    const { plan, sent } = this.bind(text, params);
+    const name = this.guarded(() => this.native.cursorOpen(plan.id, text, sent));
+    try {
+      for (;;) {
+        const rows = this.toResult<T>(this.guarded(() => this.native.cursorFetch(name, batchSize)));
+        if (rows.length === 0) return;
+        yield rows;
+        if (rows.length < batchSize) return;
+      }
+    } finally {
+      this.native.cursorClose(name);
+    }
   }
 
   /** A tagged-template `sql` function, usable while `isActive()` holds. */
@@ -173,16 +214,23 @@ export class SqlEngine {
     };
     const sql = (<T = Row>(strings: TemplateStringsArray, ...values: unknown[]): Result<T> => {
       check();
-      if (!Array.isArray(strings) || !('raw' in strings))
-        throw new TypeError('sql must be used as a tagged template: sql`SELECT ${value}`; use sql.unsafe(text) for raw text');
-      let text = strings[0];
-      for (let i = 1; i < strings.length; i++) text += '$' + i + strings[i];
-      return this.run<T>(text, values);
+      return this.run<T>(templateText(strings), values);
     }) as Sql;
     sql.unsafe = <T = Row>(text: string, params?: readonly unknown[]): Result<T> => {
       check();
       return this.run<T>(text, params);
     };
+    const cursorOf = (batchSize: number) => <T = Row>(strings: TemplateStringsArray, ...values: unknown[]) => {
+      check();
+      return this.cursor<T>(templateText(strings), values, batchSize);
+    };
+    sql.cursor = ((first: number | TemplateStringsArray, ...rest: unknown[]) => {
+      if (typeof first === 'number') {
+        if (!Number.isInteger(first) || first < 1) throw new TypeError('cursor(batchSize): batchSize must be a positive integer');
+        return cursorOf(first);
+      }
+      return cursorOf(DEFAULT_CURSOR_BATCH)(first, ...rest);
+    }) as Sql['cursor'];
     return sql;
   }
 
