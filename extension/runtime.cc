@@ -164,12 +164,16 @@ pgnw_install_trampolines(void)
 /*
  * Put back any handler that something in the process replaced.  JS-level
  * refusals (process.on('SIGHUP'), child_process) are the first line; this
- * catches whatever got past them.
+ * catches whatever got past them (native addons).  Called by the watchdog,
+ * so a replacement is undone within 100 ms even while JS is busy;
+ * sigaction() is thread-safe.  The main thread logs what was restored.
  */
+static std::atomic<uint64_t> pgnw_restored_signals{0};
+
 static void
-pgnw_audit_signal_handlers(void)
+pgnw_restore_signal_handlers(void)
 {
-	for (int signo = 1; signo < NSIG; signo++)
+	for (int signo = 1; signo < NSIG && signo < 64; signo++)
 	{
 		struct sigaction act;
 
@@ -181,9 +185,25 @@ pgnw_audit_signal_handlers(void)
 		act.sa_handler = pgnw_signal_trampoline;
 		sigaction(signo, &act, NULL);
 		pgnw_signal_stats.restored++;
+		pgnw_restored_signals.fetch_or(UINT64_C(1) << signo);
+	}
+}
+
+/* main thread: report handlers the watchdog restored */
+static void
+pgnw_report_restored_signals(void)
+{
+	uint64_t	restored = pgnw_restored_signals.exchange(0);
+
+	for (int signo = 1; restored != 0 && signo < 64; signo++)
+	{
+		if (!(restored & (UINT64_C(1) << signo)))
+			continue;
+		HOLD_INTERRUPTS();
 		ereport(WARNING,
 				(errmsg("node worker \"%s\": the handler for signal %d was replaced and has been restored",
 						pgnw_worker_info.name, signo)));
+		RESUME_INTERRUPTS();
 	}
 }
 
@@ -279,9 +299,16 @@ pgnw_service_interrupts(void *arg)
 static void *
 pgnw_watchdog(void *arg)
 {
-	for (;;)
+	for (unsigned long tick = 0;; tick++)
 	{
 		usleep(20 * 1000);
+
+		if (tick % 5 == 0)
+		{
+			pgnw_restore_signal_handlers();
+			if (pgnw_restored_signals.load() != 0)
+				SetLatch(MyLatch);
+		}
 
 		if (InterruptPending && !pgnw_in_postgres && !pgnw_interrupt_requested.exchange(true))
 			node::RequestInterrupt(pgnw_env, pgnw_service_interrupts, nullptr);
@@ -333,6 +360,7 @@ pgnw_request_exit(int code)
 static void
 pgnw_v8_oom(const char *location, bool is_heap_oom)
 {
+	HOLD_INTERRUPTS();
 	ereport(LOG,
 			(errmsg("node worker \"%s\" ran out of JavaScript heap memory (%s)",
 					pgnw_worker_info.name, location ? location : "unknown location"),
@@ -343,6 +371,7 @@ pgnw_v8_oom(const char *location, bool is_heap_oom)
 static void
 pgnw_v8_fatal(const char *location, const char *message)
 {
+	HOLD_INTERRUPTS();
 	ereport(LOG,
 			(errmsg("node worker \"%s\": fatal JavaScript engine error in %s: %s",
 					pgnw_worker_info.name, location ? location : "?", message ? message : "?")));
@@ -352,11 +381,16 @@ pgnw_v8_fatal(const char *location, const char *message)
 static size_t
 pgnw_near_heap_limit(void *data, size_t current_limit, size_t initial_limit)
 {
-	/* let the isolate finish the current step, then leave cleanly */
+	/*
+	 * Let the isolate finish the current step, then leave cleanly.  This runs
+	 * inside V8's GC: no interrupt processing (no longjmp) from the ereport.
+	 */
+	HOLD_INTERRUPTS();
 	ereport(LOG,
 			(errmsg("node worker \"%s\" reached its JavaScript heap limit (%zu MB), stopping",
 					pgnw_worker_info.name, initial_limit / (1024 * 1024)),
 			 errhint("Raise node_worker.heap_limit_mb or reduce the worker's memory use.")));
+	RESUME_INTERRUPTS();
 	pgnw_request_exit(1);
 	return current_limit + 64 * 1024 * 1024;
 }
@@ -399,7 +433,6 @@ pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dis
 	uv_loop_t  *loop = setup->event_loop();
 	WaitEventSet *set;
 	bool		sigterm_dispatched = false;
-	int64_t		last_audit = 0;
 
 	set = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -441,13 +474,7 @@ pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dis
 		if (InterruptPending)
 			pgnw_service_interrupts(nullptr);
 
-		int64_t		now = pgnw_now_ms();
-
-		if (now - last_audit >= 100)
-		{
-			last_audit = now;
-			pgnw_audit_signal_handlers();
-		}
+		pgnw_report_restored_signals();
 		if (pgnw_exit_requested)
 			break;
 
