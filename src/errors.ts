@@ -34,24 +34,11 @@ export interface PgErrorFields {
  * (or the transaction level it ran in) has already been rolled back and the
  * worker can go on.
  */
-export class PgError extends Error implements PgErrorFields {
-  code: string;
-  severity?: string;
-  detail?: string;
-  hint?: string;
-  position?: string;
-  internalPosition?: string;
-  internalQuery?: string;
-  where?: string;
-  schema?: string;
-  table?: string;
-  column?: string;
-  dataType?: string;
-  constraint?: string;
-  file?: string;
-  line?: string;
-  routine?: string;
+// the fields are declared once, in PgErrorFields (declaration merging)
+// eslint-disable-next-line @typescript-eslint/no-empty-interface, @typescript-eslint/no-unsafe-declaration-merging
+export interface PgError extends PgErrorFields {}
 
+export class PgError extends Error {
   constructor(message: string, fields: PgErrorFields) {
     super(message);
     this.name = 'PgError';

@@ -11,7 +11,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { alive, Cluster, sleep, waitFor } from './helpers/cluster';
+import { alive, Cluster, procStat, sleep, waitFor } from './helpers/cluster';
+import { idleWorker, sleepingWorker, spinningWorker } from './helpers/workers';
 import { decode, EVAL_WORKER_SOURCE, evaluatorReady, inWorker } from './helpers/evalWorker';
 
 const GRACE_MS = 2000;
@@ -32,13 +33,9 @@ function fdFlags(pid: number, fd: number): number {
 
 /** State letter and (for a zombie) the wait status of a process, or null when it is gone. */
 function procState(pid: number): { state: string; exitCode: number } | null {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    // fields[0] is field 3 (state); exit_code is field 52
-    return { state: fields[0], exitCode: Number(fields[49]) };
-  } catch {
-    return null;
-  }
+  const fields = procStat(pid);
+  // fields[0] is field 3 (state); exit_code is field 52
+  return fields ? { state: fields[0], exitCode: Number(fields[49]) } : null;
 }
 
 /** Gone, or a zombie nobody reaped yet (postmaster dead: orphans go to pid 1). */
@@ -52,12 +49,8 @@ function childrenOf(ppid: number): number[] {
   const out: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      const fields = fs.readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1].split(' ');
-      if (Number(fields[1]) === ppid) out.push(Number(name));
-    } catch {
-      /* gone */
-    }
+    const fields = procStat(Number(name));
+    if (fields && Number(fields[1]) === ppid) out.push(Number(name));
   }
   return out;
 }
@@ -545,39 +538,16 @@ describe('postmaster killed with kill -9', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create();
-    cluster.deploy(
-      'idle',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'idle', async main(ctx) {
-         ctx.log.info('idling');
-         while (!ctx.signal.aborted) await ctx.sleep(60000);
-       } });`,
-    );
-    cluster.deploy(
-      'looper',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'looper', async main(ctx) {
-         ctx.log.info('entering busy loop');
-         let i = 0;
-         while (true) { i++; }
-       } });`,
-    );
-    cluster.deploy(
-      'sleeper',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'sleeper', async main(ctx) {
-         ctx.log.info('entering pg_sleep');
-         ctx.sql\`SELECT pg_sleep(600)\`;
-         ctx.log.info('pg_sleep returned');
-       } });`,
-    );
+    cluster.deploy('idle', idleWorker('idle'));
+    cluster.deploy('looper', spinningWorker('looper'));
+    cluster.deploy('sleeper', sleepingWorker('sleeper'));
     await cluster.start();
   }, 60000);
 
   afterAll(async () => cluster?.destroy());
 
   it('hazards 2 and 7: every worker (idle, busy JS, inside SPI pg_sleep) exits within 5 s, none aborts', async () => {
-    await cluster.waitForLog(/idle: idling/);
+    await cluster.waitForLog(/idle: started as pid/);
     await cluster.waitForLog(/looper: entering busy loop/);
     await cluster.waitForLog(/sleeper: entering pg_sleep/);
     const workers: Record<string, number> = {};

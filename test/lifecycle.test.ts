@@ -5,25 +5,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { alive, Cluster, sleep, waitFor } from './helpers/cluster';
+import { alive, Cluster, cpuTicks, sleep, waitFor } from './helpers/cluster';
+import { idleWorker, sleepingWorker, spinningWorker } from './helpers/workers';
 
 const GRACE_MS = 2000;
-
-/** A worker that idles on ctx.sleep and logs what it sees. */
-const idleWorker = (name: string, extra = '') => `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({
-  name: '${name}',
-  restart: 1,
-  ${extra}
-  async main(ctx) {
-    ctx.log.info('started as pid ' + ctx.worker.pid);
-    ctx.onReload(() => ctx.log.info('reloaded, setting is ' + ctx.setting('pgnw_test.value')));
-    while (!ctx.signal.aborted) await ctx.sleep(60000);
-    ctx.log.info('stopping cleanly');
-  },
-});
-`;
 
 describe('a deployed worker', () => {
   let cluster: Cluster;
@@ -44,14 +29,10 @@ describe('a deployed worker', () => {
 
   it('sleeps without using CPU when idle', async () => {
     const pid = await cluster.waitForWorker('idler');
-    const ticks = () => {
-      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return Number(f[11]) + Number(f[12]); // utime + stime
-    };
-    const before = ticks();
+    const before = cpuTicks(pid);
     await sleep(2000);
     // clock ticks are 10 ms: a busy loop would use ~200 in 2 s
-    expect(ticks() - before).toBeLessThanOrEqual(5);
+    expect(cpuTicks(pid) - before).toBeLessThanOrEqual(5);
   });
 
   it('runs onReload after SIGHUP with the new settings', async () => {
@@ -81,23 +62,8 @@ describe('stopping a busy worker', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create();
-    cluster.deploy(
-      'sleeper',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'sleeper', async main(ctx) {
-         ctx.log.info('entering pg_sleep');
-         try { ctx.sql\`SELECT pg_sleep(600)\`; } catch (e: any) { ctx.log.info('pg_sleep ended with ' + e.code + ', aborted=' + ctx.signal.aborted); }
-       } });`,
-    );
-    cluster.deploy(
-      'spinner',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'spinner', async main(ctx) {
-         ctx.log.info('entering busy loop');
-         let i = 0;
-         while (true) { i++; }
-       } });`,
-    );
+    cluster.deploy('sleeper', sleepingWorker('sleeper'));
+    cluster.deploy('spinner', spinningWorker('spinner'));
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());

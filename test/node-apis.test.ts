@@ -3,16 +3,13 @@
  * promises, fs, http and fetch; crypto works without OpenSSL's config.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster } from './helpers/cluster';
-import { EVAL_WORKER_SOURCE, evaluatorReady, inWorker } from './helpers/evalWorker';
+import { type Cluster, cpuTicks } from './helpers/cluster';
+import { evaluatorCluster, inWorker } from './helpers/evalWorker';
 
 let cluster: Cluster;
 
 beforeAll(async () => {
-  cluster = await Cluster.create();
-  cluster.deploy('evaluator', EVAL_WORKER_SOURCE());
-  await cluster.start();
-  await evaluatorReady(cluster);
+  cluster = await evaluatorCluster();
 }, 60000);
 afterAll(async () => cluster?.destroy());
 
@@ -85,14 +82,9 @@ describe('Node APIs in a worker', () => {
   it('does not spin when only a far timer is pending (CPU stays near zero)', async () => {
     const pid = await cluster.waitForWorker('evaluator');
     await inWorker(cluster, 'globalThis.__farTimer = setTimeout(() => {}, 3600000); return 1');
-    const fs = await import('node:fs');
-    const ticks = () => {
-      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return Number(f[11]) + Number(f[12]);
-    };
-    const before = ticks();
+    const before = cpuTicks(pid);
     await new Promise((r) => setTimeout(r, 1000));
     // the evaluator polls its jobs table every 20 ms, so allow some CPU; a busy spin would use ~100 ticks
-    expect(ticks() - before).toBeLessThan(40);
+    expect(cpuTicks(pid) - before).toBeLessThan(40);
   });
 });

@@ -3,16 +3,13 @@
  * ways, PgError fields, transactions and savepoints.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster } from './helpers/cluster';
-import { EVAL_WORKER_SOURCE, evaluatorReady, inWorker, inWorkerError } from './helpers/evalWorker';
+import type { Cluster } from './helpers/cluster';
+import { evaluatorCluster, inWorker, inWorkerError } from './helpers/evalWorker';
 
 let cluster: Cluster;
 
 beforeAll(async () => {
-  cluster = await Cluster.create();
-  cluster.deploy('evaluator', EVAL_WORKER_SOURCE());
-  await cluster.start();
-  await evaluatorReady(cluster);
+  cluster = await evaluatorCluster();
 }, 60000);
 
 afterAll(async () => {

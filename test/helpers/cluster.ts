@@ -35,13 +35,13 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls fn until it returns a truthy value; throws with `what` after timeoutMs. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 15000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 15000, everyMs = 50): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const v = await fn();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
     } catch (err) {
       lastError = err;
     }
@@ -220,6 +220,22 @@ export class Cluster {
     if (this.started || fs.existsSync(path.join(this.datadir, 'postmaster.pid'))) this.stop('immediate');
     if (!process.env.PGNW_KEEP_CLUSTERS) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Fields of /proc/<pid>/stat after the command name (index 0 = state), or null when gone. */
+export function procStat(pid: number): string[] | null {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** CPU clock ticks (utime + stime, 10 ms each) a process has used. */
+export function cpuTicks(pid: number): number {
+  const f = procStat(pid);
+  if (!f) throw new Error(`process ${pid} is gone`);
+  return Number(f[11]) + Number(f[12]);
 }
 
 /** True while a process exists. */

@@ -4,8 +4,7 @@
  *   await inWorker(cluster, 'return ctx.sql`SELECT 1 AS x`')
  * Results are encoded so bigint, Date, Uint8Array, undefined survive JSON.
  */
-import type { Cluster } from './cluster';
-import { waitFor } from './cluster';
+import { Cluster, type ClusterOptions, waitFor } from './cluster';
 
 export const EVAL_WORKER_SOURCE = (name = 'evaluator', database = 'postgres') => `
 import { defineWorker, PgError } from 'pg-node-worker';
@@ -117,4 +116,13 @@ export async function inWorkerError(cluster: Cluster, code: string, database = '
 export async function evaluatorReady(cluster: Cluster, database = 'postgres'): Promise<void> {
   await cluster.waitForLog(/evaluator ready/, 20000);
   void database;
+}
+
+/** A started cluster running the evaluator worker, ready for inWorker(). */
+export async function evaluatorCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  const cluster = await Cluster.create(opts);
+  cluster.deploy('evaluator', EVAL_WORKER_SOURCE());
+  await cluster.start();
+  await evaluatorReady(cluster);
+  return cluster;
 }
