@@ -116,7 +116,10 @@ install: all
 # The tests start real clusters of the PG_CONFIG's server with the INSTALLED extension, so this
 # installs into that server first (as root: the clusters run as the `postgres` OS user).
 test: install
-	PG_CONFIG='$(PG_CONFIG_PATH)' npx --no-install vitest run
+	@mkdir -p .tmp
+	@rc=0; PG_CONFIG='$(PG_CONFIG_PATH)' npx --no-install vitest run --reporter=default --reporter=json \
+	  --outputFile.json=.tmp/vitest.json || rc=$$?; \
+	node scripts/test-summary.mjs .tmp/vitest.json; exit $$rc
 
 demo:
 	bash scripts/demo.sh

@@ -283,25 +283,22 @@ ExtractParams(Napi::Env env, Napi::Array jsparams, std::vector<PgnwParam> &param
 }
 
 /*
- * { command, count, fields, types, values } from a result that SPI's memory
- * still holds, then pgnw_finish() to release it (and commit an implicit
+ * [command, count, fields, values] from a result that SPI's memory still
+ * holds, then pgnw_finish() to release it (and commit an implicit
  * transaction).  values is flat, row-major; the JS side builds the rows.
+ * An array rather than an object: no property keys to make per call.
  */
 Napi::Value
 FinishResult(Napi::Env env, PgnwResult &res)
 {
 	PgnwError	err = {};
-	Napi::Object out = Napi::Object::New(env);
+	Napi::Array out = Napi::Array::New(env, 4);
 	Napi::Array fields = Napi::Array::New(env, res.ncols);
-	Napi::Array types = Napi::Array::New(env, res.ncols);
 	uint64_t	total = res.nrows * (uint64_t) res.ncols;
 	Napi::Array values = Napi::Array::New(env, total);
 
 	for (int c = 0; c < res.ncols; c++)
-	{
 		fields.Set(c, res.colnames[c]);
-		types.Set(c, Napi::Number::New(env, res.coltypes[c]));
-	}
 	for (uint64_t i = 0; i < total; i++)
 	{
 		Napi::Value v = ToJs(env, res.values[i]);
@@ -310,11 +307,10 @@ FinishResult(Napi::Env env, PgnwResult &res)
 			break;
 		values.Set(static_cast<uint32_t>(i), v);
 	}
-	out.Set("command", res.command);
-	out.Set("count", Napi::Number::New(env, (double) res.processed));
-	out.Set("fields", fields);
-	out.Set("types", types);
-	out.Set("values", values);
+	out.Set(0u, res.command);
+	out.Set(1u, Napi::Number::New(env, (double) res.processed));
+	out.Set(2u, fields);
+	out.Set(3u, values);
 
 	bool		had_exception = env.IsExceptionPending();
 

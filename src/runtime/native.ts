@@ -8,13 +8,8 @@ export interface NativePlan {
   elemTypes: number[];
 }
 
-export interface NativeResult {
-  command: string;
-  count: number;
-  fields: string[];
-  types: number[];
-  values: unknown[];
-}
+/** [command, count (rows returned or affected), column names, values (flat, row-major)] */
+export type NativeResult = [command: string, count: number, fields: string[], values: unknown[]];
 
 export interface NativeBridge {
   init(pgError: Function): void;

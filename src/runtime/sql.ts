@@ -149,10 +149,10 @@ export class SqlEngine {
   }
 
   private toResult<T>(raw: NativeResult): Result<T> {
-    const { fields, values } = raw;
+    const [command, count, fields, values] = raw;
     const ncols = fields.length;
     const nrows = ncols === 0 ? 0 : values.length / ncols;
-    const rows = new Array(nrows);
+    const rows = new Array(nrows) as unknown[] & { count: number; command: string; columns: readonly string[] };
     if (nrows > 0) {
       const key = fields.join('\u0000');
       let make = this.rowMakers.get(key);
@@ -163,12 +163,11 @@ export class SqlEngine {
       }
       for (let r = 0, o = 0; r < nrows; r++, o += ncols) rows[r] = make(values, o);
     }
-    Object.defineProperties(rows, {
-      count: { value: raw.count },
-      command: { value: raw.command },
-      columns: { value: fields },
-    });
-    return rows as Result<T>;
+    // plain assignments in a fixed order (as postgres.js does): one hidden class, no descriptor work
+    rows.count = count;
+    rows.command = command;
+    rows.columns = fields;
+    return rows as unknown as Result<T>;
   }
 
   /** Prepares (or finds) the plan for text and serialises params by its parameter types. */

@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
-import { afterEach } from 'vitest';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 
@@ -51,15 +50,8 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
   }
 }
 
-const live = new Set<Cluster>();
-
-/** Prints the server log of every live cluster when a test fails. */
-afterEach((ctx) => {
-  if (ctx.task.result?.state !== 'fail') return;
-  for (const c of live) {
-    process.stderr.write(`\n----- server log of ${c.datadir} (last 150 lines) -----\n${c.logTail(150)}\n-----\n`);
-  }
-});
+/** Clusters not destroyed yet: test/helpers/setup.ts prints their logs when a test fails. */
+export const liveClusters = new Set<Cluster>();
 
 export interface ClusterOptions {
   /** extra postgresql.conf lines */
@@ -106,7 +98,7 @@ export class Cluster {
       path.join(c.datadir, 'postgresql.conf'),
       '\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n',
     );
-    live.add(c);
+    liveClusters.add(c);
     return c;
   }
 
@@ -216,7 +208,7 @@ export class Cluster {
   }
 
   async destroy(): Promise<void> {
-    live.delete(this);
+    liveClusters.delete(this);
     if (this.started || fs.existsSync(path.join(this.datadir, 'postmaster.pid'))) this.stop('immediate');
     if (!process.env.PGNW_KEEP_CLUSTERS) fs.rmSync(this.dir, { recursive: true, force: true });
   }
