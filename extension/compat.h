@@ -18,8 +18,9 @@
 #include "mb/pg_wchar.h"
 #include "utils/guc.h"
 
-#if PG_VERSION_NUM < 140000
-#error "pg_node_worker requires PostgreSQL 14 or later"
+/* 15: shmem_request_hook, InitMaterializedSRF, MarkGUCPrefixReserved */
+#if PG_VERSION_NUM < 150000
+#error "pg_node_worker requires PostgreSQL 15 or later"
 #endif
 
 /*

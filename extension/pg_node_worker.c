@@ -46,10 +46,6 @@ PG_MODULE_MAGIC;
 /* Size of a failure reason, including the terminating NUL */
 #define PGNW_REASON_SIZE			512
 
-/* The library holding the worker entry point, and the entry point */
-#define PGNW_RUNTIME_LIBRARY		"pg_node_worker_runtime"
-#define PGNW_RUNTIME_FUNCTION		"pg_node_worker_main"
-
 /* GUC variables */
 char	   *pgnw_directory_guc = NULL;
 int			pgnw_shutdown_grace_ms = 5000;
@@ -158,6 +154,8 @@ _PG_init(void)
 				 errmsg("pg_node_worker must be loaded via shared_preload_libraries"),
 				 errhint("Add pg_node_worker to shared_preload_libraries in postgresql.conf (or run \"pg-node-worker deploy\", which does it) and restart the server.")));
 
+	/* before pgnw_define_gucs() reserves the prefix, which drops placeholders */
+	pgnw_supervisor_init();
 	pgnw_define_gucs();
 
 	/*
@@ -241,11 +239,12 @@ pgnw_check_directory(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Register one background worker per valid manifest, in file name order so
- * that registration order does not depend on the file system.
+ * The "<name>.json" files of the worker directory, sorted so that results do
+ * not depend on the file system; hidden files are ignored (editors and tools
+ * leave them around).  palloc'd; a missing directory gives none.
  */
-static void
-pgnw_register_workers(void)
+char	  **
+pgnw_list_manifests(int *n)
 {
 	const char *dir = pgnw_directory();
 	DIR		   *dirp;
@@ -253,22 +252,21 @@ pgnw_register_workers(void)
 	char	  **names;
 	int			nnames = 0;
 	int			maxnames = 16;
-	int			i;
 
+	*n = 0;
 	dirp = opendir(dir);
 	if (dirp == NULL)
 	{
 		if (errno == ENOENT)
 			ereport(DEBUG1,
-					(errmsg_internal("pg_node_worker: directory \"%s\" does not exist, no workers registered",
+					(errmsg_internal("pg_node_worker: directory \"%s\" does not exist",
 									 dir)));
 		else
 			ereport(LOG,
 					(errcode_for_file_access(),
 					 errmsg("pg_node_worker: could not open directory \"%s\": %m",
-							dir),
-					 errdetail("No node workers were registered.")));
-		return;
+							dir)));
+		return NULL;
 	}
 
 	names = palloc(maxnames * sizeof(char *));
@@ -281,7 +279,6 @@ pgnw_register_workers(void)
 		if (de == NULL)
 			break;
 
-		/* *.json, not hidden (editors and tools leave hidden files around) */
 		len = strlen(de->d_name);
 		if (de->d_name[0] == '.' || len <= 5 ||
 			strcmp(de->d_name + len - 5, ".json") != 0)
@@ -298,18 +295,30 @@ pgnw_register_workers(void)
 		ereport(LOG,
 				(errcode_for_file_access(),
 				 errmsg("pg_node_worker: could not read directory \"%s\": %m",
-						dir),
-				 errdetail("Some node workers may not have been registered.")));
+						dir)));
 	closedir(dirp);
 
 	qsort(names, nnames, sizeof(char *), pgnw_cmp_names);
+	*n = nnames;
+	return names;
+}
 
-	for (i = 0; i < nnames; i++)
+/*
+ * Register one background worker per valid manifest, in file name order.
+ */
+static void
+pgnw_register_workers(void)
+{
+	int			nnames;
+	char	  **names = pgnw_list_manifests(&nnames);
+
+	for (int i = 0; i < nnames; i++)
 	{
-		pgnw_register_one(dir, names[i]);
+		pgnw_register_one(pgnw_directory(), names[i]);
 		pfree(names[i]);
 	}
-	pfree(names);
+	if (names)
+		pfree(names);
 }
 
 static int
@@ -328,6 +337,7 @@ pgnw_register_one(const char *dir, const char *filename)
 	char		path[MAXPGPATH];
 	PgnwManifest manifest;
 	char	   *reason = NULL;
+	int			slot;
 	BackgroundWorker worker;
 	struct stat st;
 	int			fd;
@@ -379,27 +389,15 @@ pgnw_register_one(const char *dir, const char *filename)
 	}
 	close(fd);
 
-	memset(&worker, 0, sizeof(worker));
-	/*
-	 * PostgreSQL gives no database connection to workers that start with the
-	 * postmaster: those run JS only (ctx.sql explains why it is refused).
-	 */
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
-	if (manifest.start_time != BgWorkerStart_PostmasterStart)
-		worker.bgw_flags |= BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = manifest.start_time;
-	worker.bgw_restart_time = manifest.restart_seconds;
-	strlcpy(worker.bgw_library_name, PGNW_RUNTIME_LIBRARY,
-			sizeof(worker.bgw_library_name));
-	strlcpy(worker.bgw_function_name, PGNW_RUNTIME_FUNCTION,
-			sizeof(worker.bgw_function_name));
-	strlcpy(worker.bgw_type, "node_worker", sizeof(worker.bgw_type));
-	snprintf(worker.bgw_name, sizeof(worker.bgw_name), "node_worker %s",
-			 manifest.name);
-	worker.bgw_main_arg = (Datum) 0;
-	strlcpy(worker.bgw_extra, manifest.name, BGW_EXTRALEN);
-	worker.bgw_notify_pid = 0;
-
+	slot = pgnw_supervisor_add_static(&manifest);
+	if (slot < 0)
+	{
+		ereport(LOG,
+				(errmsg("pg_node_worker: skipping worker manifest \"%s\": more workers than node_worker.max_workers (%d)",
+						path, pgnw_max_workers)));
+		return;
+	}
+	pgnw_fill_bgworker(&worker, &manifest, slot);
 	RegisterBackgroundWorker(&worker);
 
 	ereport(LOG,

@@ -25,6 +25,7 @@ extern "C"
 #endif
 
 #include "postmaster/bgworker.h"
+#include "datatype/timestamp.h"
 
 /*
  * A validated worker manifest (<node_worker.directory>/<name>.json).
@@ -74,6 +75,68 @@ extern PGDLLEXPORT bool pgnw_read_manifest(const char *path, PgnwManifest *out,
 
 /* ^[A-Za-z_][A-Za-z0-9_-]{0,62}$ */
 extern PGDLLEXPORT bool pgnw_valid_worker_name(const char *name);
+
+
+/* ---- supervisor.c: shared state of the workers ---- */
+
+typedef enum PgnwState
+{
+	PGNW_STATE_STOPPED = 0,
+	PGNW_STATE_STARTING,
+	PGNW_STATE_RUNNING,
+	PGNW_STATE_BACKING_OFF,
+	PGNW_STATE_FAILED
+} PgnwState;
+
+#define PGNW_ARGS_MAX 8192
+#define PGNW_ERROR_MAX 2048
+
+/* One worker (static) or one launch (dynamic), in shared memory. */
+typedef struct PgnwSlot
+{
+	bool		in_use;
+	bool		is_static;
+	bool		stop_requested; /* stop(): do not run again until restart() */
+	bool		has_args;
+	char		name[64];
+	char		database[NAMEDATALEN];
+	char		role[NAMEDATALEN];
+	char		sha256[65];
+	int			restart_seconds;
+	PgnwState	state;
+	pid_t		pid;			/* 0 when not running */
+	int			starts;			/* processes started for this slot */
+	int			consecutive_failures;
+	int			last_exit_code;
+	TimestampTz started_at;
+	TimestampTz last_exit_at;
+	char		last_sqlstate[6];
+	char		last_error[PGNW_ERROR_MAX];
+	char		args[PGNW_ARGS_MAX];	/* JSON text when has_args */
+} PgnwSlot;
+
+extern PGDLLEXPORT int pgnw_max_workers;
+extern PGDLLEXPORT int pgnw_max_failures;
+
+/* _PG_init: settings, shared memory request and hooks */
+extern void pgnw_supervisor_init(void);
+/* postmaster: remember a static worker; returns its slot index or -1 */
+extern int	pgnw_supervisor_add_static(const PgnwManifest *m);
+/* sorted "<name>.json" file names in the directory (palloc'd); *n their count */
+extern PGDLLEXPORT char **pgnw_list_manifests(int *n);
+
+/* worker process side (called by pg_node_worker_runtime.so) */
+extern PGDLLEXPORT bool pgnw_worker_begin(int index, const char *name, const PgnwManifest *m,
+										  bool (*should_stop) (void), char **args);
+extern PGDLLEXPORT void pgnw_worker_set_running(void);
+extern PGDLLEXPORT void pgnw_worker_set_error(const char *sqlstate, const char *message);
+extern PGDLLEXPORT bool pgnw_worker_stop_requested(void);
+/* pid running in a slot (0 when none), and the slot's last exit code */
+extern PGDLLEXPORT pid_t pgnw_slot_pid(int index, int *last_exit_code);
+/* the bgworker registration of a node worker for slot "index" */
+extern void pgnw_fill_bgworker(BackgroundWorker *worker, const PgnwManifest *m, int index);
+/* start a dynamic worker (ereports on error); returns its pid */
+extern PGDLLEXPORT pid_t pgnw_launch(const char *name, const char *args, int *slot_out);
 
 #ifdef __cplusplus
 }

@@ -120,6 +120,12 @@ pgnw_handle_sigterm(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
+static bool
+pgnw_sigterm_pending(void)
+{
+	return pgnw_got_sigterm != 0;
+}
+
 /*
  * Every PostgreSQL signal handler is wrapped by this trampoline.  Threads
  * created after start-up (worker_threads, threadpool growth) inherit an
@@ -686,9 +692,12 @@ pgnw_run_node(const PgnwManifest *manifest)
 
 	/*
 	 * A worker told to stop that returned cleanly still exits 1, as C
-	 * workers do, so pg_terminate_backend does not unregister it forever.
+	 * workers do, so pg_terminate_backend does not unregister it forever;
+	 * one stopped with node_worker.stop() exits 0 and stays stopped.
 	 */
-	if (pgnw_got_sigterm && exit_code == 0)
+	if (pgnw_worker_stop_requested())
+		exit_code = 0;			/* node_worker.stop(): stay stopped */
+	else if (pgnw_got_sigterm && exit_code == 0)
 		exit_code = 1;
 	return exit_code;
 }
@@ -701,6 +710,7 @@ pg_node_worker_main(Datum main_arg)
 	char		name[BGW_EXTRALEN];
 	char		path[MAXPGPATH];
 	char	   *reason = NULL;
+	char	   *args = NULL;
 	PgnwManifest manifest;
 
 	pgnw_main_thread = pthread_self();
@@ -719,6 +729,16 @@ pg_node_worker_main(Datum main_arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("could not load node worker manifest \"%s\": %s", path, reason)));
+
+	/*
+	 * Claim the shared slot (node_worker.workers); a worker in a crash loop
+	 * backs off here, one that failed too often or was stopped exits 0 so
+	 * that the postmaster does not start it again.
+	 */
+	if (!pgnw_worker_begin(DatumGetInt32(main_arg), name, &manifest,
+						   pgnw_sigterm_pending, &args))
+		proc_exit(0);
+	pgnw_worker_info.args = args;
 
 	strlcpy(pgnw_worker_info.name, manifest.name, sizeof(pgnw_worker_info.name));
 	if (manifest.start_time != BgWorkerStart_PostmasterStart)

@@ -24,6 +24,7 @@ typedef struct PgnwWorkerInfo
 	char		database[64];
 	char		role[64];
 	bool		connected;		/* has a database connection (not start: postmaster) */
+	const char *args;			/* launch arguments (JSON text) or NULL */
 	double		started_at_ms;		/* fork time (MyStartTimestamp), Unix ms */
 	double		fork_to_connected_ms;
 } PgnwWorkerInfo;

@@ -22,11 +22,14 @@
  */
 #include "postgres.h"
 
+#include <math.h>
 #include <pthread.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
@@ -37,11 +40,13 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/ps_status.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "../extension/compat.h"
@@ -54,21 +59,11 @@
 #define PGNW_EPOCH_OFFSET_MS \
 	((double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000.0)
 
-typedef void (*PgnwOperation) (void *arg);
 
-/* one saved plan */
-typedef struct PgnwPlan
-{
-	SPIPlanPtr	plan;
-	int			nparams;
-	Oid		   *types;
-	Oid		   *elem_types;
-} PgnwPlan;
-
-/* how to turn a column (or array element) into a PgnwValue */
+/* how to turn a column (or array element) into a JS value */
 typedef struct PgnwTypeInfo
 {
-	Oid			typid;
+	Oid			typid;			/* the base type */
 	PgnwKind	kind;
 	FmgrInfo	outfunc;
 	bool		need_outfunc;
@@ -79,6 +74,37 @@ typedef struct PgnwTypeInfo
 	char		elmalign;
 	struct PgnwTypeInfo *elem;
 } PgnwTypeInfo;
+
+/*
+ * The names and types of a result's columns, with what converting them
+ * needs (output functions).  A plan keeps the shape of its last result: as
+ * long as the next result has the same column names and types (checked on
+ * every execution: PostgreSQL replans after DDL and a SELECT * may then
+ * return other columns) it is reused, and its id tells JS that the names and
+ * its row maker are still right.
+ */
+typedef struct PgnwShape
+{
+	MemoryContext cxt;
+	int			id;				/* 0: not cached */
+	uint64		type_epoch;		/* pgnw_type_epoch when made */
+	TupleDesc	desc;			/* a copy: names, types */
+	PgnwTypeInfo **tis;
+	const char **names;
+	int		   *kinds;			/* PgnwColKind */
+} PgnwShape;
+
+/* one saved plan */
+typedef struct PgnwPlan
+{
+	SPIPlanPtr	plan;
+	int			nparams;
+	Oid		   *types;
+	Oid		   *elem_types;
+	char	   *sql;			/* for pg_stat_activity */
+	bool		single;			/* one statement: its rows can stream into the columns */
+	PgnwShape  *shape;			/* of the last result, or NULL */
+} PgnwPlan;
 
 static PgnwPlan *pgnw_plans = NULL;
 static int	pgnw_nplans = 0;
@@ -185,7 +211,7 @@ pgnw_check_thread(PgnwError *err)
  * Run one operation inside PG_TRY.  On ERROR, the error is copied into *err
  * and false is returned; the caller decides what to roll back.
  */
-static bool
+bool
 pgnw_guard(PgnwOperation op, void *arg, PgnwError *err)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
@@ -399,6 +425,20 @@ pgnw_rollback(PgnwError *err)
 
 /* ------------------------------------------------------------ statements */
 
+/*
+ * Bumped whenever a pg_type row changes (syscache invalidation): cached
+ * shapes hold output functions, so they are rebuilt after any type change.
+ */
+static uint64 pgnw_type_epoch = 1;
+static bool pgnw_type_callback_registered = false;
+static int	pgnw_next_shape_id = 0;
+
+static void
+pgnw_type_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	pgnw_type_epoch++;
+}
+
 typedef struct PgnwPrepareArgs
 {
 	const char *sql;
@@ -415,6 +455,12 @@ pgnw_op_prepare(void *arg)
 	int			ntypes = 0;
 	SPIPlanPtr	plan;
 
+	if (!pgnw_type_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(TYPEOID, pgnw_type_changed, (Datum) 0);
+		pgnw_type_callback_registered = true;
+	}
+
 	/* infer the parameter types the way the extended protocol does */
 	raw = raw_parser(a->sql, RAW_PARSE_DEFAULT);
 	foreach(lc, raw)
@@ -430,10 +476,12 @@ pgnw_op_prepare(void *arg)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
+	a->out->single = list_length(SPI_plan_get_plan_sources(plan)) == 1;
 	SPI_finish();
 
 	a->out->plan = plan;
 	a->out->nparams = ntypes;
+	a->out->sql = MemoryContextStrdup(TopMemoryContext, a->sql);
 	a->out->types = (Oid *) MemoryContextAllocZero(TopMemoryContext, sizeof(Oid) * (ntypes + 1));
 	a->out->elem_types = (Oid *) MemoryContextAllocZero(TopMemoryContext, sizeof(Oid) * (ntypes + 1));
 	for (int i = 0; i < ntypes; i++)
@@ -524,6 +572,9 @@ pgnw_op_free_plan(void *arg)
 	SPI_freeplan(p->plan);
 	pfree(p->types);
 	pfree(p->elem_types);
+	pfree(p->sql);
+	if (p->shape)
+		MemoryContextDelete(p->shape->cxt);
 }
 
 void
@@ -540,6 +591,7 @@ pgnw_free_plan(int id)
 
 /* -------------------------------------------------- values to JavaScript */
 
+/* in CurrentMemoryContext (output functions' fn_mcxt too) */
 static PgnwTypeInfo *
 pgnw_type_info(Oid typid)
 {
@@ -547,7 +599,6 @@ pgnw_type_info(Oid typid)
 	Oid			base = getBaseType(typid);
 	Oid			elem;
 
-	ti->typid = typid;
 	switch (base)
 	{
 		case BOOLOID:
@@ -582,7 +633,6 @@ pgnw_type_info(Oid typid)
 		case TIMESTAMPOID:
 		case TIMESTAMPTZOID:
 			ti->kind = PGNW_DATE;
-			ti->need_outfunc = true;	/* for +-infinity */
 			break;
 		default:
 			elem = get_element_type(base);
@@ -612,6 +662,109 @@ pgnw_type_info(Oid typid)
 	return ti;
 }
 
+static int
+pgnw_col_kind(const PgnwTypeInfo *ti)
+{
+	switch (ti->kind)
+	{
+		case PGNW_BOOL:
+			return PGNW_COL_BOOL;
+		case PGNW_NUMBER:
+			return ti->typid == INT2OID || ti->typid == INT4OID ? PGNW_COL_INT32 : PGNW_COL_FLOAT64;
+		case PGNW_BIGINT:
+			return PGNW_COL_INT64;
+		case PGNW_DATE:
+			return PGNW_COL_DATE;
+		case PGNW_JSON:
+			return PGNW_COL_JSON;
+		case PGNW_BYTES:
+			return PGNW_COL_BYTES;
+		case PGNW_ARRAY:
+			return PGNW_COL_VALUES;
+		default:
+			return PGNW_COL_TEXT;
+	}
+}
+
+static bool
+pgnw_shape_matches(const PgnwShape *shape, TupleDesc desc)
+{
+	if (shape == NULL || shape->type_epoch != pgnw_type_epoch ||
+		shape->desc->natts != desc->natts)
+		return false;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(shape->desc, i);
+		Form_pg_attribute b = TupleDescAttr(desc, i);
+
+		if (a->atttypid != b->atttypid || a->attisdropped != b->attisdropped ||
+			strcmp(NameStr(a->attname), NameStr(b->attname)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* A shape for desc: cached ones live under TopMemoryContext, others in the current context. */
+static PgnwShape *
+pgnw_shape_make(TupleDesc desc, bool cached)
+{
+	MemoryContext cxt = AllocSetContextCreate(cached ? TopMemoryContext : CurrentMemoryContext,
+											  "pg_node_worker result shape",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	PgnwShape  *shape = (PgnwShape *) palloc0(sizeof(PgnwShape));
+	int			n = desc->natts;
+
+	shape->cxt = cxt;
+	shape->id = 0;
+	shape->type_epoch = pgnw_type_epoch;
+	shape->desc = CreateTupleDescCopy(desc);
+	shape->tis = (PgnwTypeInfo **) palloc0(sizeof(PgnwTypeInfo *) * Max(n, 1));
+	shape->names = (const char **) palloc0(sizeof(char *) * Max(n, 1));
+	shape->kinds = (int *) palloc0(sizeof(int) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(shape->desc, i);
+
+		shape->tis[i] = pgnw_type_info(att->atttypid);
+		shape->names[i] = NameStr(att->attname);
+		shape->kinds[i] = pgnw_col_kind(shape->tis[i]);
+	}
+	MemoryContextSwitchTo(old);
+	if (cached)
+	{
+		if (pgnw_next_shape_id >= INT_MAX - 1)
+			pgnw_next_shape_id = 0;
+		shape->id = ++pgnw_next_shape_id;
+	}
+	return shape;
+}
+
+static MemoryContext pgnw_builder_keep_cxt(void);
+
+/* The shape for a result of plan (NULL: not cached) with this descriptor. */
+static PgnwShape *
+pgnw_shape_for(PgnwPlan *plan, TupleDesc desc)
+{
+	if (plan == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(pgnw_builder_keep_cxt());
+		PgnwShape  *shape = pgnw_shape_make(desc, false);
+
+		MemoryContextSwitchTo(old);
+		return shape;
+	}
+	if (!pgnw_shape_matches(plan->shape, desc))
+	{
+		PgnwShape  *shape = pgnw_shape_make(desc, true);
+
+		if (plan->shape)
+			MemoryContextDelete(plan->shape->cxt);
+		plan->shape = shape;
+	}
+	return plan->shape;
+}
+
 static void
 pgnw_set_text(PgnwValue *v, PgnwKind kind, const char *s)
 {
@@ -622,10 +775,11 @@ pgnw_set_text(PgnwValue *v, PgnwKind kind, const char *s)
 
 static void pgnw_datum_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v);
 
+/* An array value as a tree of PgnwValues, in CurrentMemoryContext (copies the array). */
 static void
 pgnw_array_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v)
 {
-	ArrayType  *arr = DatumGetArrayTypeP(d);
+	ArrayType  *arr = DatumGetArrayTypePCopy(d);
 	PgnwArray  *out = (PgnwArray *) palloc0(sizeof(PgnwArray));
 	Datum	   *elems;
 	bool	   *nulls;
@@ -649,6 +803,29 @@ pgnw_array_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v)
 	v->u.arr = out;
 }
 
+/* ms since 1970 of a date/timestamp, +-Infinity for +-infinity */
+static inline double
+pgnw_date_ms(Datum d, Oid typid)
+{
+	if (typid == DATEOID)
+	{
+		DateADT		date = DatumGetDateADT(d);
+
+		if (DATE_NOT_FINITE(date))
+			return DATE_IS_NOBEGIN(date) ? -INFINITY : INFINITY;
+		return (double) date * SECS_PER_DAY * 1000.0 + PGNW_EPOCH_OFFSET_MS;
+	}
+	else
+	{
+		Timestamp	ts = DatumGetTimestamp(d);
+
+		if (TIMESTAMP_NOT_FINITE(ts))
+			return TIMESTAMP_IS_NOBEGIN(ts) ? -INFINITY : INFINITY;
+		return (double) ts / 1000.0 + PGNW_EPOCH_OFFSET_MS;
+	}
+}
+
+/* array elements; text points into the (copied) array or palloc'd output */
 static void
 pgnw_datum_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v)
 {
@@ -690,29 +867,16 @@ pgnw_datum_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v)
 			}
 			break;
 		case PGNW_DATE:
-			if (ti->typid == DATEOID)
 			{
-				DateADT		date = DatumGetDateADT(d);
+				double		ms = pgnw_date_ms(d, ti->typid);
 
-				if (DATE_NOT_FINITE(date))
+				if (isinf(ms))
+					pgnw_set_text(v, PGNW_TEXT, ms > 0 ? "infinity" : "-infinity");
+				else
 				{
-					pgnw_set_text(v, PGNW_TEXT, OutputFunctionCall(&ti->outfunc, d));
-					break;
+					v->kind = PGNW_DATE;
+					v->u.d = ms;
 				}
-				v->kind = PGNW_DATE;
-				v->u.d = (double) date * SECS_PER_DAY * 1000.0 + PGNW_EPOCH_OFFSET_MS;
-			}
-			else
-			{
-				Timestamp	ts = DatumGetTimestamp(d);
-
-				if (TIMESTAMP_NOT_FINITE(ts))
-				{
-					pgnw_set_text(v, PGNW_TEXT, OutputFunctionCall(&ti->outfunc, d));
-					break;
-				}
-				v->kind = PGNW_DATE;
-				v->u.d = (double) ts / 1000.0 + PGNW_EPOCH_OFFSET_MS;
 			}
 			break;
 		case PGNW_ARRAY:
@@ -724,30 +888,417 @@ pgnw_datum_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v)
 	}
 }
 
-static const char *
-pgnw_command_name(int spi_code)
+/* ------------------------------------------------------ result columns */
+
+/*
+ * One result being built, column by column.  A single static builder: one
+ * statement at a time runs, and its result is read by the bridge before the
+ * next one starts.  Buffers are malloc'd (the bridge can hand them to JS as
+ * external ArrayBuffers) and kept for the next statement unless big.
+ */
+#define PGNW_KEEP_BYTES (256 * 1024)
+
+typedef struct PgnwBuilder
+{
+	bool		started;		/* a statement sent rows (its descriptor) */
+	int			ncols;
+	int			cap_cols;
+	PgnwColumn *cols;
+	uint64		nrows;
+	uint64		cap_rows;
+	PgnwShape  *shape;
+	MemoryContext row_cxt;		/* output function garbage, reset per row */
+	MemoryContext keep_cxt;		/* array values: live until pgnw_finish */
+} PgnwBuilder;
+
+static PgnwBuilder pgnw_builder;
+
+static MemoryContext
+pgnw_builder_keep_cxt(void)
+{
+	return pgnw_builder.keep_cxt;
+}
+
+static void
+pgnw_grow(void **ptr, size_t *cap, size_t need)
+{
+	size_t		n;
+	void	   *p;
+
+	if (need <= *cap)
+		return;
+	n = *cap < 64 ? 64 : *cap;
+	while (n < need)
+		n *= 2;
+	p = realloc(*ptr, n);
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory building a result of %llu rows",
+						(unsigned long long) pgnw_builder.nrows),
+				 errhint("Use tx.sql.cursor for big results.")));
+	*ptr = p;
+	*cap = n;
+}
+
+static inline size_t
+pgnw_col_width(int kind)
+{
+	switch (kind)
+	{
+		case PGNW_COL_BOOL:
+			return 1;
+		case PGNW_COL_INT32:
+			return 4;
+		case PGNW_COL_FLOAT64:
+		case PGNW_COL_INT64:
+		case PGNW_COL_DATE:
+			return 8;
+		case PGNW_COL_VALUES:
+			return sizeof(PgnwValue);
+		default:
+			return 4;			/* offsets */
+	}
+}
+
+static inline bool
+pgnw_col_has_bytes(int kind)
+{
+	return kind == PGNW_COL_TEXT || kind == PGNW_COL_JSON || kind == PGNW_COL_BYTES;
+}
+
+/* room for rows rows in every column */
+static void
+pgnw_builder_reserve(uint64 rows)
+{
+	PgnwBuilder *b = &pgnw_builder;
+
+	if (rows <= b->cap_rows)
+		return;
+	if (rows < 16)
+		rows = 16;
+	if (rows < b->cap_rows * 2)
+		rows = b->cap_rows * 2;
+	for (int c = 0; c < b->ncols; c++)
+	{
+		PgnwColumn *col = &b->cols[c];
+
+		pgnw_grow(&col->data, &col->data_cap, pgnw_col_width(col->kind) * (rows + 1));
+		if (col->has_nulls)
+			pgnw_grow((void **) &col->nulls, &col->nulls_cap, rows);
+	}
+	b->cap_rows = rows;
+}
+
+static void
+pgnw_builder_start(PgnwPlan *plan, TupleDesc desc, uint64 expected_rows)
+{
+	PgnwBuilder *b = &pgnw_builder;
+	int			n = desc->natts;
+
+	b->shape = pgnw_shape_for(plan, desc);
+	if (n > b->cap_cols)
+	{
+		PgnwColumn *cols = (PgnwColumn *) realloc(b->cols, sizeof(PgnwColumn) * n);
+
+		if (cols == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		memset(cols + b->cap_cols, 0, sizeof(PgnwColumn) * (n - b->cap_cols));
+		b->cols = cols;
+		b->cap_cols = n;
+	}
+	/* keep small buffers for the next statement, drop big ones */
+	for (int c = 0; c < b->cap_cols; c++)
+	{
+		PgnwColumn *col = &b->cols[c];
+
+		if (col->data_cap > PGNW_KEEP_BYTES)
+		{
+			free(col->data);
+			col->data = NULL;
+			col->data_cap = 0;
+		}
+		if (col->nulls_cap > PGNW_KEEP_BYTES)
+		{
+			free(col->nulls);
+			col->nulls = NULL;
+			col->nulls_cap = 0;
+		}
+		if (col->bytes_cap > PGNW_KEEP_BYTES)
+		{
+			free(col->bytes);
+			col->bytes = NULL;
+			col->bytes_cap = 0;
+		}
+	}
+	b->ncols = n;
+	b->nrows = 0;
+	b->cap_rows = 0;
+	for (int c = 0; c < n; c++)
+	{
+		PgnwColumn *col = &b->cols[c];
+
+		col->kind = b->shape->kinds[c];
+		col->has_nulls = false;
+		col->ascii = true;
+		col->nbytes = 0;
+	}
+	/* what each column has room for with the buffers it kept */
+	{
+		uint64		rows = UINT64_MAX;
+
+		for (int c = 0; c < n; c++)
+		{
+			size_t		w = pgnw_col_width(b->cols[c].kind);
+			uint64		fit = b->cols[c].data_cap / w;
+
+			rows = Min(rows, fit > 0 ? fit - 1 : 0);
+		}
+		b->cap_rows = n > 0 ? rows : 0;
+	}
+	pgnw_builder_reserve(Max(expected_rows, 1));
+	for (int c = 0; c < n; c++)
+		if (pgnw_col_has_bytes(b->cols[c].kind))
+			((uint32_t *) b->cols[c].data)[0] = 0;
+	if (b->row_cxt == NULL)
+		b->row_cxt = AllocSetContextCreate(TopMemoryContext, "pg_node_worker result row",
+										   ALLOCSET_SMALL_SIZES);
+	b->started = true;
+}
+
+static inline bool
+pgnw_all_ascii(const char *p, size_t len)
+{
+	size_t		i = 0;
+	uint64		acc = 0;
+
+	for (; i + 8 <= len; i += 8)
+	{
+		uint64		w;
+
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	for (; i < len; i++)
+		acc |= (unsigned char) p[i];
+	return (acc & UINT64CONST(0x8080808080808080)) == 0;
+}
+
+static inline void
+pgnw_col_append(PgnwColumn *col, uint64 r, const char *p, size_t len)
+{
+	uint32_t   *off = (uint32_t *) col->data;
+	uint64		end = col->nbytes + len;
+
+	if (end > UINT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a result column holds more than 4 GB of text"),
+				 errhint("Use tx.sql.cursor for big results.")));
+	if (len > 0)
+	{
+		pgnw_grow((void **) &col->bytes, &col->bytes_cap, end);
+		memcpy(col->bytes + col->nbytes, p, len);
+		if (col->ascii && !pgnw_all_ascii(p, len))
+			col->ascii = false;
+	}
+	col->nbytes = end;
+	off[r + 1] = (uint32_t) end;
+}
+
+static void
+pgnw_col_set_null(PgnwColumn *col, uint64 r)
+{
+	PgnwBuilder *b = &pgnw_builder;
+
+	if (!col->has_nulls)
+	{
+		pgnw_grow((void **) &col->nulls, &col->nulls_cap, b->cap_rows);
+		memset(col->nulls, 0, b->cap_rows);
+		col->has_nulls = true;
+	}
+	col->nulls[r] = 1;
+	switch (col->kind)
+	{
+		case PGNW_COL_BOOL:
+			((uint8_t *) col->data)[r] = 0;
+			break;
+		case PGNW_COL_INT32:
+			((int32_t *) col->data)[r] = 0;
+			break;
+		case PGNW_COL_FLOAT64:
+		case PGNW_COL_DATE:
+			((double *) col->data)[r] = 0;
+			break;
+		case PGNW_COL_INT64:
+			((int64_t *) col->data)[r] = 0;
+			break;
+		case PGNW_COL_VALUES:
+			((PgnwValue *) col->data)[r].kind = PGNW_NULL;
+			break;
+		default:
+			((uint32_t *) col->data)[r + 1] = (uint32_t) col->nbytes;
+			break;
+	}
+}
+
+/* one row (values/isnull as from heap_deform_tuple or a slot) */
+static void
+pgnw_builder_add(Datum *values, bool *isnull)
+{
+	PgnwBuilder *b = &pgnw_builder;
+	uint64		r = b->nrows;
+	bool		used_row_cxt = false;
+
+	if (r >= b->cap_rows)
+		pgnw_builder_reserve(r + 1);
+	for (int c = 0; c < b->ncols; c++)
+	{
+		PgnwColumn *col = &b->cols[c];
+		PgnwTypeInfo *ti = b->shape->tis[c];
+		Datum		d = values[c];
+
+		if (col->has_nulls)
+			col->nulls[r] = 0;
+		if (isnull[c])
+		{
+			pgnw_col_set_null(col, r);
+			continue;
+		}
+		switch (col->kind)
+		{
+			case PGNW_COL_BOOL:
+				((uint8_t *) col->data)[r] = DatumGetBool(d) ? 1 : 0;
+				break;
+			case PGNW_COL_INT32:
+				((int32_t *) col->data)[r] = ti->typid == INT2OID ? DatumGetInt16(d) : DatumGetInt32(d);
+				break;
+			case PGNW_COL_FLOAT64:
+				((double *) col->data)[r] = ti->typid == FLOAT4OID ? (double) DatumGetFloat4(d) : DatumGetFloat8(d);
+				break;
+			case PGNW_COL_INT64:
+				((int64_t *) col->data)[r] = DatumGetInt64(d);
+				break;
+			case PGNW_COL_DATE:
+				((double *) col->data)[r] = pgnw_date_ms(d, ti->typid);
+				break;
+			case PGNW_COL_VALUES:
+				{
+					MemoryContext old = MemoryContextSwitchTo(b->keep_cxt);
+
+					pgnw_datum_to_value(d, ti, &((PgnwValue *) col->data)[r]);
+					MemoryContextSwitchTo(old);
+				}
+				break;
+			default:			/* text kinds */
+				if (ti->need_outfunc)
+				{
+					MemoryContext old = MemoryContextSwitchTo(b->row_cxt);
+					char	   *s = OutputFunctionCall(&ti->outfunc, d);
+
+					MemoryContextSwitchTo(old);
+					used_row_cxt = true;
+					pgnw_col_append(col, r, s, strlen(s));
+				}
+				else if (ti->typid == NAMEOID)
+				{
+					const char *s = NameStr(*DatumGetName(d));
+
+					pgnw_col_append(col, r, s, strlen(s));
+				}
+				else
+				{
+					struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+					if (VARATT_IS_COMPRESSED(v) || VARATT_IS_EXTERNAL(v))
+					{
+						MemoryContext old = MemoryContextSwitchTo(b->row_cxt);
+
+						v = pg_detoast_datum_packed(v);
+						MemoryContextSwitchTo(old);
+						used_row_cxt = true;
+					}
+					pgnw_col_append(col, r, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+				}
+				break;
+		}
+	}
+	b->nrows = r + 1;
+	if (used_row_cxt)
+		MemoryContextReset(b->row_cxt);
+	if ((r & 4095) == 4095)
+		CHECK_FOR_INTERRUPTS();
+}
+
+/* every tuple of SPI_tuptable */
+static void
+pgnw_builder_from_tuptable(PgnwPlan *plan)
+{
+	SPITupleTable *tt = SPI_tuptable;
+	TupleDesc	desc = tt->tupdesc;
+	int			n = desc->natts;
+	Datum	   *values = (Datum *) palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = (bool *) palloc(sizeof(bool) * Max(n, 1));
+	uint64		nrows = SPI_processed;
+
+	pgnw_builder_start(plan, desc, nrows);
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		heap_deform_tuple(tt->vals[r], desc, values, nulls);
+		pgnw_builder_add(values, nulls);
+	}
+}
+
+/* A DestReceiver that turns the rows of a statement into columns as they come. */
+typedef struct PgnwReceiver
+{
+	DestReceiver pub;
+	PgnwPlan   *plan;
+} PgnwReceiver;
+
+static void
+pgnw_receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	pgnw_builder_start(((PgnwReceiver *) self)->plan, typeinfo, 0);
+}
+
+static bool
+pgnw_receiver_slot(TupleTableSlot *slot, DestReceiver *self)
+{
+	slot_getallattrs(slot);
+	pgnw_builder_add(slot->tts_values, slot->tts_isnull);
+	return true;
+}
+
+static void
+pgnw_receiver_noop(DestReceiver *self)
+{
+}
+
+static int
+pgnw_command(int spi_code)
 {
 	switch (spi_code)
 	{
 		case SPI_OK_SELECT:
 		case SPI_OK_SELINTO:
 		case SPI_OK_FETCH:
-			return "SELECT";
+			return PGNW_CMD_SELECT;
 		case SPI_OK_INSERT:
 		case SPI_OK_INSERT_RETURNING:
-			return "INSERT";
+			return PGNW_CMD_INSERT;
 		case SPI_OK_UPDATE:
 		case SPI_OK_UPDATE_RETURNING:
-			return "UPDATE";
+			return PGNW_CMD_UPDATE;
 		case SPI_OK_DELETE:
 		case SPI_OK_DELETE_RETURNING:
-			return "DELETE";
+			return PGNW_CMD_DELETE;
 #ifdef SPI_OK_MERGE
 		case SPI_OK_MERGE:
-			return "MERGE";
+			return PGNW_CMD_MERGE;
 #endif
 		default:
-			return "UTILITY";
+			return PGNW_CMD_UTILITY;
 	}
 }
 
@@ -828,7 +1379,7 @@ pgnw_param_to_datum(const PgnwParam *p, Oid type)
 typedef enum PgnwExecuteMode
 {
 	PGNW_EXEC_STATEMENT,		/* run the plan (or the text) to completion */
-	PGNW_EXEC_OPEN_CURSOR,		/* open a cursor on the plan; res->command = its name */
+	PGNW_EXEC_OPEN_CURSOR,		/* open a cursor on the plan */
 	PGNW_EXEC_FETCH				/* fetch from the cursor named by sql */
 } PgnwExecuteMode;
 
@@ -841,21 +1392,33 @@ typedef struct PgnwExecuteArgs
 	const PgnwParam *params;
 	long		fetch_count;
 	PgnwResult *res;
+	char	   *cursor_name;	/* OPEN_CURSOR: out */
 } PgnwExecuteArgs;
-
-/* the name of the cursor most recently opened (valid until the next open) */
-static char pgnw_cursor_name[NAMEDATALEN];
 
 static void
 pgnw_op_execute(void *arg)
 {
 	PgnwExecuteArgs *a = (PgnwExecuteArgs *) arg;
 	PgnwResult *res = a->res;
+	PgnwBuilder *b = &pgnw_builder;
 	int			ret;
+	bool		streamed = false;
+
+	/* the statement start (pgnw_op_start_statement), in the same PG_TRY */
+	if (pgnw_depth == 0)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		pgnw_stmt_implicit_xact = true;
+	}
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgnw_stmt_snapshot = true;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pgnw_stmt_spi = true;
+	b->started = false;
+	b->keep_cxt = CurrentMemoryContext; /* SPI's procedure context: until SPI_finish */
 
 	if (a->mode == PGNW_EXEC_FETCH)
 	{
@@ -872,20 +1435,26 @@ pgnw_op_execute(void *arg)
 	else if (a->plan)
 	{
 		int			n = a->plan->nparams;
-		Datum	   *values = (Datum *) palloc0(sizeof(Datum) * (n + 1));
-		char	   *nulls = (char *) palloc(n + 1);
+		ParamListInfo params = NULL;
 
 		if (a->nparams != n)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("the statement takes %d parameters but %d were given", n, a->nparams)));
-		for (int i = 0; i < n; i++)
+		if (n > 0)
 		{
-			nulls[i] = a->params[i].kind == PGNW_NULL ? 'n' : ' ';
-			if (a->params[i].kind != PGNW_NULL)
-				values[i] = pgnw_param_to_datum(&a->params[i], a->plan->types[i]);
+			params = makeParamList(n);
+			for (int i = 0; i < n; i++)
+			{
+				ParamExternData *prm = &params->params[i];
+
+				prm->isnull = a->params[i].kind == PGNW_NULL;
+				prm->value = prm->isnull ? (Datum) 0 :
+					pgnw_param_to_datum(&a->params[i], a->plan->types[i]);
+				prm->pflags = PARAM_FLAG_CONST;
+				prm->ptype = a->plan->types[i];
+			}
 		}
-		nulls[n] = '\0';
 		if (a->mode == PGNW_EXEC_OPEN_CURSOR)
 		{
 			Portal		portal;
@@ -894,12 +1463,30 @@ pgnw_op_execute(void *arg)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
 						 errmsg("a cursor needs a single statement that returns rows")));
-			portal = SPI_cursor_open(NULL, a->plan->plan, values, nulls, false);
-			strlcpy(pgnw_cursor_name, portal->name, sizeof(pgnw_cursor_name));
-			res->command = pgnw_cursor_name;
+			portal = SPI_cursor_open_with_paramlist(NULL, a->plan->plan, params, false);
+			strlcpy(a->cursor_name, portal->name, PGNW_CURSOR_NAME_LEN);
 			return;
 		}
-		ret = SPI_execute_plan(a->plan->plan, values, nulls, false, 0);
+		if (a->plan->single)
+		{
+			/* rows go straight from the executor into the columns */
+			SPIExecuteOptions options = {0};
+			PgnwReceiver receiver = {0};
+
+			receiver.pub.receiveSlot = pgnw_receiver_slot;
+			receiver.pub.rStartup = pgnw_receiver_startup;
+			receiver.pub.rShutdown = pgnw_receiver_noop;
+			receiver.pub.rDestroy = pgnw_receiver_noop;
+			receiver.pub.mydest = DestTuplestore;	/* any but DestNone/DestSPI */
+			receiver.plan = a->plan;
+			options.params = params;
+			options.read_only = false;
+			options.dest = &receiver.pub;
+			ret = SPI_execute_plan_extended(a->plan->plan, &options);
+			streamed = true;
+		}
+		else
+			ret = SPI_execute_plan_with_paramlist(a->plan->plan, params, false, 0);
 	}
 	else
 		ret = SPI_execute(a->sql, false, 0);
@@ -914,48 +1501,21 @@ pgnw_op_execute(void *arg)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("SPI failed: %s", SPI_result_code_string(ret))));
 
+	if (!streamed && SPI_tuptable != NULL)
+		pgnw_builder_from_tuptable(a->plan);
+
+	res->command = pgnw_command(ret);
 	res->processed = SPI_processed;
-	res->command = pgnw_command_name(ret);
-	res->ncols = 0;
-	res->nrows = 0;
-	if (SPI_tuptable != NULL)
+	if (b->started)
 	{
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		int			ncols = desc->natts;
-		uint64		nrows = SPI_processed;
-		PgnwTypeInfo **tis = (PgnwTypeInfo **) palloc(sizeof(PgnwTypeInfo *) * Max(ncols, 1));
-		Datum	   *dvals = (Datum *) palloc(sizeof(Datum) * Max(ncols, 1));
-		bool	   *dnulls = (bool *) palloc(sizeof(bool) * Max(ncols, 1));
-
-		res->ncols = ncols;
-		res->colnames = (const char **) palloc(sizeof(char *) * Max(ncols, 1));
-		res->coltypes = (unsigned int *) palloc(sizeof(unsigned int) * Max(ncols, 1));
-		for (int c = 0; c < ncols; c++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, c);
-
-			res->colnames[c] = NameStr(att->attname);
-			res->coltypes[c] = att->atttypid;
-			tis[c] = pgnw_type_info(att->atttypid);
-		}
-		res->values = (PgnwValue *)
-			MemoryContextAllocHuge(CurrentMemoryContext, sizeof(PgnwValue) * Max(nrows * ncols, 1));
-		for (uint64 r = 0; r < nrows; r++)
-		{
-			PgnwValue  *row = res->values + r * ncols;
-
-			heap_deform_tuple(SPI_tuptable->vals[r], desc, dvals, dnulls);
-			for (int c = 0; c < ncols; c++)
-			{
-				if (dnulls[c])
-					row[c].kind = PGNW_NULL;
-				else
-					pgnw_datum_to_value(dvals[c], tis[c], &row[c]);
-			}
-			if ((r & 4095) == 4095)
-				CHECK_FOR_INTERRUPTS();
-		}
-		res->nrows = nrows;
+		res->ncols = b->ncols;
+		res->nrows = b->nrows;
+		res->columns = b->cols;
+		res->shape_id = b->shape->id;
+		res->colnames = b->shape->names;
+		res->colkinds = b->shape->kinds;
+		if (streamed)
+			res->processed = b->nrows;
 	}
 }
 
@@ -979,10 +1539,10 @@ pgnw_run(PgnwExecuteArgs *a, int plan_id, PgnwError *err)
 	a->plan = plan_id >= 0 ? &pgnw_plans[plan_id] : NULL;
 
 	if (a->mode != PGNW_EXEC_FETCH)
-		pgstat_report_activity(STATE_RUNNING, a->sql);
-	if (!pgnw_guard(pgnw_op_start_statement, NULL, err) ||
-		!pgnw_guard(pgnw_op_execute, a, err))
+		pgstat_report_activity(STATE_RUNNING, a->plan ? a->plan->sql : a->sql);
+	if (!pgnw_guard(pgnw_op_execute, a, err))
 	{
+		pgnw_builder.started = false;
 		pgnw_after_failure();
 		return false;
 	}
@@ -995,6 +1555,11 @@ pgnw_execute(int plan_id, const char *sql, int nparams, const PgnwParam *params,
 {
 	PgnwExecuteArgs a = {0};
 
+	if (plan_id < 0 && sql == NULL)
+	{
+		pgnw_error_set(err, "42601", "no SQL text", NULL);
+		return false;
+	}
 	a.mode = PGNW_EXEC_STATEMENT;
 	a.sql = sql;
 	a.nparams = nparams;
@@ -1010,19 +1575,24 @@ pgnw_cursor_open(int plan_id, const char *sql, int nparams, const PgnwParam *par
 	PgnwExecuteArgs a = {0};
 	PgnwResult	res;
 
+	if (plan_id < 0)
+	{
+		pgnw_error_set(err, "26000", "a cursor needs a prepared statement", NULL);
+		return false;
+	}
 	a.mode = PGNW_EXEC_OPEN_CURSOR;
 	a.sql = sql;
 	a.nparams = nparams;
 	a.params = params;
 	a.res = &res;
+	a.cursor_name = name;
 	if (!pgnw_run(&a, plan_id, err))
 		return false;
-	strlcpy(name, res.command, PGNW_CURSOR_NAME_LEN);
 	return pgnw_finish(err);
 }
 
 bool
-pgnw_cursor_fetch(const char *name, long count, PgnwResult *res, PgnwError *err)
+pgnw_cursor_fetch(const char *name, long count, int plan_id, PgnwResult *res, PgnwError *err)
 {
 	PgnwExecuteArgs a = {0};
 
@@ -1030,7 +1600,10 @@ pgnw_cursor_fetch(const char *name, long count, PgnwResult *res, PgnwError *err)
 	a.sql = name;
 	a.fetch_count = count;
 	a.res = res;
-	return pgnw_run(&a, -1, err);
+	/* the plan is only used for its cached shape; a freed one is no error here */
+	if (plan_id >= 0 && (plan_id >= pgnw_nplans || pgnw_plans[plan_id].plan == NULL))
+		plan_id = -1;
+	return pgnw_run(&a, plan_id, err);
 }
 
 static void
@@ -1059,6 +1632,7 @@ pgnw_cursor_close(const char *name, PgnwError *err)
 bool
 pgnw_finish(PgnwError *err)
 {
+	pgnw_builder.started = false;
 	if (!pgnw_guard(pgnw_op_end_statement, NULL, err))
 	{
 		pgnw_after_failure();

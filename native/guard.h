@@ -92,15 +92,74 @@ struct PgnwValue
 	}			u;
 };
 
+/*
+ * How a result column crosses to JS.  Results are built column by column
+ * (native/guard.c, a DestReceiver or an SPI tuple table): fixed-width kinds
+ * as one C array each (the bridge hands it to JS as a typed array), text
+ * kinds as one byte buffer plus nrows + 1 offsets, anything else (arrays)
+ * as one PgnwValue per row.
+ */
+typedef enum PgnwColKind
+{
+	PGNW_COL_BOOL = 1,			/* uint8_t: 0/1 */
+	PGNW_COL_INT32,				/* int32_t: int2, int4 */
+	PGNW_COL_FLOAT64,			/* double: float4, float8 */
+	PGNW_COL_INT64,				/* int64_t: int8 */
+	PGNW_COL_DATE,				/* double: Unix ms; +-Infinity for +-infinity */
+	PGNW_COL_TEXT,				/* bytes + offsets: text types, numeric, text form of the rest */
+	PGNW_COL_JSON,				/* bytes + offsets: json/jsonb text, parsed by JS */
+	PGNW_COL_BYTES,				/* bytes + offsets: bytea */
+	PGNW_COL_VALUES				/* PgnwValue per row: arrays */
+} PgnwColKind;
+
+typedef struct PgnwColumn
+{
+	int			kind;			/* PgnwColKind */
+	bool		has_nulls;		/* nulls[] is valid */
+	bool		ascii;			/* text kinds: every byte < 0x80 */
+	uint8_t    *nulls;			/* malloc'd: nrows entries, 1 = NULL */
+	void	   *data;			/* malloc'd: nrows fixed-width values, or nrows + 1 uint32_t
+								 * offsets into bytes (text kinds), or nrows PgnwValues */
+	char	   *bytes;			/* malloc'd: text kinds' contents */
+	uint64_t	nbytes;
+	/* capacities in bytes (private to guard.c) */
+	size_t		data_cap;
+	size_t		nulls_cap;
+	size_t		bytes_cap;
+} PgnwColumn;
+
+/*
+ * The bridge may take ownership of a column's malloc'd buffers (and free()
+ * them later): it sets the pointer to NULL and the capacity to 0.  Whatever
+ * it leaves stays with guard.c and is reused by the next statement.
+ */
+
+typedef enum PgnwCommand
+{
+	PGNW_CMD_SELECT = 0,
+	PGNW_CMD_INSERT,
+	PGNW_CMD_UPDATE,
+	PGNW_CMD_DELETE,
+	PGNW_CMD_MERGE,
+	PGNW_CMD_UTILITY
+} PgnwCommand;
+
 typedef struct PgnwResult
 {
-	int			ncols;
-	const char **colnames;
-	unsigned int *coltypes;
+	int			command;		/* PgnwCommand */
+	uint64_t	processed;		/* rows returned or affected */
+	int			ncols;			/* 0: the statement returned no rows (INSERT, ...) */
 	uint64_t	nrows;
-	PgnwValue  *values;			/* nrows * ncols, row-major */
-	uint64_t	processed;
-	const char *command;		/* "SELECT", "INSERT", ... */
+	/*
+	 * Names and kinds of the columns.  shape_id > 0: they stay the same for
+	 * as long as the plan returns the same shape_id (a result with the same
+	 * column names and types), so a caller that has seen it may skip them.
+	 * 0: not cached (text statements).  Valid until pgnw_finish.
+	 */
+	int			shape_id;
+	const char **colnames;
+	const int  *colkinds;
+	PgnwColumn *columns;		/* ncols */
 } PgnwResult;
 
 /* A parameter value as the bridge extracted it from JS. */
@@ -128,12 +187,20 @@ typedef struct PgnwPlanInfo
 	const unsigned int *param_elem_types;	/* 0 when not an array type */
 } PgnwPlanInfo;
 
+/*
+ * Run op(arg) inside PG_TRY on the main thread.  On ERROR the error is
+ * copied into *err and false is returned.  op must not call V8 or N-API.
+ */
+typedef void (*PgnwOperation) (void *arg);
+extern bool pgnw_guard(PgnwOperation op, void *arg, PgnwError *err);
+
 /* true on the main thread; otherwise sets err (code 55000) */
 extern bool pgnw_check_thread(PgnwError *err);
 
 /* statements */
 extern bool pgnw_prepare(const char *sql, PgnwPlanInfo *info, PgnwError *err);
 extern void pgnw_free_plan(int id);
+/* plan_id -1 runs sql as text (no parameters); else sql may be NULL */
 extern bool pgnw_execute(int plan_id, const char *sql, int nparams,
 						 const PgnwParam *params, PgnwResult *res, PgnwError *err);
 /* after pgnw_execute or pgnw_cursor_fetch succeeded and the result was read */
@@ -146,8 +213,9 @@ extern bool pgnw_finish(PgnwError *err);
 #define PGNW_CURSOR_NAME_LEN 64
 extern bool pgnw_cursor_open(int plan_id, const char *sql, int nparams,
 							 const PgnwParam *params, char *name, PgnwError *err);
-extern bool pgnw_cursor_fetch(const char *name, long count, PgnwResult *res,
-							  PgnwError *err);
+/* plan_id: the plan the cursor was opened on (for its cached shape), or -1 */
+extern bool pgnw_cursor_fetch(const char *name, long count, int plan_id,
+							  PgnwResult *res, PgnwError *err);
 extern bool pgnw_cursor_close(const char *name, PgnwError *err);
 
 /* transactions: depth 0 = none, 1 = transaction, >1 = savepoints */

@@ -16,5 +16,6 @@ export type {
   Transaction,
   WorkerContext,
   WorkerDefinition,
+  WorkerHandle,
   WorkerInfo,
 } from './types';

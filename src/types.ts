@@ -83,9 +83,26 @@ export interface WorkerInfo {
   readonly startedAt: number;
 }
 
+/** A worker started with `ctx.launch()`. */
+export interface WorkerHandle {
+  readonly name: string;
+  readonly pid: number;
+  /** Settles with the process's exit code (0: main resolved or stopped; 1: failed) when it exits. */
+  readonly exited: Promise<number>;
+}
+
 /** What `main` receives. */
 export interface WorkerContext {
   readonly worker: WorkerInfo;
+  /** The JSON value given to `node_worker.launch(name, args)` or `ctx.launch(name, args)`; null for static workers. */
+  readonly args: unknown;
+  /**
+   * Starts a dynamic worker from a deployed bundle (as `node_worker.launch()` does) and returns
+   * once it runs. `args` must be JSON-serialisable (at most 8 kB as JSON).
+   */
+  launch(name: string, args?: unknown): WorkerHandle;
+  /** True on a hot standby (recovery in progress): SQL is read-only there. */
+  isInRecovery(): boolean;
   /** SQL in its own transaction per statement (or joining an open `ctx.transaction`). */
   readonly sql: Sql;
   /**

@@ -18,6 +18,12 @@ export const DEFAULT_DIRECTORY = 'node_worker';
 export const FALLBACK_NODE_TARGET = 'node18';
 const FILE_MODE = 0o640;
 const DIR_MODE = 0o750;
+/**
+ * The largest bundle deploy writes. Each start of the worker reads and compiles the whole bundle
+ * (a 50 MB bundle: ~1 s and ~100 MB of JavaScript heap), so data belongs in a table or a file read
+ * at run time, not in the code.
+ */
+export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 
 /** `<node_worker.directory>/<name>.json`, see docs/DESIGN.md. Field order is the documented one. */
 export interface Manifest {
@@ -52,6 +58,8 @@ export interface DeployOptions {
   warn?: (line: string) => void;
   /** deployedAt (tests) */
   now?: Date;
+  /** refuse bundles larger than this (default MAX_BUNDLE_BYTES; tests) */
+  maxBundleBytes?: number;
 }
 
 export interface DeployResult {
@@ -197,7 +205,13 @@ function ensureDirectory(dir: string, pgdata: string, owner: Owner | undefined, 
 }
 
 function formatSize(bytes: number): string {
-  return bytes < 1000 ? `${bytes} B` : `${(bytes / 1000).toFixed(1)} kB`;
+  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1000 * 1000) return `${(bytes / 1000).toFixed(1)} kB`;
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function formatLimit(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
 }
 
 function userName(uid: number): string | undefined {
@@ -275,6 +289,14 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
   const manifestPath = path.join(directory, `${name}.json`);
   const sha256 = createHash('sha256').update(code, 'utf8').digest('hex');
   const bytes = Buffer.byteLength(code, 'utf8');
+  const maxBytes = opts.maxBundleBytes ?? MAX_BUNDLE_BYTES;
+  if (bytes > maxBytes) {
+    throw new CliError(
+      `the bundle of worker "${name}" is ${formatSize(bytes)} (${bytes} bytes), more than the limit of ` +
+        `${formatLimit(maxBytes)}: every start of the worker reads and compiles all of it; keep large data ` +
+        `out of the code (read it from a table or a file at run time)`,
+    );
+  }
   const manifest: Manifest = {
     format: 1,
     name,

@@ -7,14 +7,14 @@
  * drives the event loop and calls the dispatch function registered here
  * for PostgreSQL events (SIGTERM, SIGHUP).
  */
-import { createRequire } from 'module';
+import { constants as osConstants } from 'os';
 import Module = require('module');
 import * as fs from 'fs';
 import * as path from 'path';
 import { format } from 'util';
 import { defineWorker, DEFINITION_BRAND, definitionMetadata } from '../define';
 import { PgError } from '../errors';
-import type { Logger, WorkerContext, WorkerDefinition } from '../types';
+import type { Logger, WorkerContext, WorkerDefinition, WorkerHandle } from '../types';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
 import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
@@ -23,6 +23,7 @@ import { SqlEngine } from './sql';
 const STACK_LINES = 20;
 
 function describe(err: unknown): string {
+  if (typeof err === 'string') return err;
   if (err instanceof Error) {
     const lines = (err.stack ?? `${err.name}: ${err.message}`).split('\n');
     let text = lines.slice(0, STACK_LINES + 1).join('\n');
@@ -54,9 +55,40 @@ function loadBundle(bundlePath: string, sdk: object): unknown {
   return exported && typeof exported === 'object' && 'default' in exported ? exported.default : exported;
 }
 
+function parseArgs(text: string | null): unknown {
+  if (text === null) return null;
+  return JSON.parse(text);
+}
+
+const CHILD_POLL_MS = 50;
+
+/** ctx.launch: start a dynamic worker; its exit is noticed by polling its slot while awaited. */
+function launchWorker(native: NativeBridge, name: string, args: unknown): WorkerHandle {
+  if (typeof name !== 'string') throw new TypeError('launch(name, args?): name must be a string');
+  let json: string | null = null;
+  if (args !== undefined && args !== null) {
+    json = JSON.stringify(args);
+    if (json === undefined) throw new TypeError('launch(name, args?): args must be JSON-serialisable');
+  }
+  const { pid, slot } = native.launch(name, json);
+  const exited = new Promise<number>((resolve) => {
+    const timer = setInterval(() => {
+      const code = native.childExitCode(slot, pid);
+      if (code !== null) {
+        clearInterval(timer);
+        resolve(code);
+      }
+    }, CHILD_POLL_MS);
+  });
+  return Object.freeze({ name, pid, exited });
+}
+
 export function start(runtimeDir: string, bundlePath: string): void {
-  const req = createRequire(runtimeDir + '/');
-  const native = req(path.join(runtimeDir, 'pg_node_worker_bridge.node')) as NativeBridge;
+  // RTLD_NOW: a missing symbol (a broken install) fails here, as a JS error and exit 1, instead of
+  // a lazy-binding failure later that kills the process with 127 and resets the whole cluster
+  const bridge = { exports: {} as NativeBridge };
+  process.dlopen(bridge, path.join(runtimeDir, 'pg_node_worker_bridge.node'), osConstants.dlopen.RTLD_NOW);
+  const native = bridge.exports;
   native.init(PgError);
   const info = native.info();
   let exiting = false;
@@ -67,15 +99,18 @@ export function start(runtimeDir: string, bundlePath: string): void {
     native.exit(code);
   };
 
+  /** Logs err with its stack, records it for node_worker.workers, and exits 1. */
+  const fail = (what: string, err: unknown) => {
+    const text = `${what}: ${describe(err)}`;
+    native.log(LOG_ERROR, text);
+    const code = err instanceof PgError ? err.code : null;
+    native.reportError(code, text.split('\n').slice(0, 8).join('\n'));
+    exit(1);
+  };
+
   // Fatal paths first: anything uncaught is logged with its stack, exit 1.
-  process.on('uncaughtException', (err) => {
-    native.log(LOG_ERROR, `uncaught exception: ${describe(err)}`);
-    exit(1);
-  });
-  process.on('unhandledRejection', (reason) => {
-    native.log(LOG_ERROR, `unhandled promise rejection: ${describe(reason)}`);
-    exit(1);
-  });
+  process.on('uncaughtException', (err) => fail('uncaught exception', err));
+  process.on('unhandledRejection', (reason) => fail('unhandled promise rejection', reason));
 
   lockDown(native);
 
@@ -121,14 +156,12 @@ export function start(runtimeDir: string, bundlePath: string): void {
       }
     }
     if (problem !== null) {
-      native.log(LOG_ERROR, `bundle ${bundlePath} does not export a valid worker (export default defineWorker({...})): ${problem}`);
-      exit(1);
+      fail(`bundle ${bundlePath} does not export a valid worker (export default defineWorker({...}))`, problem);
       return;
     }
     def = loaded as WorkerDefinition;
   } catch (err) {
-    native.log(LOG_ERROR, `loading bundle ${bundlePath} failed: ${describe(err)}`);
-    exit(1);
+    fail(`loading bundle ${bundlePath} failed`, err);
     return;
   }
   if (def.name !== info.name)
@@ -174,16 +207,19 @@ export function start(runtimeDir: string, bundlePath: string): void {
     },
     setting: (name: string) => native.setting(String(name)),
     log,
+    args: parseArgs(native.workerArgs()),
+    launch: (name: string, args?: unknown) => launchWorker(native, name, args),
+    isInRecovery: () => native.isInRecovery(),
   }) as WorkerContext;
 
+  native.markRunning();
   Promise.resolve()
     .then(() => def.main(ctx))
     .then(
       () => exit(0),
       (err) => {
         if (abort.signal.aborted) native.log(LOG_INFO, `main ended while shutting down: ${err instanceof Error ? err.message : String(err)}`);
-        else native.log(LOG_ERROR, `main failed: ${describe(err)}`);
-        exit(1);
+        else fail('main failed', err);
       },
     );
 }

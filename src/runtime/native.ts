@@ -8,17 +8,29 @@ export interface NativePlan {
   elemTypes: number[];
 }
 
-/** [command, count (rows returned or affected), column names, values (flat, row-major)] */
-export type NativeResult = [command: string, count: number, fields: string[], values: unknown[]];
+/**
+ * What execute/executeText/cursorFetch return; the figures of the result are
+ * in the result header (resultHeader(), H_* below), written by every call:
+ *   H_FIELDS 0: the payload; 1: [payload, column names, column kinds (COL_*)]
+ *   payload by H_LAYOUT: NONE undefined; SCALAR the one value of a 1x1 result;
+ *   FLAT the values row-major (few rows); COLUMNS per column [data, nulls, offsets]
+ *   (see ColumnsToJs in bridge.cc).
+ */
+export type NativeResult = unknown;
 
 export interface NativeBridge {
   init(pgError: Function): void;
   info(): { name: string; database: string | null; role: string | null; pid: number; startedAt: number; forkToConnectedMs: number };
   prepare(sql: string): NativePlan;
   freePlan(id: number): void;
-  execute(planId: number, sql: string, params: unknown[]): NativeResult;
-  cursorOpen(planId: number, sql: string, params: unknown[]): string;
-  cursorFetch(name: string, count: number): NativeResult;
+  /** The Float64Array every execute/cursorFetch writes the result's figures into (one, shared). */
+  resultHeader(): Float64Array;
+  /** Runs a prepared plan; knownShape: the shape id whose names the caller has (0: none). */
+  execute(planId: number, knownShape: number, ...params: unknown[]): NativeResult;
+  /** Runs SQL text (may hold several statements), no parameters. */
+  executeText(sql: string): NativeResult;
+  cursorOpen(planId: number, ...params: unknown[]): string;
+  cursorFetch(name: string, count: number, planId: number, knownShape: number): NativeResult;
   cursorClose(name: string): void;
   begin(): number;
   commit(): void;
@@ -30,6 +42,14 @@ export interface NativeBridge {
   exit(code: number): void;
   signalStats(): { forwarded: number; onMain: number; restored: number };
   shutdownRequested(): boolean;
+
+  // control surface (native/control.cc, issue #3)
+  launch(name: string, args: string | null): { pid: number; slot: number };
+  childExitCode(slot: number, pid: number): number | null;
+  markRunning(): void;
+  reportError(code: string | null, text: string): void;
+  isInRecovery(): boolean;
+  workerArgs(): string | null;
 }
 
 export const LOG_DEBUG = 0;
@@ -37,3 +57,32 @@ export const LOG_INFO = 1;
 export const LOG_NOTICE = 2;
 export const LOG_WARNING = 3;
 export const LOG_ERROR = 4;
+
+// the result header (bridge.cc H_*)
+export const H_COMMAND = 0;
+export const H_COUNT = 1;
+export const H_SHAPE = 2;
+export const H_NROWS = 3;
+export const H_NCOLS = 4;
+export const H_LAYOUT = 5;
+export const H_FIELDS = 6;
+
+// payload layouts (bridge.cc LAYOUT_*)
+export const LAYOUT_NONE = 0;
+export const LAYOUT_SCALAR = 1;
+export const LAYOUT_FLAT = 2;
+export const LAYOUT_COLUMNS = 3;
+
+// column kinds (guard.h PgnwColKind)
+export const COL_BOOL = 1;
+export const COL_INT32 = 2;
+export const COL_FLOAT64 = 3;
+export const COL_INT64 = 4;
+export const COL_DATE = 5;
+export const COL_TEXT = 6;
+export const COL_JSON = 7;
+export const COL_BYTES = 8;
+export const COL_VALUES = 9;
+
+/** guard.h PgnwCommand, by value */
+export const COMMANDS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'UTILITY'] as const;

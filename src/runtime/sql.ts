@@ -4,7 +4,12 @@
  * objects, and the transaction/savepoint discipline.
  */
 import type { Result, Row, Sql, Transaction } from '../types';
-import type { NativeBridge, NativePlan, NativeResult } from './native';
+import type { NativeBridge, NativeResult } from './native';
+import {
+  COL_BOOL, COL_BYTES, COL_DATE, COL_JSON, COL_TEXT, COL_VALUES, COMMANDS,
+  H_COMMAND, H_COUNT, H_FIELDS, H_LAYOUT, H_NCOLS, H_NROWS, H_SHAPE,
+  LAYOUT_COLUMNS, LAYOUT_FLAT, LAYOUT_NONE, LAYOUT_SCALAR,
+} from './native';
 
 const PLAN_CACHE_SIZE = 256;
 const DEFAULT_CURSOR_BATCH = 1000;
@@ -90,18 +95,118 @@ export function serializeParam(v: unknown, type: number, elemType: number): unkn
   return JSON.stringify(v);
 }
 
-type RowMaker = (values: unknown[], offset: number) => Row;
+// ------------------------------------------------------------ row makers
 
-function makeRowMaker(fields: string[]): RowMaker {
-  // An object literal per row gives every row the same hidden class.
-  const props = fields.map((f, i) => `${JSON.stringify(f)}: v[o + ${i}]`).join(', ');
-  return new Function('v', 'o', `return { ${props} };`) as RowMaker;
+// captured before any user code runs (a bundle cannot swap them under the runtime)
+const jsonParse = JSON.parse;
+const EMPTY_COLUMNS: readonly string[] = Object.freeze([]);
+
+/** helpers the generated column readers call */
+const helpers = {
+  date: (ms: number): Date | string => (ms === Infinity ? 'infinity' : ms === -Infinity ? '-infinity' : new Date(ms)),
+  json: (text: string | null): unknown => (text === null ? null : jsonParse(text)),
+};
+
+/** A property key in an object literal; `__proto__` as a computed key so it is an own property. */
+function propKey(name: string): string {
+  return name === '__proto__' ? '["__proto__"]' : JSON.stringify(name);
 }
+
+/**
+ * The names and kinds of a result's columns and the functions that build its
+ * rows. Every row of a shape is made by one object literal, so all rows share
+ * one hidden class (fast properties, monomorphic reads later).
+ */
+interface Makers {
+  readonly fields: readonly string[];
+  readonly kinds: readonly number[];
+  one?: (v: unknown) => Row;
+  flat?: (v: unknown[], o: number) => Row;
+  cols?: (n: number, c: unknown[]) => Row[];
+}
+
+interface Shape {
+  /** the bridge's shape id (0: not cached by the plan) */
+  readonly id: number;
+  readonly m: Makers;
+}
+
+function makeOne(m: Makers): (v: unknown) => Row {
+  return new Function('v', `return { ${propKey(m.fields[0])}: v };`) as (v: unknown) => Row;
+}
+
+function makeFlat(m: Makers): (v: unknown[], o: number) => Row {
+  const props = m.fields.map((f, i) => `${propKey(f)}: v[o + ${i}]`).join(', ');
+  return new Function('v', 'o', `return { ${props} };`) as (v: unknown[], o: number) => Row;
+}
+
+/** Rows from columns (bridge.cc ColumnsToJs): one generated loop per shape. */
+function makeCols(m: Makers): (n: number, c: unknown[]) => Row[] {
+  const decl: string[] = [];
+  const props = m.fields.map((f, i) => {
+    decl.push(`const d${i} = c[${i * 3}], n${i} = c[${i * 3 + 1}], x${i} = c[${i * 3 + 2}];`);
+    const isNull = `n${i} !== null && n${i}[r] === 1`;
+    let expr: string;
+    switch (m.kinds[i]) {
+      case COL_TEXT:
+      case COL_VALUES:
+        expr = `d${i}[r]`;
+        break;
+      case COL_JSON:
+        expr = `h.json(d${i}[r])`;
+        break;
+      case COL_BOOL:
+        expr = `(${isNull} ? null : d${i}[r] === 1)`;
+        break;
+      case COL_DATE:
+        expr = `(${isNull} ? null : h.date(d${i}[r]))`;
+        break;
+      case COL_BYTES:
+        expr = `(${isNull} ? null : d${i}.slice(x${i}[r], x${i}[r + 1]))`;
+        break;
+      default: // INT32, FLOAT64, INT64
+        expr = `(${isNull} ? null : d${i}[r])`;
+        break;
+    }
+    return `${propKey(f)}: ${expr}`;
+  });
+  const src = `return function rows(n, c) {
+  ${decl.join('\n  ')}
+  const out = new Array(n);
+  for (let r = 0; r < n; r++) out[r] = { ${props.join(', ')} };
+  return out;
+};`;
+  return new Function('h', src)(helpers) as (n: number, c: unknown[]) => Row[];
+}
+
+// ------------------------------------------------------------ plan cache
+
+interface PlanEntry {
+  readonly id: number;
+  readonly text: string;
+  readonly paramTypes: number[];
+  readonly elemTypes: number[];
+  /** the shape of the plan's last result (its names and row makers), or null */
+  shape: Shape | null;
+  /** LRU clock */
+  used: number;
+  /** evicted: the native plan is gone */
+  freed: boolean;
+}
+
+type Raw = NativeResult;
+type MutableResult = unknown[] & { count: number; command: string; columns: readonly string[] };
 
 /** Executes statements for one worker. */
 export class SqlEngine {
-  private readonly plans = new Map<string, NativePlan>();
-  private readonly rowMakers = new Map<string, RowMaker>();
+  /** by SQL text */
+  private readonly plans = new Map<string, PlanEntry>();
+  /** by the TemplateStringsArray of a call site (the same object at every call of it) */
+  private readonly byStrings = new WeakMap<TemplateStringsArray, PlanEntry>();
+  /** row makers by column kinds and names */
+  private readonly makers = new Map<string, Makers>();
+  private clock = 0;
+  private readonly header: Float64Array;
 
   /**
    * @param onShutdownCancel called when a statement was cancelled because the
@@ -111,78 +216,140 @@ export class SqlEngine {
   constructor(
     private readonly native: NativeBridge,
     private readonly onShutdownCancel: () => void = () => undefined,
-  ) {}
-
-  private execute(planId: number, text: string, params: unknown[]): NativeResult {
-    return this.guarded(() => this.native.execute(planId, text, params));
+  ) {
+    this.header = native.resultHeader();
   }
 
-  /** Runs a bridge call; a statement cancelled by shutdown aborts ctx.signal before the error surfaces. */
-  private guarded<R>(call: () => R): R {
-    try {
-      return call();
-    } catch (err) {
-      if ((err as { code?: string }).code === '57014' && this.native.shutdownRequested()) {
-        (err as Error).message = 'canceling statement because the worker is shutting down';
-        this.onShutdownCancel();
-      }
-      throw err;
+  /** A statement cancelled by shutdown aborts ctx.signal before the error surfaces. */
+  private failed(err: unknown): unknown {
+    if ((err as { code?: string })?.code === '57014' && this.native.shutdownRequested()) {
+      (err as Error).message = 'canceling statement because the worker is shutting down';
+      this.onShutdownCancel();
     }
+    return err;
   }
 
-  private plan(text: string): NativePlan {
-    let plan = this.plans.get(text);
-    if (plan) {
-      // keep recently used plans at the end (LRU)
-      this.plans.delete(text);
-      this.plans.set(text, plan);
-      return plan;
+  private entryFor(text: string): PlanEntry {
+    let entry = this.plans.get(text);
+    if (entry === undefined) {
+      const plan = this.native.prepare(text);
+      entry = { id: plan.id, text, paramTypes: plan.paramTypes, elemTypes: plan.elemTypes, shape: null, used: 0, freed: false };
+      this.plans.set(text, entry);
+      if (this.plans.size > PLAN_CACHE_SIZE) this.evict(entry);
     }
-    plan = this.native.prepare(text);
-    this.plans.set(text, plan);
-    if (this.plans.size > PLAN_CACHE_SIZE) {
-      const [oldest, old] = this.plans.entries().next().value as [string, NativePlan];
-      this.plans.delete(oldest);
-      this.native.freePlan(old.id);
-    }
-    return plan;
+    entry.used = ++this.clock;
+    return entry;
   }
 
-  private toResult<T>(raw: NativeResult): Result<T> {
-    const [command, count, fields, values] = raw;
-    const ncols = fields.length;
-    const nrows = ncols === 0 ? 0 : values.length / ncols;
-    const rows = new Array(nrows) as unknown[] & { count: number; command: string; columns: readonly string[] };
-    if (nrows > 0) {
-      const key = fields.join('\u0000');
-      let make = this.rowMakers.get(key);
-      if (!make) {
-        make = makeRowMaker(fields);
-        if (this.rowMakers.size > 1024) this.rowMakers.clear();
-        this.rowMakers.set(key, make);
-      }
+  /** Frees the least recently used plan (never `keep`). */
+  private evict(keep: PlanEntry): void {
+    let oldest: PlanEntry | null = null;
+    for (const e of this.plans.values()) if (e !== keep && (oldest === null || e.used < oldest.used)) oldest = e;
+    if (oldest === null) return;
+    this.plans.delete(oldest.text);
+    oldest.freed = true;
+    this.native.freePlan(oldest.id);
+  }
+
+  private templateEntry(strings: TemplateStringsArray): PlanEntry {
+    let entry = this.byStrings.get(strings);
+    if (entry !== undefined && !entry.freed) {
+      entry.used = ++this.clock;
+      return entry;
+    }
+    entry = this.entryFor(templateText(strings));
+    this.byStrings.set(strings, entry);
+    return entry;
+  }
+
+  private makersFor(fields: string[], kinds: number[]): Makers {
+    const key = kinds.join(',') + '\u0000' + fields.join('\u0000');
+    let m = this.makers.get(key);
+    if (m === undefined) {
+      m = { fields: Object.freeze(fields), kinds };
+      if (this.makers.size >= 1024) this.makers.clear();
+      this.makers.set(key, m);
+    }
+    return m;
+  }
+
+  /** Builds the Result from what the bridge returned and the header it wrote. */
+  private toResult<T>(raw: Raw, entry: PlanEntry | null): Result<T> {
+    const h = this.header;
+    let payload = raw;
+    let shape: Shape | null = entry === null ? null : entry.shape;
+    if (h[H_FIELDS] === 1) {
+      const wrap = raw as [unknown, string[], number[]];
+      payload = wrap[0];
+      shape = { id: h[H_SHAPE], m: this.makersFor(wrap[1], wrap[2]) };
+      if (entry !== null) entry.shape = shape;
+    }
+    const layout = h[H_LAYOUT];
+    let rows: MutableResult;
+    if (layout === LAYOUT_SCALAR) {
+      const m = shape!.m;
+      rows = [(m.one ??= makeOne(m))(payload)] as MutableResult;
+    } else if (layout === LAYOUT_NONE) {
+      rows = [] as unknown as MutableResult;
+    } else if (layout === LAYOUT_FLAT) {
+      const m = shape!.m;
+      const make = (m.flat ??= makeFlat(m));
+      const nrows = h[H_NROWS], ncols = h[H_NCOLS];
+      const values = payload as unknown[];
+      rows = new Array(nrows) as MutableResult;
       for (let r = 0, o = 0; r < nrows; r++, o += ncols) rows[r] = make(values, o);
+    } else {
+      const m = shape!.m;
+      rows = (m.cols ??= makeCols(m))(h[H_NROWS], payload as unknown[]) as unknown as MutableResult;
     }
     // plain assignments in a fixed order (as postgres.js does): one hidden class, no descriptor work
-    rows.count = count;
-    rows.command = command;
-    rows.columns = fields;
+    rows.count = h[H_COUNT];
+    rows.command = COMMANDS[h[H_COMMAND]];
+    rows.columns = shape === null ? EMPTY_COLUMNS : shape.m.fields;
     return rows as unknown as Result<T>;
   }
 
-  /** Prepares (or finds) the plan for text and serialises params by its parameter types. */
-  private bind(text: string, params: readonly unknown[]): { plan: NativePlan; sent: unknown[] } {
-    const plan = this.plan(text);
-    if (params.length !== plan.paramTypes.length)
-      throw new TypeError(`the statement takes ${plan.paramTypes.length} parameters but ${params.length} were given`);
-    return { plan, sent: params.map((v, i) => serializeParam(v, plan.paramTypes[i], plan.elemTypes[i])) };
+  /** params serialised by the plan's parameter types; null when there are none */
+  private bind(entry: PlanEntry, params: readonly unknown[]): unknown[] | null {
+    const n = params.length;
+    if (n !== entry.paramTypes.length)
+      throw new TypeError(`the statement takes ${entry.paramTypes.length} parameters but ${n} were given`);
+    if (n === 0) return null;
+    const sent = new Array(n);
+    for (let i = 0; i < n; i++) sent[i] = serializeParam(params[i], entry.paramTypes[i], entry.elemTypes[i]);
+    return sent;
   }
 
+  private executeEntry<T>(entry: PlanEntry, params: readonly unknown[]): Result<T> {
+    const sent = this.bind(entry, params);
+    const known = entry.shape === null ? 0 : entry.shape.id;
+    let raw: Raw;
+    try {
+      raw = sent === null ? this.native.execute(entry.id, known) : this.native.execute(entry.id, known, ...sent);
+    } catch (err) {
+      throw this.failed(err);
+    }
+    return this.toResult<T>(raw, entry);
+  }
+
+  /** ctx.sql`...` */
+  runTemplate<T>(strings: TemplateStringsArray, values: readonly unknown[]): Result<T> {
+    return this.executeEntry<T>(this.templateEntry(strings), values);
+  }
+
+  /** ctx.sql.unsafe(text, params?) */
   run<T>(text: string, params: readonly unknown[] | undefined): Result<T> {
     if (typeof text !== 'string') throw new TypeError('SQL text must be a string');
-    if (params === undefined) return this.toResult<T>(this.execute(-1, text, []));
-    const { plan, sent } = this.bind(text, params);
-    return this.toResult<T>(this.execute(plan.id, text, sent));
+    if (params === undefined) {
+      let raw: Raw;
+      try {
+        raw = this.native.executeText(text);
+      } catch (err) {
+        throw this.failed(err);
+      }
+      return this.toResult<T>(raw, null);
+    }
+    return this.executeEntry<T>(this.entryFor(text), params);
   }
 
   /**
@@ -191,12 +358,23 @@ export class SqlEngine {
    * would build it again). Inside a transaction only; closed when the loop
    * ends, breaks or throws.
    */
-  *cursor<T>(text: string, params: readonly unknown[], batchSize: number): Generator<Result<T>, void, undefined> {
-    const { plan, sent } = this.bind(text, params);
-    const name = this.guarded(() => this.native.cursorOpen(plan.id, text, sent));
+  *cursor<T>(entry: PlanEntry, params: readonly unknown[], batchSize: number): Generator<Result<T>, void, undefined> {
+    const sent = this.bind(entry, params);
+    let name: string;
+    try {
+      name = sent === null ? this.native.cursorOpen(entry.id) : this.native.cursorOpen(entry.id, ...sent);
+    } catch (err) {
+      throw this.failed(err);
+    }
     try {
       for (;;) {
-        const rows = this.toResult<T>(this.guarded(() => this.native.cursorFetch(name, batchSize)));
+        let raw: Raw;
+        try {
+          raw = this.native.cursorFetch(name, batchSize, entry.freed ? -1 : entry.id, entry.shape === null || entry.freed ? 0 : entry.shape.id);
+        } catch (err) {
+          throw this.failed(err);
+        }
+        const rows = this.toResult<T>(raw, entry.freed ? null : entry);
         if (rows.length === 0) return;
         yield rows;
         if (rows.length < batchSize) return;
@@ -208,20 +386,18 @@ export class SqlEngine {
 
   /** A tagged-template `sql` function, usable while `isActive()` holds. */
   makeSql(isActive: () => boolean): Sql {
-    const check = () => {
-      if (!isActive()) throw new Error('this transaction has ended; use the sql of the transaction that is running');
-    };
+    const inactive = () => new Error('this transaction has ended; use the sql of the transaction that is running');
     const sql = (<T = Row>(strings: TemplateStringsArray, ...values: unknown[]): Result<T> => {
-      check();
-      return this.run<T>(templateText(strings), values);
+      if (!isActive()) throw inactive();
+      return this.runTemplate<T>(strings, values);
     }) as Sql;
     sql.unsafe = <T = Row>(text: string, params?: readonly unknown[]): Result<T> => {
-      check();
+      if (!isActive()) throw inactive();
       return this.run<T>(text, params);
     };
     const cursorOf = (batchSize: number) => <T = Row>(strings: TemplateStringsArray, ...values: unknown[]) => {
-      check();
-      return this.cursor<T>(templateText(strings), values, batchSize);
+      if (!isActive()) throw inactive();
+      return this.cursor<T>(this.templateEntry(strings), values, batchSize);
     };
     sql.cursor = ((first: number | TemplateStringsArray, ...rest: unknown[]) => {
       if (typeof first === 'number') {

@@ -1,0 +1,114 @@
+/*
+ * control.cc — N-API side of the control surface: ctx.launch, the worker's
+ * own state in node_worker.workers, ctx.isInRecovery.  PostgreSQL is only
+ * reached through control_ops.c (guarded); no PostgreSQL headers here.
+ */
+#include <napi.h>
+
+#include <string>
+
+#include "../extension/runtime.h"
+#include "control.h"
+
+void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
+
+namespace
+{
+
+/* launch(name, argsJson | null) → { pid, slot } */
+Napi::Value
+Launch(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	PgnwError	err = {};
+	int			pid = 0;
+	int			slot = -1;
+
+	if (info.Length() < 2 || !info[0].IsString() || !(info[1].IsString() || info[1].IsNull()))
+	{
+		Napi::TypeError::New(env, "launch(name, argsJson) got bad arguments").ThrowAsJavaScriptException();
+		return env.Undefined();
+	}
+	std::string name = info[0].As<Napi::String>().Utf8Value();
+	std::string args = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+
+	if (!pgnw_control_launch(name.c_str(), info[1].IsString() ? args.c_str() : nullptr, &pid, &slot, &err))
+	{
+		PgnwThrowPgError(env, &err);
+		return env.Undefined();
+	}
+	Napi::Object out = Napi::Object::New(env);
+
+	out.Set("pid", Napi::Number::New(env, pid));
+	out.Set("slot", Napi::Number::New(env, slot));
+	return out;
+}
+
+/* childExitCode(slot, pid) → null while it runs, else its exit code */
+Napi::Value
+ChildExitCode(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	int			exit_code = 0;
+
+	if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+		return env.Null();
+	if (pgnw_control_child_running(info[0].As<Napi::Number>().Int32Value(),
+								   info[1].As<Napi::Number>().Int32Value(), &exit_code))
+		return env.Null();
+	return Napi::Number::New(env, exit_code);
+}
+
+Napi::Value
+MarkRunning(const Napi::CallbackInfo &info)
+{
+	pgnw_control_mark_running();
+	return info.Env().Undefined();
+}
+
+/* reportError(sqlstate | null, message) */
+Napi::Value
+ReportError(const Napi::CallbackInfo &info)
+{
+	std::string sqlstate = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+	std::string message = info.Length() > 1 ? info[1].ToString().Utf8Value() : "";
+
+	pgnw_control_report_error(sqlstate.c_str(), message.c_str());
+	return info.Env().Undefined();
+}
+
+Napi::Value
+IsInRecovery(const Napi::CallbackInfo &info)
+{
+	PgnwError	err = {};
+	bool		in_recovery = false;
+
+	if (!pgnw_control_in_recovery(&in_recovery, &err))
+	{
+		PgnwThrowPgError(info.Env(), &err);
+		return info.Env().Undefined();
+	}
+	return Napi::Boolean::New(info.Env(), in_recovery);
+}
+
+/* workerArgs() → the JSON text given to launch(), or null */
+Napi::Value
+WorkerArgs(const Napi::CallbackInfo &info)
+{
+	if (pgnw_worker_info.args == nullptr)
+		return info.Env().Null();
+	return Napi::String::New(info.Env(), pgnw_worker_info.args);
+}
+
+}								/* namespace */
+
+void
+RegisterControl(Napi::Env env, Napi::Object exports)
+{
+	exports.Set("launch", Napi::Function::New(env, Launch));
+	exports.Set("childExitCode", Napi::Function::New(env, ChildExitCode));
+	exports.Set("markRunning", Napi::Function::New(env, MarkRunning));
+	exports.Set("reportError", Napi::Function::New(env, ReportError));
+	exports.Set("isInRecovery", Napi::Function::New(env, IsInRecovery));
+	exports.Set("workerArgs", Napi::Function::New(env, WorkerArgs));
+}

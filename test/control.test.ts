@@ -1,0 +1,202 @@
+/**
+ * The control surface (issue #3): the node_worker.workers view, launch /
+ * stop / restart from SQL and from a worker, the supervisor's backoff and
+ * failed state, and who may use them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, sleep, waitFor } from './helpers/cluster';
+import { idleWorker } from './helpers/workers';
+
+let cluster: Cluster;
+
+type WorkerRow = {
+  name: string;
+  kind: string;
+  pid: number | null;
+  state: string;
+  database: string;
+  role: string | null;
+  restarts: number;
+  last_error: string | null;
+  last_sqlstate: string | null;
+  bundle_sha256: string | null;
+  deployed_at: Date | null;
+  started_at: Date | null;
+};
+
+const rows = async (name: string) =>
+  cluster.query<WorkerRow>('SELECT * FROM node_worker.workers WHERE name = $1 ORDER BY kind DESC, pid', [name]);
+
+const error = (sql: string, params: unknown[] = []) => cluster.query(sql, params).then(() => null, (e) => e);
+
+beforeAll(async () => {
+  cluster = await Cluster.create({ settings: { 'node_worker.max_failures': 3, max_worker_processes: 12 } });
+  cluster.deploy('steady', idleWorker('steady'));
+  cluster.deploy(
+    'job',
+    `import { defineWorker } from 'pg-node-worker';
+     export default defineWorker({ name: 'job', restart: 'never', async main(ctx) {
+       const args = ctx.args as { n?: number; sleepMs?: number } | null;
+       ctx.sql\`CREATE TABLE IF NOT EXISTS job_runs (pid int, args jsonb)\`;
+       ctx.sql\`INSERT INTO job_runs VALUES (\${ctx.worker.pid}, \${args === null ? null : JSON.stringify(args)}::jsonb)\`;
+       if (args?.sleepMs) await ctx.sleep(args.sleepMs);
+     } });`,
+  );
+  cluster.deploy(
+    'leader',
+    `import { defineWorker } from 'pg-node-worker';
+     export default defineWorker({ name: 'leader', restart: 'never', async main(ctx) {
+       const a = ctx.launch('job', { n: 1, sleepMs: 200 });
+       const b = ctx.launch('job', { n: 2, sleepMs: 400 });
+       ctx.log.info('launched ' + a.pid + ' and ' + b.pid);
+       const codes = await Promise.all([a.exited, b.exited]);
+       ctx.log.info('children exited with ' + codes.join(','));
+       try { ctx.launch('nope'); } catch (e: any) { ctx.log.info('launch of nope: ' + e.code + ' ' + e.message); }
+     } });`,
+  );
+  cluster.deploy(
+    'crasher',
+    `import { defineWorker, PgError } from 'pg-node-worker';
+     export default defineWorker({ name: 'crasher', restart: 1, async main(ctx) {
+       ctx.sql\`SELECT * FROM no_such_table\`;
+     } });`,
+  );
+  await cluster.start();
+  await cluster.query('CREATE EXTENSION pg_node_worker');
+}, 60000);
+afterAll(async () => cluster?.destroy());
+
+describe('node_worker.workers', () => {
+  it('shows a running static worker with its pid, state and bundle', async () => {
+    const pid = await cluster.waitForWorker('steady');
+    const [row] = await waitFor('steady running', async () => {
+      const r = await rows('steady');
+      return r[0]?.state === 'running' ? r : null;
+    });
+    expect(row).toMatchObject({ name: 'steady', kind: 'static', pid, state: 'running', database: 'postgres', role: null, restarts: 0 });
+    expect(row.bundle_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(row.deployed_at).toBeInstanceOf(Date);
+    expect(row.started_at).toBeInstanceOf(Date);
+  });
+
+  it('lists a worker deployed after the server started as stopped', async () => {
+    cluster.deploy('late', idleWorker('late'));
+    const [row] = await rows('late');
+    expect(row).toMatchObject({ name: 'late', kind: 'static', pid: null, state: 'stopped' });
+  });
+});
+
+describe('launch', () => {
+  it('starts a dynamic worker with args and returns its pid once it runs', async () => {
+    const [{ pid }] = await cluster.query<{ pid: number }>(`SELECT node_worker.launch('job', '{"n": 7, "sleepMs": 1500}') AS pid`);
+    expect(pid).toBeGreaterThan(0);
+    const [act] = await cluster.query('SELECT backend_type, application_name FROM pg_stat_activity WHERE pid = $1', [pid]);
+    expect(act).toEqual({ backend_type: 'node_worker', application_name: 'job' });
+    const run = await waitFor('the job to record its args', async () =>
+      (await cluster.query<{ args: unknown }>('SELECT args FROM job_runs WHERE pid = $1', [pid]))[0]);
+    expect(run.args).toEqual({ n: 7, sleepMs: 1500 });
+    const dyn = (await rows('job')).find((r) => r.pid === pid);
+    expect(dyn).toMatchObject({ kind: 'dynamic', state: 'running' });
+  });
+
+  it('refuses an unknown name with 42704 and a hint listing deployed names', async () => {
+    const e = await error("SELECT node_worker.launch('nope')");
+    expect(e).toMatchObject({ code: '42704', message: 'node worker "nope" is not deployed' });
+    expect(e.hint).toMatch(/Deployed workers: .*job.*steady/);
+  });
+
+  it('refuses when no background worker slot is free, with a hint about max_worker_processes', async () => {
+    // max_worker_processes = 12: fill what is left with long-running jobs
+    const pids: number[] = [];
+    let e: any = null;
+    for (let i = 0; i < 14 && !e; i++) {
+      e = await cluster.query<{ pid: number }>(`SELECT node_worker.launch('job', '{"sleepMs": 60000}') AS pid`).then(
+        (r) => (pids.push(r[0].pid), null),
+        (err) => err,
+      );
+    }
+    expect(e).toMatchObject({ code: '53400' });
+    expect(e.hint).toMatch(/max_worker_processes/);
+    expect(await cluster.query("SELECT node_worker.stop('job') AS stopped")).toEqual([{ stopped: true }]);
+    await waitFor('jobs gone', async () => (await rows('job')).every((r) => r.pid === null));
+  });
+
+  it('lets a worker launch others and await their exit (ctx.launch)', async () => {
+    await cluster.query("SELECT node_worker.restart('leader')");
+    await cluster.waitForLog(/leader: children exited with 0,0/, 15000);
+    await cluster.waitForLog(/leader: launch of nope: 42704 node worker "nope" is not deployed/);
+  });
+});
+
+describe('stop and restart', () => {
+  it('stops a static worker gracefully and keeps it stopped, restart brings it back with a new pid', async () => {
+    const pid = await cluster.waitForWorker('steady');
+    const from = cluster.log().length;
+    expect(await cluster.query("SELECT node_worker.stop('steady') AS s")).toEqual([{ s: true }]);
+    expect(cluster.log().slice(from)).toMatch(/steady: stopping cleanly/);
+    expect((await rows('steady'))[0]).toMatchObject({ pid: null, state: 'stopped' });
+    await sleep(2500); // longer than its restart interval (1 s): the postmaster must not bring it back
+    expect(await cluster.workerPid('steady')).toBeNull();
+    expect(await cluster.query("SELECT node_worker.stop('steady') AS s")).toEqual([{ s: false }]);
+
+    const [{ p }] = await cluster.query<{ p: number }>("SELECT node_worker.restart('steady') AS p");
+    expect(p).not.toBe(pid);
+    expect(await cluster.waitForWorker('steady')).toBe(p);
+    const [row] = await waitFor('steady running again', async () => {
+      const r = await rows('steady');
+      return r[0]?.state === 'running' ? r : null;
+    });
+    expect(row).toMatchObject({ kind: 'static', pid: p, restarts: 1 });
+  });
+
+  it('restart starts a worker deployed after the server started', async () => {
+    const [{ p }] = await cluster.query<{ p: number }>("SELECT node_worker.restart('late') AS p");
+    expect(await cluster.waitForWorker('late')).toBe(p);
+  });
+
+  it('stop of an unknown worker is an error', async () => {
+    expect(await error("SELECT node_worker.stop('nope')")).toMatchObject({ code: '42704' });
+  });
+});
+
+describe('supervisor', () => {
+  it('backs off a crash loop and marks the worker failed with its last error', async () => {
+    const row = await waitFor('crasher to be failed', async () => {
+      const [r] = await rows('crasher');
+      return r?.state === 'failed' ? r : null;
+    }, 30000, 200);
+    expect(row.pid).toBeNull();
+    expect(row.last_sqlstate).toBe('42P01');
+    expect(row.last_error).toMatch(/relation "no_such_table" does not exist/);
+    expect(row.last_error).toMatch(/crasher\.ts:\d+/);
+    expect(row.restarts).toBe(2);
+    const log = cluster.log();
+    expect(log).toMatch(/node worker "crasher" failed 2 times in a row; backing off 1 s before starting/);
+    expect(log).toMatch(/node worker "crasher" failed 3 times in a row and is not restarted any more/);
+    await sleep(2500);
+    expect(await cluster.workerPid('crasher')).toBeNull();
+  });
+});
+
+describe('permissions', () => {
+  beforeAll(async () => {
+    await cluster.query('CREATE ROLE app LOGIN');
+  });
+
+  it('denies a non-superuser, and allows a member of node_worker_admin', async () => {
+    const client = await cluster.client('postgres', 'app');
+    try {
+      for (const sql of ["SELECT node_worker.launch('job')", "SELECT node_worker.stop('job')", "SELECT node_worker.restart('job')", 'SELECT * FROM node_worker.workers']) {
+        const e = await client.query(sql).then(() => null, (err) => err);
+        expect(e?.code, sql).toBe('42501');
+      }
+      await cluster.query('GRANT node_worker_admin TO app');
+      const { rows: r } = await client.query<{ pid: number }>(`SELECT node_worker.launch('job', '{"n": 9}') AS pid`);
+      expect(r[0].pid).toBeGreaterThan(0);
+      const { rows: w } = await client.query("SELECT count(*)::int AS n FROM node_worker.workers WHERE name = 'steady'");
+      expect(w).toEqual([{ n: 1 }]);
+    } finally {
+      await client.end();
+    }
+  });
+});
