@@ -102,6 +102,22 @@ export class Cluster {
     return c;
   }
 
+  /**
+   * A streaming replica of a running primary (pg_basebackup -R), with its own
+   * port and socket; the node_worker directory comes along in the base backup.
+   */
+  static async replicaOf(primary: Cluster): Promise<Cluster> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-test-'));
+    fs.chmodSync(dir, 0o755);
+    const c = new Cluster(dir, nextPort++);
+    fs.mkdirSync(c.workersDir);
+    if (USER) fs.chownSync(dir, USER.uid, USER.gid);
+    c.run(path.join(PG_BIN, 'pg_basebackup'), ['-h', primary.dir, '-p', String(primary.port), '-U', 'postgres', '-D', c.datadir, '-R', '-X', 'stream', '--no-sync']);
+    fs.appendFileSync(path.join(c.datadir, 'postgresql.conf'), `\nunix_socket_directories = '${dir}'\nport = ${c.port}\nhot_standby = on\n`);
+    liveClusters.add(c);
+    return c;
+  }
+
   /** Runs a program as the server's OS user. */
   run(file: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): string {
     const r = spawnSync(file, args, {
@@ -149,6 +165,9 @@ export class Cluster {
 
   async client(database = 'postgres', user = 'postgres'): Promise<pg.Client> {
     const client = new pg.Client({ host: this.dir, port: this.port, user, database });
+    // a cluster reset closes connections under our feet: pg emits 'error' on the client, which
+    // without a listener is an uncaught exception for the test run (queries still reject)
+    client.on('error', () => undefined);
     await client.connect();
     return client;
   }
