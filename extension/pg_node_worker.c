@@ -67,6 +67,8 @@ typedef enum PgnwField
 	PGNW_FIELD_START,
 	PGNW_FIELD_BUNDLE,
 	PGNW_FIELD_SHA256,
+	PGNW_FIELD_CALLERS,
+	PGNW_FIELD_HEAP_LIMIT,
 	PGNW_NUM_FIELDS
 } PgnwField;
 
@@ -79,6 +81,8 @@ static const char *const pgnw_field_names[PGNW_NUM_FIELDS] = {
 	"start",
 	"bundle",
 	"sha256",
+	"callers",
+	"heapLimitMb",
 };
 
 /* The value of one top-level field, as seen by the JSON parser */
@@ -940,6 +944,33 @@ pgnw_validate(PgnwParseState *ps, const char *dir, const char *expected_name,
 		if (i != 64 || s[i] != '\0')
 			return pgnw_fail(errbuf, "field \"sha256\" must be 64 hexadecimal digits or null");
 		out->sha256[64] = '\0';
+	}
+
+	/* callers: optional, role names separated by commas */
+	if (!pgnw_get_string(ps, PGNW_FIELD_CALLERS, false, true, &s, errbuf))
+		return false;
+	if (s != NULL)
+	{
+		if (strlen(s) >= sizeof(out->callers))
+			return pgnw_fail(errbuf, "field \"callers\" is longer than %d bytes",
+							 (int) sizeof(out->callers) - 1);
+		strlcpy(out->callers, s, sizeof(out->callers));
+	}
+
+	/* heapLimitMb: optional, overrides node_worker.heap_limit_mb */
+	f = &ps->fields[PGNW_FIELD_HEAP_LIMIT];
+	if (f->present && !(f->type == JSON_TOKEN_NULL && !f->composite))
+	{
+		char	   *end;
+		long		mb;
+
+		if (f->composite || f->type != JSON_TOKEN_NUMBER)
+			return pgnw_fail(errbuf, "field \"heapLimitMb\" must be an integer number of megabytes or null");
+		errno = 0;
+		mb = strtol(f->value, &end, 10);
+		if (errno != 0 || *end != '\0' || mb < 16 || mb > 65536)
+			return pgnw_fail(errbuf, "field \"heapLimitMb\" must be an integer from 16 to 65536");
+		out->heap_limit_mb = (int) mb;
 	}
 
 	return true;

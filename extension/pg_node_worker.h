@@ -39,7 +39,11 @@ typedef struct PgnwManifest
 	BgWorkerStartTime start_time;
 	char		bundle_path[MAXPGPATH]; /* absolute */
 	char		sha256[65];		/* lower-case hex, "" if not given */
+	char		callers[512];	/* roles that may call/notify/wake it, comma-separated */
+	int			heap_limit_mb;	/* 0 = node_worker.heap_limit_mb */
 } PgnwManifest;
+
+#define PGNW_CALLERS_MAX 512
 
 /*
  * PGDLLEXPORT: from PostgreSQL 16 on, PGXS compiles modules with
@@ -102,9 +106,12 @@ typedef struct PgnwSlot
 	char		database[NAMEDATALEN];
 	char		role[NAMEDATALEN];
 	char		sha256[65];
+	char		callers[PGNW_CALLERS_MAX];
 	int			restart_seconds;
 	PgnwState	state;
 	pid_t		pid;			/* 0 when not running */
+	int			procno;			/* its PGPROC number (latch), -1 when not running */
+	bool		wake_pending;	/* node_worker.wake() since the worker last looked */
 	int			starts;			/* processes started for this slot */
 	int			consecutive_failures;
 	int			last_exit_code;
@@ -133,6 +140,57 @@ extern PGDLLEXPORT void pgnw_worker_set_error(const char *sqlstate, const char *
 extern PGDLLEXPORT bool pgnw_worker_stop_requested(void);
 /* pid running in a slot (0 when none), and the slot's last exit code */
 extern PGDLLEXPORT pid_t pgnw_slot_pid(int index, int *last_exit_code);
+/* the running process of a slot (0 if none) and its PGPROC number */
+extern PGDLLEXPORT pid_t pgnw_slot_process(int slot, int *procno);
+/* slot of a running process of worker name (-1: not running, -2: unknown); callers copied out */
+extern int	pgnw_find_running(const char *name, pid_t *pid, char *callers);
+extern void pgnw_slot_set_wake(int slot);
+extern bool pgnw_slot_peek_wake(int slot);
+extern bool pgnw_slot_take_wake(int slot);
+/* this worker process's slot and start time (-1 / 0 outside a worker) */
+extern PGDLLEXPORT int pgnw_worker_slot(void);
+extern PGDLLEXPORT TimestampTz pgnw_worker_start_time(void);
+
+/* ---- messaging.c: call(), notify(), wake() ---- */
+
+typedef enum PgnwMessageKind
+{
+	PGNW_MSG_CALL = 1,
+	PGNW_MSG_NOTIFY = 2
+} PgnwMessageKind;
+
+/* a message in a worker's inbox, followed by payload_len bytes of JSON */
+typedef struct PgnwMessage
+{
+	uint32		total_len;		/* header + payload, MAXALIGNed */
+	uint32		payload_len;
+	PgnwMessageKind kind;
+	int			caller_pid;
+	int			caller_procno;
+	uint64		request_id;		/* call: the caller's mailbox stamp */
+	TransactionId xid;			/* notify: the sending transaction */
+	TimestampTz sent_at;
+	char		role[NAMEDATALEN];
+	char		database[NAMEDATALEN];
+} PgnwMessage;
+
+typedef struct PgnwTakenMessage
+{
+	PgnwMessage header;
+	char	   *payload;		/* NUL-terminated JSON text */
+} PgnwTakenMessage;
+
+extern PGDLLEXPORT int pgnw_queue_size_kb;
+extern PGDLLEXPORT int pgnw_max_message_kb;
+extern Size pgnw_messaging_shmem_size(void);
+extern void pgnw_messaging_define_gucs(void);
+extern void pgnw_messaging_shmem_startup(void);
+extern PGDLLEXPORT bool pgnw_worker_has_messages(int slot);
+extern PGDLLEXPORT int pgnw_worker_take_messages(int slot, TimestampTz my_start,
+												PgnwTakenMessage **out, bool *woken);
+extern PGDLLEXPORT bool pgnw_worker_reply(int procno, uint64 request_id, bool is_error,
+										  const char *sqlstate, const char *data, uint32 len);
+
 /* the bgworker registration of a node worker for slot "index" */
 extern void pgnw_fill_bgworker(BackgroundWorker *worker, const PgnwManifest *m, int index);
 /* start a dynamic worker (ereports on error); returns its pid */

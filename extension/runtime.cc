@@ -439,6 +439,7 @@ pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dis
 	uv_loop_t  *loop = setup->event_loop();
 	WaitEventSet *set;
 	bool		sigterm_dispatched = false;
+	bool		latch_seen = true;	/* messages may have arrived before the loop */
 
 	set = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -479,6 +480,15 @@ pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dis
 		}
 		if (InterruptPending)
 			pgnw_service_interrupts(nullptr);
+		/*
+		 * call(), notify(), wake() from SQL set our latch after queueing:
+		 * JS takes what is deliverable.  Only after a latch wake-up: a notify
+		 * whose transaction is still committing stays queued until its
+		 * committer sets the latch again.
+		 */
+		if (latch_seen && pgnw_worker_has_messages(pgnw_worker_slot()))
+			pgnw_dispatch(isolate, context, dispatch, "messages");
+		latch_seen = false;
 
 		pgnw_report_restored_signals();
 		if (pgnw_exit_requested)
@@ -504,7 +514,10 @@ pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dis
 				proc_exit(1);
 			}
 			if (events[i].events & WL_LATCH_SET)
+			{
 				ResetLatch(MyLatch);
+				latch_seen = true;
+			}
 		}
 	}
 	FreeWaitEventSet(set);
@@ -547,7 +560,8 @@ pgnw_run_node(const PgnwManifest *manifest)
 	pgnw_private_stdio();
 
 	std::vector<std::string> args = {"postgres"};
-	std::string heap_flag = "--max-old-space-size=" + std::to_string(pgnw_heap_limit_mb);
+	int			heap_limit_mb = manifest->heap_limit_mb > 0 ? manifest->heap_limit_mb : pgnw_heap_limit_mb;
+	std::string heap_flag = "--max-old-space-size=" + std::to_string(heap_limit_mb);
 	std::vector<std::string> exec_args = {heap_flag};
 
 	std::vector<std::string> init_args = {"postgres", heap_flag};

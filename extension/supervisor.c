@@ -36,6 +36,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -103,7 +104,9 @@ pgnw_shmem_request(void)
 		pgnw_prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(pgnw_shmem_size());
-	RequestNamedLWLockTranche("pg_node_worker", 1);
+	RequestAddinShmemSpace(pgnw_messaging_shmem_size());
+	/* [0]: the slots, [1]: inboxes and mailboxes */
+	RequestNamedLWLockTranche("pg_node_worker", 2);
 }
 
 static void
@@ -113,6 +116,7 @@ pgnw_fill_slot_from_manifest(PgnwSlot *slot, const PgnwManifest *m)
 	strlcpy(slot->database, m->database, sizeof(slot->database));
 	strlcpy(slot->role, m->role, sizeof(slot->role));
 	strlcpy(slot->sha256, m->sha256, sizeof(slot->sha256));
+	strlcpy(slot->callers, m->callers, sizeof(slot->callers));
 	slot->restart_seconds = m->restart_seconds;
 }
 
@@ -145,6 +149,7 @@ pgnw_shmem_startup(void)
 			pgnw_fill_slot_from_manifest(slot, &pgnw_static[i]);
 		}
 	}
+	pgnw_messaging_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -171,6 +176,8 @@ pgnw_supervisor_init(void)
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
+
+	pgnw_messaging_define_gucs();
 
 	pgnw_prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pgnw_shmem_startup;
@@ -220,6 +227,7 @@ pgnw_worker_on_exit(int code, Datum arg)
 	if (slot->pid == MyProcPid)
 	{
 		slot->pid = 0;
+		slot->procno = -1;
 		slot->last_exit_at = now;
 		slot->last_exit_code = code;
 		if (code == 0 || slot->stop_requested)
@@ -283,6 +291,8 @@ pgnw_worker_begin(int index, const char *name, const PgnwManifest *m,
 	pgnw_my_start = GetCurrentTimestamp();
 	pgnw_fill_slot_from_manifest(slot, m);
 	slot->pid = MyProcPid;
+	slot->procno = MyProc->pgprocno;
+	slot->wake_pending = false;
 	failures = slot->consecutive_failures;
 	stop = slot->stop_requested;
 	/* a process that only reports "failed" or "stopped" is not a start */
@@ -390,6 +400,97 @@ pgnw_slot_pid(int index, int *last_exit_code)
 	*last_exit_code = pgnw_shared->slots[index].last_exit_code;
 	LWLockRelease(pgnw_shared->lock);
 	return pid;
+}
+
+pid_t
+pgnw_slot_process(int index, int *procno)
+{
+	pid_t		pid;
+
+	*procno = -1;
+	if (pgnw_shared == NULL || index < 0 || index >= pgnw_shared->nslots)
+		return 0;
+	LWLockAcquire(pgnw_shared->lock, LW_SHARED);
+	pid = pgnw_shared->slots[index].pid;
+	if (pid != 0)
+		*procno = pgnw_shared->slots[index].procno;
+	LWLockRelease(pgnw_shared->lock);
+	return pid;
+}
+
+int
+pgnw_find_running(const char *name, pid_t *pid, char *callers)
+{
+	int			found = -2;
+	char		path[MAXPGPATH];
+	struct stat st;
+
+	pgnw_check_shared();
+	*pid = 0;
+	LWLockAcquire(pgnw_shared->lock, LW_SHARED);
+	for (int i = 0; i < pgnw_shared->nslots; i++)
+	{
+		PgnwSlot   *s = &pgnw_shared->slots[i];
+
+		if (!s->in_use || strcmp(s->name, name) != 0)
+			continue;
+		if (found == -2)
+			found = -1;
+		/* the running static slot first, else the first running dynamic one */
+		if (s->pid != 0 && s->state == PGNW_STATE_RUNNING &&
+			(found < 0 || (s->is_static && !pgnw_shared->slots[found].is_static)))
+		{
+			found = i;
+			*pid = s->pid;
+			strlcpy(callers, s->callers, PGNW_CALLERS_MAX);
+		}
+	}
+	LWLockRelease(pgnw_shared->lock);
+	if (found == -2 && pgnw_valid_worker_name(name))
+	{
+		snprintf(path, sizeof(path), "%s/%s.json", pgnw_directory(), name);
+		if (stat(path, &st) == 0)
+			found = -1;
+	}
+	return found;
+}
+
+void
+pgnw_slot_set_wake(int index)
+{
+	LWLockAcquire(pgnw_shared->lock, LW_EXCLUSIVE);
+	pgnw_shared->slots[index].wake_pending = true;
+	LWLockRelease(pgnw_shared->lock);
+}
+
+bool
+pgnw_slot_peek_wake(int index)
+{
+	return pgnw_shared->slots[index].wake_pending;
+}
+
+bool
+pgnw_slot_take_wake(int index)
+{
+	bool		woken;
+
+	LWLockAcquire(pgnw_shared->lock, LW_EXCLUSIVE);
+	woken = pgnw_shared->slots[index].wake_pending;
+	pgnw_shared->slots[index].wake_pending = false;
+	LWLockRelease(pgnw_shared->lock);
+	return woken;
+}
+
+int
+pgnw_worker_slot(void)
+{
+	return pgnw_my_slot;
+}
+
+TimestampTz
+pgnw_worker_start_time(void)
+{
+	return pgnw_my_start;
 }
 
 /* Has stop() been called for this worker? */

@@ -26,6 +26,10 @@ export interface WorkerMetadata {
   /** seconds, or 'never' */
   restart: number | 'never';
   start: StartTime;
+  /** roles that may call/notify/wake it besides admins; null: none */
+  callers: string[] | null;
+  /** V8 heap limit in MB; null: node_worker.heap_limit_mb */
+  heapLimitMb: number | null;
 }
 
 /** Explains why a worker name is invalid, or returns null when it is fine. */
@@ -87,7 +91,23 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
     throw new TypeError(
       `${where}: start must be one of ${START_TIMES.map((s) => `'${s}'`).join(', ')} (got ${describe(d.start)})`,
     );
-  return { name, database, role, restart, start };
+  let callers: string[] | null = null;
+  if (d.callers !== undefined) {
+    if (!Array.isArray(d.callers)) throw new TypeError(`${where}: callers must be an array of role names`);
+    callers = d.callers.map((r) => checkIdent(where, 'each of callers', r));
+    for (const r of callers)
+      if (/[,"\s]/.test(r)) throw new TypeError(`${where}: callers: role ${JSON.stringify(r)} must not contain commas, quotes or spaces`);
+    if (callers.join(',').length > 511) throw new TypeError(`${where}: callers: the list is longer than 511 bytes`);
+  }
+
+  let heapLimitMb: number | null = null;
+  if (d.heapLimitMb !== undefined) {
+    const h = d.heapLimitMb;
+    if (typeof h !== 'number' || !Number.isInteger(h) || h < 16 || h > 65536)
+      throw new TypeError(`${where}: heapLimitMb must be an integer from 16 to 65536 (got ${describe(h)})`);
+    heapLimitMb = h;
+  }
+  return { name, database, role, restart, start, callers, heapLimitMb };
 }
 
 /**

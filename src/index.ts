@@ -8,6 +8,9 @@ export { defineWorker, DEFINITION_BRAND } from './define';
 export { PgError } from './errors';
 export type { PgErrorFields } from './errors';
 export type {
+  CallMeta,
+  Message,
+  SleepResult,
   Logger,
   Result,
   Row,

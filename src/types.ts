@@ -91,6 +91,22 @@ export interface WorkerHandle {
   readonly exited: Promise<number>;
 }
 
+/** Who is calling or notifying: the caller's backend pid, role and database. */
+export interface CallMeta {
+  readonly pid: number;
+  readonly role: string;
+  readonly database: string;
+}
+
+/** A notification sent with `node_worker.notify(worker, payload)`, delivered after its transaction committed. */
+export interface Message extends CallMeta {
+  /** The jsonb payload, parsed. */
+  readonly payload: unknown;
+}
+
+/** Why `ctx.sleep()` resolved. */
+export type SleepResult = 'timeout' | 'wake' | 'abort';
+
 /** What `main` receives. */
 export interface WorkerContext {
   readonly worker: WorkerInfo;
@@ -113,8 +129,22 @@ export interface WorkerContext {
   transaction<T>(fn: (tx: Transaction) => T): T;
   /** Aborted when the worker is asked to stop (SIGTERM: server stop, pg_terminate_backend). */
   readonly signal: AbortSignal;
-  /** Resolves after `ms`, or early when `signal` aborts. */
-  sleep(ms: number): Promise<void>;
+  /**
+   * Resolves after `ms` with `'timeout'`, or early: with `'wake'` after `node_worker.wake(name)`,
+   * with `'abort'` when `signal` aborts.
+   */
+  sleep(ms: number): Promise<SleepResult>;
+  /**
+   * Serves `node_worker.call(name, payload, timeout_ms)`: the handler's result (or resolved
+   * value) goes back to the caller as jsonb. Calls are served concurrently. A thrown error becomes
+   * an ERROR in the caller with its message, and with its `code` as SQLSTATE when that is a valid
+   * one (else `P0001`). Returns an unsubscribe function.
+   */
+  onCall(handler: (payload: unknown, meta: CallMeta) => unknown): () => void;
+  /** Runs `fn` for each `node_worker.notify(name, payload)` once its transaction committed, in commit order. */
+  onMessage(fn: (message: Message) => unknown): () => void;
+  /** The same notifications as an async iterator (ends when `signal` aborts). */
+  messages(): AsyncIterableIterator<Message>;
   /** Runs `fn` after the server reloaded its configuration (SIGHUP). Returns an unsubscribe function. */
   onReload(fn: () => void): () => void;
   /** The current value of a setting (including custom ones such as `myworker.naptime`), or null. */
@@ -140,6 +170,13 @@ export interface WorkerDefinition {
    * starts with the server, before recovery, with no database connection (no SQL).
    */
   start?: StartTime;
+  /**
+   * Roles (besides superusers and `node_worker_admin`) whose members may `call`, `notify` and
+   * `wake` this worker from SQL.
+   */
+  callers?: string[];
+  /** The V8 heap limit of this worker in MB (default: `node_worker.heap_limit_mb`). */
+  heapLimitMb?: number;
   /** The worker's body. Resolving ends the worker for good (exit 0); throwing restarts it. */
   main(ctx: WorkerContext): Promise<void> | void;
 }

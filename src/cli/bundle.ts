@@ -24,6 +24,8 @@ export interface BundleResult {
   definition: WorkerMetadata;
   /** esbuild warnings, formatted `file:line:col: message` */
   warnings: string[];
+  /** absolute paths of the local files esbuild read (its metafile inputs outside node_modules) */
+  inputs: string[];
 }
 
 const SDK_MODULE = 'pg-node-worker';
@@ -72,7 +74,7 @@ export async function bundleWorker(file: string, opts: BundleOptions): Promise<B
   }
   const dir = path.dirname(abs);
 
-  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
+  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[]; metafile: esbuild.Metafile };
   try {
     result = await esbuild.build({
       entryPoints: [abs],
@@ -87,6 +89,7 @@ export async function bundleWorker(file: string, opts: BundleOptions): Promise<B
       sourcesContent: false,
       sourceRoot: pathToFileURL(dir).href + '/',
       logLevel: 'silent',
+      metafile: true,
     });
   } catch (e) {
     if (isBuildFailure(e)) {
@@ -100,7 +103,24 @@ export async function bundleWorker(file: string, opts: BundleOptions): Promise<B
   const code = out.text;
   const exported = evaluateBundle(code, abs, file);
   const definition = validateDefinition(exported, file);
-  return { code, definition, warnings: result.warnings.map((m) => formatMessage(m, dir)) };
+  return {
+    code,
+    definition,
+    warnings: result.warnings.map((m) => formatMessage(m, dir)),
+    inputs: localInputs(result.metafile, dir),
+  };
+}
+
+/** The metafile's inputs that are files of the user's project (not node_modules, not virtual). */
+export function localInputs(metafile: esbuild.Metafile, dir: string): string[] {
+  const out = new Set<string>();
+  for (const key of Object.keys(metafile.inputs)) {
+    if (/^[a-z-]+:/i.test(key) && !path.isAbsolute(key)) continue; // namespaced (e.g. data:, <define>)
+    const abs = path.resolve(dir, key);
+    if (abs.split(path.sep).includes('node_modules')) continue;
+    out.add(abs);
+  }
+  return [...out].sort();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,15 +2,16 @@
  * `pg-node-worker deploy`: bundle a worker, write <name>.js and <name>.json into the worker
  * directory of a data directory, and make sure shared_preload_libraries loads pg_node_worker.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { StartTime } from '../types';
-import { bundleWorker, displayPath } from './bundle';
+import { BundleResult, bundleWorker, displayPath } from './bundle';
 import { CliError } from './errors';
 import { isRoot, Owner, writeFileAtomic } from './fsutil';
 import { addPreloadLibrary, AUTO_CONF, ConfEntry, lastSetting, readConfEntries } from './pgconf';
+import { localTarget, lookupUser, readPostmasterPid, restartWorker } from './server';
 
 export const LIBRARY = 'pg_node_worker';
 export const DIRECTORY_SETTING = 'node_worker.directory';
@@ -37,6 +38,10 @@ export interface Manifest {
   sha256: string;
   deployedAt: string;
   nodeTarget: string;
+  /** roles that may call/notify/wake it, comma-separated (omitted: admins only) */
+  callers?: string;
+  /** V8 heap limit in MB (omitted: node_worker.heap_limit_mb) */
+  heapLimitMb?: number;
 }
 
 export interface DeployOptions {
@@ -50,8 +55,13 @@ export interface DeployOptions {
   nodeTarget?: string;
   /** pg_config to ask for --pkglibdir / --bindir (default: $PG_CONFIG, else pg_config on PATH) */
   pgConfig?: string;
-  /** run `pg_ctl restart -D PGDATA -w` afterwards (`start` when the server is not running) */
+  /**
+   * when the server is running: restart just this worker (node_worker.restart) so that the new
+   * code runs; the server keeps running. Not running: nothing to restart.
+   */
   restart?: boolean;
+  /** an already bundled worker (dev mode): deploy it instead of bundling `file` again */
+  prebuilt?: BundleResult & { nodeTarget: string };
   /** a line for stdout (default: process.stdout) */
   log?: (line: string) => void;
   /** a line for stderr (default: process.stderr) */
@@ -71,6 +81,10 @@ export interface DeployResult {
   /** true when this replaced an earlier deployment of the same name */
   replaced: boolean;
   preload: { changed: boolean; file: string; value: string };
+  /** whether the server was running (postmaster.pid present and its process alive) */
+  serverRunning: boolean;
+  /** the new pid of the worker, when --restart restarted it */
+  restartedPid?: number;
 }
 
 export function pgConfigCommand(explicit?: string): string {
@@ -214,29 +228,6 @@ function formatLimit(bytes: number): string {
   return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
 }
 
-function userName(uid: number): string | undefined {
-  try {
-    for (const l of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const f = l.split(':');
-      if (f.length > 2 && Number(f[2]) === uid) return f[0];
-    }
-  } catch {
-    /* no passwd */
-  }
-  return undefined;
-}
-
-function pgCtlPath(pgConfig: string): string {
-  try {
-    const bindir = execFileSync(pgConfig, ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const p = path.join(bindir, 'pg_ctl');
-    if (fs.existsSync(p)) return p;
-  } catch {
-    /* fall back to PATH */
-  }
-  return 'pg_ctl';
-}
-
 export async function deploy(file: string, opts: DeployOptions): Promise<DeployResult> {
   const log = opts.log ?? ((l: string) => void process.stdout.write(l + '\n'));
   const warn = opts.warn ?? ((l: string) => void process.stderr.write(l + '\n'));
@@ -245,7 +236,11 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
   if (!fs.existsSync(file)) throw new CliError(`${file}: no such file`);
   const pgConfig = pgConfigCommand(opts.pgConfig);
 
-  const tgt: NodeTargetInfo = opts.nodeTarget ? { target: opts.nodeTarget } : resolveNodeTarget(pgConfig, warn);
+  const tgt: NodeTargetInfo = opts.prebuilt
+    ? { target: opts.prebuilt.nodeTarget }
+    : opts.nodeTarget
+      ? { target: opts.nodeTarget }
+      : resolveNodeTarget(pgConfig, warn);
   if (tgt.pgMajor) {
     const dataMajor = majorOf(fs.readFileSync(path.join(pgdata, 'PG_VERSION'), 'utf8').trim());
     if (dataMajor && dataMajor !== tgt.pgMajor) {
@@ -256,7 +251,7 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
     }
   }
 
-  const { code, definition, warnings } = await bundleWorker(file, { nodeTarget: tgt.target });
+  const { code, definition, warnings } = opts.prebuilt ?? (await bundleWorker(file, { nodeTarget: tgt.target }));
   for (const w of warnings) warn(`warning: ${w}`);
 
   // Read and check everything before writing anything.
@@ -308,6 +303,8 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
     sha256,
     deployedAt: (opts.now ?? new Date()).toISOString(),
     nodeTarget: tgt.target,
+    ...(definition.callers ? { callers: definition.callers.join(',') } : {}),
+    ...(definition.heapLimitMb ? { heapLimitMb: definition.heapLimitMb } : {}),
   };
 
   try {
@@ -357,22 +354,42 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
     log(`shared_preload_libraries already includes ${LIBRARY}`);
   }
 
-  const running = fs.existsSync(path.join(pgdata, 'postmaster.pid'));
-  if (opts.restart) {
-    // restart needs postmaster.opts, which a never-started cluster lacks: start a stopped one
-    const action = running ? 'restart' : 'start';
-    const pgctl = pgCtlPath(pgConfig);
-    log(`running ${pgctl} ${action} -D ${pgdata} -w`);
-    const r = spawnSync(pgctl, [action, '-D', pgdata, '-w'], {
-      stdio: 'inherit',
-      cwd: pgdata,
-      ...(root ? { uid: dataOwner.uid, gid: dataOwner.gid } : {}),
-    });
-    if (r.error) throw new CliError(`cannot run ${pgctl}: ${r.error.message}`);
-    if (r.status !== 0) throw new CliError(`${pgctl} ${action} failed (exit status ${r.status ?? r.signal})`);
+  const pm = readPostmasterPid(pgdata);
+  const running = pm !== null && pm.alive;
+  const ownerName = lookupUser(dataOwner.uid)?.name ?? `uid ${dataOwner.uid}`;
+  const as = root ? `as ${ownerName}; ` : '';
+  let restartedPid: number | undefined;
+  if (!running) {
+    const stale = pm !== null ? ` (postmaster.pid names pid ${pm.pid}, which is not running)` : '';
+    log(
+      opts.restart
+        ? `the server is not running${stale}: no restart attempted; the new code runs at the next ` +
+            `start: pg_ctl start -D ${pgdata}  (${as}the worker starts when the server starts)`
+        : `next: pg_ctl start -D ${pgdata}  (${as}the worker starts when the server starts)`,
+    );
+  } else if (!opts.restart) {
+    log(
+      edit.text !== null
+        ? `next: pg_ctl restart -D ${pgdata}  (${as}the running server has not loaded ${LIBRARY}: ` +
+            `the worker starts when the server restarts)`
+        : `next: the new code runs on the next restart of the worker ` +
+            `(SELECT node_worker.restart('${name}'), or deploy --restart) or of the server`,
+    );
   } else {
-    const as = root ? `as ${userName(dataOwner.uid) ?? `uid ${dataOwner.uid}`}; ` : '';
-    log(`next: pg_ctl ${running ? 'restart' : 'start'} -D ${pgdata}  (${as}the worker starts when the server starts)`);
+    const notLoaded = () =>
+      new CliError(
+        `worker "${name}" is deployed, but the running server (pid ${pm.pid}) has not loaded ${LIBRARY} ` +
+          `(it was not in shared_preload_libraries when the server started), so the worker cannot be ` +
+          `restarted on its own. The server was not restarted: restart it to start the worker: ` +
+          `pg_ctl restart -D ${pgdata}${root ? ` (as ${ownerName})` : ''}`,
+      );
+    if (edit.text !== null) throw notLoaded();
+    const target = localTarget(pgdata, pm);
+    log(`restarting worker "${name}" in the running server (pid ${pm.pid}, socket ${pm.socketDir}, port ${pm.port})`);
+    const r = await restartWorker(pgConfig, target, name);
+    if (!r.ok) throw notLoaded();
+    restartedPid = r.pid;
+    log(`restarted worker "${name}" with the new code: pid ${r.pid} (the server kept running)`);
   }
 
   return {
@@ -383,5 +400,7 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
     bytes,
     replaced,
     preload: { changed: edit.text !== null, file: autoFile, value: edit.value },
+    serverRunning: running,
+    restartedPid,
   };
 }

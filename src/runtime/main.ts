@@ -14,7 +14,8 @@ import * as path from 'path';
 import { format } from 'util';
 import { defineWorker, DEFINITION_BRAND, definitionMetadata } from '../define';
 import { PgError } from '../errors';
-import type { Logger, WorkerContext, WorkerDefinition, WorkerHandle } from '../types';
+import type { Logger, SleepResult, WorkerContext, WorkerDefinition, WorkerHandle } from '../types';
+import { Inbox } from './inbox';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
 import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
@@ -119,11 +120,14 @@ export function start(runtimeDir: string, bundlePath: string): void {
     if (!abort.signal.aborted) abort.abort(new Error('the worker is shutting down (SIGTERM)'));
   };
   const reloadHandlers = new Set<() => void>();
+  const inbox = new Inbox(native, info.name);
   const engine = new SqlEngine(native, stopRequested);
 
   (globalThis as Record<string, unknown>).__pgnwDispatch = (event: string) => {
     if (event === 'sigterm') {
       stopRequested();
+    } else if (event === 'messages') {
+      inbox.deliver();
     } else if (event === 'reload') {
       for (const fn of [...reloadHandlers]) {
         try {
@@ -188,18 +192,22 @@ export function start(runtimeDir: string, bundlePath: string): void {
     transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
     signal: abort.signal,
     sleep: (ms: number) =>
-      new Promise<void>((resolve) => {
-        if (abort.signal.aborted) return resolve();
-        const onAbort = () => {
+      new Promise<SleepResult>((resolve) => {
+        if (abort.signal.aborted) return resolve('abort');
+        const finish = (why: SleepResult) => {
           clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
           abort.signal.removeEventListener('abort', onAbort);
-          resolve();
-        }, Math.max(0, Number(ms) || 0));
+          cancelWake();
+          resolve(why);
+        };
+        const onAbort = () => finish('abort');
+        const timer = setTimeout(() => finish('timeout'), Math.max(0, Number(ms) || 0));
+        const cancelWake = inbox.onWake(() => finish('wake'));
         abort.signal.addEventListener('abort', onAbort, { once: true });
       }),
+    onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => inbox.onCall(handler),
+    onMessage: (fn: Parameters<WorkerContext['onMessage']>[0]) => inbox.onMessage(fn),
+    messages: () => inbox.messages(abort.signal),
     onReload: (fn: () => void) => {
       if (typeof fn !== 'function') throw new TypeError('onReload(fn) expects a function');
       reloadHandlers.add(fn);

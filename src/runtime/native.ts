@@ -50,6 +50,9 @@ export interface NativeBridge {
   reportError(code: string | null, text: string): void;
   isInRecovery(): boolean;
   workerArgs(): string | null;
+  // inbox (native/messaging.cc)
+  takeMessages(): [woken: boolean, messages: [isCall: boolean, requestId: string, callerProcno: number, callerPid: number, role: string, database: string, payloadJson: string][]];
+  reply(callerProcno: number, requestId: string, isError: boolean, sqlstate: string | null, text: string): boolean;
 }
 
 export const LOG_DEBUG = 0;

@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * messaging_ops.c
+ *		PostgreSQL side of a worker's inbox (extension/messaging.c): take
+ *		the deliverable messages, reply to calls.  Each through pgnw_guard().
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/memutils.h"
+
+#include "../extension/pg_node_worker.h"
+#include "messaging.h"
+
+typedef struct PgnwTakeArgs
+{
+	PgnwInboxMessage *out;
+	int			n;
+	bool		woken;
+} PgnwTakeArgs;
+
+static char *
+pgnw_strdup_or_empty(const char *s)
+{
+	char	   *copy = strdup(s ? s : "");
+
+	if (copy == NULL)
+		elog(ERROR, "out of memory");
+	return copy;
+}
+
+static void
+pgnw_op_take(void *arg)
+{
+	PgnwTakeArgs *a = (PgnwTakeArgs *) arg;
+	PgnwTakenMessage *msgs;
+	int			n;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_node_worker inbox",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	n = pgnw_worker_take_messages(pgnw_worker_slot(), pgnw_worker_start_time(), &msgs, &a->woken);
+	MemoryContextSwitchTo(old);
+	a->out = n > 0 ? calloc(n, sizeof(PgnwInboxMessage)) : NULL;
+	if (n > 0 && a->out == NULL)
+		elog(ERROR, "out of memory");
+	for (int i = 0; i < n; i++)
+	{
+		PgnwInboxMessage *m = &a->out[i];
+
+		m->is_call = msgs[i].header.kind == PGNW_MSG_CALL;
+		m->request_id = msgs[i].header.request_id;
+		m->caller_procno = msgs[i].header.caller_procno;
+		m->caller_pid = msgs[i].header.caller_pid;
+		m->role = pgnw_strdup_or_empty(msgs[i].header.role);
+		m->database = pgnw_strdup_or_empty(msgs[i].header.database);
+		m->payload = pgnw_strdup_or_empty(msgs[i].payload);
+		m->payload_len = msgs[i].header.payload_len;
+	}
+	a->n = n;
+	MemoryContextDelete(cxt);
+}
+
+bool
+pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, PgnwError *err)
+{
+	PgnwTakeArgs a = {NULL, 0, false};
+
+	*out = NULL;
+	*n = 0;
+	*woken = false;
+	if (pgnw_worker_slot() < 0)
+		return true;
+	if (!pgnw_guard(pgnw_op_take, &a, err))
+		return false;
+	*out = a.out;
+	*n = a.n;
+	*woken = a.woken;
+	return true;
+}
+
+void
+pgnw_inbox_free(PgnwInboxMessage *msgs, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		free(msgs[i].role);
+		free(msgs[i].database);
+		free(msgs[i].payload);
+	}
+	free(msgs);
+}
+
+typedef struct PgnwReplyArgs
+{
+	int			procno;
+	uint64_t	request_id;
+	bool		is_error;
+	const char *sqlstate;
+	const char *data;
+	uint32_t	len;
+	bool		delivered;
+} PgnwReplyArgs;
+
+static void
+pgnw_op_reply(void *arg)
+{
+	PgnwReplyArgs *a = (PgnwReplyArgs *) arg;
+
+	a->delivered = pgnw_worker_reply(a->procno, a->request_id, a->is_error, a->sqlstate,
+									 a->data, a->len);
+}
+
+bool
+pgnw_inbox_reply(int procno, uint64_t request_id, bool is_error, const char *sqlstate,
+				 const char *data, uint32_t len, bool *delivered, PgnwError *err)
+{
+	PgnwReplyArgs a = {procno, request_id, is_error, sqlstate, data, len, false};
+
+	if (!pgnw_guard(pgnw_op_reply, &a, err))
+		return false;
+	*delivered = a.delivered;
+	return true;
+}

@@ -1,0 +1,439 @@
+/**
+ * `pg-node-worker dev FILE`: a throwaway cluster running FILE, its log on the terminal, and a
+ * rebuild + worker restart on every save.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BundleResult, bundleWorker } from './bundle';
+import { deploy, pgConfigCommand, resolveNodeTarget } from './deploy';
+import { CliError } from './errors';
+import { isRoot } from './fsutil';
+import { quoteConfString } from './pgconf';
+import {
+  lookupUser,
+  OsUser,
+  pgProgram,
+  processAlive,
+  psql,
+  PsqlTarget,
+  readPostmasterPid,
+  restartWorker,
+  runProgram,
+} from './server';
+
+export interface DevOptions {
+  /** the port of the socket (the socket is in the cluster's own directory, so any port works) */
+  port?: number;
+  /** keep the directory (with the stopped cluster) on exit */
+  keep?: boolean;
+  nodeTarget?: string;
+  pgConfig?: string;
+  out?: (line: string) => void;
+  err?: (line: string) => void;
+  /** debounce of file events, ms */
+  debounceMs?: number;
+}
+
+export const DEV_USER = 'postgres';
+const DEFAULT_PORT = 5432;
+const LOG_POLL_MS = 100;
+
+// ---------------------------------------------------------------------------------------------
+// The worker's lines of the server log
+
+/** log_line_prefix = '%m [%p] ': "2026-11-27 11:04:16.399 UTC [3588] LOG:  msg" */
+const LINE_RE = /^(\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d(?:\.\d+)?) \S+) \[(\d+)\] ([A-Z0-9]+):  (.*)$/;
+const ATTACHED = new Set(['DETAIL', 'HINT', 'CONTEXT', 'STATEMENT', 'QUERY', 'LOCATION']);
+
+/**
+ * Picks the lines of a server log (log_line_prefix '%m [%p] ') that belong to one node worker:
+ * lines prefixed `<name>: ` (what the worker logs), every line of a process that logged such a
+ * line or that restart() returned, LOG/ERROR lines naming the worker ("<name>", "node_worker
+ * <name>", <name>.json, or the "(PID n)" of one of its processes), and FATAL/PANIC lines. The
+ * continuation lines of a picked message (tab-indented, DETAIL/HINT/...) come along.
+ */
+export class WorkerLogFilter {
+  private readonly pids = new Set<number>();
+  private readonly prefix: string;
+  private readonly names: RegExp;
+  private lastShown = false;
+  private lastPid = -1;
+
+  constructor(readonly name: string) {
+    this.prefix = `${name}: `;
+    const n = name.replace(/[-]/g, '\\-');
+    this.names = new RegExp(`"(?:node_worker )?${n}"|/${n}\\.js(?:on)?\\b`);
+  }
+
+  addPid(pid: number): void {
+    this.pids.add(pid);
+  }
+
+  /** The line to show for a log line, or null. */
+  push(line: string): string | null {
+    const m = LINE_RE.exec(line);
+    if (!m) {
+      // a continuation of a multi-line message (tab-indented by the server)
+      return this.lastShown ? '             ' + line.replace(/^\t/, '') : null;
+    }
+    const [, , time, pidText, severity, message] = m;
+    const pid = Number(pidText);
+    if (ATTACHED.has(severity)) {
+      const show = this.lastShown && pid === this.lastPid;
+      return show ? `${time.slice(0, 12).padEnd(12)} ${severity}: ${message}` : null;
+    }
+    let show = false;
+    if (message.startsWith(this.prefix)) {
+      this.pids.add(pid);
+      show = true;
+    } else if (this.pids.has(pid) || severity === 'FATAL' || severity === 'PANIC') {
+      show = true;
+    } else if (severity === 'LOG' || severity === 'ERROR' || severity === 'WARNING') {
+      const p = /\(PID (\d+)\)/.exec(message);
+      show = this.names.test(message) || (p !== null && this.pids.has(Number(p[1])));
+    }
+    this.lastShown = show;
+    this.lastPid = pid;
+    if (!show) return null;
+    return `${time.slice(0, 12).padEnd(12)} ${severity === 'LOG' ? '' : severity + ': '}${message}`;
+  }
+}
+
+/** Follows a growing file: each poll() returns the complete lines appended since the last one. */
+export class FileTail {
+  private offset = 0;
+  private partial = '';
+
+  constructor(readonly file: string) {}
+
+  poll(): string[] {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'r');
+    } catch {
+      return [];
+    }
+    const chunks: Buffer[] = [];
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < this.offset) this.offset = 0; // truncated
+      while (this.offset < size) {
+        const buf = Buffer.alloc(Math.min(size - this.offset, 1 << 20));
+        const n = fs.readSync(fd, buf, 0, buf.length, this.offset);
+        if (n <= 0) break;
+        chunks.push(buf.subarray(0, n));
+        this.offset += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (chunks.length === 0) return [];
+    const text = this.partial + Buffer.concat(chunks).toString('utf8');
+    const lines = text.split('\n');
+    this.partial = lines.pop() ?? '';
+    return lines;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watching the sources
+
+/**
+ * Watches files through their directories (editors often save by writing a new file and renaming
+ * it over the old one, which a watch on the file itself would lose) and calls `onChange` once
+ * per burst of events (debounced).
+ */
+export class SourceWatcher {
+  private watchers = new Map<string, fs.FSWatcher>();
+  private files = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  /** after a failed build: any source-like file in a watched directory triggers a rebuild */
+  anyFile = false;
+
+  constructor(
+    private readonly onChange: () => void,
+    private readonly debounceMs: number,
+    private readonly onError: (msg: string) => void,
+  ) {}
+
+  get watched(): string[] {
+    return [...this.files].sort();
+  }
+
+  /** Watch exactly these files (adding and removing directory watches as needed). */
+  set(files: string[]): void {
+    this.files = new Set(files.map((f) => path.resolve(f)));
+    const dirs = new Set([...this.files].map((f) => path.dirname(f)));
+    for (const [d, w] of this.watchers) {
+      if (!dirs.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+    for (const d of dirs) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const w = fs.watch(d, { persistent: true }, (_event, filename) => this.event(d, filename));
+        w.on('error', (e) => this.onError(`cannot watch ${d}: ${e.message}`));
+        this.watchers.set(d, w);
+      } catch (e) {
+        this.onError(`cannot watch ${d}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  private event(dir: string, filename: string | Buffer | null): void {
+    if (filename === null) return this.schedule(); // unknown file: better rebuild once too often
+    const base = filename.toString();
+    const full = path.join(dir, base);
+    const relevant = this.files.has(full) || (this.anyFile && !base.startsWith('.') && /\.(?:[cm]?[jt]sx?|json)$/.test(base));
+    if (relevant) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.onChange();
+    }, this.debounceMs);
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function rel(p: string): string {
+  const r = path.relative(process.cwd(), p);
+  return r && !r.startsWith('..') && !path.isAbsolute(r) ? r : p;
+}
+
+/** The lines to print for a failed build: esbuild's `file:line:col: message` lines, or the message. */
+export function buildErrorLines(e: CliError): string[] {
+  const lines = e.message.split('\n');
+  if (/^cannot bundle .*:$/.test(lines[0])) return lines.slice(1).map((l) => '  ' + l.trim());
+  return lines.map((l) => '  ' + l);
+}
+
+/**
+ * Run dev mode until SIGINT/SIGTERM (resolves 0 after the cleanup) or until the server dies
+ * (resolves 1 after the cleanup). A failure while setting up rejects, after removing what was
+ * created.
+ */
+export async function dev(file: string, opts: DevOptions = {}): Promise<number> {
+  const out = opts.out ?? ((l: string) => void process.stdout.write(l + '\n'));
+  const err = opts.err ?? ((l: string) => void process.stderr.write(l + '\n'));
+  const pgConfig = pgConfigCommand(opts.pgConfig);
+  const port = opts.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`invalid port ${opts.port}`);
+  const absFile = path.resolve(file);
+  const nodeTarget = opts.nodeTarget ?? resolveNodeTarget(pgConfig, err).target;
+
+  // Build first: a file that does not build needs no cluster.
+  let bundle: BundleResult = await bundleWorker(absFile, { nodeTarget });
+  for (const w of bundle.warnings) err(`warning: ${w}`);
+  const name = bundle.definition.name;
+
+  let serverUser: OsUser | undefined;
+  if (isRoot()) {
+    serverUser = lookupUser(DEV_USER);
+    if (!serverUser) {
+      throw new CliError(
+        `as root, dev runs the server as the OS user "${DEV_USER}" (PostgreSQL refuses to run as root), ` +
+          `and there is none: create it, or run dev as an ordinary user`,
+      );
+    }
+  }
+
+  // From here on, SIGINT/SIGTERM mean "stop the server, clean up, exit".
+  let stopRequested = false;
+  let serverDied = false;
+  let wake: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  const requestStop = () => {
+    stopRequested = true;
+    wake();
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopRequested) err(`(${sig}: already stopping)`);
+    else requestStop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-dev-'));
+  const datadir = path.join(dir, 'data');
+  const logFile = path.join(dir, 'server.log');
+  const pgCtl = pgProgram(pgConfig, 'pg_ctl');
+  const target: PsqlTarget = {
+    args: ['-h', dir, '-p', String(port), '-U', DEV_USER, '-d', 'postgres'],
+    as: serverUser,
+    label: 'the dev server',
+  };
+  const run = async (prog: string, args: string[], what: string) => {
+    const r = await runProgram(prog, args, { as: serverUser, cwd: dir, env: { LC_ALL: 'C' } });
+    if (r.status !== 0) throw new CliError(`${what} failed (${r.status ?? r.signal}):\n${(r.stdout + r.stderr).trimEnd()}`);
+  };
+
+  const filter = new WorkerLogFilter(name);
+  const tail = new FileTail(logFile);
+  const drainLog = () => {
+    for (const l of tail.poll()) {
+      const shown = filter.push(l);
+      if (shown !== null) out(shown);
+    }
+  };
+  let pollTimer: NodeJS.Timeout | undefined;
+  let postmasterPid: number | undefined;
+  let watcher: SourceWatcher | undefined;
+  let inflight: Promise<void> = Promise.resolve();
+
+  const cleanup = async (): Promise<void> => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    watcher?.close();
+    if (pollTimer) clearInterval(pollTimer);
+    await inflight.catch(() => undefined);
+    const pm = readPostmasterPid(datadir);
+    if (pm && pm.alive) {
+      const r = await runProgram(pgCtl, ['stop', '-D', datadir, '-m', 'fast', '-w', '-t', '60', '-s'], { as: serverUser, cwd: dir });
+      if (r.status !== 0) err(`pg_ctl stop failed: ${(r.stdout + r.stderr).trim()}`);
+    }
+    drainLog();
+    if (opts.keep) {
+      out(
+        `kept ${dir} (server stopped): start it again with pg_ctl start -D ${datadir} -l ${logFile}` +
+          (serverUser ? ` (as ${serverUser.name})` : ''),
+      );
+    } else {
+      fs.rmSync(dir, { recursive: true, force: true });
+      out(`stopped the server and removed ${dir}`);
+    }
+  };
+
+  // --- set up: cluster, deployment, server, extension
+  try {
+    fs.chmodSync(dir, 0o700); // trust authentication: the socket's directory is what protects the cluster
+    if (serverUser) fs.chownSync(dir, serverUser.uid, serverUser.gid);
+    out(`creating a throwaway cluster in ${dir}`);
+    const initdb = pgProgram(pgConfig, 'initdb');
+    await run(initdb, ['-D', datadir, '-A', 'trust', '-U', DEV_USER, '--no-sync', '-E', 'UTF8', '--locale=C', '--no-instructions'], 'initdb');
+    fs.appendFileSync(
+      path.join(datadir, 'postgresql.conf'),
+      [
+        '',
+        '# pg-node-worker dev',
+        `listen_addresses = ''`,
+        `unix_socket_directories = ${quoteConfString(dir)}`,
+        `port = ${port}`,
+        `shared_preload_libraries = 'pg_node_worker'`,
+        `node_worker.shutdown_grace_ms = 1000`,
+        `fsync = off`,
+        `log_line_prefix = '%m [%p] '`,
+        '',
+      ].join('\n'),
+    );
+    await deploy(absFile, { pgdata: datadir, pgConfig, prebuilt: { ...bundle, nodeTarget }, log: () => undefined, warn: err });
+    if (!stopRequested) {
+      pollTimer = setInterval(() => {
+        drainLog();
+        if (!stopRequested && postmasterPid !== undefined && !processAlive(postmasterPid)) {
+          err(`the server (pid ${postmasterPid}) is gone`);
+          serverDied = true;
+          requestStop();
+        }
+      }, LOG_POLL_MS);
+      await run(pgCtl, ['start', '-D', datadir, '-l', logFile, '-w', '-t', '60', '-s'], 'pg_ctl start');
+      postmasterPid = readPostmasterPid(datadir)?.pid;
+      await psql(pgConfig, target, 'SET client_min_messages = warning;\nCREATE EXTENSION IF NOT EXISTS pg_node_worker;\n');
+    }
+  } catch (e) {
+    if (fs.existsSync(logFile)) {
+      const lines = fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-20);
+      err(`last lines of the server log:`);
+      for (const l of lines) err(`  | ${l}`);
+    }
+    await cleanup().catch((e2) => err(`cleanup failed: ${errorText(e2)}`));
+    throw e;
+  }
+  if (stopRequested) {
+    await cleanup();
+    return 0;
+  }
+
+  out(`server running (pid ${postmasterPid}); connect with: psql -h ${dir} -p ${port} -U ${DEV_USER}`);
+  out(`worker "${name}" deployed; watching ${bundle.inputs.map(rel).join(', ')}`);
+  out(`Ctrl-C stops the server and ${opts.keep ? 'keeps' : 'removes'} ${dir}`);
+
+  // --- watch, rebuild, redeploy, restart
+  let building = false;
+  let again = false;
+  const rebuild = async (): Promise<void> => {
+    if (building) {
+      again = true;
+      return;
+    }
+    building = true;
+    try {
+      let next: BundleResult;
+      try {
+        next = await bundleWorker(absFile, { nodeTarget });
+      } catch (e) {
+        if (!(e instanceof CliError)) throw e;
+        if (stopRequested) return;
+        watcher!.anyFile = true;
+        err(`build failed; worker "${name}" keeps running the previous code:`);
+        for (const l of buildErrorLines(e)) err(l);
+        return;
+      }
+      if (stopRequested) return;
+      watcher!.anyFile = false;
+      watcher!.set([absFile, ...next.inputs]);
+      for (const w of next.warnings) err(`warning: ${w}`);
+      if (next.definition.name !== name) {
+        err(
+          `the worker is now named "${next.definition.name}", not "${name}": dev keeps running "${name}" ` +
+            `with the previous code (restart dev to rename it)`,
+        );
+        return;
+      }
+      bundle = next;
+      await deploy(absFile, { pgdata: datadir, pgConfig, prebuilt: { ...next, nodeTarget }, log: () => undefined, warn: err });
+      const r = await restartWorker(pgConfig, target, name);
+      if (!r.ok) throw new Error('pg_node_worker is not loaded in the dev server');
+      filter.addPid(r.pid);
+      drainLog();
+      out(`restarted ${name} (pid ${r.pid})`);
+    } catch (e) {
+      if (!stopRequested) err(`could not restart "${name}": ${errorText(e)}`);
+    } finally {
+      building = false;
+      if (again && !stopRequested) {
+        again = false;
+        inflight = rebuild();
+      }
+    }
+  };
+  watcher = new SourceWatcher(
+    () => {
+      if (!stopRequested) inflight = rebuild();
+    },
+    opts.debounceMs ?? 100,
+    (m) => err(`warning: ${m}`),
+  );
+  watcher.set([absFile, ...bundle.inputs]);
+
+  await stopped;
+  await cleanup();
+  return serverDied ? 1 : 0;
+}
