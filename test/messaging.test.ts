@@ -290,3 +290,25 @@ describe('permissions', () => {
     }
   });
 });
+
+describe('an npm package called from SQL', () => {
+  it('bundles the package from the worker folder and serves it through call()', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const pkg = path.join(cluster.workersDir, 'node_modules', 'tiny-slug');
+    fs.mkdirSync(pkg, { recursive: true });
+    fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'tiny-slug', version: '1.0.0', main: 'index.js' }));
+    fs.writeFileSync(path.join(pkg, 'index.js'), "module.exports = (s) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');");
+    cluster.deploy(
+      'slugs',
+      `import { defineWorker } from 'pg-node-worker';
+       import slug from 'tiny-slug';
+       export default defineWorker({ name: 'slugs', async main(ctx) {
+         ctx.onCall((p: any) => slug(p.title));
+         while (!ctx.signal.aborted) await ctx.sleep(60000);
+       } });`,
+    );
+    await cluster.query("SELECT node_worker.restart('slugs')");
+    expect(await call(cluster, { title: 'Hello, World!' }, 5000, 'slugs')).toBe('hello-world');
+  });
+});
