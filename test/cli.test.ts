@@ -1,5 +1,6 @@
 // The pg-node-worker CLI: bundling, definition validation, deploy into a fake data directory.
 // No server needed.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleWorker, evaluateBundle, validateDefinition } from '../src/cli/bundle';
 import { deploy, DeployOptions } from '../src/cli/deploy';
 import { CliError } from '../src/cli/errors';
+import { buildErrorLines, FileTail, WorkerLogFilter } from '../src/cli/dev';
 import { run } from '../src/cli/main';
+import { formatStatusTable, StatusRow } from '../src/cli/status';
 import {
   addPreloadLibrary,
   AUTO_CONF_HEADER,
@@ -81,6 +84,8 @@ describe('bundleWorker', () => {
       role: null,
       restart: 10,
       start: 'recovery-finished',
+      callers: null,
+      heapLimitMb: null,
     });
     expect(code).toContain('require("pg-node-worker")');
     expect(code).toMatch(/\/\/# sourceMappingURL=data:application\/json;base64,/);
@@ -102,7 +107,15 @@ describe('bundleWorker', () => {
       ),
     );
     const { definition } = await bundleWorker(file, { nodeTarget: TARGET });
-    expect(definition).toEqual({ name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster' });
+    expect(definition).toEqual({
+      name: 'w_2-x',
+      database: 'app',
+      role: 'worker_role',
+      restart: 'never',
+      start: 'postmaster',
+      callers: null,
+      heapLimitMb: null,
+    });
   });
 
   it('bundles an npm package from the worker folder', async () => {
@@ -124,6 +137,24 @@ export default defineWorker({ name: 'uses_foo', main: () => answer() });
     // the bundle no longer needs the folder
     const def = load(code, { defineWorker: (d: any) => d });
     expect(def.main()).toBe('FOO_MARKER_42');
+  });
+
+  it('lists the local files it bundled (not node_modules) for dev mode to watch', async () => {
+    const dir = tmpdir();
+    write(path.join(dir, 'node_modules', 'bar', 'index.js'), `exports.bar = 1;\n`);
+    write(path.join(dir, 'lib', 'util.ts'), `export const twice = (n: number) => 2 * n;\n`);
+    write(path.join(dir, 'unused.ts'), `export const nope = 1;\n`);
+    const file = workerFile(
+      `import { defineWorker } from 'pg-node-worker';
+import { twice } from './lib/util';
+import { bar } from 'bar';
+export default defineWorker({ name: 'w', main: () => twice(bar) });
+`,
+      'w.ts',
+      dir,
+    );
+    const { inputs } = await bundleWorker(file, { nodeTarget: TARGET });
+    expect(inputs).toEqual([path.join(dir, 'lib', 'util.ts'), file].sort());
   });
 
   it('honours the Node target', async () => {
@@ -377,15 +408,17 @@ describe('deploy', () => {
     expect(out).toContain(`shared_preload_libraries now includes pg_node_worker (${path.relative(process.cwd(), autoFile).startsWith('..') ? autoFile : path.relative(process.cwd(), autoFile)}: 'pg_stat_statements, pg_node_worker')`);
     expect(out[out.length - 1]).toMatch(new RegExp(`^next: pg_ctl start -D ${pgdata}  \\(.*the worker starts when the server starts\\)$`));
 
-    // again, with the server "running": idempotent
-    write(path.join(pgdata, 'postmaster.pid'), '12345\n');
+    // again, with the server "running" (a live pid: ours): idempotent
+    write(path.join(pgdata, 'postmaster.pid'), `${process.pid}\n${pgdata}\n0\n5432\n/tmp\n`);
     const again = await doDeploy(file, { pgdata, now: new Date('2026-11-28T00:00:00.000Z') });
     expect(fs.readFileSync(autoFile, 'utf8')).toBe(auto);
     expect(again.r.preload.changed).toBe(false);
     expect(again.r.replaced).toBe(true);
     expect(again.out[0]).toMatch(/^updated worker "counter"/);
     expect(again.out).toContain('shared_preload_libraries already includes pg_node_worker');
-    expect(again.out[again.out.length - 1]).toMatch(/^next: pg_ctl restart -D /);
+    expect(again.out[again.out.length - 1]).toBe(
+      "next: the new code runs on the next restart of the worker (SELECT node_worker.restart('counter'), or deploy --restart) or of the server",
+    );
     const m2 = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(m2.sha256).toBe(manifest.sha256);
     expect(m2.deployedAt).toBe('2026-11-28T00:00:00.000Z');
@@ -501,6 +534,174 @@ describe('deploy', () => {
     const auto = fs.statSync(path.join(pgdata, 'postgresql.auto.conf'));
     expect([auto.uid, auto.gid]).toEqual([1234, 1235]);
   });
+
+  describe('--restart', () => {
+    /** postmaster.pid as the server writes it (pidfile.h): pid, datadir, start, port, socket dir, listen, shmem key, status */
+    const pidFile = (pgdata: string, pid: number, socketDir: string, port = 5432) =>
+      write(path.join(pgdata, 'postmaster.pid'), `${pid}\n${pgdata}\n1700000000\n${port}\n${socketDir}\n\n  1234  5678\nready   \n`);
+    const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;
+    const preloaded = { conf: `shared_preload_libraries = 'pg_node_worker'\n` };
+
+    it('a stale postmaster.pid: the server is not running, nothing is restarted', async () => {
+      const pgdata = fakePgdata(preloaded);
+      const pid = deadPid();
+      pidFile(pgdata, pid, '/tmp');
+      const { r, out } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, restart: true });
+      expect(r.serverRunning).toBe(false);
+      expect(r.restartedPid).toBeUndefined();
+      expect(out[out.length - 1]).toMatch(
+        new RegExp(`^the server is not running \\(postmaster.pid names pid ${pid}, which is not running\\): no restart attempted; the new code runs at the next start: pg_ctl start -D ${pgdata} `),
+      );
+    });
+
+    it('a running server that has not loaded pg_node_worker: deployed, told to restart the server, no connection', async () => {
+      const pgdata = fakePgdata(); // preload added by this deploy
+      pidFile(pgdata, process.pid, '/nonexistent-socket-dir');
+      const file = workerFile(simpleWorker(`name: 'w',`));
+      await expect(doDeploy(file, { pgdata, restart: true })).rejects.toThrow(
+        /worker "w" is deployed, but the running server \(pid \d+\) has not loaded pg_node_worker .*The server was not restarted: restart it to start the worker: pg_ctl restart -D /s,
+      );
+      expect(fs.readdirSync(path.join(pgdata, 'node_worker')).sort()).toEqual(['w.js', 'w.json']);
+    });
+
+    it('a server without a unix socket: says so', async () => {
+      const pgdata = fakePgdata(preloaded);
+      pidFile(pgdata, process.pid, '');
+      await expect(doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, restart: true })).rejects.toThrow(
+        /listens on no unix socket \(the socket directory line of postmaster.pid is empty/,
+      );
+    });
+
+    it('runs psql from pg_config --bindir over the socket of postmaster.pid, as the data directory owner', async () => {
+      // a psql that records how it was run and answers like the real one
+      const d = tmpdir('pgnw-fakebin-');
+      fs.chmodSync(d, 0o777);
+      const record = path.join(d, 'record');
+      write(
+        path.join(d, 'bin', 'psql'),
+        `#!/bin/sh\n{ id -u; echo "$HOME"; for a; do echo "$a"; done; echo ---; cat; } > ${record}\necho pid=4242\n`,
+      );
+      fs.chmodSync(path.join(d, 'bin', 'psql'), 0o755);
+      fs.chmodSync(path.join(d, 'bin'), 0o755);
+      const pgc = write(path.join(d, 'pg_config'), `#!/bin/sh\necho ${path.join(d, 'bin')}\n`);
+      fs.chmodSync(pgc, 0o755);
+
+      const pgdata = fakePgdata(preloaded);
+      let owner = { uid: process.getuid!(), name: os.userInfo().username, home: os.homedir() };
+      if (process.getuid?.() === 0) {
+        const pw = fs.readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[0] === 'postgres')!;
+        owner = { uid: Number(pw[2]), name: 'postgres', home: pw[5] };
+        fs.chownSync(pgdata, Number(pw[2]), Number(pw[3]));
+      }
+      pidFile(pgdata, process.pid, '/run/some socket dir', 5433);
+      const { r, out } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, restart: true, pgConfig: pgc, nodeTarget: TARGET });
+      expect(r.restartedPid).toBe(4242);
+      expect(out[out.length - 1]).toBe('restarted worker "w" with the new code: pid 4242 (the server kept running)');
+
+      const [uid, home, ...rest] = fs.readFileSync(record, 'utf8').split('\n');
+      expect(Number(uid)).toBe(owner.uid);
+      if (process.getuid?.() === 0) expect(home).toBe(owner.home);
+      const sep = rest.indexOf('---');
+      const args = rest.slice(0, sep);
+      const script = rest.slice(sep + 1).join('\n');
+      const user = process.env.PGUSER || owner.name;
+      expect(args).toEqual([
+        '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'pgnw_name=w',
+        '-h', '/run/some socket dir', '-p', '5433', '-U', user, '-d', 'postgres', '-f', '-',
+      ]);
+      expect(script).toMatch(/current_setting\('shared_preload_libraries'\)/);
+      expect(script).toMatch(/CREATE EXTENSION IF NOT EXISTS pg_node_worker;\nSELECT 'pid=' \|\| node_worker.restart\(:'pgnw_name'\);/);
+    });
+  });
+});
+
+describe('status table', () => {
+  const row = (r: Partial<StatusRow>): StatusRow => ({
+    name: 'w', kind: 'static', pid: null, state: 'stopped', restarts: 0,
+    started_at: null, last_exit_at: null, last_error: null, ...r,
+  });
+
+  it('aligns columns, right-aligns numbers, shows null as -, keeps the first line of an error', () => {
+    const lines = formatStatusTable([
+      row({ name: 'counter', pid: 12345, state: 'running', restarts: 2, started_at: '2026-11-27 10:00:00+00' }),
+      row({ name: 'job', kind: 'dynamic', pid: 7, state: 'failed', restarts: 12, last_exit_at: '2026-11-27 10:01:00+00', last_error: 'main failed: Error: boom\n    at main (job.ts:3:9)' }),
+    ]);
+    expect(lines).toEqual([
+      'name     kind       pid  state    restarts  started_at              last_exit_at            last_error',
+      '-------  -------  -----  -------  --------  ----------------------  ----------------------  ------------------------',
+      'counter  static   12345  running         2  2026-11-27 10:00:00+00  -                       -',
+      'job      dynamic      7  failed         12  -                       2026-11-27 10:01:00+00  main failed: Error: boom',
+      '(2 workers)',
+    ]);
+  });
+
+  it('prints the header and a count for no workers', () => {
+    expect(formatStatusTable([])).toEqual([
+      'name  kind  pid  state  restarts  started_at  last_exit_at  last_error',
+      '----  ----  ---  -----  --------  ----------  ------------  ----------',
+      '(0 workers)',
+    ]);
+    expect(formatStatusTable([row({})])[3]).toBe('(1 worker)');
+  });
+});
+
+describe('dev mode helpers', () => {
+  it('picks the worker\'s lines out of the server log', () => {
+    const f = new WorkerLogFilter('devw');
+    const log = [
+      '2026-11-27 11:04:16.231 UTC [3581] LOG:  pg_node_worker: registered worker "devw" (database "postgres", bundle /x/devw.js)',
+      '2026-11-27 11:04:16.245 UTC [3581] LOG:  starting PostgreSQL 15.20',
+      '2026-11-27 11:04:16.399 UTC [3588] LOG:  devw: hello',
+      '\tsecond line',
+      '2026-11-27 11:04:16.400 UTC [3588] WARNING:  something the runtime says without the prefix',
+      '2026-11-27 11:04:16.401 UTC [3590] LOG:  other: not ours',
+      '\tnor this',
+      '2026-11-27 11:04:16.402 UTC [3591] ERROR:  relation "t" does not exist at character 15',
+      '2026-11-27 11:04:16.402 UTC [3591] STATEMENT:  select * from t',
+      '2026-11-27 11:04:16.500 UTC [3588] ERROR:  devw: main failed: Error: boom',
+      '\t    at Object.main (/src/devw.ts:8:9)',
+      '2026-11-27 11:04:16.501 UTC [3588] CONTEXT:  the worker',
+      '2026-11-27 11:04:16.907 UTC [3581] LOG:  background worker "node_worker" (PID 3588) exited with exit code 1',
+      '2026-11-27 11:04:16.908 UTC [3581] LOG:  background worker "node_worker" (PID 3590) exited with exit code 1',
+      '2026-11-27 11:04:17.000 UTC [3600] LOG:  node worker "devw" failed 2 times in a row; backing off 1 s before starting',
+      '2026-11-27 11:04:17.100 UTC [3601] FATAL:  the database system is shutting down',
+      '2026-11-27 11:04:17.200 UTC [3588] LOG:  a reused pid is not the worker any more',
+      '2026-11-27 11:04:17.300 UTC [3602] LOG:  node worker "devw2" is another worker',
+    ];
+    expect(log.map((l) => f.push(l)).filter((l) => l !== null)).toEqual([
+      '11:04:16.231 pg_node_worker: registered worker "devw" (database "postgres", bundle /x/devw.js)',
+      '11:04:16.399 devw: hello',
+      '             second line',
+      '11:04:16.400 WARNING: something the runtime says without the prefix',
+      '11:04:16.500 ERROR: devw: main failed: Error: boom',
+      '                 at Object.main (/src/devw.ts:8:9)',
+      '11:04:16.501 CONTEXT: the worker',
+      '11:04:16.907 background worker "node_worker" (PID 3588) exited with exit code 1',
+      '11:04:17.000 node worker "devw" failed 2 times in a row; backing off 1 s before starting',
+      '11:04:17.100 FATAL: the database system is shutting down',
+    ]);
+    // a pid restart() returned counts as the worker's from its first line
+    f.addPid(4000);
+    expect(f.push('2026-11-27 11:05:00.000 UTC [4000] ERROR:  could not load the bundle')).toBe('11:05:00.000 ERROR: could not load the bundle');
+  });
+
+  it('follows a growing file line by line', () => {
+    const file = path.join(tmpdir(), 'server.log');
+    const t = new FileTail(file);
+    expect(t.poll()).toEqual([]); // not there yet
+    fs.writeFileSync(file, 'one\ntw');
+    expect(t.poll()).toEqual(['one']);
+    fs.appendFileSync(file, 'o\nthree\n');
+    expect(t.poll()).toEqual(['two', 'three']);
+    expect(t.poll()).toEqual([]);
+  });
+
+  it('prints esbuild errors as file:line:col: message', async () => {
+    const file = workerFile(`import { defineWorker } from 'pg-node-worker';\nexport default defineWorker({ name: 'w', main() { return (1 +; } });\n`);
+    const e = await bundleError(file);
+    expect(buildErrorLines(e)).toEqual([expect.stringMatching(new RegExp(`^  ${file.replace(/[.]/g, '\\.')}:2:\\d+: Unexpected ";"$`))]);
+    expect(buildErrorLines(new CliError('w.ts does not export a worker'))).toEqual(['  w.ts does not export a worker']);
+  });
 });
 
 describe('command line', () => {
@@ -515,6 +716,9 @@ describe('command line', () => {
     expect(await run(['--help'], a.io)).toBe(0);
     expect(a.out.join('\n')).toMatch(/pg-node-worker deploy FILE \[-D PGDATA\]/);
     expect(a.out.join('\n')).toMatch(/pg-node-worker build FILE \[-o OUT\]/);
+    expect(a.out.join('\n')).toMatch(/pg-node-worker status \[-d CONNSTRING \| -D PGDATA\]/);
+    expect(a.out.join('\n')).toMatch(/pg-node-worker dev FILE \[--port N\] \[--keep\]/);
+    expect(a.out.join('\n')).toMatch(/peer authentication/);
     const b = io();
     expect(await run(['--version'], b.io)).toBe(0);
     expect(b.out[0]).toMatch(/^pg-node-worker \d+\.\d+\.\d+/);
@@ -524,7 +728,22 @@ describe('command line', () => {
   });
 
   it('rejects bad usage with exit status 2', async () => {
-    for (const argv of [['frobnicate', 'x.ts'], ['deploy', '--bogus', 'x.ts'], ['deploy', 'x.ts', 'y.ts'], ['build', '-D', '/x', 'w.ts'], ['deploy', 'x.ts']]) {
+    for (const argv of [
+      ['frobnicate', 'x.ts'],
+      ['deploy', '--bogus', 'x.ts'],
+      ['deploy', 'x.ts', 'y.ts'],
+      ['build', '-D', '/x', 'w.ts'],
+      ['deploy', 'x.ts'],
+      ['status', 'x.ts', '-d', 'dbname=x'],
+      ['status', '-d', 'dbname=x', '-D', '/x'],
+      ['status'],
+      ['status', '--restart', '-d', 'x'],
+      ['dev'],
+      ['dev', 'x.ts', '--port', 'abc'],
+      ['dev', 'x.ts', '--port', '70000'],
+      ['dev', 'x.ts', '-D', '/x'],
+      ['deploy', 'x.ts', '--keep', '-D', '/x'],
+    ]) {
       const a = io({});
       expect([argv, await run(argv, a.io)]).toEqual([argv, 2]);
       expect(a.err.join('\n')).toMatch(/^pg-node-worker: /);
@@ -548,5 +767,25 @@ describe('command line', () => {
     const a = io({ PGDATA: pgdata });
     expect(await run(['deploy', workerFile(simpleWorker(`name: 'w',`))], a.io)).toBe(2);
     expect(a.err).toEqual([`pg-node-worker: data directory ${pgdata} does not exist`]);
+  });
+
+  it('status -D of a data directory whose server is not running says so', async () => {
+    const pgdata = path.join(tmpdir(), 'data');
+    write(path.join(pgdata, 'PG_VERSION'), '15\n');
+    const a = io({});
+    expect(await run(['status', '-D', pgdata], a.io)).toBe(2);
+    expect(a.err).toEqual([`pg-node-worker: the server of ${pgdata} is not running (no postmaster.pid)`]);
+    const b = io({ PGDATA: pgdata });
+    expect(await run(['status'], b.io)).toBe(2);
+    expect(b.err).toEqual(a.err);
+  });
+
+  it('dev refuses a file that does not build before creating any cluster', async () => {
+    const before = new Set(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('pgnw-dev-')));
+    const file = workerFile(`export default 42;\n`);
+    const a = io({});
+    expect(await run(['dev', file, '--target', TARGET], a.io)).toBe(2);
+    expect(a.err.join('\n')).toMatch(/does not export a worker/);
+    expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('pgnw-dev-') && !before.has(f))).toEqual([]);
   });
 });

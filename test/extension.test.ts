@@ -38,7 +38,9 @@ describe('pg_node_worker preloaded', () => {
       { name: 'node_worker.directory', setting: 'node_worker', context: 'postmaster' },
       { name: 'node_worker.heap_limit_mb', setting: '256', context: 'postmaster' },
       { name: 'node_worker.max_failures', setting: '5', context: 'sighup' },
+      { name: 'node_worker.max_message_kb', setting: '64', context: 'postmaster' },
       { name: 'node_worker.max_workers', setting: '64', context: 'postmaster' },
+      { name: 'node_worker.queue_size_kb', setting: '256', context: 'postmaster' },
       { name: 'node_worker.shutdown_grace_ms', setting: '2000', context: 'sighup' },
     ]);
     const err = await cluster.query('SET node_worker.bogus = 1').then(() => null, (e) => e);

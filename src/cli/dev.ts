@@ -14,7 +14,7 @@ import {
   lookupUser,
   OsUser,
   pgProgram,
-  processAlive,
+  processExited,
   psql,
   PsqlTarget,
   readPostmasterPid,
@@ -91,7 +91,10 @@ export class WorkerLogFilter {
       show = true;
     } else if (severity === 'LOG' || severity === 'ERROR' || severity === 'WARNING') {
       const p = /\(PID (\d+)\)/.exec(message);
-      show = this.names.test(message) || (p !== null && this.pids.has(Number(p[1])));
+      const ofOurs = p !== null && this.pids.has(Number(p[1]));
+      show = this.names.test(message) || ofOurs;
+      // that process is gone: its pid may be reused by an unrelated backend
+      if (ofOurs && / exited | was terminated /.test(message)) this.pids.delete(Number(p[1]));
     }
     this.lastShown = show;
     this.lastPid = pid;
@@ -308,6 +311,8 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
     if (pm && pm.alive) {
       const r = await runProgram(pgCtl, ['stop', '-D', datadir, '-m', 'fast', '-w', '-t', '60', '-s'], { as: serverUser, cwd: dir });
       if (r.status !== 0) err(`pg_ctl stop failed: ${(r.stdout + r.stderr).trim()}`);
+      // pg_ctl returns when postmaster.pid is gone; the process itself exits a moment later
+      for (let i = 0; i < 100 && !processExited(pm.pid); i++) await new Promise((r) => setTimeout(r, 50));
     }
     drainLog();
     if (opts.keep) {
@@ -347,7 +352,7 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
     if (!stopRequested) {
       pollTimer = setInterval(() => {
         drainLog();
-        if (!stopRequested && postmasterPid !== undefined && !processAlive(postmasterPid)) {
+        if (!stopRequested && postmasterPid !== undefined && processExited(postmasterPid)) {
           err(`the server (pid ${postmasterPid}) is gone`);
           serverDied = true;
           requestStop();
@@ -358,6 +363,11 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
       await psql(pgConfig, target, 'SET client_min_messages = warning;\nCREATE EXTENSION IF NOT EXISTS pg_node_worker;\n');
     }
   } catch (e) {
+    if (stopRequested) {
+      // Ctrl-C while setting up (it also reached initdb or pg_ctl): not an error
+      await cleanup();
+      return serverDied ? 1 : 0;
+    }
     if (fs.existsSync(logFile)) {
       const lines = fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-20);
       err(`last lines of the server log:`);
@@ -376,14 +386,8 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
   out(`Ctrl-C stops the server and ${opts.keep ? 'keeps' : 'removes'} ${dir}`);
 
   // --- watch, rebuild, redeploy, restart
-  let building = false;
-  let again = false;
-  const rebuild = async (): Promise<void> => {
-    if (building) {
-      again = true;
-      return;
-    }
-    building = true;
+  /** One build; on success deploy and restart the worker. Never throws. */
+  const buildOnce = async (): Promise<void> => {
     try {
       let next: BundleResult;
       try {
@@ -416,21 +420,27 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
       out(`restarted ${name} (pid ${r.pid})`);
     } catch (e) {
       if (!stopRequested) err(`could not restart "${name}": ${errorText(e)}`);
-    } finally {
-      building = false;
-      if (again && !stopRequested) {
-        again = false;
-        inflight = rebuild();
-      }
     }
   };
-  watcher = new SourceWatcher(
-    () => {
-      if (!stopRequested) inflight = rebuild();
-    },
-    opts.debounceMs ?? 100,
-    (m) => err(`warning: ${m}`),
-  );
+  // one build at a time; saves during a build make one more build after it
+  let building = false;
+  let again = false;
+  const onChange = () => {
+    if (stopRequested) return;
+    if (building) {
+      again = true;
+      return;
+    }
+    building = true;
+    inflight = (async () => {
+      do {
+        again = false;
+        await buildOnce();
+      } while (again && !stopRequested);
+      building = false;
+    })();
+  };
+  watcher = new SourceWatcher(onChange, opts.debounceMs ?? 100, (m) => err(`warning: ${m}`));
   watcher.set([absFile, ...bundle.inputs]);
 
   await stopped;

@@ -7,12 +7,16 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundleWorker, displayPath } from './bundle';
 import { deploy, pgConfigCommand, resolveNodeTarget } from './deploy';
+import { dev } from './dev';
+import { status } from './status';
 import { CliError } from './errors';
 
 export const USAGE = `Usage:
   pg-node-worker deploy FILE [-D PGDATA] [--directory DIR] [--config-file CONF]
                              [--target node18.20] [--restart]
   pg-node-worker build FILE [-o OUT] [--target node18.20]
+  pg-node-worker status [-d CONNSTRING | -D PGDATA]
+  pg-node-worker dev FILE [--port N] [--keep] [--target node18.20]
   pg-node-worker --help | --version
 
 FILE is a .ts or .js module whose default export is defineWorker({ name, main, ... })
@@ -20,12 +24,21 @@ from 'pg-node-worker'. It is bundled (npm packages resolved from FILE's folder) 
 script for the Node embedded in the server.
 
 Commands:
-  deploy   Write <name>.js and <name>.json into the worker directory of the data
-           directory and add pg_node_worker to shared_preload_libraries (in
-           postgresql.auto.conf, as ALTER SYSTEM would). The worker starts when the
-           server (re)starts.
+  deploy   Write <name>.js (then <name>.json) atomically into the worker directory of
+           the data directory and add pg_node_worker to shared_preload_libraries (in
+           postgresql.auto.conf, as ALTER SYSTEM would). A stopped server runs the
+           worker when it starts; a running one when the worker restarts
+           (SELECT node_worker.restart('<name>')), which --restart does.
   build    Write the bundle to OUT (default ./<name>.js) and print the definition as
            JSON. Touches no data directory.
+  status   Print the view node_worker.workers as a table (needs CREATE EXTENSION
+           pg_node_worker in that database).
+  dev      Create a throwaway cluster in a temp directory (socket only, trust
+           authentication, directory mode 0700), deploy FILE, start the server and
+           show the worker's log lines. Every save of FILE or of a local file it
+           imports rebuilds and restarts the worker; a build error is shown and the
+           previous code keeps running. Ctrl-C stops the server and removes the
+           directory.
 
 Options:
   -D, --pgdata DIR       data directory (default: $PGDATA)
@@ -36,15 +49,35 @@ Options:
       --target TARGET    esbuild target (default: the Node version of the installed
                          extension, <pg_config --pkglibdir>/pg_node_worker/node-version;
                          node18 when it is not installed)
-      --restart          run pg_ctl restart -D PGDATA -w after deploying (start,
-                         when the server is not running)
+      --restart          (deploy) when the server is running: restart just this
+                         worker so that the new code runs; the server keeps running
+                         and the new pid is printed. Not running: nothing is
+                         restarted (the code runs at the next start). A server that
+                         was started without pg_node_worker in
+                         shared_preload_libraries cannot restart a worker: deploy
+                         then says to restart the server (exit status 2) and does
+                         not do it.
   -o, --out FILE         (build) where to write the bundle
+  -d, --dbname CONN      (status) a connection string, URI or database name, as for
+                         psql -d; psql runs as you
+      --port N           (dev) port of the socket (default 5432; the socket is in the
+                         cluster's own directory, so no other server is in the way)
+      --keep             (dev) on exit, stop the server but keep the directory
   -h, --help             show this help
   -v, --version          show the version
+
+Connecting (deploy --restart, status -D): over the unix socket named in
+PGDATA/postmaster.pid (its socket directory and port), database postgres, as the
+database user $PGUSER or else the name of the data directory's owner. SQL goes through
+psql (<pg_config --bindir>/psql); when the CLI runs as root, psql runs as the data
+directory's owner, so that peer authentication (Debian's default for local
+connections: the OS user must be the database user) accepts it, as does trust. Other
+methods take libpq's usual settings (PGPASSWORD, ~/.pgpass, PGSERVICE).
 
 Environment:
   PGDATA     default for -D
   PG_CONFIG  the pg_config to use (default: pg_config on PATH)
+  PGUSER     the database user for deploy --restart and status -D
 
 Exit status: 0 done, 2 usage or input error (message on stderr), 1 internal error.
 `;
@@ -80,6 +113,9 @@ const OPTIONS = {
   target: { type: 'string' },
   restart: { type: 'boolean' },
   out: { type: 'string', short: 'o' },
+  dbname: { type: 'string', short: 'd' },
+  port: { type: 'string' },
+  keep: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -87,6 +123,8 @@ const OPTIONS = {
 const ALLOWED: Record<string, readonly string[]> = {
   deploy: ['pgdata', 'directory', 'config-file', 'target', 'restart', 'help'],
   build: ['out', 'target', 'help'],
+  status: ['dbname', 'pgdata', 'help'],
+  dev: ['port', 'keep', 'target', 'help'],
 };
 
 function usageError(msg: string): CliError {
@@ -121,8 +159,32 @@ export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
     for (const [k, v] of Object.entries(values)) {
       if (v !== undefined && !allowed.includes(k)) throw usageError(`option --${k} does not apply to ${command}`);
     }
+    if (command === 'status') {
+      if (rest.length !== 0) throw usageError(`status takes no FILE (got ${rest.length} argument${rest.length === 1 ? '' : 's'})`);
+      if (values.dbname !== undefined && values.pgdata !== undefined) throw usageError('status takes -d or -D, not both');
+      const pgdata = values.dbname === undefined ? values.pgdata || io.env.PGDATA : undefined;
+      if (values.dbname === undefined && !pgdata) throw usageError('status needs -d CONNSTRING or -D PGDATA (or PGDATA set)');
+      await status({ conninfo: values.dbname, pgdata, pgConfig: pgConfigCommand(io.env.PG_CONFIG), log: io.out });
+      return 0;
+    }
     if (rest.length !== 1) throw usageError(`${command} takes one FILE (got ${rest.length})`);
     const file = rest[0];
+
+    if (command === 'dev') {
+      let port: number | undefined;
+      if (values.port !== undefined) {
+        port = Number(values.port);
+        if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) throw usageError(`invalid --port ${values.port}`);
+      }
+      return await dev(file, {
+        port,
+        keep: values.keep,
+        nodeTarget: values.target,
+        pgConfig: pgConfigCommand(io.env.PG_CONFIG),
+        out: io.out,
+        err: io.err,
+      });
+    }
 
     if (command === 'deploy') {
       const pgdata = values.pgdata || io.env.PGDATA;

@@ -145,6 +145,16 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** True once a process has exited (a zombie waiting for its parent to reap it counts as exited). */
+export function processExited(pid: number): boolean {
+  if (!processAlive(pid)) return true;
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] === 'Z';
+  } catch {
+    return !processAlive(pid);
+  }
+}
+
 /**
  * Read PGDATA/postmaster.pid (see pidfile.h): line 1 pid, 4 port, 5 first socket directory,
  * 8 status. Null when there is no such file (the server is not running).
@@ -271,7 +281,14 @@ SELECT 'pid=' || node_worker.restart(:'pgnw_name');
 \\endif
 `,
     { pgnw_name: name },
-  );
+  ).catch((e: unknown) => {
+    if (e instanceof CliError && /function node_worker\.restart\(.*\) does not exist/.test(e.message)) {
+      throw new CliError(
+        `${e.message}\n(the extension in database postgres is an older version: ALTER EXTENSION pg_node_worker UPDATE)`,
+      );
+    }
+    throw e;
+  });
   const m = /^pid=(\d+)$/m.exec(out);
   if (m) return { ok: true, pid: Number(m[1]) };
   if (/^not-preloaded$/m.test(out)) return { ok: false, reason: 'not-preloaded' };

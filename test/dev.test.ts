@@ -1,0 +1,152 @@
+/**
+ * `pg-node-worker dev FILE`, driven like a developer would: start it, wait for the worker's log
+ * line, edit the file, break it, fix it, Ctrl-C.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { alive, procStat, REPO, sleep, waitFor } from './helpers/cluster';
+
+const CLI = path.join(REPO, 'bin', 'pg-node-worker.js');
+
+const source = (text: string) => `import { defineWorker } from 'pg-node-worker';
+import { suffix } from './lib/suffix';
+export default defineWorker({
+  name: 'devw',
+  async main(ctx) {
+    ctx.log.info('${text} from pid ' + ctx.worker.pid + suffix);
+    while (!ctx.signal.aborted) await ctx.sleep(60000);
+  },
+});
+`;
+
+/** A process that exited but was not reaped yet (a zombie) is not running. */
+const running = (pid: number) => alive(pid) && procStat(pid)?.[0] !== 'Z';
+
+/** Processes whose command line mentions `needle` (a postmaster names its data directory). */
+function processesMentioning(needle: string): number[] {
+  const found: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(needle) && running(Number(d))) found.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
+}
+
+let child: ChildProcess | undefined;
+let clusterDir: string | undefined;
+const srcDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-devsrc-'));
+
+afterAll(async () => {
+  // a failed test must not leave the dev process or its cluster behind
+  if (child && child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGINT');
+    await sleep(3000);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+  if (clusterDir && fs.existsSync(path.join(clusterDir, 'data', 'postmaster.pid'))) {
+    const pid = Number(fs.readFileSync(path.join(clusterDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (pid > 0) process.kill(pid, 'SIGQUIT');
+    await sleep(500);
+  }
+  if (clusterDir) fs.rmSync(clusterDir, { recursive: true, force: true });
+  fs.rmSync(srcDir, { recursive: true, force: true });
+});
+
+describe('dev', () => {
+  it('runs the worker in a throwaway cluster, restarts it on save, survives a build error, cleans up on Ctrl-C', async () => {
+    const file = path.join(srcDir, 'devw.ts');
+    const lib = path.join(srcDir, 'lib', 'suffix.ts');
+    fs.mkdirSync(path.dirname(lib));
+    fs.writeFileSync(lib, `export const suffix = '';\n`);
+    fs.writeFileSync(file, source('first version'));
+
+    let output = '';
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child = spawn(process.execPath, [CLI, 'dev', file, '--port', '5439'], { cwd: REPO, env: { ...process.env } });
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+    /** Waits for `re` in the output written after offset `from`; the message shows the output. */
+    const see = async (re: RegExp, from = 0, timeoutMs = 20000): Promise<RegExpMatchArray> => {
+      try {
+        return await waitFor(`${re}`, () => output.slice(from).match(re), timeoutMs);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n--- dev output ---\n${output}`);
+      }
+    };
+
+    const [, dir, port] = await see(/connect with: psql -h (\S+) -p (\d+) -U postgres\n/);
+    clusterDir = dir;
+    expect(port).toBe('5439');
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+    const first = Number((await see(/^\S+ devw: first version from pid (\d+)$/m))[1]);
+
+    const client = new pg.Client({ host: dir, port: Number(port), user: 'postgres', database: 'postgres' });
+    client.on('error', () => undefined);
+    await client.connect();
+    const workerPid = async () =>
+      (await client.query("SELECT pid FROM pg_stat_activity WHERE backend_type = 'node_worker' AND application_name = 'devw'")).rows.map((r) => r.pid);
+    let third = 0;
+    let withSuffix = 0;
+    try {
+      expect(await workerPid()).toEqual([first]);
+
+      // save a change: rebuilt, redeployed, restarted
+      let from = output.length;
+      fs.writeFileSync(file, source('second version'));
+      const second = Number((await see(/^\S+ devw: second version from pid (\d+)$/m, from))[1]);
+      expect(second).not.toBe(first);
+      expect(Number((await see(/^restarted devw \(pid (\d+)\)$/m, from))[1])).toBe(second);
+      expect(await workerPid()).toEqual([second]);
+
+      // a save of a local file it imports does the same
+      from = output.length;
+      fs.writeFileSync(lib, `export const suffix = ' (with a suffix)';\n`);
+      withSuffix = Number((await see(/^\S+ devw: second version from pid (\d+) \(with a suffix\)$/m, from))[1]);
+      expect(withSuffix).not.toBe(second);
+      expect(await workerPid()).toEqual([withSuffix]);
+
+      // a syntax error on line 6: esbuild's message with file:line:col, the old worker keeps running
+      from = output.length;
+      fs.writeFileSync(file, source('third version').replace(`'third version from pid ' +`, `'third version' +;`));
+      await see(new RegExp(`build failed; worker "devw" keeps running the previous code:\\n  ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:6:\\d+: \\S.*\\n`), from);
+      await sleep(1000);
+      expect(output.slice(from)).not.toMatch(/restarted devw|third version/);
+      expect(await workerPid()).toEqual([withSuffix]);
+
+      // fixed: runs again
+      from = output.length;
+      fs.writeFileSync(file, source('third version'));
+      third = Number((await see(/^\S+ devw: third version from pid (\d+) \(with a suffix\)$/m, from))[1]);
+      expect(third).not.toBe(withSuffix);
+      expect(await workerPid()).toEqual([third]);
+    } finally {
+      await client.end();
+    }
+
+    // Ctrl-C: the server stops, the directory goes, exit 0
+    const postmaster = Number(fs.readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    expect(running(postmaster)).toBe(true);
+    expect(processesMentioning(dir)).toContain(postmaster);
+    child!.kill('SIGINT');
+    const { code, signal } = await Promise.race([
+      exited,
+      sleep(20000).then(() => ({ code: -1, signal: null as NodeJS.Signals | null })),
+    ]);
+    expect({ code, signal }, output).toEqual({ code: 0, signal: null });
+    expect(output).toContain(`stopped the server and removed ${dir}`);
+    expect(fs.existsSync(dir)).toBe(false);
+    expect(running(postmaster)).toBe(false);
+    expect(running(third)).toBe(false);
+    expect(processesMentioning(dir)).toEqual([]);
+  }, 40000);
+});
