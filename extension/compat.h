@@ -73,4 +73,35 @@ typedef void pgnw_json_action_result;
 	parse_analyze_varparams((raw), (sql), (types), (ntypes))
 #endif
 
+/*
+ * Buffer tags and relation file identities (native/buffers_ops.c): 16
+ * renamed RelFileNode to RelFileLocator (spcOid, dbOid, relNumber) and
+ * flattened BufferTag.  Include storage/buf_internals.h and utils/rel.h
+ * before using these.
+ */
+#if PG_VERSION_NUM >= 160000
+#define pgnw_buftag_spc(tag)	((tag)->spcOid)
+#define pgnw_buftag_db(tag)		((tag)->dbOid)
+#define pgnw_buftag_rel(tag)	((Oid) BufTagGetRelNumber(tag))
+#define pgnw_buftag_fork(tag)	BufTagGetForkNum(tag)
+#define pgnw_rel_spc(rel)		((rel)->rd_locator.spcOid)
+#define pgnw_rel_db(rel)		((rel)->rd_locator.dbOid)
+#define pgnw_rel_filenode(rel)	((Oid) (rel)->rd_locator.relNumber)
+#else
+#define pgnw_buftag_spc(tag)	((tag)->rnode.spcNode)
+#define pgnw_buftag_db(tag)		((tag)->rnode.dbNode)
+#define pgnw_buftag_rel(tag)	((tag)->rnode.relNode)
+#define pgnw_buftag_fork(tag)	((tag)->forkNum)
+#define pgnw_rel_spc(rel)		((rel)->rd_node.spcNode)
+#define pgnw_rel_db(rel)		((rel)->rd_node.dbNode)
+#define pgnw_rel_filenode(rel)	((rel)->rd_node.relNode)
+#endif
+
+/* 16 added an error-saving context argument.  Needs utils/regproc.h. */
+#if PG_VERSION_NUM >= 160000
+#define pgnw_qualified_name_list(s) stringToQualifiedNameList((s), NULL)
+#else
+#define pgnw_qualified_name_list(s) stringToQualifiedNameList(s)
+#endif
+
 #endif							/* PGNW_COMPAT_H */

@@ -191,6 +191,25 @@ extern PGDLLEXPORT int pgnw_worker_take_messages(int slot, TimestampTz my_start,
 extern PGDLLEXPORT bool pgnw_worker_reply(int procno, uint64 request_id, bool is_error,
 										  const char *sqlstate, const char *data, uint32 len);
 
+/* ---- shared.c: named shared memory regions (ctx.shared) ---- */
+
+#define PGNW_REGION_NAME_MAX 63		/* bytes */
+#define PGNW_MAX_REGIONS 256
+
+/* node_worker.shared_memory_mb: the pool regions are allocated from (0: disabled) */
+extern PGDLLEXPORT int pgnw_shared_memory_mb;
+extern Size pgnw_shared_shmem_size(void);
+extern void pgnw_shared_define_gucs(void);
+extern void pgnw_shared_shmem_startup(void);
+
+/*
+ * The region called name, of exactly size bytes, created zero-filled on
+ * first use (*created says so; created may be NULL).  ereports on a bad
+ * name, a size other than the existing region's, or a full pool/directory.
+ * The memory stays valid until the process exits.
+ */
+extern PGDLLEXPORT void *pgnw_shared_region(const char *name, Size size, bool *created);
+
 /* the bgworker registration of a node worker for slot "index" */
 extern void pgnw_fill_bgworker(BackgroundWorker *worker, const PgnwManifest *m, int index);
 /* start a dynamic worker (ereports on error); returns its pid */

@@ -105,8 +105,9 @@ pgnw_shmem_request(void)
 #endif
 	RequestAddinShmemSpace(pgnw_shmem_size());
 	RequestAddinShmemSpace(pgnw_messaging_shmem_size());
-	/* [0]: the slots, [1]: inboxes and mailboxes */
-	RequestNamedLWLockTranche("pg_node_worker", 2);
+	RequestAddinShmemSpace(pgnw_shared_shmem_size());
+	/* [0]: the slots, [1]: inboxes and mailboxes, [2]: shared regions (shared.c) */
+	RequestNamedLWLockTranche("pg_node_worker", 3);
 }
 
 static void
@@ -150,6 +151,7 @@ pgnw_shmem_startup(void)
 		}
 	}
 	pgnw_messaging_shmem_startup();
+	pgnw_shared_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -178,6 +180,7 @@ pgnw_supervisor_init(void)
 							NULL, NULL, NULL);
 
 	pgnw_messaging_define_gucs();
+	pgnw_shared_define_gucs();
 
 	pgnw_prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pgnw_shmem_startup;

@@ -16,7 +16,8 @@
   'targets': [
     {
       'target_name': 'pg_node_worker_bridge',
-      'sources': [ 'bridge.cc', 'guard.c', 'control.cc', 'control_ops.c', 'messaging.cc', 'messaging_ops.c' ],
+      'sources': [ 'bridge.cc', 'guard.c', 'control.cc', 'control_ops.c', 'messaging.cc', 'messaging_ops.c',
+                   'buffers.cc', 'buffers_ops.c', 'shared.cc' ],
       'include_dirs': [
         '<!(node -p "require(\'node-addon-api\').include_dir")',
         '<!(<(pg_config) --includedir-server)',

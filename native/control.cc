@@ -11,6 +11,8 @@
 #include "control.h"
 
 void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
+void		RegisterMessaging(Napi::Env env, Napi::Object exports);
+void		RegisterBuffers(Napi::Env env, Napi::Object exports);
 
 namespace
 {
@@ -111,4 +113,6 @@ RegisterControl(Napi::Env env, Napi::Object exports)
 	exports.Set("reportError", Napi::Function::New(env, ReportError));
 	exports.Set("isInRecovery", Napi::Function::New(env, IsInRecovery));
 	exports.Set("workerArgs", Napi::Function::New(env, WorkerArgs));
+	RegisterMessaging(env, exports);
+	RegisterBuffers(env, exports);
 }

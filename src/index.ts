@@ -8,10 +8,16 @@ export { defineWorker, DEFINITION_BRAND } from './define';
 export { PgError } from './errors';
 export type { PgErrorFields } from './errors';
 export type {
+  BufferSnapshot,
+  Buffers,
+  BufferStats,
   CallMeta,
+  ForkName,
   Message,
   SleepResult,
   Logger,
+  PrewarmOptions,
+  RelationRef,
   Result,
   Row,
   Sql,

@@ -107,6 +107,81 @@ export interface Message extends CallMeta {
 /** Why `ctx.sleep()` resolved. */
 export type SleepResult = 'timeout' | 'wake' | 'abort';
 
+/** A relation: its name (schema-qualified, or found through `search_path`) or its oid. */
+export type RelationRef = string | number;
+
+/** A relation fork. In snapshots forks are numbers: 0 main, 1 fsm, 2 vm, 3 init. */
+export type ForkName = 'main' | 'fsm' | 'vm' | 'init';
+
+/**
+ * Every valid buffer of shared_buffers at one moment, column by column: entry `i` of each
+ * array describes one buffer. Each buffer was read under its header lock (as pg_buffercache
+ * does), one at a time: the snapshot as a whole is not atomic.
+ */
+export interface BufferSnapshot {
+  /** Valid buffers (the length of every array). */
+  readonly count: number;
+  /** All buffers (shared_buffers / block size). */
+  readonly total: number;
+  /** Database oid; 0 for shared catalogs. */
+  readonly database: Uint32Array;
+  /** Tablespace oid (1663 pg_default, 1664 pg_global). */
+  readonly tablespace: Uint32Array;
+  /** The relation's file node (`pg_relation_filenode()`, `pg_filenode_relation()` map it back). */
+  readonly relfilenode: Uint32Array;
+  /** 0 main, 1 fsm, 2 vm, 3 init. */
+  readonly fork: Uint8Array;
+  readonly block: Uint32Array;
+  /** 1 when the buffer has changes not yet written. */
+  readonly dirty: Uint8Array;
+  /** The clock sweep's usage count (0-5). */
+  readonly usage: Uint8Array;
+}
+
+/** A summary of shared_buffers, like PostgreSQL 16's pg_buffercache_summary(). */
+export interface BufferStats {
+  readonly total: number;
+  readonly used: number;
+  readonly unused: number;
+  readonly dirty: number;
+  /** Buffers pinned by any backend at that moment. */
+  readonly pinned: number;
+  /** Average usage count of the used buffers (0 when none). */
+  readonly usageAverage: number;
+}
+
+export interface PrewarmOptions {
+  /** Default `'main'`. */
+  fork?: ForkName;
+  /** First block to read (default 0). */
+  first?: number;
+  /** Last block to read, inclusive (default: the fork's last block). */
+  last?: number;
+}
+
+/**
+ * The buffer cache (shared_buffers). Each call needs the privileges of the PostgreSQL function
+ * it matches, checked against the worker's role (`PgError 42501` otherwise). Relation errors are
+ * `PgError`s: an unknown name `42P01`, a relation without storage (a view) `42809`, a bad fork
+ * name or a block past the end `22023`.
+ */
+export interface Buffers {
+  /** Every valid buffer, as typed arrays. Needs the privileges of `pg_monitor` (as pg_buffercache). */
+  snapshot(): BufferSnapshot;
+  /** Used / dirty / pinned buffers and the average usage count. Needs `pg_monitor`. */
+  stats(): BufferStats;
+  /** The fork's size in blocks, and how many of them are in shared_buffers. Needs `pg_monitor`. */
+  residency(relation: RelationRef, fork?: ForkName): { blocks: number; cached: number };
+  /**
+   * Reads blocks into shared_buffers through the buffer manager (pg_prewarm's `'buffer'` mode),
+   * servicing interrupts between blocks; returns how many were read. Needs SELECT on the
+   * relation (as pg_prewarm).
+   */
+  prewarm(relation: RelationRef, options?: PrewarmOptions): number;
+  /** A copy of one page, taken under a share lock (pageinspect's get_raw_page). Superuser only. */
+  readPage(relation: RelationRef, block: number, fork?: ForkName): Uint8Array;
+}
+
 /** What `main` receives. */
 export interface WorkerContext {
   readonly worker: WorkerInfo;
@@ -150,6 +225,17 @@ export interface WorkerContext {
   /** The current value of a setting (including custom ones such as `myworker.naptime`), or null. */
   setting(name: string): string | null;
   readonly log: Logger;
+  /** The buffer cache: snapshot, stats, residency, prewarm, readPage. */
+  readonly buffers: Buffers;
+  /**
+   * A named region of shared memory, created zero-filled on first use and the same memory in
+   * every worker (and for `node_worker.shared_read()`), as a `SharedArrayBuffer`: use
+   * `Int32Array`/`BigInt64Array` with `Atomics.add/compareExchange/load/store`, which are atomic
+   * across processes. `bytes` must match the existing region's size. Regions live until the
+   * server stops (they survive worker restarts) and come out of `node_worker.shared_memory_mb`.
+   * `Atomics.wait/notify` do not work across processes: use `node_worker.wake()`/messages.
+   */
+  shared(name: string, bytes: number): SharedArrayBuffer;
 }
 
 /** When the postmaster starts the worker. */

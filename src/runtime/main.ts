@@ -15,6 +15,7 @@ import { format } from 'util';
 import { defineWorker, DEFINITION_BRAND, definitionMetadata } from '../define';
 import { PgError } from '../errors';
 import type { Logger, SleepResult, WorkerContext, WorkerDefinition, WorkerHandle } from '../types';
+import { makeBuffers, makeShared } from './buffers';
 import { Inbox } from './inbox';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
@@ -218,6 +219,8 @@ export function start(runtimeDir: string, bundlePath: string): void {
     args: parseArgs(native.workerArgs()),
     launch: (name: string, args?: unknown) => launchWorker(native, name, args),
     isInRecovery: () => native.isInRecovery(),
+    buffers: makeBuffers(native),
+    shared: makeShared(native),
   }) as WorkerContext;
 
   native.markRunning();

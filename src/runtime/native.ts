@@ -42,6 +42,8 @@ export interface NativeBridge {
   exit(code: number): void;
   signalStats(): { forwarded: number; onMain: number; restored: number };
   shutdownRequested(): boolean;
+  /** A full GC that shrinks V8's young generation, then malloc_trim (an idle worker's start-up garbage). */
+  releaseMemory(): void;
 
   // control surface (native/control.cc, issue #3)
   launch(name: string, args: string | null): { pid: number; slot: number };
@@ -53,6 +55,24 @@ export interface NativeBridge {
   // inbox (native/messaging.cc)
   takeMessages(): [woken: boolean, messages: [isCall: boolean, requestId: string, callerProcno: number, callerPid: number, role: string, database: string, payloadJson: string][]];
   reply(callerProcno: number, requestId: string, isError: boolean, sqlstate: string | null, text: string): boolean;
+  // buffer cache and shared regions (native/buffers.cc, native/shared.cc)
+  buffersSnapshot(): {
+    count: number;
+    total: number;
+    database: Uint32Array;
+    tablespace: Uint32Array;
+    relfilenode: Uint32Array;
+    fork: Uint8Array;
+    block: Uint32Array;
+    dirty: Uint8Array;
+    usage: Uint8Array;
+  };
+  buffersStats(): { total: number; used: number; unused: number; dirty: number; pinned: number; usageAverage: number };
+  /** relation: name or oid; → [blocks, cached] */
+  buffersResidency(relation: string | number, fork: string | null): [blocks: number, cached: number];
+  buffersPrewarm(relation: string | number, fork: string | null, first: number | null, last: number | null): number;
+  buffersReadPage(relation: string | number, block: number, fork: string | null): Uint8Array;
+  sharedOpen(name: string, bytes: number): [buffer: SharedArrayBuffer, created: boolean];
 }
 
 export const LOG_DEBUG = 0;
