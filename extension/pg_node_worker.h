@@ -111,6 +111,7 @@ typedef struct PgnwSlot
 	PgnwState	state;
 	pid_t		pid;			/* 0 when not running */
 	int			procno;			/* its PGPROC number (latch), -1 when not running */
+	pid_t		main_pid;		/* the last process that reached main() */
 	bool		wake_pending;	/* node_worker.wake() since the worker last looked */
 	int			starts;			/* processes started for this slot */
 	int			consecutive_failures;

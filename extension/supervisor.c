@@ -370,6 +370,7 @@ pgnw_worker_set_running(void)
 		return;
 	LWLockAcquire(pgnw_shared->lock, LW_EXCLUSIVE);
 	pgnw_shared->slots[pgnw_my_slot].state = PGNW_STATE_RUNNING;
+	pgnw_shared->slots[pgnw_my_slot].main_pid = MyProcPid;
 	pgnw_shared->slots[pgnw_my_slot].last_error[0] = '\0';
 	pgnw_shared->slots[pgnw_my_slot].last_sqlstate[0] = '\0';
 	LWLockRelease(pgnw_shared->lock);
@@ -600,7 +601,8 @@ pgnw_wait_until_running(int index, pid_t pid, const char *name)
 		s = pgnw_shared->slots[index];
 		LWLockRelease(pgnw_shared->lock);
 
-		if (s.pid == pid && s.state == PGNW_STATE_RUNNING)
+		/* it reached main(), even if it already finished */
+		if (s.main_pid == pid)
 			return;
 		if (kill(pid, 0) != 0 || (s.pid != pid && s.pid != 0) ||
 			(s.pid == 0 && s.last_exit_at != 0 && s.state != PGNW_STATE_STARTING))
