@@ -718,6 +718,12 @@ pgnw_run_node(const PgnwManifest *manifest)
 
 extern "C" PGDLLEXPORT void pg_node_worker_main(Datum main_arg);
 
+static void
+pgnw_connect_context(void *arg)
+{
+	errcontext("node worker \"%s\" connecting to its database", (const char *) arg);
+}
+
 void
 pg_node_worker_main(Datum main_arg)
 {
@@ -757,8 +763,20 @@ pg_node_worker_main(Datum main_arg)
 	strlcpy(pgnw_worker_info.name, manifest.name, sizeof(pgnw_worker_info.name));
 	if (manifest.start_time != BgWorkerStart_PostmasterStart)
 	{
+		char		why[256];
+		ErrorContextCallback context;
+
+		/* a FATAL here (unknown database or role) names the worker, and the view says why */
+		snprintf(why, sizeof(why), "could not connect to database \"%s\" as role \"%s\" (see the server log)",
+				 manifest.database, manifest.role[0] ? manifest.role : "(bootstrap superuser)");
+		pgnw_worker_set_error(NULL, why);
+		context.callback = pgnw_connect_context;
+		context.arg = manifest.name;
+		context.previous = error_context_stack;
+		error_context_stack = &context;
 		BackgroundWorkerInitializeConnection(manifest.database,
 											 manifest.role[0] ? manifest.role : NULL, 0);
+		error_context_stack = context.previous;
 		pgnw_worker_info.connected = true;
 		strlcpy(pgnw_worker_info.database, manifest.database, sizeof(pgnw_worker_info.database));
 		strlcpy(pgnw_worker_info.role, manifest.role, sizeof(pgnw_worker_info.role));

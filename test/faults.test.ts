@@ -468,6 +468,9 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
       expect(times[1] - times[0]).toBeGreaterThanOrEqual(0.9);
       expect(times[2] - times[1]).toBeGreaterThanOrEqual(1.9);
       expect(row.pid).toBeNull();
+      // the view says why, and the FATAL names the worker
+      expect(row.last_error).toMatch(/^could not connect to database ".*" as role ".*" \(see the server log\)$/);
+      expect(log).toMatch(new RegExp(`CONTEXT:  node worker "${name}" connecting to its database`));
     }
     // a role that exists but may not log in: restart() reports the failure
     await cluster.query('CREATE ROLE late_role NOLOGIN');
