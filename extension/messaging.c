@@ -545,14 +545,14 @@ pgnw_notify_xact_callback(XactEvent event, void *arg)
 			}
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			/* the messages are committed now: wake their workers */
-			for (PgnwPendingNotify *n = pgnw_pending; n != NULL; n = n->next)
-				pgnw_set_worker_latch(n->slot);
-			pgnw_pending = NULL;
-			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			/* already queued ones (pre-commit then failure) are dropped by xid */
+
+			/*
+			 * Committed: the queued messages are deliverable now.  Aborted
+			 * after pre-commit: the worker drops them by their xid.  Either
+			 * way the workers must look again.
+			 */
 			for (PgnwPendingNotify *n = pgnw_pending; n != NULL; n = n->next)
 				pgnw_set_worker_latch(n->slot);
 			pgnw_pending = NULL;

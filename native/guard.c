@@ -388,18 +388,6 @@ pgnw_commit(PgnwError *err)
 	return true;
 }
 
-static void
-pgnw_op_rollback(void *arg)
-{
-	int			level = *(int *) arg;
-
-	if (level == 1)
-		AbortCurrentTransaction();
-	else
-		RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(pgnw_context_below(level));
-}
-
 bool
 pgnw_rollback(PgnwError *err)
 {
@@ -412,7 +400,7 @@ pgnw_rollback(PgnwError *err)
 		return false;
 	}
 	if (!pgnw_dead[level])
-		ok = pgnw_guard(pgnw_op_rollback, &level, err);
+		ok = pgnw_guard(pgnw_op_abort_level, &level, err);
 	if (!ok)
 		ereport(FATAL,
 				(errcode(ERRCODE_INTERNAL_ERROR),
