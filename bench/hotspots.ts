@@ -5,11 +5,11 @@
  *   node --import tsx bench/hotspots.ts          per-call microbenchmarks
  *   PERF=1 node --import tsx bench/hotspots.ts   + `perf record -g` of the worker
  *                                                during an 8 s SELECT 1 loop
+ *                                                (HS_FETCH=1: a loop of 1M-row fetches)
  *                                                (needs perf; prints a summary)
  *
- * It reaches past the public API: the worker takes the bridge object from
- * Node's module cache (the runtime loaded pg_node_worker_bridge.node there)
- * and times native.execute() alone next to ctx.sql, so it depends on the
+ * It reaches past the public API: the worker opens the bridge the runtime
+ * loaded (pg_node_worker_bridge.node, found in /proc/self/maps) again and times native.execute() alone next to ctx.sql, so it depends on the
  * runtime's internals of the day (src/runtime/native.ts) and may need
  * updating when they change.
  */
@@ -25,10 +25,13 @@ export default defineWorker({
   name: 'pgnw_hotspots',
   restart: 'never',
   async main(ctx) {
-    const M: any = require('module');
-    const key = Object.keys(M._cache).find((k) => k.endsWith('pg_node_worker_bridge.node'));
-    if (!key) throw new Error('the bridge is not in the module cache');
-    const native = M._cache[key].exports;
+    // the bridge the runtime loaded, found in /proc/self/maps and opened again (same library)
+    const file = require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n')
+      .map((l: string) => l.slice(l.indexOf('/'))).find((l: string) => l.endsWith('pg_node_worker_bridge.node'));
+    if (!file) throw new Error('the bridge is not mapped');
+    const mod: any = { exports: {} };
+    process.dlopen(mod, file);
+    const native = mod.exports;
     const rec = (k: string, v: number) => ctx.sql\`INSERT INTO hs(k, v) VALUES (\${k}, \${v})\`;
     rec('pid', ctx.worker.pid);
 
@@ -40,33 +43,28 @@ export default defineWorker({
       rec(name, ((performance.now() - t0) * 1000) / N);
     };
     const plan = native.prepare('SELECT 1');
-    const fields = ['?column?'];
     time('us: N-API call returning a number (native.depth())', () => native.depth());
     time('us: native.begin() + native.commit()', () => { native.begin(); native.commit(); });
-    time('us: native.execute(plan, SELECT 1) (SPI + result envelope)', () => native.execute(plan.id, 'SELECT 1', []));
-    time('us: native.execute(-1, SELECT 1) (SPI_execute, no plan)', () => native.execute(-1, 'SELECT 1', []));
+    time('us: native.execute(plan, SELECT 1) (SPI + result)', () => native.execute(plan.id, 0));
+    time('us: native.executeText(SELECT 1) (SPI_execute, no plan)', () => native.executeText('SELECT 1'));
     time('us: ctx.sql\`SELECT 1\` (all of it)', () => ctx.sql\`SELECT 1\`);
-    time('us: JS only: Object.defineProperties(rows, {count, command, columns})', () => {
-      const rows: any = new Array(1);
-      rows[0] = { x: 1 };
-      return Object.defineProperties(rows, { count: { value: 1 }, command: { value: 'SELECT' }, columns: { value: fields } });
-    });
-    time('us: JS only: same, as plain assignments', () => {
-      const rows: any = new Array(1);
-      rows[0] = { x: 1 };
-      rows.count = 1; rows.command = 'SELECT'; rows.columns = fields;
-      return rows;
-    });
-    const fetchPlan = native.prepare('SELECT i, md5(i::text) FROM generate_series(1, 1000000) i');
-    for (let i = 0; i < 3; i++) {
-      let t0 = performance.now();
-      let raw: any = native.execute(fetchPlan.id, 'x', []);
-      rec('ms: 1M rows: native.execute (SPI + 2M JS values)', performance.now() - t0);
-      raw = null;
-      t0 = performance.now();
-      let rows: any = ctx.sql\`SELECT i, md5(i::text) FROM generate_series(1, 1000000) i\`;
-      rec('ms: 1M rows: ctx.sql (+ row objects)', performance.now() - t0);
-      rows = null;
+    ctx.transaction((tx) => time('us: tx.sql\`SELECT 1\` (inside one ctx.transaction)', () => tx.sql\`SELECT 1\`));
+    ctx.sql\`CREATE TABLE IF NOT EXISTS hs_rows AS SELECT i::int4 AS i, md5(i::text) AS t FROM generate_series(1, 1000000) i\`;
+    ctx.sql\`CREATE TABLE IF NOT EXISTS hs_rows8 AS SELECT i::int4 AS a, i::int8 * 1000003 AS b, i / 7.0::float8 AS c, i % 3 = 0 AS d, md5(i::text) AS e,
+         timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' AS f,
+         jsonb_build_object('id', i, 'tag', 'x' || (i % 100)) AS g, round(i / 3.0, 4)::numeric AS h FROM generate_series(1, 500000) i\`;
+    for (const [label, text] of [['1M (int4, text)', 'SELECT i, t FROM hs_rows'], ['500k x 8 cols', 'SELECT a, b, c, d, e, f, g, h FROM hs_rows8'], ['1M (int4)', 'SELECT i FROM hs_rows'], ['1M count(*)', 'SELECT count(*) FROM hs_rows']] as const) {
+      const p = native.prepare(text);
+      for (let i = 0; i < 3; i++) {
+        let t0 = performance.now();
+        let raw: any = native.execute(p.id, 0);
+        rec(\`ms: \${label}: native.execute (SPI + columns to JS)\`, performance.now() - t0);
+        raw = null;
+        t0 = performance.now();
+        let rows: any = ctx.sql.unsafe(text, []);
+        rec(\`ms: \${label}: ctx.sql (+ row objects)\`, performance.now() - t0);
+        rows = null;
+      }
     }
     rec('done', 1);
     while (!ctx.signal.aborted) {
@@ -74,7 +72,8 @@ export default defineWorker({
         ctx.sql\`DELETE FROM hs_go\`;
         const t0 = performance.now();
         let n = 0;
-        while (performance.now() - t0 < 8000) { for (let k = 0; k < 64; k++) ctx.sql\`SELECT 1\`; n += 64; }
+        if (${process.env.HS_FETCH ? 'true' : 'false'}) { const q = native.prepare('SELECT i, t FROM hs_rows'); while (performance.now() - t0 < 8000) { ctx.sql.unsafe('SELECT i, t FROM hs_rows', []); n += 1e6; } void q; }
+        else while (performance.now() - t0 < 8000) { for (let k = 0; k < 64; k++) ctx.sql\`SELECT 1\`; n += 64; }
         rec('calls/s: SELECT 1 loop under perf', n / 8);
       }
       await ctx.sleep(50);
@@ -122,6 +121,8 @@ async function main(): Promise<void> {
           .split('\n').filter((l) => l.trim() && !l.startsWith('#'));
       console.log('\nself time by object:');
       console.log(report(['--no-children', '--sort', 'dso']).slice(0, 8).join('\n'));
+      console.log('\nself time by symbol (top 30):');
+      console.log(report(['--no-children', '--sort', 'dso,symbol']).slice(0, 30).join('\n'));
       console.log('\ninclusive time of the bridge/N-API/V8 entry points:');
       const want = /Execute$|pgnw_guard|pgnw_finish|napi_set_named_property|napi_set_element|Builtin_ObjectDefineProperties|napi_create_array|napi_create_object|napi_create_string_utf8|Utf8Value|SPI_execute_plan|CommitTransactionCommand|Heap::CollectGarbage/;
       console.log(report(['--children', '--sort', 'symbol']).filter((l) => want.test(l.replace(/\s+-\s+-\s*$/, '').trim())).map((l) => l.replace(/\s+-\s+-\s*$/, '')).join('\n'));

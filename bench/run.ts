@@ -1,42 +1,61 @@
 /**
  * `npm run bench`: figures, not a test (nothing here asserts on speed).
  *
- * One process, one throwaway cluster (test/helpers/cluster.ts: initdb in a
- * temp dir, unix socket only, run as `postgres` when we are root; here with
- * shared_buffers = 256MB, fsync = off).  It measures
- *   1. SELECT 1 calls/s: TS worker (ctx.sql per call / inside one
- *      ctx.transaction), the C reference bgworker (same PostgreSQL calls),
- *      node-postgres over the unix socket;
- *   2. the 1M-row (int4, text) fetch, rows/s, 3 runs each;
- *   3. fork -> first line of user code, TS worker vs C bgworker;
- *   4. idle PSS / RSS: TS worker, C bgworker, client backend;
- * and prints one table.
+ * One process, two throwaway clusters (test/helpers/cluster.ts: initdb in a
+ * temp dir, unix socket only, run as `postgres` when we are root):
+ *   A (shared_buffers = 256MB) runs the throughput figures:
+ *     1. SELECT 1 calls/s: TS worker (ctx.sql per call / inside one
+ *        ctx.transaction), the C reference bgworker (SPI_execute_plan of a kept
+ *        plan, and the naive SPI_execute of the text per call), node-postgres
+ *        over the unix socket;
+ *     2. fetches from pre-filled tables (so the query itself is cheap and the
+ *        conversion to JS shows): 1M (int4, text) rows and N (int4, int8,
+ *        float8, bool, text, timestamptz, jsonb, numeric) rows;
+ *     3. a cursor over 10M rows in a fresh worker: its peak RSS (VmHWM) vs idle;
+ *   B (max_worker_processes = 40) runs start-up, memory and scale:
+ *     4. fork -> first line of user code over 5 server starts, vs a bare
+ *        `node -e ''` spawned by this process;
+ *     5. idle PSS with 2 and with 4 workers running; idle CPU;
+ *     6. 32 workers: time from `pg_ctl start` returning to 32 node_worker rows
+ *        in pg_stat_activity; pgbench -C connection time with the extension
+ *        preloaded (0 workers) vs without it.
+ * It prints one table (figure, baseline, ratio, target, met?) and writes it to
+ * bench/results/latest.json and bench/results/latest.svg.
  *
  * The C reference (bench/spi_reference.c) is built by `make -C bench`
- * (PGXS: needs pg_config and the server headers), copied into the cluster's
- * temp dir and loaded by absolute path, so nothing is installed into the
- * server's pkglibdir.  Running as root is needed only to run the cluster as
- * the `postgres` OS user (as the tests do); as a normal user the cluster
- * runs as that user.  The extension itself must be installed (`make install`).
+ * (PGXS), copied into cluster A's temp dir and loaded by absolute path, so
+ * nothing is installed into the server's pkglibdir.  The extension itself
+ * must be installed (`make install`), the CLI built (`npm run build`).
  *
- * Workers report through tables: the TS bench worker takes jobs from
- * bench_jobs and, like the C worker, writes figures into bench_results;
- * this process polls.  The cluster is destroyed on exit, on error and on
- * SIGINT/SIGTERM/SIGHUP.
+ * Environment: PGNW_BENCH_SELECT1_MS (2000), PGNW_BENCH_CURSOR_ROWS (10000000),
+ * PGNW_BENCH_ROWS8 (500000), PGNW_BENCH_ONLY (comma list of phases:
+ * select1,fetch,cursor,startup,memory,scale; default all).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { Cluster, REPO, sleep, waitFor } from '../test/helpers/cluster';
+import { Cluster, PG_BIN, REPO, sleep, waitFor } from '../test/helpers/cluster';
 
 const SELECT1_MS = Number(process.env.PGNW_BENCH_SELECT1_MS ?? 2000);
 const SELECT1_WARMUP_MS = 300;
 const FETCH_RUNS = 3;
-const STARTUP_RESTARTS = 5;
-const FETCH_SQL = 'SELECT i, md5(i::text) FROM generate_series(1, 1000000) i';
+const ROWS2 = 1000000;
+const ROWS8 = Number(process.env.PGNW_BENCH_ROWS8 ?? 500000);
+const CURSOR_ROWS = Number(process.env.PGNW_BENCH_CURSOR_ROWS ?? 10000000);
+const CURSOR_BATCH = 1000;
+const STARTUP_RUNS = 5;
+const BARE_NODE_RUNS = 10;
+const SCALE_WORKERS = 32;
+const PGBENCH_SECONDS = 3;
+const ONLY = new Set((process.env.PGNW_BENCH_ONLY ?? 'select1,fetch,cursor,startup,memory,scale').split(',').map((x) => x.trim()));
+const FETCH2_SQL = 'SELECT i, t FROM bench_rows';
+const FETCH8_SQL = 'SELECT a, b, c, d, e, f, g, h FROM bench_rows8';
+const CURSOR_SQL = `SELECT i, md5(i::text) AS t FROM generate_series(1, ${CURSOR_ROWS}) i`;
+const NODE_BIN = '/usr/bin/node';
 
 // ------------------------------------------------------------------ workers
 
@@ -66,6 +85,20 @@ export default defineWorker({
       return n / ((t - t0) / 1000);
     };
 
+    const fetch2 = () => ctx.sql\`${FETCH2_SQL}\` as any[];
+    const fetch8 = () => ctx.sql\`${FETCH8_SQL}\` as any[];
+    const check2 = (rows: any[]) => {
+      if (rows.length !== ${ROWS2} || typeof rows[0].i !== 'number' || rows[0].t.length !== 32) throw new Error('unexpected result: ' + rows.length + ' rows');
+    };
+    const check8 = (rows: any[]) => {
+      const r = rows[0];
+      if (rows.length !== ${ROWS8} || typeof r.a !== 'number' || typeof r.b !== 'bigint' || typeof r.c !== 'number' ||
+          typeof r.d !== 'boolean' || typeof r.e !== 'string' || !(r.f instanceof Date) || typeof r.g !== 'object' || typeof r.h !== 'string')
+        throw new Error('unexpected 8-column result: ' + rows.length + ' rows, ' + JSON.stringify(Object.keys(r)));
+    };
+    // reads every property of every row (shows whether rows are fast-property objects)
+    const read2 = (rows: any[]) => { let s = 0; for (let i = 0; i < rows.length; i++) { const r = rows[i]; s += r.i + r.t.length; } return s; };
+
     const jobs: Record<string, (run: string, arg: number) => void> = {
       select1_each(run, ms) {
         select1(ctx.sql, ${SELECT1_WARMUP_MS});
@@ -75,25 +108,37 @@ export default defineWorker({
         ctx.transaction((tx) => select1(tx.sql, ${SELECT1_WARMUP_MS}));
         record(run, 'calls_per_s', ctx.transaction((tx) => select1(tx.sql, ms)));
       },
-      fetch(run, runs) {
+      fetch2(run, runs) {
         for (let i = 0; i < runs; i++) {
           const t0 = performance.now();
-          let rows: any[] | null = ctx.sql\`${FETCH_SQL}\`;
+          let rows: any[] | null = fetch2();
           const dt = performance.now() - t0;
-          if (rows.length !== 1000000 || rows[999999].i !== 1000000 || rows[0].md5.length !== 32)
-            throw new Error('unexpected result: ' + rows.length + ' rows');
+          check2(rows);
           record(run, 'rows_per_s', rows.length / (dt / 1000));
+          const t1 = performance.now();
+          read2(rows);
+          record(run, 'read_ms', performance.now() - t1);
           rows = null;
         }
         const m = process.memoryUsage();
         record(run, 'heap_used_mb', m.heapUsed / 1048576);
         record(run, 'rss_mb', m.rss / 1048576);
       },
+      fetch8(run, runs) {
+        for (let i = 0; i < runs; i++) {
+          const t0 = performance.now();
+          let rows: any[] | null = fetch8();
+          const dt = performance.now() - t0;
+          check8(rows);
+          record(run, 'rows_per_s', rows.length / (dt / 1000));
+          rows = null;
+        }
+      },
     };
 
     record('ts_boot', 'pid', ctx.worker.pid, process.version);
     while (!ctx.signal.aborted) {
-      const todo = ctx.sql\`SELECT id, run, kind, arg FROM bench_jobs WHERE NOT taken ORDER BY id\` as any[];
+      const todo = ctx.sql\`SELECT id, run, kind, arg FROM bench_jobs WHERE NOT taken AND worker = 'bench' ORDER BY id\` as any[];
       for (const job of todo) {
         ctx.sql\`UPDATE bench_jobs SET taken = true WHERE id = \${job.id}\`;
         try {
@@ -111,7 +156,59 @@ export default defineWorker({
 });
 `;
 
-/** Restarted 1 s after each pg_terminate_backend; records fork -> first line, then idles. */
+/** Idle until asked once to iterate the big cursor; reports its own RSS figures. */
+const CURSOR_WORKER = `
+import { defineWorker } from 'pg-node-worker';
+import * as fs from 'fs';
+
+const kb = (field: string) => Number(fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp('^' + field + ':\\\\s+(\\\\d+) kB', 'm'))![1]);
+
+export default defineWorker({
+  name: 'pgnw_cursor',
+  restart: 'never',
+  async main(ctx) {
+    const record = (run: string, key: string, value: number, note: string | null = null) => {
+      ctx.sql\`INSERT INTO bench_results(run, key, value, note) VALUES (\${run}, \${key}, \${value}, \${note})\`;
+    };
+    while (!ctx.signal.aborted) {
+      const todo = ctx.sql\`SELECT id, run FROM bench_jobs WHERE NOT taken AND worker = 'cursor' ORDER BY id\` as any[];
+      for (const job of todo) {
+        ctx.sql\`UPDATE bench_jobs SET taken = true WHERE id = \${job.id}\`;
+        try {
+          const idle = kb('VmRSS');
+          // reset the peak (VmHWM) to the current RSS
+          fs.writeFileSync('/proc/self/clear_refs', '5');
+          const hwm0 = kb('VmHWM');
+          let n = 0, sum = 0;
+          const t0 = performance.now();
+          ctx.transaction((tx) => {
+            // the planner would JIT this 10M-row plan, and loading libLLVM alone adds ~50 MB of
+            // (file-backed) RSS to any backend that runs it: not what this figure is about
+            tx.sql\`SET LOCAL jit = off\`;
+            for (const rows of tx.sql.cursor(${CURSOR_BATCH})\`${CURSOR_SQL}\`) {
+              n += rows.length;
+              sum += (rows[0] as any).i;
+            }
+          });
+          const dt = performance.now() - t0;
+          if (n !== ${CURSOR_ROWS}) throw new Error('cursor returned ' + n + ' rows');
+          record(job.run, 'idle_rss_kb', idle);
+          record(job.run, 'hwm_start_kb', hwm0);
+          record(job.run, 'hwm_kb', kb('VmHWM'));
+          record(job.run, 'rows_per_s', n / (dt / 1000));
+          record(job.run, 'seconds', dt / 1000);
+        } catch (err: any) {
+          record(job.run, 'error', 0, String(err?.stack ?? err));
+        }
+        record(job.run, 'done', 1);
+      }
+      await ctx.sleep(todo.length ? 0 : 100);
+    }
+  },
+});
+`;
+
+/** Records fork -> first line at each server start, then idles. */
 const STARTUP_WORKER = `
 const bundleFirstLine = Date.now();
 import { defineWorker } from 'pg-node-worker';
@@ -121,28 +218,55 @@ export default defineWorker({
   restart: 1,
   async main(ctx) {
     const forkToFirstLine = Date.now() - ctx.worker.startedAt;
-    ctx.sql\`INSERT INTO bench_startup(pid, first_line_ms, bundle_ms, node_version)
-             VALUES (\${ctx.worker.pid}, \${forkToFirstLine}, \${bundleFirstLine - ctx.worker.startedAt}, \${process.version})\`;
+    // Node's own milestones (ms after performance.timeOrigin, which is set when libnode initialises)
+    const t = performance.nodeTiming as any;
+    const phases = { origin: performance.timeOrigin - ctx.worker.startedAt, v8Start: t.v8Start, environment: t.environment, bootstrapComplete: t.bootstrapComplete };
+    ctx.sql\`INSERT INTO bench_startup(pid, first_line_ms, bundle_ms, node_version, phases)
+             VALUES (\${ctx.worker.pid}, \${forkToFirstLine}, \${bundleFirstLine - ctx.worker.startedAt}, \${process.version}, \${JSON.stringify(phases)})\`;
     while (!ctx.signal.aborted) await ctx.sleep(3600000);
   },
 });
 `;
 
-const SCHEMA = `
-CREATE TABLE bench_jobs (id serial PRIMARY KEY, run text NOT NULL, kind text NOT NULL, arg int NOT NULL, taken bool NOT NULL DEFAULT false);
-CREATE TABLE bench_results (id serial PRIMARY KEY, run text NOT NULL, key text NOT NULL, value float8, note text);
-CREATE TABLE bench_startup (id serial PRIMARY KEY, pid int, first_line_ms float8, bundle_ms float8, node_version text);
+/** An idle worker: memory and scale (copied under other names); says when its JS runs. */
+const IDLE_WORKER = (name: string) => `
+import { defineWorker } from 'pg-node-worker';
+
+export default defineWorker({
+  name: '${name}',
+  restart: 1,
+  async main(ctx) {
+    ctx.sql\`INSERT INTO bench_alive(name, pid) VALUES (\${ctx.worker.name}, \${ctx.worker.pid})\`;
+    while (!ctx.signal.aborted) await ctx.sleep(3600000);
+  },
+});
+`;
+
+const SCHEMA_A = `
+CREATE TABLE bench_rows AS SELECT i::int4 AS i, md5(i::text) AS t FROM generate_series(1, ${ROWS2}) i;
+CREATE TABLE bench_rows8 AS
+  SELECT i::int4 AS a, i::int8 * 1000003 AS b, i / 7.0::float8 AS c, i % 3 = 0 AS d, md5(i::text) AS e,
+         timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' AS f,
+         jsonb_build_object('id', i, 'tag', 'x' || (i % 100)) AS g, round(i / 3.0, 4)::numeric AS h
+  FROM generate_series(1, ${ROWS8}) i;
+VACUUM ANALYZE bench_rows;
+VACUUM ANALYZE bench_rows8;
+`;
+
+const SCHEMA_B = `
+CREATE TABLE bench_startup (id serial PRIMARY KEY, pid int, first_line_ms float8, bundle_ms float8, node_version text, phases jsonb);
+CREATE TABLE bench_alive (name text, pid int, at timestamptz DEFAULT clock_timestamp());
 `;
 
 // ------------------------------------------------------------------ helpers
 
-let cluster: Cluster | null = null;
+const clusters = new Set<Cluster>();
 let admin: pg.Client | null = null;
+let current: Cluster | null = null;
 
 function cleanup(): void {
-  const c = cluster;
-  cluster = null;
-  if (c) {
+  for (const c of [...clusters]) {
+    clusters.delete(c);
     try {
       void c.destroy(); // synchronous inside: pg_ctl stop -m immediate, rm -rf
     } catch (err) {
@@ -153,7 +277,7 @@ function cleanup(): void {
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
-    process.stderr.write(`\nbench: ${sig}: stopping and removing the cluster\n`);
+    process.stderr.write(`\nbench: ${sig}: stopping and removing the clusters\n`);
     cleanup();
     process.exit(sig === 'SIGINT' ? 130 : 143);
   });
@@ -167,7 +291,7 @@ function status(msg: string): void {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 interface Figure {
@@ -198,10 +322,10 @@ function values(figs: Figure[], key: string): number[] {
 
 let runSeq = 0;
 
-/** Runs a job in the TS bench worker. */
-async function tsJob(kind: string, arg: number, timeoutMs: number): Promise<Figure[]> {
+/** Runs a job in a TS bench worker ('bench' or 'cursor'). */
+async function tsJob(kind: string, arg: number, timeoutMs: number, worker = 'bench'): Promise<Figure[]> {
   const run = `ts_${kind}_${++runSeq}`;
-  await admin!.query('INSERT INTO bench_jobs(run, kind, arg) VALUES ($1, $2, $3)', [run, kind, arg]);
+  await admin!.query('INSERT INTO bench_jobs(run, worker, kind, arg) VALUES ($1, $2, $3, $4)', [run, worker, kind, arg]);
   return results(run, timeoutMs);
 }
 
@@ -218,40 +342,108 @@ interface Mem {
   ussKb: number;
   pssAnonKb: number | null;
   pssFileKb: number | null;
-  pssShmemKb: number | null;
 }
 
 function memOf(pid: number): Mem {
   const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (text: string, field: string): number | null => {
     const m = text.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
     return m ? Number(m[1]) : null;
   };
   return {
     pssKb: kb(rollup, 'Pss') ?? NaN,
-    rssKb: kb(status, 'VmRSS') ?? NaN,
+    rssKb: kb(st, 'VmRSS') ?? NaN,
     ussKb: (kb(rollup, 'Private_Clean') ?? NaN) + (kb(rollup, 'Private_Dirty') ?? NaN),
     pssAnonKb: kb(rollup, 'Pss_Anon'),
     pssFileKb: kb(rollup, 'Pss_File'),
-    pssShmemKb: kb(rollup, 'Pss_Shmem'),
   };
 }
 
-/** Samples every 500 ms until PSS moved < 0.5% over 1 s (at least minMs, at most 10 s). */
-async function settledMem(pid: number, minMs = 2000): Promise<Mem> {
+/** Samples every 500 ms until the summed PSS moved < 0.5% over 1 s (at least minMs, at most 10 s). */
+async function settledMems(pids: number[], minMs = 2000): Promise<Mem[]> {
   const t0 = Date.now();
-  const samples: Mem[] = [];
+  const samples: Mem[][] = [];
   for (;;) {
-    samples.push(memOf(pid));
+    samples.push(pids.map(memOf));
     const n = samples.length;
+    const total = (i: number) => samples[i].reduce((s, m) => s + m.pssKb, 0);
     if (Date.now() - t0 >= minMs && n >= 3) {
-      const a = samples[n - 3].pssKb, b = samples[n - 1].pssKb;
+      const a = total(n - 3), b = total(n - 1);
       if (Math.abs(b - a) <= 0.005 * b) return samples[n - 1];
     }
     if (Date.now() - t0 > 10000) return samples[n - 1];
     await sleep(500);
   }
+}
+
+/** CPU clock ticks (utime + stime) of a process. */
+function cpuTicks(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/** pids of the running node workers (pg_stat_activity) */
+async function nodeWorkerPids(client: pg.Client): Promise<number[]> {
+  const r = await client.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE backend_type = 'node_worker' ORDER BY pid");
+  return r.rows.map((x) => x.pid);
+}
+
+/** The data directory owner's uid/gid (the cluster's OS user). */
+function ownerOf(dir: string): { uid: number; gid: number } {
+  const st = fs.statSync(dir);
+  return { uid: st.uid, gid: st.gid };
+}
+
+/**
+ * Copies a deployed worker (bundle + manifest) under other names: deploying
+ * each with the CLI (esbuild) would take ~0.3 s apiece.
+ */
+function cloneWorker(c: Cluster, from: string, names: string[]): void {
+  const dir = path.join(c.datadir, 'node_worker');
+  const code = fs.readFileSync(path.join(dir, `${from}.js`), 'utf8');
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, `${from}.json`), 'utf8')) as Record<string, unknown>;
+  const owner = ownerOf(c.datadir);
+  for (const name of names) {
+    const js = code.split(JSON.stringify(from)).join(JSON.stringify(name)).split(`'${from}'`).join(`'${name}'`);
+    const m = { ...manifest, name, bundle: `${name}.js`, sha256: createHash('sha256').update(js, 'utf8').digest('hex') };
+    for (const [file, text] of [[`${name}.js`, js], [`${name}.json`, JSON.stringify(m, null, 2) + '\n']] as const) {
+      const p = path.join(dir, file);
+      fs.writeFileSync(p, text, { mode: 0o600 });
+      fs.chownSync(p, owner.uid, owner.gid);
+    }
+  }
+}
+
+/** Removes deployed workers (bundle + manifest) but `keep`. */
+function undeployAll(c: Cluster, keep: string[] = []): void {
+  const dir = path.join(c.datadir, 'node_worker');
+  for (const f of fs.readdirSync(dir)) {
+    const base = f.replace(/\.(js|json)$/, '');
+    if (!keep.includes(base) && /\.(js|json)$/.test(f)) fs.rmSync(path.join(dir, f));
+  }
+}
+
+/** Sets a line of postgresql.auto.conf (as ALTER SYSTEM would, with the server down). */
+function setAutoConf(c: Cluster, key: string, value: string): void {
+  const file = path.join(c.datadir, 'postgresql.auto.conf');
+  const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => !l.startsWith(`${key} `) && !l.startsWith(`${key}=`)) : [];
+  lines.push(`${key} = '${value}'`);
+  const owner = ownerOf(c.datadir);
+  fs.writeFileSync(file, lines.filter((l, i) => l !== '' || i < lines.length - 1).join('\n') + '\n');
+  fs.chownSync(file, owner.uid, owner.gid);
+}
+
+/** `pgbench -n -C -T s` of SELECT 1 as the server's OS user; average connection time in ms. */
+function pgbenchConnMs(c: Cluster): { connMs: number; tps: number } {
+  const script = path.join(c.dir, 'select1.sql');
+  fs.writeFileSync(script, 'SELECT 1;\n');
+  fs.chmodSync(script, 0o644);
+  const out = c.run(path.join(PG_BIN, 'pgbench'), ['-n', '-C', '-T', String(PGBENCH_SECONDS), '-f', script, '-h', c.dir, '-p', String(c.port), '-U', 'postgres', 'postgres']);
+  const conn = out.match(/average connection time = ([\d.]+) ms/);
+  const tps = out.match(/tps = ([\d.]+)/);
+  if (!conn) throw new Error(`pgbench printed no connection time:\n${out}`);
+  return { connMs: Number(conn[1]), tps: tps ? Number(tps[1]) : NaN };
 }
 
 // ------------------------------------------------------------------ output
@@ -268,238 +460,522 @@ function table(head: Cell[], rows: Cell[][], align: ('l' | 'r')[]): string {
 const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
 const ms1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const mb = (kb: number | null) => (kb === null || !Number.isFinite(kb) ? 'n/a' : (kb / 1024).toFixed(1));
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : '');
+const x2 = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}x` : 'n/a');
+
+/** One line of the summary: a figure, what it is compared with, the ratio and the target. */
+interface Target {
+  id: string;
+  what: string;
+  figure: string;
+  baseline: string;
+  /** figure / baseline (or figure / limit for absolute targets) */
+  ratio: number;
+  /** ratio must be >= (or <=) this */
+  target: number;
+  dir: '>=' | '<=';
+  met: boolean | null;
+  note?: string;
+}
+
+function target(t: Omit<Target, 'met'>): Target {
+  const met = Number.isFinite(t.ratio) ? (t.dir === '>=' ? t.ratio >= t.target : t.ratio <= t.target) : null;
+  return { ...t, met };
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/**
+ * A bar per target: how far the figure is from its target on a log scale
+ * (score = ratio / target for >=, target / ratio for <=; 1 = exactly met).
+ */
+function svgChart(targets: Target[], title: string): string {
+  const W = 980, labelW = 430, barX = labelW + 10, barW = 380, rowH = 26, top = 56;
+  const H = top + rowH * targets.length + 40;
+  const lo = Math.log10(0.1), hi = Math.log10(10);
+  const xOf = (score: number) => Math.round((barX + ((Math.log10(Math.min(10, Math.max(0.1, score))) - lo) / (hi - lo)) * barW) * 10) / 10;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  parts.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
+  parts.push(`<text x="10" y="20" font-size="15" font-weight="bold">${esc(title)}</text>`);
+  parts.push(`<text x="10" y="38" fill="#555">bar: figure vs target on a log scale (the line at 1 = target exactly met; right of it = met). green met, red not met, grey not measured</text>`);
+  for (const s of [0.1, 0.25, 0.5, 1, 2, 4, 10]) {
+    const x = xOf(s);
+    parts.push(`<line x1="${x}" y1="${top - 6}" x2="${x}" y2="${top + rowH * targets.length}" stroke="${s === 1 ? '#000' : '#ddd'}" stroke-width="${s === 1 ? 1.5 : 1}"/>`);
+    parts.push(`<text x="${x}" y="${top + rowH * targets.length + 14}" text-anchor="middle" fill="#555">${s}</text>`);
+  }
+  targets.forEach((t, i) => {
+    const y = top + i * rowH;
+    const score = !Number.isFinite(t.ratio) ? NaN : t.dir === '>=' ? t.ratio / t.target : t.ratio <= 0 ? 10 : t.target / t.ratio;
+    const color = t.met === null ? '#bbb' : t.met ? '#2e9d48' : '#d0453a';
+    parts.push(`<text x="10" y="${y + 16}">${esc(`${t.id} ${t.what}`)}</text>`);
+    const x0 = xOf(0.1);
+    const x1 = Number.isFinite(score) ? xOf(score) : x0 + 4;
+    parts.push(`<rect x="${x0}" y="${y + 5}" width="${Math.max(2, x1 - x0)}" height="${rowH - 10}" fill="${color}"/>`);
+    parts.push(`<text x="${barX + barW + 10}" y="${y + 16}">${esc(`${Number.isFinite(t.ratio) ? t.ratio.toFixed(2) : 'n/a'} (target ${t.dir} ${t.target})`)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
 
 // ------------------------------------------------------------------ main
 
 const loadavg = () => os.loadavg()[0];
 
-async function main(): Promise<void> {
-  const tStart = Date.now();
-  const loadStart = loadavg();
-
-  // build the C reference
-  status('make -C bench (C SPI reference, PGXS)');
-  const mk = spawnSync('make', ['-C', path.join(REPO, 'bench'), '--no-print-directory'], { encoding: 'utf8' });
-  if (mk.status !== 0) throw new Error(`make -C bench failed (${mk.status ?? mk.signal}):\n${mk.stderr}${mk.stdout}`);
-  const soBuilt = path.join(REPO, 'bench', 'pgnw_bench.so');
-  if (!fs.existsSync(path.join(REPO, 'dist', 'cli', 'main.js')))
-    throw new Error('the CLI is not built: run `npm run build` (and `make install` as root) first');
-
-  status('creating the cluster');
-  cluster = await Cluster.create({ settings: { shared_buffers: '256MB' } });
-  const c = cluster;
+async function clusterA(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  status('cluster A: creating (shared_buffers 512MB)');
+  const c = await Cluster.create({ settings: { shared_buffers: '512MB', work_mem: '4MB' } });
+  clusters.add(c);
+  current = c;
   const so = path.join(c.dir, 'pgnw_bench.so');
-  fs.copyFileSync(soBuilt, so);
+  fs.copyFileSync(path.join(REPO, 'bench', 'pgnw_bench.so'), so);
   fs.chmodSync(so, 0o755);
-
   await c.start();
   admin = await c.client();
-  await admin.query(SCHEMA);
-  await admin.query(`CREATE FUNCTION pgnw_bench_launch(mode text, run text, arg int) RETURNS int
-                     AS '${so}', 'pgnw_bench_launch' LANGUAGE C STRICT`);
+  await admin.query(`CREATE TABLE bench_jobs (id serial PRIMARY KEY, run text NOT NULL, worker text NOT NULL DEFAULT 'bench', kind text NOT NULL, arg int NOT NULL, taken bool NOT NULL DEFAULT false);
+                     CREATE TABLE bench_results (id serial PRIMARY KEY, run text NOT NULL, key text NOT NULL, value float8, note text);
+                     CREATE FUNCTION pgnw_bench_launch(mode text, run text, arg int) RETURNS int AS '${so}', 'pgnw_bench_launch' LANGUAGE C STRICT`);
   await admin.end();
   admin = null;
-
-  status('deploying the TS workers (pg-node-worker deploy) and restarting');
+  status('cluster A: deploying the TS workers and restarting');
   c.deploy('pgnw_bench', BENCH_WORKER);
-  c.deploy('pgnw_startup', STARTUP_WORKER);
+  if (ONLY.has('cursor')) c.deploy('pgnw_cursor', CURSOR_WORKER);
   await c.restart();
   admin = await c.client();
-
+  if (ONLY.has('fetch')) {
+    status(`cluster A: filling bench_rows (${ROWS2} rows) and bench_rows8 (${ROWS8} rows)`);
+    for (const stmt of SCHEMA_A.split(';').map((x) => x.trim()).filter(Boolean)) await admin.query(stmt);
+    // into shared_buffers (both are < 1/4 of it, so a seq scan does not use a ring buffer)
+    await admin.query('SELECT count(*) FROM bench_rows; SELECT count(*) FROM bench_rows8');
+  }
   const boot = await waitFor('the TS bench worker to start', async () => {
     const r = await admin!.query<Figure>("SELECT key, value, note FROM bench_results WHERE run = 'ts_boot'");
     return r.rows[0] ?? null;
   }, 30000);
-  const workerNode = boot.note ?? '?';
-  const benchWorkerPid = boot.value;
-  await waitFor('the startup worker', async () => (await admin!.query('SELECT 1 FROM bench_startup')).rowCount! > 0, 30000);
+  out.workerNode = boot.note ?? '?';
+  out.benchWorkerPid = boot.value;
+  out.server = (await admin.query('SHOW server_version')).rows[0].server_version;
+  out.sharedBuffers = (await admin.query('SHOW shared_buffers')).rows[0].shared_buffers;
+  out.heapLimit = (await admin.query("SELECT current_setting('node_worker.heap_limit_mb', true) AS v")).rows[0].v;
+
+  const client = await c.client();
+  if (ONLY.has('select1')) {
+    const timeout = SELECT1_MS + SELECT1_WARMUP_MS + 30000;
+    status(`SELECT 1: TS worker, ${SELECT1_MS} ms per loop`);
+    out.tsEach = values(await tsJob('select1_each', SELECT1_MS, timeout), 'calls_per_s')[0];
+    out.tsXact = values(await tsJob('select1_xact', SELECT1_MS, timeout), 'calls_per_s')[0];
+    status('SELECT 1: C reference bgworker (kept plan, and SPI_execute of the text)');
+    out.cEach = values((await cJob('select1_each', SELECT1_MS, timeout)).figs, 'calls_per_s')[0];
+    out.cXact = values((await cJob('select1_xact', SELECT1_MS, timeout)).figs, 'calls_per_s')[0];
+    out.cNaiveEach = values((await cJob('select1_naive_each', SELECT1_MS, timeout)).figs, 'calls_per_s')[0];
+    out.cNaiveXact = values((await cJob('select1_naive_xact', SELECT1_MS, timeout)).figs, 'calls_per_s')[0];
+    status('SELECT 1: node-postgres');
+    const pgLoop = async (ms: number) => {
+      let n = 0;
+      const t0 = performance.now();
+      let t = t0;
+      do {
+        for (let k = 0; k < 16; k++) await client.query('SELECT 1');
+        n += 16;
+        t = performance.now();
+      } while (t - t0 < ms);
+      return n / ((t - t0) / 1000);
+    };
+    await pgLoop(SELECT1_WARMUP_MS);
+    out.pgEach = await pgLoop(SELECT1_MS);
+    await client.query('BEGIN');
+    await pgLoop(SELECT1_WARMUP_MS);
+    out.pgXact = await pgLoop(SELECT1_MS);
+    await client.query('COMMIT');
+  }
+
+  if (ONLY.has('fetch')) {
+    status(`fetch x${FETCH_RUNS}: TS worker (${FETCH2_SQL}; ${FETCH8_SQL})`);
+    const ts2 = await tsJob('fetch2', FETCH_RUNS, 120000);
+    out.ts2 = values(ts2, 'rows_per_s');
+    out.ts2Read = values(ts2, 'read_ms');
+    out.ts2Heap = values(ts2, 'heap_used_mb')[0];
+    out.ts2Rss = values(ts2, 'rss_mb')[0];
+    out.ts8 = values(await tsJob('fetch8', FETCH_RUNS, 120000), 'rows_per_s');
+    status(`fetch x${FETCH_RUNS}: C reference`);
+    const c2 = (await cJob('fetch2', FETCH_RUNS, 120000)).figs;
+    out.c2 = values(c2, 'rows_per_s');
+    out.c2Exec = median(values(c2, 'exec_ms'));
+    out.c2Deform = median(values(c2, 'deform_ms'));
+    const c8 = (await cJob('fetch8', FETCH_RUNS, 120000)).figs;
+    out.c8 = values(c8, 'rows_per_s');
+    out.c8Exec = median(values(c8, 'exec_ms'));
+    out.c8Deform = median(values(c8, 'deform_ms'));
+    status(`fetch x${FETCH_RUNS}: node-postgres`);
+    const pgFetch = async (sql: string, expect: number) => {
+      const xs: number[] = [];
+      for (let i = 0; i < FETCH_RUNS; i++) {
+        const t0 = performance.now();
+        const r = await client.query(sql);
+        const dt = performance.now() - t0;
+        if (r.rows.length !== expect) throw new Error(`node-postgres got ${r.rows.length} rows`);
+        xs.push(r.rows.length / (dt / 1000));
+      }
+      return xs;
+    };
+    out.pg2 = await pgFetch(FETCH2_SQL, ROWS2);
+    out.pg8 = await pgFetch(FETCH8_SQL, ROWS8);
+  }
+
+  if (ONLY.has('cursor')) {
+    status(`cursor: ${CURSOR_ROWS} rows in batches of ${CURSOR_BATCH} in a fresh worker`);
+    const cursorPid = await waitFor('the cursor worker', async () => (await admin!.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgnw_cursor'")).rows[0]?.pid, 20000);
+    const figs = await tsJob('cursor', CURSOR_ROWS, 600000, 'cursor');
+    out.cursor = {
+      pid: cursorPid,
+      idleRssKb: values(figs, 'idle_rss_kb')[0],
+      hwmStartKb: values(figs, 'hwm_start_kb')[0],
+      hwmKb: values(figs, 'hwm_kb')[0],
+      rowsPerS: values(figs, 'rows_per_s')[0],
+      seconds: values(figs, 'seconds')[0],
+    };
+  }
+
+  if (ONLY.has('select1')) {
+    status('fork -> first line: C reference bgworkers (dynamic)');
+    const cMain: number[] = [], cConn: number[] = [];
+    for (let i = 0; i < STARTUP_RUNS; i++) {
+      const { figs } = await cJob('startup', 0, 30000);
+      cMain.push(values(figs, 'fork_to_main_ms')[0]);
+      cConn.push(values(figs, 'fork_to_connected_ms')[0]);
+    }
+    out.cMain = cMain;
+    out.cConn = cConn;
+  }
+  await client.end();
+  await admin.end();
+  admin = null;
+  clusters.delete(c);
+  await c.destroy();
+  return out;
+}
+
+async function clusterB(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  status(`cluster B: creating (max_worker_processes ${SCALE_WORKERS + 8})`);
+  const c = await Cluster.create({ settings: { max_worker_processes: SCALE_WORKERS + 8 } });
+  clusters.add(c);
+  current = c;
+  await c.start();
+  await c.query(SCHEMA_B);
+
+  // bare node, spawned from here: wall time from spawn to exit
+  status(`bare node: ${BARE_NODE_RUNS} x ${NODE_BIN} -e ''`);
+  const bare: number[] = [];
+  let bareVersion = '?';
+  try {
+    bareVersion = execFileSync(NODE_BIN, ['--version'], { encoding: 'utf8' }).trim();
+    for (let i = 0; i < BARE_NODE_RUNS + 2; i++) {
+      const t0 = performance.now();
+      const r = spawnSync(NODE_BIN, ['-e', ''], { stdio: 'ignore' });
+      const dt = performance.now() - t0;
+      if (r.status !== 0) throw new Error(`node -e '' exited ${r.status}`);
+      if (i >= 2) bare.push(dt); // the first two warm the page cache
+    }
+  } catch (err) {
+    status(`bare node failed: ${String(err)}`);
+  }
+  out.bare = bare;
+  out.bareVersion = bareVersion;
+
+  if (ONLY.has('startup')) {
+    status(`fork -> first line: ${STARTUP_RUNS} server starts with one TS worker`);
+    c.deploy('pgnw_startup', STARTUP_WORKER);
+    const count = async () => Number((await c.query('SELECT count(*)::int AS n FROM bench_startup'))[0].n);
+    for (let i = 0; i < STARTUP_RUNS; i++) {
+      const before = i === 0 ? 0 : await count();
+      await c.restart();
+      await waitFor('the TS startup worker', async () => (await count()) > before, 30000, 20);
+    }
+    const rows = await c.query<{ first_line_ms: number; bundle_ms: number; phases: Record<string, number> }>('SELECT first_line_ms, bundle_ms, phases FROM bench_startup ORDER BY id');
+    out.tsFirst = rows.map((r) => r.first_line_ms);
+    out.tsBundle = rows.map((r) => r.bundle_ms);
+    out.tsPhases = Object.fromEntries(['origin', 'v8Start', 'environment', 'bootstrapComplete'].map((k) => [k, median(rows.map((r) => r.phases[k]))]));
+    undeployAll(c);
+  }
+
+  if (ONLY.has('memory')) {
+    c.deploy('idle_0', IDLE_WORKER('idle_0'));
+    for (const n of [2, 4]) {
+      status(`memory: ${n} idle workers`);
+      cloneWorker(c, 'idle_0', Array.from({ length: n - 1 }, (_, k) => `idle_${k + 1}`));
+      await c.query('TRUNCATE bench_alive');
+      await c.restart();
+      const cl = await c.client();
+      try {
+        await waitFor(`${n} workers running JS`, async () => Number((await cl.query('SELECT count(*)::int AS n FROM bench_alive')).rows[0].n) >= n, 30000, 50);
+        const pids = await waitFor(`${n} node workers`, async () => {
+          const p = await nodeWorkerPids(cl);
+          return p.length === n ? p : null;
+        }, 30000, 50);
+        await sleep(1500);
+        const mems = await settledMems(pids);
+        out[`mem${n}`] = mems;
+        if (n === 2) {
+          const t0 = pids.map(cpuTicks);
+          await sleep(3000);
+          out.idleTicks = pids.map((p, k) => cpuTicks(p) - t0[k]);
+        }
+      } finally {
+        await cl.end();
+      }
+    }
+    undeployAll(c);
+  }
+
+  if (ONLY.has('scale')) {
+    status(`scale: ${SCALE_WORKERS} workers`);
+    c.deploy('idle_0', IDLE_WORKER('idle_0'));
+    cloneWorker(c, 'idle_0', Array.from({ length: SCALE_WORKERS - 1 }, (_, k) => `idle_${k + 1}`));
+    await c.query('TRUNCATE bench_alive');
+    c.stop();
+    await c.start();
+    const t0 = performance.now();
+    const cl = await c.client();
+    let n = 0;
+    try {
+      await waitFor(`${SCALE_WORKERS} node workers`, async () => {
+        n = (await nodeWorkerPids(cl)).length;
+        return n >= SCALE_WORKERS;
+      }, 60000, 20);
+      out.scaleS = (performance.now() - t0) / 1000;
+      await waitFor(`${SCALE_WORKERS} workers running JS`, async () => {
+        n = Number((await cl.query('SELECT count(*)::int AS n FROM bench_alive')).rows[0].n);
+        return n >= SCALE_WORKERS;
+      }, 60000, 20);
+      out.scaleJsS = (performance.now() - t0) / 1000;
+      const pids = await nodeWorkerPids(cl);
+      await sleep(1000);
+      const mems = pids.map(memOf);
+      out.scalePssKb = mems.reduce((s, m) => s + m.pssKb, 0) / mems.length;
+    } catch (err) {
+      out.scaleS = NaN;
+      out.scaleReached = n;
+      status(String(err));
+    } finally {
+      await cl.end();
+    }
+    undeployAll(c);
+
+    status(`pgbench -C: preloaded with 0 workers vs not preloaded, 2 rounds of ${PGBENCH_SECONDS} s each`);
+    const withExt: number[] = [], without: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      for (const preload of [true, false]) {
+        c.stop();
+        setAutoConf(c, 'shared_preload_libraries', preload ? 'pg_node_worker' : '');
+        await c.start();
+        (preload ? withExt : without).push(pgbenchConnMs(c).connMs);
+      }
+    }
+    out.pgbenchWith = withExt;
+    out.pgbenchWithout = without;
+  }
+  clusters.delete(c);
+  await c.destroy();
+  return out;
+}
+
+async function main(): Promise<void> {
+  const tStart = Date.now();
+  const loadStart = loadavg();
+
+  status('make -C bench (C SPI reference, PGXS)');
+  const mk = spawnSync('make', ['-C', path.join(REPO, 'bench'), '--no-print-directory'], { encoding: 'utf8' });
+  if (mk.status !== 0) throw new Error(`make -C bench failed (${mk.status ?? mk.signal}):\n${mk.stderr}${mk.stdout}`);
+  if (!fs.existsSync(path.join(REPO, 'dist', 'cli', 'main.js')))
+    throw new Error('the CLI is not built: run `npm run build` (and `make install` as root) first');
+
+  const A = ONLY.has('select1') || ONLY.has('fetch') || ONLY.has('cursor') ? await clusterA() : {};
+  const B = await clusterB();
+  const f = { ...A, ...B } as Record<string, any>;
 
   const facts = {
+    date: new Date().toISOString(),
     nproc: execFileSync('nproc', { encoding: 'utf8' }).trim(),
     cpu: (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? '?').trim(),
     kernel: `${os.type()} ${os.release()}`,
     memGb: (os.totalmem() / 2 ** 30).toFixed(1),
-    server: (await admin.query('SHOW server_version')).rows[0].server_version as string,
-    sharedBuffers: (await admin.query('SHOW shared_buffers')).rows[0].shared_buffers as string,
-    fsync: (await admin.query('SHOW fsync')).rows[0].fsync as string,
-    heapLimit: (await admin.query("SELECT current_setting('node_worker.heap_limit_mb', true) AS v")).rows[0].v as string | null,
+    server: f.server ?? '?',
+    workerNode: f.workerNode ?? '?',
+    clientNode: process.version,
     pgVersion: (require('pg/package.json') as { version: string }).version,
+    loadStart,
+    loadEnd: loadavg(),
   };
 
-  // ---- 1. SELECT 1
-  const select1Timeout = SELECT1_MS + SELECT1_WARMUP_MS + 30000;
-  status(`SELECT 1: TS worker, ${SELECT1_MS} ms per loop`);
-  const tsEach = values(await tsJob('select1_each', SELECT1_MS, select1Timeout), 'calls_per_s')[0];
-  const tsXact = values(await tsJob('select1_xact', SELECT1_MS, select1Timeout), 'calls_per_s')[0];
-  status('SELECT 1: C reference bgworker');
-  const cEach = values((await cJob('select1_each', SELECT1_MS, select1Timeout)).figs, 'calls_per_s')[0];
-  const cXact = values((await cJob('select1_xact', SELECT1_MS, select1Timeout)).figs, 'calls_per_s')[0];
-  status('SELECT 1: node-postgres');
-  const client = await c.client();
-  const pgLoop = async (ms: number) => {
-    let n = 0;
-    const t0 = performance.now();
-    let t = t0;
-    do {
-      for (let k = 0; k < 16; k++) await client.query('SELECT 1');
-      n += 16;
-      t = performance.now();
-    } while (t - t0 < ms);
-    return n / ((t - t0) / 1000);
-  };
-  await pgLoop(SELECT1_WARMUP_MS);
-  const pgEach = await pgLoop(SELECT1_MS);
-  await client.query('BEGIN');
-  await pgLoop(SELECT1_WARMUP_MS);
-  const pgXact = await pgLoop(SELECT1_MS);
-  await client.query('COMMIT');
-
-  // ---- 2. 1M rows
-  status(`1M-row fetch x${FETCH_RUNS}: TS worker`);
-  const tsFetchFigs = await tsJob('fetch', FETCH_RUNS, 120000);
-  const tsFetch = values(tsFetchFigs, 'rows_per_s');
-  status(`1M-row fetch x${FETCH_RUNS}: C reference`);
-  const cFetchFigs = (await cJob('fetch', FETCH_RUNS, 120000)).figs;
-  const cFetch = values(cFetchFigs, 'rows_per_s');
-  const cExecMs = median(values(cFetchFigs, 'exec_ms'));
-  const cDeformMs = median(values(cFetchFigs, 'deform_ms'));
-  status(`1M-row fetch x${FETCH_RUNS}: node-postgres`);
-  const pgFetch: number[] = [];
-  for (let i = 0; i < FETCH_RUNS; i++) {
-    const t0 = performance.now();
-    const r = await client.query(FETCH_SQL);
-    const dt = performance.now() - t0;
-    if (r.rows.length !== 1000000) throw new Error(`node-postgres got ${r.rows.length} rows`);
-    pgFetch.push(r.rows.length / (dt / 1000));
+  // ---- targets
+  const med = (xs: number[] | undefined) => (xs && xs.length ? median(xs) : NaN);
+  const targets: Target[] = [];
+  if (ONLY.has('select1')) {
+    targets.push(
+      target({ id: '1a', what: 'SELECT 1 own xact: TS vs naive C (SPI_execute)', figure: `${int(f.tsEach)}/s`, baseline: `C naive ${int(f.cNaiveEach)}/s`, ratio: f.tsEach / f.cNaiveEach, target: 1.0, dir: '>=' }),
+      target({ id: '1b', what: 'SELECT 1 in one xact: TS vs naive C', figure: `${int(f.tsXact)}/s`, baseline: `C naive ${int(f.cNaiveXact)}/s`, ratio: f.tsXact / f.cNaiveXact, target: 1.0, dir: '>=' }),
+      target({ id: '1c', what: 'SELECT 1 own xact: TS vs C kept plan', figure: `${int(f.tsEach)}/s`, baseline: `C plan ${int(f.cEach)}/s`, ratio: f.tsEach / f.cEach, target: 0.5, dir: '>=' }),
+      target({ id: '1d', what: 'SELECT 1 in one xact: TS vs C kept plan', figure: `${int(f.tsXact)}/s`, baseline: `C plan ${int(f.cXact)}/s`, ratio: f.tsXact / f.cXact, target: 0.5, dir: '>=' }),
+      target({ id: '1e', what: 'SELECT 1 own xact: TS vs node-pg autocommit', figure: `${int(f.tsEach)}/s`, baseline: `node-pg ${int(f.pgEach)}/s`, ratio: f.tsEach / f.pgEach, target: 20, dir: '>=' }),
+      target({ id: '1f', what: 'SELECT 1 in one xact: TS vs node-pg in BEGIN', figure: `${int(f.tsXact)}/s`, baseline: `node-pg ${int(f.pgXact)}/s`, ratio: f.tsXact / f.pgXact, target: 20, dir: '>=' }),
+    );
   }
-
-  // ---- 3. fork -> first line
-  status(`fork -> first line: ${STARTUP_RESTARTS} x pg_terminate_backend + restart (restart: 1 s) of the TS worker`);
-  interface StartRow { id: number; pid: number; first_line_ms: number; bundle_ms: number; node_version: string }
-  const startRows = async () => (await admin!.query<StartRow>('SELECT * FROM bench_startup ORDER BY id')).rows;
-  for (let i = 0; i < STARTUP_RESTARTS; i++) {
-    const before = await startRows();
-    const last = before[before.length - 1];
-    await admin.query('SELECT pg_terminate_backend($1)', [last.pid]);
-    await waitFor('the TS startup worker to come back', async () => (await startRows()).length > before.length, 30000, 20);
+  if (ONLY.has('fetch')) {
+    targets.push(
+      target({ id: '2a', what: `${ROWS2 / 1e6}M rows (int4, text): TS vs node-pg`, figure: `${int(med(f.ts2))} rows/s`, baseline: `node-pg ${int(med(f.pg2))} rows/s`, ratio: med(f.ts2) / med(f.pg2), target: 2.0, dir: '>=' }),
+      target({ id: '2b', what: `${ROWS8 / 1e3}k rows x 8 columns: TS vs node-pg`, figure: `${int(med(f.ts8))} rows/s`, baseline: `node-pg ${int(med(f.pg8))} rows/s`, ratio: med(f.ts8) / med(f.pg8), target: 1.5, dir: '>=' }),
+    );
   }
-  const allStarts = await startRows();
-  const restarts = allStarts.slice(1); // the first ran at server start, beside the other worker starting
-  const tsFirst = restarts.map((r) => r.first_line_ms);
-  const tsBundle = restarts.map((r) => r.bundle_ms);
-  const idleTsPid = allStarts[allStarts.length - 1].pid;
-  const idleTsSince = Date.now();
-
-  status(`fork -> first line: ${STARTUP_RESTARTS} C reference bgworkers`);
-  const cMain: number[] = [], cConn: number[] = [];
-  for (let i = 0; i < STARTUP_RESTARTS; i++) {
-    const { figs } = await cJob('startup', 0, 30000);
-    cMain.push(values(figs, 'fork_to_main_ms')[0]);
-    cConn.push(values(figs, 'fork_to_connected_ms')[0]);
+  if (ONLY.has('cursor') && f.cursor) {
+    const delta = (f.cursor.hwmKb - f.cursor.idleRssKb) / 1024;
+    targets.push(target({ id: '3', what: `cursor over ${CURSOR_ROWS / 1e6}M rows: peak RSS - idle RSS`, figure: `+${delta.toFixed(1)} MB`, baseline: `limit 100 MB (idle ${mb(f.cursor.idleRssKb)} MB)`, ratio: delta / 100, target: 1.0, dir: '<=' }));
   }
-
-  // ---- 4. memory
-  status('memory: idle TS worker, idle C bgworker, client backend');
-  const idleC = await cJob('idle', 0, 30000);
-  const backendPid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-  await sleep(Math.max(0, 2000 - (Date.now() - idleTsSince)));
-  const [memTs, memC, memBackend] = await Promise.all([settledMem(idleTsPid), settledMem(idleC.pid), settledMem(backendPid, 1000)]);
-  const memBench = memOf(benchWorkerPid);
-  await client.end();
+  if (ONLY.has('startup')) {
+    targets.push(target({ id: '4', what: "fork -> first line vs bare node -e ''", figure: `${ms1(med(f.tsFirst))} ms`, baseline: `node ${f.bareVersion} ${ms1(med(f.bare))} ms`, ratio: med(f.tsFirst) / med(f.bare), target: 1.0, dir: '<=' }));
+  }
+  if (ONLY.has('memory') && f.mem2) {
+    const max2 = Math.max(...(f.mem2 as Mem[]).map((m) => m.pssKb)) / 1024;
+    const max4 = Math.max(...(f.mem4 as Mem[]).map((m) => m.pssKb)) / 1024;
+    targets.push(
+      target({ id: '5a', what: 'idle PSS per worker, 2 workers (max)', figure: `${max2.toFixed(1)} MB`, baseline: 'limit 30 MB', ratio: max2 / 30, target: 1.0, dir: '<=' }),
+      target({ id: '5b', what: 'idle PSS per worker, 4 workers (max)', figure: `${max4.toFixed(1)} MB`, baseline: 'limit 20 MB', ratio: max4 / 20, target: 1.0, dir: '<=' }),
+      target({ id: '5c', what: 'idle CPU over 3 s, 2 workers (clock ticks)', figure: `${(f.idleTicks as number[]).join(', ')} ticks`, baseline: 'limit 1 tick (10 ms)', ratio: Math.max(...f.idleTicks) / 1, target: 1.0, dir: '<=' }),
+    );
+  }
+  if (ONLY.has('scale')) {
+    targets.push(
+      target({ id: '6a', what: `${SCALE_WORKERS} workers running JS after pg_ctl start`, figure: `${Number.isFinite(f.scaleJsS) ? f.scaleJsS.toFixed(2) : `only ${f.scaleReached} in 60`} s`, baseline: 'limit 10 s', ratio: f.scaleJsS / 10, target: 1.0, dir: '<=' }),
+      target({ id: '6b', what: 'pgbench -C connection: preloaded (0 workers) vs not', figure: `${med(f.pgbenchWith).toFixed(3)} ms`, baseline: `not preloaded ${med(f.pgbenchWithout).toFixed(3)} ms`, ratio: med(f.pgbenchWith) / med(f.pgbenchWithout), target: 1.15, dir: '<=' }),
+    );
+  }
+  targets.push({ id: '7', what: 'call() round trip p50 (#4)', figure: 'see below', baseline: 'bench/call.ts (runs next)', ratio: NaN, target: 1.0, dir: '<=', met: null });
 
   // ---- print
   const out: string[] = [];
   const p = (s = '') => out.push(s);
   p();
-  p(`pg_node_worker bench  ${new Date().toISOString()}`);
+  p(`pg_node_worker bench  ${facts.date}`);
   p(`  machine: nproc ${facts.nproc}, ${facts.cpu}, ${facts.memGb} GiB, ${facts.kernel}`);
-  p(`  server:  PostgreSQL ${facts.server}, shared_buffers ${facts.sharedBuffers}, fsync ${facts.fsync}, node_worker.heap_limit_mb ${facts.heapLimit ?? '?'}`);
-  p(`  worker:  Node ${workerNode} (process.version inside the worker, embedded libnode)`);
-  p(`  client:  node-postgres ${facts.pgVersion} on Node ${process.version} (this process), unix socket`);
-  const loadEnd = loadavg();
-  p(`  load:    1-min loadavg ${loadStart.toFixed(2)} before the run, ${loadEnd.toFixed(2)} after it (this includes the bench's own load)`);
-  if (loadStart > 0.5)
-    p(`  WARNING: other processes were using the CPU when the run began: figures may be lower and noisier than on an idle machine`);
+  p(`  server:  PostgreSQL ${facts.server}; cluster A shared_buffers ${f.sharedBuffers ?? '?'}, fsync off; node_worker.heap_limit_mb ${f.heapLimit ?? '?'}`);
+  p(`  worker:  Node ${facts.workerNode} (embedded libnode); client: node-postgres ${facts.pgVersion} on Node ${facts.clientNode}, unix socket`);
+  p(`  load:    1-min loadavg ${facts.loadStart.toFixed(2)} before the run, ${facts.loadEnd.toFixed(2)} after it (this includes the bench's own load)`);
+  if (facts.loadStart > 0.5)
+    p('  WARNING: other processes were using the CPU when the run began: figures may be lower and noisier than on an idle machine');
   p();
-  p(`1. SELECT 1, calls/s (${SELECT1_MS / 1000} s loop after a ${SELECT1_WARMUP_MS} ms warm-up; one run each)`);
+  p('Targets (issue #7); ratio = figure / baseline (or / limit)');
   p(table(
-    ['what', 'calls/s', 'us/call', 'vs C', 'vs node-pg'],
-    [
-      ['TS worker: ctx.sql`SELECT 1`, own transaction per call', int(tsEach), (1e6 / tsEach).toFixed(2), ratio(tsEach, cEach), ratio(tsEach, pgEach)],
-      ['TS worker: tx.sql`SELECT 1` inside one ctx.transaction', int(tsXact), (1e6 / tsXact).toFixed(2), ratio(tsXact, cXact), ratio(tsXact, pgXact)],
-      ['C bgworker SPI, own transaction per call (baseline)', int(cEach), (1e6 / cEach).toFixed(2), '1.00x', ratio(cEach, pgEach)],
-      ['C bgworker SPI, one transaction (baseline)', int(cXact), (1e6 / cXact).toFixed(2), '1.00x', ratio(cXact, pgXact)],
-      ['node-postgres client.query, autocommit (1 round trip/call)', int(pgEach), (1e6 / pgEach).toFixed(2), ratio(pgEach, cEach), '1.00x'],
-      ['node-postgres client.query, inside BEGIN ... COMMIT', int(pgXact), (1e6 / pgXact).toFixed(2), ratio(pgXact, cXact), '1.00x'],
-    ],
-    ['l', 'r', 'r', 'r', 'r'],
+    ['#', 'what', 'figure', 'baseline', 'ratio', 'target', 'met'],
+    targets.map((t) => [t.id, t.what, t.figure, t.baseline, Number.isFinite(t.ratio) ? t.ratio.toFixed(2) : 'n/a', `${t.dir} ${t.target}`, t.met === null ? '-' : t.met ? 'yes' : 'NO']),
+    ['l', 'l', 'r', 'l', 'r', 'l', 'l'],
   ));
-  p('     C rows: a dynamic bgworker making, per call, the same PostgreSQL calls as the runtime (native/guard.c):');
-  p('     pgstat_report_activity, [StartTransactionCommand], PushActiveSnapshot, SPI_connect, SPI_execute_plan');
-  p('     of a kept plan, SPI_getbinval, SPI_finish, PopActiveSnapshot, [CommitTransactionCommand]; ctx.sql with');
-  p('     no parameters also runs a kept plan (plan cache by SQL text). Ratios compare the same transaction mode.');
   p();
-  p(`2. 1M-row fetch (${FETCH_SQL}), rows/s, ${FETCH_RUNS} runs each`);
-  const fetchRow = (what: string, xs: number[]) => {
-    const best = Math.max(...xs), med = median(xs);
-    return [what, int(best), int(med), ms1(1e9 / med / 1e3), ratio(med, median(cFetch)), ratio(med, median(pgFetch))];
-  };
-  p(table(
-    ['what', 'best', 'median', 'ms (median)', 'vs C', 'vs node-pg'],
-    [
-      fetchRow('TS worker: ctx.sql -> 1M row objects {i, md5}', tsFetch),
-      fetchRow('C bgworker SPI: execute kept plan + heap_deform_tuple, read all text bytes', cFetch),
-      fetchRow('node-postgres client.query -> 1M row objects (unix socket)', pgFetch),
-    ],
-    ['l', 'r', 'r', 'r', 'r', 'r'],
-  ));
-  p('     ratios use the medians; every figure is end to end (execution in the server included).');
-  p(`     C split (medians): SPI_execute_plan until it returned (the query ran, SPI holds 1M tuples) ${ms1(cExecMs)} ms;`);
-  p(`     the deform loop alone ${ms1(cDeformMs)} ms (${int(1e6 / (cDeformMs / 1000))} rows/s). So the SQL side bounds every row of this table.`);
-  p(`     TS worker after the fetches: heapUsed ${ms1(values(tsFetchFigs, 'heap_used_mb')[0])} MB, rss ${ms1(values(tsFetchFigs, 'rss_mb')[0])} MB (process.memoryUsage)`);
-  p();
-  p(`3. fork -> first line of user code, ms (${STARTUP_RESTARTS} starts each)`);
-  const stRow = (what: string, xs: number[]) => [what, ms1(Math.min(...xs)), ms1(median(xs)), ms1(Math.max(...xs)), ratio(median(xs), median(cConn))];
-  p(table(
-    ['what', 'min', 'median', 'max', 'vs C connected'],
-    [
-      stRow('TS worker: first line of main (Date.now() - ctx.worker.startedAt)', tsFirst),
-      stRow('TS worker: first line of the bundle (module top level)', tsBundle),
-      stRow('C bgworker: first line of its main function', cMain),
-      stRow('C bgworker: after BackgroundWorkerInitializeConnection', cConn),
-    ],
-    ['l', 'r', 'r', 'r', 'r'],
-  ));
-  p(`     TS: pg_terminate_backend, restarted by the postmaster after restart: 1 s (fork time = MyStartTimestamp).`);
-  p(`     Not counted: its first start at server start-up (beside the other TS worker starting): ${ms1(allStarts[0].first_line_ms)} ms.`);
-  p('     C: dynamic bgworkers started from SQL (RegisterDynamicBackgroundWorker), same clock.');
-  p();
-  p('4. memory of an idle process, MB (/proc/<pid>/smaps_rollup Pss, /proc/<pid>/status VmRSS)');
-  const memRow = (what: string, m: Mem) => [what, mb(m.pssKb), mb(m.rssKb), mb(m.ussKb), mb(m.pssAnonKb), mb(m.pssFileKb), mb(m.pssShmemKb), ratio(m.pssKb, memBackend.pssKb)];
-  p(table(
-    ['what', 'PSS', 'RSS', 'USS', 'PSS anon', 'PSS file', 'PSS shmem', 'PSS vs backend'],
-    [
-      memRow(`TS worker idle in ctx.sleep (pid ${idleTsPid})`, memTs),
-      memRow(`C bgworker idle on its latch (pid ${idleC.pid})`, memC),
-      memRow(`client backend of a pg connection (pid ${backendPid})`, memBackend),
-      memRow(`(TS bench worker after all the runs above, pid ${benchWorkerPid})`, memBench),
-    ],
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-  ));
-  p('     sampled until PSS moved < 0.5% over 1 s (TS worker: >= 2 s after it started). USS = Private_Clean +');
-  p('     Private_Dirty (freed if the process exits). PSS file divides libnode/postgres pages among the processes');
-  p('     mapping them, so it moves with what else runs: here a second TS worker (pgnw_bench) is alive, and node');
-  p('     workers of any other cluster on the machine share libnode too; a lone node worker has a higher PSS. USS is the stable figure.');
-  p();
+  if (ONLY.has('select1')) {
+    p(`1. SELECT 1, calls/s (${SELECT1_MS / 1000} s loop after a ${SELECT1_WARMUP_MS} ms warm-up; one run each)`);
+    p(table(
+      ['what', 'calls/s', 'us/call'],
+      [
+        ['TS worker: ctx.sql`SELECT 1`, own transaction per call', int(f.tsEach), (1e6 / f.tsEach).toFixed(2)],
+        ['TS worker: tx.sql`SELECT 1` inside one ctx.transaction', int(f.tsXact), (1e6 / f.tsXact).toFixed(2)],
+        ['C SPI_execute_plan of a kept plan, own transaction per call', int(f.cEach), (1e6 / f.cEach).toFixed(2)],
+        ['C SPI_execute_plan of a kept plan, one transaction', int(f.cXact), (1e6 / f.cXact).toFixed(2)],
+        ['C SPI_execute("SELECT 1") (naive), own transaction per call', int(f.cNaiveEach), (1e6 / f.cNaiveEach).toFixed(2)],
+        ['C SPI_execute("SELECT 1") (naive), one transaction', int(f.cNaiveXact), (1e6 / f.cNaiveXact).toFixed(2)],
+        ['node-postgres client.query, autocommit', int(f.pgEach), (1e6 / f.pgEach).toFixed(2)],
+        ['node-postgres client.query, inside BEGIN ... COMMIT', int(f.pgXact), (1e6 / f.pgXact).toFixed(2)],
+      ],
+      ['l', 'r', 'r'],
+    ));
+    p('     C: a dynamic bgworker making per call pgstat_report_activity, [StartTransactionCommand], PushActiveSnapshot,');
+    p('     SPI_connect, SPI_execute_plan (or SPI_execute), SPI_getbinval, SPI_finish, PopActiveSnapshot, [Commit].');
+    p();
+  }
+  if (ONLY.has('fetch')) {
+    p(`2. fetch from pre-filled tables (in shared_buffers, so executing the query is cheap), rows/s, ${FETCH_RUNS} runs each`);
+    const fr = (what: string, xs: number[], base: number[]) =>
+      [what, int(Math.max(...xs)), int(median(xs)), ms1(1e3 * (xs === f.ts8 || xs === f.c8 || xs === f.pg8 ? ROWS8 : ROWS2) / median(xs)), x2(median(xs) / median(base))];
+    p(table(
+      ['what', 'best', 'median', 'ms', 'vs node-pg'],
+      [
+        fr(`TS ctx.sql -> ${ROWS2 / 1e6}M row objects {i, t}`, f.ts2, f.pg2),
+        fr('C SPI_execute_plan + heap_deform_tuple, all text bytes read', f.c2, f.pg2),
+        fr('node-postgres client.query -> row objects', f.pg2, f.pg2),
+        fr(`TS ctx.sql -> ${ROWS8 / 1e3}k rows {a..h} (8 columns)`, f.ts8, f.pg8),
+        fr('C: same + jsonb/numeric output functions', f.c8, f.pg8),
+        fr('node-postgres (int8/numeric as strings, Date, JSON.parse)', f.pg8, f.pg8),
+      ],
+      ['l', 'r', 'r', 'r', 'r'],
+    ));
+    p(`     (int4, text): SELECT i, t FROM bench_rows; 8 columns: int4, int8, float8, bool, text(32), timestamptz, jsonb {id, tag}, numeric.`);
+    p(`     TS values: int8 as bigint, numeric as string, timestamptz as Date, jsonb parsed. Every figure is end to end.`);
+    p(`     C split (medians): executing until SPI_execute_plan returned ${ms1(f.c2Exec)} ms / ${ms1(f.c8Exec)} ms; the deform loop ${ms1(f.c2Deform)} ms / ${ms1(f.c8Deform)} ms.`);
+    p(`     TS: reading i and t.length of all ${ROWS2 / 1e6}M rows afterwards: ${(f.ts2Read as number[]).map(ms1).join(', ')} ms (fast-property rows);`);
+    p(`     after the fetches heapUsed ${ms1(f.ts2Heap)} MB, rss ${ms1(f.ts2Rss)} MB.`);
+    p();
+  }
+  if (ONLY.has('cursor') && f.cursor) {
+    p(`3. cursor: ${CURSOR_ROWS.toLocaleString('en-US')} rows (${CURSOR_SQL.replace(/\s+/g, ' ')}) in batches of ${CURSOR_BATCH}, fresh worker`);
+    p(`     idle RSS ${mb(f.cursor.idleRssKb)} MB, peak RSS (VmHWM, reset before) ${mb(f.cursor.hwmKb)} MB: +${mb(f.cursor.hwmKb - f.cursor.idleRssKb)} MB; ${int(f.cursor.rowsPerS)} rows/s, ${f.cursor.seconds.toFixed(1)} s`);
+    p('     with SET LOCAL jit = off: PostgreSQL would JIT-compile this plan, and mapping libLLVM adds ~50 MB of file-backed RSS');
+    p('     to whichever process runs it (measured: +51.6 MB in /proc/<pid>/smaps), which is not what this figure is about.');
+    p();
+  }
+  if (ONLY.has('startup')) {
+    p(`4. start-up, ms (${STARTUP_RUNS} server starts for the TS worker; ${BARE_NODE_RUNS} spawns of node)`);
+    const stRow = (what: string, xs: number[]) => [what, ms1(Math.min(...xs)), ms1(median(xs)), ms1(Math.max(...xs))];
+    const rowsSt = [
+      stRow('TS worker: fork -> first line of main (Date.now() - ctx.worker.startedAt)', f.tsFirst),
+      stRow('TS worker: fork -> first line of the bundle (module top level)', f.tsBundle),
+      stRow(`bare ${NODE_BIN} -e '' (${f.bareVersion}): spawn -> exit, wall time`, f.bare),
+    ];
+    if (f.cMain) rowsSt.push(stRow('C bgworker: fork -> first line of its main', f.cMain), stRow('C bgworker: fork -> connected', f.cConn));
+    p(table(['what', 'min', 'median', 'max'], rowsSt, ['l', 'r', 'r', 'r']));
+    const ph = f.tsPhases as Record<string, number>;
+    p(`     TS worker, medians: fork -> libnode initialised (performance.timeOrigin) ${ms1(ph.origin)} ms; then V8 started +${ms1(ph.v8Start)},`);
+    p(`     environment +${ms1(ph.environment)}, Node's bootstrap JS done +${ms1(ph.bootstrapComplete)} ms (Debian's libnode108 is built without`);
+    p('     the start-up snapshot and code cache, so it compiles its bootstrap JS in every process); the rest is runtime.js + the bundle.');
+    p(`     The system node is ${f.bareVersion} (nodesource, with its start-up snapshot); Debian's libnode 18 has no CLI to compare.`);
+    p();
+  }
+  if (ONLY.has('memory') && f.mem2) {
+    p('5. idle workers, MB (/proc/<pid>/smaps_rollup; sampled until the summed PSS is steady)');
+    const memRows: Cell[][] = [];
+    for (const n of [2, 4]) (f[`mem${n}`] as Mem[]).forEach((m, k) => memRows.push([`${n} workers: #${k + 1}`, mb(m.pssKb), mb(m.rssKb), mb(m.ussKb), mb(m.pssAnonKb), mb(m.pssFileKb)]));
+    if (Number.isFinite(f.scalePssKb)) memRows.push([`${SCALE_WORKERS} workers: average`, mb(f.scalePssKb), '', '', '', '']);
+    p(table(['what', 'PSS', 'RSS', 'USS', 'PSS anon', 'PSS file'], memRows, ['l', 'r', 'r', 'r', 'r', 'r']));
+    p();
+  }
+  if (ONLY.has('scale')) {
+    p(`6. scale: after pg_ctl start returned, ${SCALE_WORKERS} node_worker rows in pg_stat_activity (connected) in ${Number.isFinite(f.scaleS) ? f.scaleS.toFixed(2) : 'n/a'} s,`);
+    p(`   all ${SCALE_WORKERS} running JS (each inserted a row from the first line of main) in ${Number.isFinite(f.scaleJsS) ? f.scaleJsS.toFixed(2) : 'n/a'} s;`);
+    p(`   pgbench -n -C -T ${PGBENCH_SECONDS} (SELECT 1) average connection time, ms: preloaded, 0 workers ${(f.pgbenchWith as number[]).map((x) => x.toFixed(3)).join(', ')};`);
+    p(`   not preloaded ${(f.pgbenchWithout as number[]).map((x) => x.toFixed(3)).join(', ')}`);
+    p();
+  }
   p(`total ${((Date.now() - tStart) / 1000).toFixed(0)} s`);
-  process.stdout.write(out.join('\n') + '\n');
+  const text = out.join('\n') + '\n';
+  process.stdout.write(text);
+
+  const resultsDir = path.join(REPO, 'bench', 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify({ facts, targets, figures: f, config: { SELECT1_MS, FETCH_RUNS, ROWS2, ROWS8, CURSOR_ROWS, CURSOR_BATCH, STARTUP_RUNS, SCALE_WORKERS, ONLY: [...ONLY] } }, null, 2) + '\n');
+  fs.writeFileSync(path.join(resultsDir, 'latest.svg'), svgChart(targets, `pg_node_worker bench ${facts.date.slice(0, 10)}: nproc ${facts.nproc}, ${facts.cpu}`));
+  fs.writeFileSync(path.join(resultsDir, 'latest.txt'), text);
+  const md = [
+    `Measured ${facts.date.slice(0, 10)} on nproc ${facts.nproc}, ${facts.cpu}, ${facts.memGb} GiB, ${facts.kernel}; PostgreSQL ${facts.server}; worker Node ${facts.workerNode}; node-postgres ${facts.pgVersion} on Node ${facts.clientNode}; 1-min loadavg ${facts.loadStart.toFixed(2)} before the run.`,
+    '',
+    '| # | what | figure | baseline | ratio | target | met |',
+    '|---|---|---:|---|---:|---|---|',
+    ...targets.map((t) => `| ${t.id} | ${t.what} | ${t.figure} | ${t.baseline} | ${Number.isFinite(t.ratio) ? t.ratio.toFixed(2) : 'n/a'} | ${t.dir} ${t.target} | ${t.met === null ? '-' : t.met ? 'yes' : '**no**'} |`),
+  ].join('\n') + '\n';
+  fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
+  status(`wrote bench/results/latest.{json,svg,txt,md}`);
 }
 
 main()
   .catch((err) => {
     process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-    if (cluster) process.stderr.write(`----- server log (last 60 lines) -----\n${cluster.logTail(60)}\n-----\n`);
+    if (current) process.stderr.write(`----- server log (last 60 lines) -----\n${current.logTail(60)}\n-----\n`);
     process.exitCode = 1;
   })
   .finally(async () => {

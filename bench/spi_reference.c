@@ -16,7 +16,15 @@
  * Modes:
  *   select1_each  arg = ms: loop SELECT 1, one transaction per call
  *   select1_xact  arg = ms: loop SELECT 1, all calls in one transaction
- *   fetch         arg = runs: the 1M-row query, every tuple deformed
+ *   select1_naive_each, select1_naive_xact
+ *                 the same with SPI_execute("SELECT 1") per call (parse,
+ *                 plan and execute every time: the naive C loop)
+ *   fetch2        arg = runs: SELECT i, t FROM bench_rows, every tuple deformed,
+ *                 every text byte read
+ *   fetch8        arg = runs: the 8-column table (int4, int8, float8, bool, text,
+ *                 timestamptz, jsonb, numeric): every tuple deformed, text bytes
+ *                 read, jsonb and numeric through their output functions (their
+ *                 text form, as a client gets it)
  *   idle          wait on the latch until SIGTERM (memory baseline)
  *   startup       record the start-up figures and exit
  *
@@ -46,6 +54,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -57,7 +66,8 @@ PG_FUNCTION_INFO_V1(pgnw_bench_launch);
 PGDLLEXPORT void pgnw_bench_worker_main(Datum arg);
 
 #define SELECT1_SQL "SELECT 1"
-#define FETCH_SQL "SELECT i, md5(i::text) FROM generate_series(1, 1000000) i"
+#define FETCH2_SQL "SELECT i, t FROM bench_rows"
+#define FETCH8_SQL "SELECT a, b, c, d, e, f, g, h FROM bench_rows8"
 
 /* what the launcher hands to the worker, in bgw_extra (BGW_EXTRALEN = 128) */
 typedef struct BenchArgs
@@ -212,8 +222,27 @@ select1_once(SPIPlanPtr plan)
 	return v;
 }
 
+/* one SELECT 1 through SPI_execute: parsed and planned every time */
+static inline int64
+select1_naive_once(void)
+{
+	bool		isnull;
+	int64		v;
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(SELECT1_SQL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SELECT 1 failed");
+	v = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PopActiveSnapshot();
+	return v;
+}
+
 /*
  * Loop SELECT 1 for warmup_ms (not counted), then for ms; return calls/s.
+ * plan NULL: SPI_execute of the text per call.
  * one_xact: all calls in one transaction (as inside ctx.transaction),
  * else a transaction per call (as ctx.sql outside one).
  */
@@ -242,7 +271,7 @@ select1_loop(SPIPlanPtr plan, bool one_xact, int ms, int64 *checksum)
 				SetCurrentStatementStartTimestamp();
 				StartTransactionCommand();
 			}
-			sum += select1_once(plan);
+			sum += plan ? select1_once(plan) : select1_naive_once();
 			if (!one_xact)
 				CommitTransactionCommand();
 			pgstat_report_activity(one_xact ? STATE_IDLEINTRANSACTION : STATE_IDLE, NULL);
@@ -258,12 +287,14 @@ select1_loop(SPIPlanPtr plan, bool one_xact, int ms, int64 *checksum)
 }
 
 /*
- * Run the 1M-row query once, deforming every tuple and reading every text
- * byte; rows/s end to end.  *exec_s: until SPI_execute_plan returned (the
- * query ran, SPI holds the rows); *deform_s: the deform loop alone.
+ * Run a fetch query once, deforming every tuple and reading every value
+ * (text bytes; jsonb and numeric through their output functions); rows/s
+ * end to end.  *exec_s: until SPI_execute_plan returned (the query ran, SPI
+ * holds the rows); *deform_s: the deform loop alone.
  */
 static double
-fetch_once(SPIPlanPtr plan, uint64 *rows, uint64 *checksum, double *exec_s, double *deform_s)
+fetch_once(SPIPlanPtr plan, const char *sql, uint64 *rows, uint64 *checksum,
+		   double *exec_s, double *deform_s)
 {
 	double		t0 = now_s(),
 				t1,
@@ -271,32 +302,71 @@ fetch_once(SPIPlanPtr plan, uint64 *rows, uint64 *checksum, double *exec_s, doub
 				t;
 	uint64		sum = 0,
 				n;
-	Datum		vals[2];
-	bool		nulls[2];
+	Datum	   *vals;
+	bool	   *nulls;
+	TupleDesc	desc;
+	int			natts;
+	FmgrInfo   *out;
+	bool	   *use_out;
 
-	pgstat_report_activity(STATE_RUNNING, FETCH_SQL);
+	pgstat_report_activity(STATE_RUNNING, sql);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_plan(plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "the 1M-row query failed");
+		elog(ERROR, "the fetch query failed");
 	t1 = now_s();
 	n = SPI_processed;
+	desc = SPI_tuptable->tupdesc;
+	natts = desc->natts;
+	vals = palloc(sizeof(Datum) * natts);
+	nulls = palloc(sizeof(bool) * natts);
+	out = palloc0(sizeof(FmgrInfo) * natts);
+	use_out = palloc0(sizeof(bool) * natts);
+	for (int c = 0; c < natts; c++)
+	{
+		Oid			typ = TupleDescAttr(desc, c)->atttypid;
+
+		if (typ == JSONBOID || typ == NUMERICOID)
+		{
+			Oid			fn;
+			bool		isvarlena;
+
+			getTypeOutputInfo(typ, &fn, &isvarlena);
+			fmgr_info(fn, &out[c]);
+			use_out[c] = true;
+		}
+	}
 	for (uint64 r = 0; r < n; r++)
 	{
-		struct varlena *s;
-		const unsigned char *p;
-		int			len;
+		heap_deform_tuple(SPI_tuptable->vals[r], desc, vals, nulls);
+		for (int c = 0; c < natts; c++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, c);
 
-		heap_deform_tuple(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, vals, nulls);
-		sum += (uint32) DatumGetInt32(vals[0]);
-		s = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(vals[1]));
-		p = (const unsigned char *) VARDATA_ANY(s);
-		len = VARSIZE_ANY_EXHDR(s);
-		for (int i = 0; i < len; i++)
-			sum += p[i];
+			if (nulls[c])
+				continue;
+			if (use_out[c])
+			{
+				char	   *s = OutputFunctionCall(&out[c], vals[c]);
+
+				sum += strlen(s);
+				pfree(s);
+			}
+			else if (att->attlen == -1)
+			{
+				struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(vals[c]));
+				const unsigned char *p = (const unsigned char *) VARDATA_ANY(v);
+				int			len = VARSIZE_ANY_EXHDR(v);
+
+				for (int i = 0; i < len; i++)
+					sum += p[i];
+			}
+			else if (att->attbyval)
+				sum += (uint64) vals[c];
+		}
 		if ((r & 4095) == 4095)
 			CHECK_FOR_INTERRUPTS();
 	}
@@ -333,10 +403,11 @@ pgnw_bench_worker_main(Datum main_arg)
 	record("fork_to_connected_ms", (connected - MyStartTimestamp) / 1000.0, NULL);
 	record("pid", MyProcPid, NULL);
 
-	if (strcmp(args.mode, "select1_each") == 0 || strcmp(args.mode, "select1_xact") == 0)
+	if (strncmp(args.mode, "select1_", 8) == 0)
 	{
-		bool		one_xact = strcmp(args.mode, "select1_xact") == 0;
-		SPIPlanPtr	plan = prepare_kept(SELECT1_SQL);
+		bool		one_xact = strstr(args.mode, "_xact") != NULL;
+		bool		naive = strstr(args.mode, "_naive") != NULL;
+		SPIPlanPtr	plan = naive ? NULL : prepare_kept(SELECT1_SQL);
 		int64		checksum = 0;
 		int			warmup = Min(300, args.arg / 5);
 
@@ -344,9 +415,10 @@ pgnw_bench_worker_main(Datum main_arg)
 		record("calls_per_s", select1_loop(plan, one_xact, args.arg, &checksum), NULL);
 		record("checksum", (double) checksum, NULL);
 	}
-	else if (strcmp(args.mode, "fetch") == 0)
+	else if (strcmp(args.mode, "fetch2") == 0 || strcmp(args.mode, "fetch8") == 0)
 	{
-		SPIPlanPtr	plan = prepare_kept(FETCH_SQL);
+		const char *sql = strcmp(args.mode, "fetch2") == 0 ? FETCH2_SQL : FETCH8_SQL;
+		SPIPlanPtr	plan = prepare_kept(sql);
 		uint64		checksum = 0;
 
 		for (int i = 0; i < args.arg; i++)
@@ -354,7 +426,7 @@ pgnw_bench_worker_main(Datum main_arg)
 			uint64		rows;
 			double		exec_s,
 						deform_s;
-			double		rate = fetch_once(plan, &rows, &checksum, &exec_s, &deform_s);
+			double		rate = fetch_once(plan, sql, &rows, &checksum, &exec_s, &deform_s);
 
 			record("rows_per_s", rate, NULL);
 			record("rows", (double) rows, NULL);

@@ -342,3 +342,151 @@ describe('cursors', () => {
     expect(e.code).toBe('22012');
   });
 });
+
+describe('plan cache, cached column names and big results (issue #7)', () => {
+  it('sees added, dropped, retyped and renamed columns through a cached SELECT * (1 row and 20 rows)', async () => {
+    const r = await inWorker(
+      cluster,
+      `const out = [];
+       for (const n of [1, 20]) {
+         ctx.sql\`DROP TABLE IF EXISTS pi\`;
+         ctx.sql\`CREATE TABLE pi (a int, b text)\`;
+         ctx.sql\`INSERT INTO pi SELECT i, 'x' || i FROM generate_series(1, \${n}::int) i\`;
+         // one call site: the same TemplateStringsArray, so the same cached plan and column names
+         const q = () => ctx.sql\`SELECT * FROM pi ORDER BY 1\`;
+         const snap = (rows) => ({ columns: [...rows.columns], first: rows[0], last: rows[rows.length - 1], n: rows.length });
+         const steps = [snap(q()), snap(q())];
+         ctx.sql\`ALTER TABLE pi ADD COLUMN c int DEFAULT 7\`;
+         steps.push(snap(q()));
+         ctx.sql\`ALTER TABLE pi DROP COLUMN b\`;
+         steps.push(snap(q()));
+         ctx.sql\`ALTER TABLE pi ALTER COLUMN a TYPE text\`;
+         steps.push(snap(q()));
+         ctx.sql\`ALTER TABLE pi RENAME COLUMN c TO d\`;
+         steps.push(snap(q()));
+         ctx.transaction((tx) => {
+           for (const rows of tx.sql.cursor(8)\`SELECT * FROM pi ORDER BY 1\`) { steps.push(snap(rows)); break; }
+         });
+         out.push(steps);
+       }
+       return out;`,
+    );
+    const expected = (n: number) => {
+      const last = (f: (i: number) => object) => f(n);
+      return [
+        { columns: ['a', 'b'], first: { a: 1, b: 'x1' }, last: last((i) => ({ a: i, b: 'x' + i })), n },
+        { columns: ['a', 'b'], first: { a: 1, b: 'x1' }, last: last((i) => ({ a: i, b: 'x' + i })), n },
+        { columns: ['a', 'b', 'c'], first: { a: 1, b: 'x1', c: 7 }, last: last((i) => ({ a: i, b: 'x' + i, c: 7 })), n },
+        { columns: ['a', 'c'], first: { a: 1, c: 7 }, last: last((i) => ({ a: i, c: 7 })), n },
+        // text sorts '1' < '10' < ... < '9'
+        { columns: ['a', 'c'], first: { a: '1', c: 7 }, last: { a: n === 1 ? '1' : '9', c: 7 }, n },
+        { columns: ['a', 'd'], first: { a: '1', d: 7 }, last: { a: n === 1 ? '1' : '9', d: 7 }, n },
+        { columns: ['a', 'd'], first: { a: '1', d: 7 }, last: n === 1 ? { a: '1', d: 7 } : { a: '16', d: 7 }, n: Math.min(n, 8) },
+      ];
+    };
+    expect(r[0]).toEqual(expected(1));
+    expect(r[1]).toEqual(expected(20));
+  });
+
+  it('converts every type the same in small and big (column by column) results, NULLs included', async () => {
+    const r = await inWorker(
+      cluster,
+      `const q = (n) => ctx.sql\`SELECT i, (i % 3 = 0) AS b, i::int2 AS i2, i * 1.5::float4 AS f4, i / 4.0::float8 AS f8,
+           i::int8 * 10000000000 AS i8, (i / 3.0)::numeric(10, 3) AS num, 'héllo ' || i AS txt, 'ascii' || i AS asc,
+           ('"k' || i || '"')::json AS js, jsonb_build_object('i', i, 'ü', ARRAY[i]) AS jb, ('\\\\x' || lpad(to_hex(i), 4, '0'))::bytea AS ba,
+           date '2024-01-01' + i AS d, CASE WHEN i = 2 THEN 'infinity'::timestamptz WHEN i = 3 THEN '-infinity' ELSE timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour' END AS ts,
+           ARRAY[i, NULL] AS arr, ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid AS u, (i || ' days')::interval AS iv
+         FROM generate_series(1, \${n}::int) i\`;
+       const withNulls = (n) => ctx.sql\`SELECT CASE WHEN i % 2 = 0 THEN NULL ELSE i END AS i, CASE WHEN i % 2 = 0 THEN NULL ELSE true END AS b,
+           CASE WHEN i % 2 = 0 THEN NULL ELSE 'x' END AS t, CASE WHEN i % 2 = 0 THEN NULL ELSE '{"a":1}'::jsonb END AS j,
+           CASE WHEN i % 2 = 0 THEN NULL ELSE '\\\\x01'::bytea END AS ba, CASE WHEN i % 2 = 0 THEN NULL ELSE i::int8 END AS i8,
+           CASE WHEN i % 2 = 0 THEN NULL ELSE date '2024-01-01' END AS d, CASE WHEN i % 2 = 0 THEN NULL ELSE ARRAY[1] END AS a
+         FROM generate_series(1, \${n}::int) i\`;
+       const big = q(40);
+       const each = [];
+       for (let n = 1; n <= 40; n++) each.push(q(n)[n - 1]);
+       return { big: [...big], each, bigNulls: [...withNulls(40)], smallNulls: [...withNulls(4)] };`,
+    );
+    expect(r.big).toHaveLength(40);
+    // row n of the 40-row result (built column by column) equals the last row of the n-row result
+    // (n <= 16: built value by value; above: column by column too)
+    expect(r.big).toEqual(r.each);
+    const row2 = r.big[1];
+    expect(row2).toEqual({
+      i: 2, b: false, i2: 2, f4: 3, f8: 0.5, i8: 20000000000n, num: '0.667', txt: 'héllo 2', asc: 'ascii2', js: 'k2',
+      jb: { i: 2, ü: [2] }, ba: Uint8Array.from([0, 2]), d: new Date(Date.UTC(2024, 0, 3)), ts: 'infinity',
+      arr: [2, null], u: '00000000-0000-0000-0000-000000000002', iv: '2 days',
+    });
+    expect(r.big[2].ts).toBe('-infinity');
+    expect(r.big[3].ts).toEqual(new Date(Date.UTC(2024, 0, 1, 4)));
+    const nullRow = { i: null, b: null, t: null, j: null, ba: null, i8: null, d: null, a: null };
+    const fullRow = { i: 1, b: true, t: 'x', j: { a: 1 }, ba: Uint8Array.from([1]), i8: 1n, d: new Date(Date.UTC(2024, 0, 1)), a: [1] };
+    expect(r.bigNulls[0]).toEqual(fullRow);
+    expect(r.bigNulls[1]).toEqual(nullRow);
+    expect(r.bigNulls[38]).toEqual({ ...fullRow, i: 39, i8: 39n });
+    expect(r.bigNulls[39]).toEqual(nullRow);
+    expect(r.smallNulls[1]).toEqual(nullRow);
+    expect(r.smallNulls[2]).toEqual({ ...fullRow, i: 3, i8: 3n });
+  });
+
+  it('reads text and JSON columns across chunk boundaries (70,000 rows: typed arrays, 8192-string chunks, NULLs, non-ASCII)', async () => {
+    const r = await inWorker(
+      cluster,
+      `const rows = ctx.sql\`SELECT i, CASE WHEN i % 1000 = 0 THEN NULL ELSE 'é' || i END AS t, CASE WHEN i % 7 = 0 THEN NULL ELSE ('a' || i) END AS a,
+           CASE WHEN i % 3 = 0 THEN NULL ELSE jsonb_build_object('i', i) END AS j, i % 2 = 0 AS b, CASE WHEN i % 5 = 0 THEN NULL ELSE i::float8 / 2 END AS f
+         FROM generate_series(1, 70000) i\`;
+       let bad = 0, first = null;
+       for (let k = 0; k < rows.length; k++) {
+         const i = k + 1, row = rows[k];
+         const ok = row.i === i && row.t === (i % 1000 === 0 ? null : 'é' + i) && row.a === (i % 7 === 0 ? null : 'a' + i) &&
+           (i % 3 === 0 ? row.j === null : row.j.i === i) && row.b === (i % 2 === 0) && row.f === (i % 5 === 0 ? null : i / 2);
+         if (!ok) { bad++; if (first === null) first = { k, row }; }
+       }
+       return { n: rows.length, bad, first };`,
+    );
+    expect(r).toEqual({ n: 70000, bad: 0, first: null });
+  });
+
+  it('makes rows with one hidden class, __proto__ as an own column, and frozen shared columns', async () => {
+    const r = await inWorker(
+      cluster,
+      `const big = ctx.sql\`SELECT i AS "__proto__", i AS x FROM generate_series(1, 30) i\`;
+       const one = ctx.sql\`SELECT 5 AS "__proto__"\`;
+       return {
+         own: Object.prototype.hasOwnProperty.call(big[0], '__proto__'), protoOk: Object.getPrototypeOf(big[0]) === Object.prototype,
+         value: Object.getOwnPropertyDescriptor(big[29], '__proto__').value, oneOwn: Object.getOwnPropertyDescriptor(one[0], '__proto__').value,
+         frozen: Object.isFrozen(big.columns), columns: [...big.columns],
+       };`,
+    );
+    expect(r).toEqual({ own: true, protoOk: true, value: 30, oneOwn: 5, frozen: true, columns: ['__proto__', 'x'] });
+  });
+
+  it('never runs an evicted plan: 300 statements through a 256-plan cache, then the first call sites again', async () => {
+    const r = await inWorker(
+      cluster,
+      `const site = (v) => ctx.sql\`SELECT \${v}::int + 1 AS n\`[0].n;
+       const before = site(1);
+       for (let i = 0; i < 300; i++) {
+         const got = ctx.sql.unsafe('SELECT $1::int + ' + i + ' AS n', [i])[0].n;
+         if (got !== 2 * i) throw new Error('statement ' + i + ' returned ' + got);
+       }
+       return [before, site(41), ctx.sql.unsafe('SELECT $1::int + 0 AS n', [5])[0].n];`,
+    );
+    expect(r).toEqual([2, 42, 5]);
+  });
+
+  it('cursor: the shape cached by its plan follows DDL between transactions', async () => {
+    const r = await inWorker(
+      cluster,
+      `ctx.sql\`DROP TABLE IF EXISTS pc\`;
+       ctx.sql\`CREATE TABLE pc AS SELECT i AS a FROM generate_series(1, 50) i\`;
+       const read = () => ctx.transaction((tx) => { const out = []; for (const rows of tx.sql.cursor(20)\`SELECT * FROM pc ORDER BY a\`) out.push(rows.length, rows.columns.join(), rows[rows.length - 1]); return out; });
+       const a = read();
+       ctx.sql\`ALTER TABLE pc ADD COLUMN b text DEFAULT 'z'\`;
+       const b = read();
+       return { a, b };`,
+    );
+    expect(r.a).toEqual([20, 'a', { a: 20 }, 20, 'a', { a: 40 }, 10, 'a', { a: 50 }]);
+    expect(r.b).toEqual([20, 'a,b', { a: 20, b: 'z' }, 20, 'a,b', { a: 40, b: 'z' }, 10, 'a,b', { a: 50, b: 'z' }]);
+  });
+});
