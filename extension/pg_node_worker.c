@@ -21,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -50,6 +52,7 @@ PG_MODULE_MAGIC;
 char	   *pgnw_directory_guc = NULL;
 int			pgnw_shutdown_grace_ms = 5000;
 int			pgnw_heap_limit_mb = 256;
+int			pgnw_buffer_limit_mb = 1024;
 
 /* pgnw_directory() result, computed on first use */
 static char pgnw_directory_buf[MAXPGPATH];
@@ -69,6 +72,7 @@ typedef enum PgnwField
 	PGNW_FIELD_SHA256,
 	PGNW_FIELD_CALLERS,
 	PGNW_FIELD_HEAP_LIMIT,
+	PGNW_FIELD_BUFFER_LIMIT,
 	PGNW_NUM_FIELDS
 } PgnwField;
 
@@ -83,6 +87,7 @@ static const char *const pgnw_field_names[PGNW_NUM_FIELDS] = {
 	"sha256",
 	"callers",
 	"heapLimitMb",
+	"bufferLimitMb",
 };
 
 /* The value of one top-level field, as seen by the JSON parser */
@@ -126,6 +131,8 @@ static bool pgnw_parse_manifest(char *json, size_t len, const char *dir,
 static bool pgnw_validate(PgnwParseState *ps, const char *dir,
 						  const char *expected_name, PgnwManifest *out,
 						  char *errbuf);
+static bool pgnw_get_megabytes(PgnwParseState *ps, int field, long min, long max,
+							   int *out, char *errbuf);
 static bool pgnw_get_string(PgnwParseState *ps, PgnwField field,
 							bool required, bool nullable,
 							const char **value, char *errbuf);
@@ -207,6 +214,19 @@ pgnw_define_gucs(void)
 							16,
 							65536,
 							PGC_POSTMASTER,
+							GUC_UNIT_MB,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("node_worker.buffer_limit_mb",
+							"Maximum memory each worker may hold in ArrayBuffers and Buffers.",
+							"-1 means no limit of its own (an operating system limit on the data segment still applies). Applies to workers started after a reload.",
+							&pgnw_buffer_limit_mb,
+							1024,
+							-1,
+							MAX_KILOBYTES / 1024,
+							PGC_SIGHUP,
 							GUC_UNIT_MB,
 							NULL,
 							NULL,
@@ -957,22 +977,37 @@ pgnw_validate(PgnwParseState *ps, const char *dir, const char *expected_name,
 		strlcpy(out->callers, s, sizeof(out->callers));
 	}
 
-	/* heapLimitMb: optional, overrides node_worker.heap_limit_mb */
-	f = &ps->fields[PGNW_FIELD_HEAP_LIMIT];
-	if (f->present && !(f->type == JSON_TOKEN_NULL && !f->composite))
-	{
-		char	   *end;
-		long		mb;
+	/* heapLimitMb, bufferLimitMb: optional, override node_worker.*_limit_mb */
+	if (!pgnw_get_megabytes(ps, PGNW_FIELD_HEAP_LIMIT, 16, 65536, &out->heap_limit_mb, errbuf))
+		return false;
+	if (!pgnw_get_megabytes(ps, PGNW_FIELD_BUFFER_LIMIT, 16, 1048576, &out->buffer_limit_mb, errbuf))
+		return false;
 
-		if (f->composite || f->type != JSON_TOKEN_NUMBER)
-			return pgnw_fail(errbuf, "field \"heapLimitMb\" must be an integer number of megabytes or null");
-		errno = 0;
-		mb = strtol(f->value, &end, 10);
-		if (errno != 0 || *end != '\0' || mb < 16 || mb > 65536)
-			return pgnw_fail(errbuf, "field \"heapLimitMb\" must be an integer from 16 to 65536");
-		out->heap_limit_mb = (int) mb;
-	}
+	return true;
+}
 
+/*
+ * Fetch an optional integer field counting megabytes, from min to max.  A
+ * missing field or null leaves *out alone.
+ */
+static bool
+pgnw_get_megabytes(PgnwParseState *ps, int field, long min, long max, int *out,
+				   char *errbuf)
+{
+	PgnwFieldValue *f = &ps->fields[field];
+	const char *name = pgnw_field_names[field];
+	char	   *end;
+	long		mb;
+
+	if (!f->present || (f->type == JSON_TOKEN_NULL && !f->composite))
+		return true;
+	if (f->composite || f->type != JSON_TOKEN_NUMBER)
+		return pgnw_fail(errbuf, "field \"%s\" must be an integer number of megabytes or null", name);
+	errno = 0;
+	mb = strtol(f->value, &end, 10);
+	if (errno != 0 || *end != '\0' || mb < min || mb > max)
+		return pgnw_fail(errbuf, "field \"%s\" must be an integer from %ld to %ld", name, min, max);
+	*out = (int) mb;
 	return true;
 }
 

@@ -41,6 +41,7 @@ typedef struct PgnwManifest
 	char		sha256[65];		/* lower-case hex, "" if not given */
 	char		callers[512];	/* roles that may call/notify/wake it, comma-separated */
 	int			heap_limit_mb;	/* 0 = node_worker.heap_limit_mb */
+	int			buffer_limit_mb;	/* 0 = node_worker.buffer_limit_mb */
 } PgnwManifest;
 
 #define PGNW_CALLERS_MAX 512
@@ -58,6 +59,9 @@ extern PGDLLEXPORT int pgnw_shutdown_grace_ms;
 
 /* node_worker.heap_limit_mb */
 extern PGDLLEXPORT int pgnw_heap_limit_mb;
+
+/* node_worker.buffer_limit_mb (-1: none of its own) */
+extern PGDLLEXPORT int pgnw_buffer_limit_mb;
 
 /*
  * Absolute path of the directory (relative values are relative to DataDir).

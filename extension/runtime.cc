@@ -21,12 +21,14 @@
 #include <uv.h>
 
 #include <atomic>
+#include <new>
 #include <string>
 #include <vector>
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +36,12 @@
 #if NODE_MAJOR_VERSION != 18
 #error "pg_node_worker_runtime is written against Node 18's embedder API (libnode108)"
 #endif
+
+namespace node
+{
+/* exported by libnode, not declared in node.h: NewIsolate()'s settings */
+NODE_EXTERN void SetIsolateCreateParamsForNode(v8::Isolate::CreateParams *params);
+}
 
 extern "C"
 {
@@ -76,6 +84,9 @@ static std::atomic<bool> pgnw_exit_requested{false};
 static std::atomic<int> pgnw_exit_code{0};
 static std::atomic<bool> pgnw_interrupt_requested{false};
 static std::atomic<bool> pgnw_force_stopped{false};
+/* a C++ allocation failed / V8 ran out of memory on a thread other than main */
+static std::atomic<bool> pgnw_cxx_out_of_memory{false};
+static std::atomic<bool> pgnw_oom_off_main_thread{false};
 static std::atomic<int64_t> pgnw_sigterm_at_ms{0};
 static_assert(std::atomic<int64_t>::is_always_lock_free, "set from a signal handler");
 static node::Environment *pgnw_env = nullptr;
@@ -295,6 +306,27 @@ pgnw_service_interrupts(void *arg)
 }
 
 /*
+ * Watchdog: stop JS wherever it is (a runaway loop included), once, and make
+ * the main thread leave with exit code 1; if it is inside a SQL statement,
+ * cancel that too.
+ */
+static void
+pgnw_stop_js(bool cancel_sql)
+{
+	if (pgnw_force_stopped.exchange(true))
+		return;
+	pgnw_exit_code = 1;
+	pgnw_exit_requested = true;
+	node::Stop(pgnw_env);
+	if (cancel_sql && pgnw_in_postgres)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	SetLatch(MyLatch);
+}
+
+/*
  * The watchdog thread.  It never calls PostgreSQL: it reads flags set by
  * signal handlers and asks the main thread to act.
  *  - PostgreSQL interrupts (ProcSignalBarrier for DROP DATABASE, cancel, ...)
@@ -323,31 +355,17 @@ pgnw_watchdog(void *arg)
 		 * Postmaster gone while JS is busy: the main thread only notices in
 		 * its wait, so stop JS now (the wait then sees the death and exits).
 		 */
-		if (getppid() != PostmasterPid && !pgnw_force_stopped)
-		{
-			pgnw_force_stopped = true;
-			pgnw_exit_code = 1;
-			pgnw_exit_requested = true;
-			node::Stop(pgnw_env);
-			SetLatch(MyLatch);
-		}
+		if (getppid() != PostmasterPid)
+			pgnw_stop_js(false);
+
+		/* out of memory: stop JS before it allocates more; it leaves cleanly */
+		if (pgnw_cxx_out_of_memory || pgnw_oom_off_main_thread)
+			pgnw_stop_js(true);
 
 		int64_t		since = pgnw_sigterm_at_ms.load();
 
-		if (since != 0 && !pgnw_force_stopped &&
-			pgnw_now_ms() - since >= pgnw_shutdown_grace_ms)
-		{
-			pgnw_force_stopped = true;
-			pgnw_exit_code = 1;
-			pgnw_exit_requested = true;
-			node::Stop(pgnw_env);
-			if (pgnw_in_postgres)
-			{
-				QueryCancelPending = true;
-				InterruptPending = true;
-			}
-			SetLatch(MyLatch);
-		}
+		if (since != 0 && pgnw_now_ms() - since >= pgnw_shutdown_grace_ms)
+			pgnw_stop_js(true);
 	}
 	return nullptr;
 }
@@ -362,15 +380,319 @@ pgnw_request_exit(int code)
 		node::Stop(pgnw_env);
 }
 
-/* V8 ran out of heap: leave through proc_exit(1), never abort(). */
+/*
+ * ---- Memory outside the JavaScript heap ----
+ *
+ * ArrayBuffers (Buffers, typed arrays) are malloc'd outside the V8 heap, so
+ * the heap limit does not bound them.  Left alone, a worker filling memory
+ * with them runs until malloc fails; under an operating-system limit on the
+ * data segment (ulimit -d, systemd LimitDATA=) the failure then lands in
+ * V8's garbage collector or in a C++ `new` inside Node, both of which abort
+ * the process, and a worker killed by a signal resets the whole cluster.
+ *
+ * So every ArrayBuffer of the worker's isolate comes from this allocator,
+ * which refuses (V8 then throws "RangeError: Array buffer allocation failed",
+ * after a last-resort GC) past a budget: node_worker.buffer_limit_mb (or
+ * the manifest's bufferLimitMb) and, under a data-segment limit, what is
+ * left of it once the JavaScript heap limit and a reserve for the GC, Node
+ * and PostgreSQL are set aside.  A C++ allocation that still fails gets a
+ * reserve block released by the new_handler, and the worker leaves cleanly.
+ */
+#define PGNW_MB ((size_t) 1024 * 1024)
+/* set aside under a data-segment limit: GC work space, Node, PostgreSQL */
+#define PGNW_DATA_RESERVE_MB 96
+/* what a Node environment and the runtime add to the data segment */
+#define PGNW_NODE_START_MB 64
+/* freed for a C++ allocation that failed, so the worker can leave cleanly */
+#define PGNW_NEW_RESERVE_MB 16
+/*
+ * Small ArrayBuffers may go this far past the budget: Node's and V8's C++
+ * make small ones (v8::ArrayBuffer::New) and treat a refusal as fatal, so
+ * when JS has used the budget up they still get theirs.
+ */
+#define PGNW_SMALL_BUFFER (64 * 1024)
+#define PGNW_SMALL_OVERDRAFT_MB 16
+
+/*
+ * node::ArrayBufferAllocator keeps GetImpl() private (IsolateData is its
+ * friend); a wrapper must hand Node the wrapped allocator's implementation,
+ * so the member is named through the explicit-instantiation exception to
+ * access checking ([temp.spec]/6).  Node needs it: without it Buffer
+ * allocations go through v8::ArrayBuffer::New, where a refusal is fatal.
+ */
+struct PgnwGetImplTag
+{
+	using type = node::NodeArrayBufferAllocator *(node::ArrayBufferAllocator::*) ();
+	friend type pgnw_member(PgnwGetImplTag);
+};
+
+template <typename Tag, typename Tag::type Member>
+struct PgnwExposeMember
+{
+	friend typename Tag::type pgnw_member(Tag)
+	{
+		return Member;
+	}
+};
+
+template struct PgnwExposeMember<PgnwGetImplTag, &node::ArrayBufferAllocator::GetImpl>;
+
+/* Node's allocator, with a budget in front of it */
+class PgnwBufferAllocator final : public node::ArrayBufferAllocator
+{
+public:
+	std::atomic<size_t> used{0};
+	std::atomic<size_t> peak{0};
+	std::atomic<size_t> limit{SIZE_MAX};
+	std::atomic<uint64_t> refused{0};
+
+	void	   *Allocate(size_t length) override
+	{
+		return Take(length) ? Keep(length, inner->Allocate(length)) : nullptr;
+	}
+
+	void	   *AllocateUninitialized(size_t length) override
+	{
+		return Take(length) ? Keep(length, inner->AllocateUninitialized(length)) : nullptr;
+	}
+
+	void	   *Reallocate(void *data, size_t old_length, size_t new_length) override
+	{
+		void	   *p;
+
+		if (new_length > old_length && !Take(new_length - old_length))
+			return nullptr;
+		p = inner->Reallocate(data, old_length, new_length);
+		if (new_length > old_length)
+			return Keep(new_length - old_length, p);
+		if (p != nullptr)
+			used.fetch_sub(old_length - new_length);
+		return p;
+	}
+
+	void		Free(void *data, size_t length) override
+	{
+		inner->Free(data, length);
+		used.fetch_sub(length);
+	}
+
+private:
+	std::unique_ptr<node::ArrayBufferAllocator> inner = node::ArrayBufferAllocator::Create();
+
+	node::NodeArrayBufferAllocator *GetImpl() override
+	{
+		return (inner.get()->*pgnw_member(PgnwGetImplTag())) ();
+	}
+
+	/* count length in, if the budget allows */
+	bool		Take(size_t length)
+	{
+		size_t		now = used.fetch_add(length) + length;
+		size_t		cap = limit.load();
+
+		if (length <= PGNW_SMALL_BUFFER && cap != SIZE_MAX)
+			cap += PGNW_SMALL_OVERDRAFT_MB * PGNW_MB;
+		if (now >= length && now <= cap)
+		{
+			for (size_t high = peak.load(); now > high && !peak.compare_exchange_weak(high, now);)
+				;
+			return true;
+		}
+		used.fetch_sub(length);
+		refused++;
+		return false;
+	}
+
+	/* an allocation counted in by Take(): count it out again if it failed */
+	void	   *Keep(size_t length, void *p)
+	{
+		if (p == nullptr)
+		{
+			used.fetch_sub(length);
+			refused++;
+		}
+		return p;
+	}
+};
+
+/* heap-allocated, never freed: no static destructor (see pgnw_exit_without_destructors) */
+static PgnwBufferAllocator &pgnw_buffers = *new PgnwBufferAllocator();
+static void *pgnw_new_reserve = nullptr;
+/* the heap limit in effect (MB) and whether a data-segment limit lowered it */
+static int	pgnw_heap_limit_in_effect;
+
+extern "C" void
+pgnw_memory_usage(PgnwMemoryUsage *out)
+{
+	size_t		limit = pgnw_buffers.limit.load();
+
+	out->buffers = (double) pgnw_buffers.used.load();
+	out->buffers_peak = (double) pgnw_buffers.peak.load();
+	out->buffer_limit = limit == SIZE_MAX ? -1 : (double) limit;
+	out->refused = (double) pgnw_buffers.refused.load();
+	out->heap_limit = (double) pgnw_heap_limit_in_effect * PGNW_MB;
+}
+
+/* the data segment's size now (VmData), in bytes; 0 if unknown */
+static size_t
+pgnw_data_segment_bytes(void)
+{
+	FILE	   *f = fopen("/proc/self/status", "r");
+	char		line[256];
+	size_t		kb = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmData: %zu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+/* RLIMIT_DATA's soft limit in bytes, or SIZE_MAX */
+static size_t
+pgnw_data_segment_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_DATA, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return SIZE_MAX;
+	return (size_t) rl.rlim_cur;
+}
+
+/* what the JS heap may take of the data segment: old space and the rest */
+static size_t
+pgnw_heap_footprint(int heap_mb)
+{
+	return ((size_t) heap_mb * 5 / 4 + 16) * PGNW_MB;
+}
+
+/*
+ * Before Node starts: the heap limit.  Under a data-segment limit the heap
+ * gets at most half of what is left after start-up and the reserve, so that
+ * a full heap leaves room for ArrayBuffers and the other way round.
+ */
+static int
+pgnw_plan_heap(int heap_mb)
+{
+	size_t		limit = pgnw_data_segment_limit();
+	size_t		used = pgnw_data_segment_bytes();
+	size_t		set_aside = used + (PGNW_NODE_START_MB + PGNW_DATA_RESERVE_MB) * PGNW_MB;
+	int			fits;
+
+	if (limit == SIZE_MAX)
+		return heap_mb;
+	fits = limit > set_aside ? (int) (((limit - set_aside) / 2 / PGNW_MB - 16) * 4 / 5) : 0;
+	if (fits < 16)
+		fits = 16;
+	if (heap_mb <= fits)
+		return heap_mb;
+	ereport(LOG,
+			(errmsg("node worker \"%s\": JavaScript heap limit lowered from %d MB to %d MB to fit the data segment limit of %zu MB",
+					pgnw_worker_info.name, heap_mb, fits, limit / PGNW_MB),
+			 errhint("Raise the server's data segment limit (ulimit -d, LimitDATA=) or lower heapLimitMb.")));
+	return fits;
+}
+
+/*
+ * After Node started, before user code: the ArrayBuffer budget, and the
+ * reserve for C++ allocations.
+ */
+static void
+pgnw_plan_buffers(int buffer_mb)
+{
+	size_t		budget = buffer_mb < 0 ? SIZE_MAX : (size_t) buffer_mb * PGNW_MB;
+	size_t		limit = pgnw_data_segment_limit();
+
+	/* malloc'd, never touched: costs address space, not memory */
+	pgnw_new_reserve = malloc(PGNW_NEW_RESERVE_MB * PGNW_MB);
+
+	if (limit != SIZE_MAX)
+	{
+		size_t		taken = pgnw_data_segment_bytes() +
+			pgnw_heap_footprint(pgnw_heap_limit_in_effect) +
+			PGNW_DATA_RESERVE_MB * PGNW_MB;
+		size_t		fits = limit > taken ? limit - taken : 0;
+
+		if (fits < budget)
+		{
+			ereport(LOG,
+					(errmsg("node worker \"%s\": ArrayBuffers limited to %zu MB to fit the data segment limit of %zu MB",
+							pgnw_worker_info.name, fits / PGNW_MB, limit / PGNW_MB)));
+			budget = fits;
+		}
+	}
+	pgnw_buffers.limit = budget;
+}
+
+/*
+ * operator new failed (any thread): give back the reserve so that this
+ * allocation and the way out succeed, and have the worker leave.  A second
+ * failure finds no reserve and throws std::bad_alloc.
+ */
+static void
+pgnw_new_handler(void)
+{
+	void	   *reserve = __atomic_exchange_n(&pgnw_new_reserve, nullptr, __ATOMIC_SEQ_CST);
+
+	if (reserve == nullptr)
+	{
+		std::set_new_handler(nullptr);
+		return;
+	}
+	free(reserve);
+	pgnw_cxx_out_of_memory = true;
+	SetLatch(MyLatch);
+}
+
+/* The main thread says why the worker ran out of memory, once. */
+static void
+pgnw_report_out_of_memory(void)
+{
+	static bool reported = false;
+
+	if (reported || !(pgnw_cxx_out_of_memory || pgnw_oom_off_main_thread))
+		return;
+	reported = true;
+	HOLD_INTERRUPTS();
+	ereport(LOG,
+			(errmsg("node worker \"%s\" ran out of memory, stopping", pgnw_worker_info.name),
+			 errdetail("A memory allocation inside Node.js failed; ArrayBuffers held %zu MB (limit %s).",
+					   pgnw_buffers.used.load() / PGNW_MB,
+					   pgnw_buffers.limit.load() == SIZE_MAX ? "none" :
+					   psprintf("%zu MB", pgnw_buffers.limit.load() / PGNW_MB)),
+			 errhint("Lower the worker's memory use, or raise node_worker.buffer_limit_mb and the server's data segment limit.")));
+	RESUME_INTERRUPTS();
+}
+
+/*
+ * V8 ran out of memory: leave through proc_exit(1), never abort().  On
+ * another thread (a GC helper) PostgreSQL must not run: park that thread
+ * and let the watchdog stop the main thread, which then leaves.
+ */
 static void
 pgnw_v8_oom(const char *location, bool is_heap_oom)
 {
+	if (!pthread_equal(pthread_self(), pgnw_main_thread))
+	{
+		pgnw_oom_off_main_thread = true;
+		SetLatch(MyLatch);
+		for (;;)
+			pause();
+	}
 	HOLD_INTERRUPTS();
-	ereport(LOG,
-			(errmsg("node worker \"%s\" ran out of JavaScript heap memory (%s)",
-					pgnw_worker_info.name, location ? location : "unknown location"),
-			 errhint("Raise node_worker.heap_limit_mb or reduce the worker's memory use.")));
+	if (is_heap_oom)
+		ereport(LOG,
+				(errmsg("node worker \"%s\" ran out of JavaScript heap memory (%s)",
+						pgnw_worker_info.name, location ? location : "unknown location"),
+				 errhint("Raise node_worker.heap_limit_mb or reduce the worker's memory use.")));
+	else
+		ereport(LOG,
+				(errmsg("node worker \"%s\" ran out of memory (%s)",
+						pgnw_worker_info.name, location ? location : "unknown location"),
+				 errdetail("ArrayBuffers held %zu MB.", pgnw_buffers.used.load() / PGNW_MB),
+				 errhint("Lower the worker's memory use, or raise node_worker.buffer_limit_mb and the server's data segment limit.")));
 	proc_exit(1);
 }
 
@@ -432,11 +754,9 @@ pgnw_dispatch(v8::Isolate *isolate, v8::Local<v8::Context> context,
  * spins: with nothing alive in libuv the wait has no timeout.
  */
 static void
-pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dispatch)
+pgnw_run_loop(v8::Isolate *isolate, v8::Local<v8::Context> context, uv_loop_t *loop,
+			  v8::Global<v8::Function> &dispatch)
 {
-	v8::Isolate *isolate = setup->isolate();
-	v8::Local<v8::Context> context = setup->context();
-	uv_loop_t  *loop = setup->event_loop();
 	WaitEventSet *set;
 	bool		sigterm_dispatched = false;
 	bool		latch_seen = true;	/* messages may have arrived before the loop */
@@ -491,6 +811,7 @@ pgnw_run_loop(node::CommonEnvironmentSetup *setup, v8::Global<v8::Function> &dis
 		latch_seen = false;
 
 		pgnw_report_restored_signals();
+		pgnw_report_out_of_memory();
 		if (pgnw_exit_requested)
 			break;
 
@@ -560,8 +881,9 @@ pgnw_run_node(const PgnwManifest *manifest)
 	pgnw_private_stdio();
 
 	std::vector<std::string> args = {"postgres"};
-	int			heap_limit_mb = manifest->heap_limit_mb > 0 ? manifest->heap_limit_mb : pgnw_heap_limit_mb;
-	std::string heap_flag = "--max-old-space-size=" + std::to_string(heap_limit_mb);
+	pgnw_heap_limit_in_effect =
+		pgnw_plan_heap(manifest->heap_limit_mb > 0 ? manifest->heap_limit_mb : pgnw_heap_limit_mb);
+	std::string heap_flag = "--max-old-space-size=" + std::to_string(pgnw_heap_limit_in_effect);
 	std::vector<std::string> exec_args = {heap_flag};
 
 	std::vector<std::string> init_args = {"postgres", heap_flag};
@@ -595,38 +917,69 @@ pgnw_run_node(const PgnwManifest *manifest)
 
 	on_proc_exit(pgnw_arm_exit, (Datum) 0);
 
-	std::vector<std::string> errors;
-	std::unique_ptr<node::CommonEnvironmentSetup> setup =
-		node::CommonEnvironmentSetup::Create(
-			platform.get(), &errors, args, exec_args,
-			static_cast<node::EnvironmentFlags::Flags>(
-				node::EnvironmentFlags::kOwnsProcessState |
-				node::EnvironmentFlags::kNoCreateInspector));
-	if (!setup)
+	/*
+	 * Node's CommonEnvironmentSetup, by hand, for one difference: the
+	 * isolate's ArrayBuffer allocator is pgnw_buffers (Node's own, budgeted).
+	 */
+	static uv_loop_t loop;
+
+	if (uv_loop_init(&loop) != 0)
 	{
 		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
-		for (const std::string &err : errors)
-			ereport(LOG, (errmsg("node worker \"%s\": %s", manifest->name, err.c_str())));
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("could not create the Node.js environment")));
+				 errmsg("could not initialize the event loop")));
 	}
 
-	v8::Isolate *isolate = setup->isolate();
-	node::Environment *env = setup->env();
+	v8::Isolate::CreateParams params;
 
-	pgnw_env = env;
+	params.array_buffer_allocator = &pgnw_buffers;
+	node::SetIsolateCreateParamsForNode(&params);
+
+	v8::Isolate *isolate = v8::Isolate::Allocate();
+
+	platform->RegisterIsolate(isolate, &loop);
+	v8::Isolate::Initialize(isolate, params);
+	node::SetIsolateUpForNode(isolate);
+	/* before anything can run out of memory */
+	isolate->SetOOMErrorHandler(pgnw_v8_oom);
+	isolate->SetFatalErrorHandler(pgnw_v8_fatal);
+	std::set_new_handler(pgnw_new_handler);
+
 	pgnw_isolate = isolate;
 
 	{
 		v8::Locker	locker(isolate);
 		v8::Isolate::Scope isolate_scope(isolate);
 		v8::HandleScope handle_scope(isolate);
-		v8::Context::Scope context_scope(setup->context());
+		node::IsolateData *isolate_data =
+			node::CreateIsolateData(isolate, &loop, platform.get(), &pgnw_buffers);
+		v8::Local<v8::Context> context = node::NewContext(isolate);
+		node::Environment *env = nullptr;
+
+		if (!context.IsEmpty())
+		{
+			v8::Context::Scope context_scope(context);
+
+			env = node::CreateEnvironment(
+				isolate_data, context, args, exec_args,
+				static_cast<node::EnvironmentFlags::Flags>(
+					node::EnvironmentFlags::kOwnsProcessState |
+					node::EnvironmentFlags::kNoCreateInspector));
+		}
+		if (env == nullptr)
+		{
+			pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not create the Node.js environment")));
+		}
+		pgnw_env = env;
+
+		v8::Context::Scope context_scope(context);
 		v8::Global<v8::Function> dispatch;
 
-		isolate->SetOOMErrorHandler(pgnw_v8_oom);
-		isolate->SetFatalErrorHandler(pgnw_v8_fatal);
+		pgnw_plan_buffers(manifest->buffer_limit_mb != 0 ? manifest->buffer_limit_mb : pgnw_buffer_limit_mb);
 		isolate->AddNearHeapLimitCallback(pgnw_near_heap_limit, nullptr);
 
 		node::SetProcessExitHandler(env, [](node::Environment *e, int code) {
@@ -642,10 +995,10 @@ pgnw_run_node(const PgnwManifest *manifest)
 			bool		done = false;
 
 			req.data = &done;
-			uv_queue_work(setup->event_loop(), &req, pgnw_threadpool_noop,
+			uv_queue_work(&loop, &req, pgnw_threadpool_noop,
 						  pgnw_threadpool_done);
 			while (!done)
-				uv_run(setup->event_loop(), UV_RUN_ONCE);
+				uv_run(&loop, UV_RUN_ONCE);
 		}
 
 		pthread_t	watchdog;
@@ -681,7 +1034,6 @@ pgnw_run_node(const PgnwManifest *manifest)
 
 		if (!pgnw_exit_requested)
 		{
-			v8::Local<v8::Context> context = setup->context();
 			v8::Local<v8::String> key =
 				v8::String::NewFromUtf8Literal(isolate, "__pgnwDispatch");
 			v8::Local<v8::Value> fn;
@@ -691,7 +1043,7 @@ pgnw_run_node(const PgnwManifest *manifest)
 				dispatch.Reset(isolate, fn.As<v8::Function>());
 				if (context->Global()->Delete(context, key).IsNothing())
 					ereport(DEBUG1, (errmsg("could not remove the dispatch function from the global object")));
-				pgnw_run_loop(setup.get(), dispatch);
+				pgnw_run_loop(isolate, context, &loop, dispatch);
 			}
 			else
 			{

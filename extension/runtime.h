@@ -36,6 +36,16 @@ typedef struct PgnwSignalStats
 	volatile unsigned long restored;	/* replaced handlers put back */
 } PgnwSignalStats;
 
+/* memory outside the JavaScript heap, in bytes (doubles: they go to JS) */
+typedef struct PgnwMemoryUsage
+{
+	double		buffers;		/* held in ArrayBuffers now */
+	double		buffers_peak;
+	double		buffer_limit;	/* -1: none */
+	double		refused;		/* ArrayBuffer allocations refused */
+	double		heap_limit;		/* the JavaScript heap limit in effect */
+} PgnwMemoryUsage;
+
 /* the only thread allowed to call PostgreSQL */
 extern pthread_t pgnw_main_thread;
 /* the main thread is inside a guarded PostgreSQL call */
@@ -44,6 +54,8 @@ extern volatile sig_atomic_t pgnw_in_postgres;
 extern volatile sig_atomic_t pgnw_shutdown_requested;
 extern PgnwWorkerInfo pgnw_worker_info;
 extern PgnwSignalStats pgnw_signal_stats;
+
+extern void pgnw_memory_usage(PgnwMemoryUsage *out);
 
 /* JS asked to exit (process.exit, main settled); code is mapped to 0 or 1 */
 extern void pgnw_request_exit(int code);

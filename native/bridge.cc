@@ -26,6 +26,44 @@
 /* control.cc: the control-surface functions (launch, worker state) */
 void		RegisterControl(Napi::Env env, Napi::Object exports);
 
+/*
+ * A new ArrayBuffer of `bytes` uninitialised bytes from the isolate's
+ * allocator (the worker's ArrayBuffer budget, extension/runtime.cc), or an
+ * empty value with a RangeError pending.  Napi::ArrayBuffer::New
+ * (v8::ArrayBuffer::New) would treat a refused allocation as a fatal
+ * out-of-memory error and end the worker; SQL results and buffer snapshots
+ * are sized by data, so running out there is an error JS can handle.
+ */
+Napi::ArrayBuffer
+PgnwNewArrayBuffer(Napi::Env env, size_t bytes)
+{
+	v8::Isolate *isolate = v8::Isolate::GetCurrent();
+	v8::ArrayBuffer::Allocator *allocator = isolate->GetArrayBufferAllocator();
+	void	   *data = allocator->AllocateUninitialized(bytes);
+
+	if (data == nullptr)
+	{
+		/* what V8 does for JS allocations: a last-resort GC, then once more */
+		isolate->LowMemoryNotification();
+		data = allocator->AllocateUninitialized(bytes);
+	}
+	if (data == nullptr)
+	{
+		Napi::RangeError::New(env, "Array buffer allocation failed").ThrowAsJavaScriptException();
+		return Napi::ArrayBuffer();
+	}
+
+	std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(
+		data, bytes,
+		[](void *data, size_t length, void *allocator) {
+			static_cast<v8::ArrayBuffer::Allocator *>(allocator)->Free(data, length);
+		},
+		allocator);
+	v8::Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, std::move(store));
+
+	return Napi::ArrayBuffer(env, reinterpret_cast<napi_value>(*ab));
+}
+
 namespace
 {
 
@@ -199,8 +237,10 @@ ToJs(Napi::Env env, const PgnwValue &v)
 			return json_parse.Call({Napi::String::New(env, v.u.s.ptr, v.u.s.len)});
 		case PGNW_BYTES:
 			{
-				Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, v.u.s.len);
+				Napi::ArrayBuffer ab = PgnwNewArrayBuffer(env, v.u.s.len);
 
+				if (ab.IsEmpty())
+					return Napi::Value();
 				if (v.u.s.len > 0)
 					memcpy(ab.Data(), v.u.s.ptr, v.u.s.len);
 				return Napi::Uint8Array::New(env, v.u.s.len, ab, 0);
@@ -359,8 +399,10 @@ MakeString(napi_env env, const PgnwColumn &col, uint64_t r)
 napi_value
 MakeBytes(napi_env env, const char *p, size_t len)
 {
-	Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, len);
+	Napi::ArrayBuffer ab = PgnwNewArrayBuffer(Napi::Env(env), len);
 
+	if (ab.IsEmpty())
+		return nullptr;
 	if (len > 0)
 		memcpy(ab.Data(), p, len);
 	return Napi::Uint8Array::New(env, len, ab, 0);

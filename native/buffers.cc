@@ -14,6 +14,7 @@
 
 void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
 void		RegisterShared(Napi::Env env, Napi::Object exports);
+Napi::ArrayBuffer PgnwNewArrayBuffer(Napi::Env env, size_t bytes);
 
 namespace
 {
@@ -29,12 +30,14 @@ Napi::Value
 Adopt(Napi::Env env, T *&data, uint32_t count)
 {
 	size_t		bytes = sizeof(T) * count;
-	Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes);
+	Napi::ArrayBuffer ab = PgnwNewArrayBuffer(env, bytes);
 
-	if (bytes > 0 && data != nullptr)
+	if (!ab.IsEmpty() && bytes > 0 && data != nullptr)
 		memcpy(ab.Data(), data, bytes);
 	free(data);
 	data = nullptr;
+	if (ab.IsEmpty())
+		return Napi::Value();
 	return Napi::TypedArrayOf<T>::New(env, count, ab, 0);
 }
 

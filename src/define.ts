@@ -30,6 +30,8 @@ export interface WorkerMetadata {
   callers: string[] | null;
   /** V8 heap limit in MB; null: node_worker.heap_limit_mb */
   heapLimitMb: number | null;
+  /** ArrayBuffer/Buffer limit in MB; null: node_worker.buffer_limit_mb */
+  bufferLimitMb: number | null;
 }
 
 /** Explains why a worker name is invalid, or returns null when it is fine. */
@@ -100,14 +102,9 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
     if (callers.join(',').length > 511) throw new TypeError(`${where}: callers: the list is longer than 511 bytes`);
   }
 
-  let heapLimitMb: number | null = null;
-  if (d.heapLimitMb !== undefined) {
-    const h = d.heapLimitMb;
-    if (typeof h !== 'number' || !Number.isInteger(h) || h < 16 || h > 65536)
-      throw new TypeError(`${where}: heapLimitMb must be an integer from 16 to 65536 (got ${describe(h)})`);
-    heapLimitMb = h;
-  }
-  return { name, database, role, restart, start, callers, heapLimitMb };
+  const heapLimitMb = megabytes(where, 'heapLimitMb', d.heapLimitMb, 16, 65536);
+  const bufferLimitMb = megabytes(where, 'bufferLimitMb', d.bufferLimitMb, 16, 1048576);
+  return { name, database, role, restart, start, callers, heapLimitMb, bufferLimitMb };
 }
 
 /**
@@ -123,4 +120,12 @@ export function defineWorker<T extends WorkerDefinition>(def: T): T {
   definitionMetadata(def);
   Object.defineProperty(def, DEFINITION_BRAND, { value: true, enumerable: false });
   return def;
+}
+
+/** An optional integer number of megabytes from min to max; null when not given. */
+function megabytes(where: string, field: string, v: unknown, min: number, max: number): number | null {
+  if (v === undefined) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw new TypeError(`${where}: ${field} must be an integer from ${min} to ${max} (got ${describe(v)})`);
+  return v;
 }

@@ -263,6 +263,13 @@ export interface WorkerDefinition {
   callers?: string[];
   /** The V8 heap limit of this worker in MB (default: `node_worker.heap_limit_mb`). */
   heapLimitMb?: number;
+  /**
+   * The most memory this worker may hold in ArrayBuffers, Buffers and typed arrays, in MB
+   * (default: `node_worker.buffer_limit_mb`). They live outside the V8 heap, so `heapLimitMb`
+   * does not bound them; past this limit an allocation throws
+   * `RangeError: Array buffer allocation failed`.
+   */
+  bufferLimitMb?: number;
   /** The worker's body. Resolving ends the worker for good (exit 0); throwing restarts it. */
   main(ctx: WorkerContext): Promise<void> | void;
 }

@@ -35,6 +35,7 @@ describe('pg_node_worker preloaded', () => {
       "SELECT name, setting, context FROM pg_settings WHERE name LIKE 'node_worker.%' ORDER BY name",
     );
     expect(rows).toEqual([
+      { name: 'node_worker.buffer_limit_mb', setting: '1024', context: 'sighup' },
       { name: 'node_worker.directory', setting: 'node_worker', context: 'postmaster' },
       { name: 'node_worker.heap_limit_mb', setting: '256', context: 'postmaster' },
       { name: 'node_worker.max_failures', setting: '5', context: 'sighup' },

@@ -42,6 +42,8 @@ export interface Manifest {
   callers?: string;
   /** V8 heap limit in MB (omitted: node_worker.heap_limit_mb) */
   heapLimitMb?: number;
+  /** ArrayBuffer/Buffer limit in MB (omitted: node_worker.buffer_limit_mb) */
+  bufferLimitMb?: number;
 }
 
 export interface DeployOptions {
@@ -305,6 +307,7 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
     nodeTarget: tgt.target,
     ...(definition.callers ? { callers: definition.callers.join(',') } : {}),
     ...(definition.heapLimitMb ? { heapLimitMb: definition.heapLimitMb } : {}),
+    ...(definition.bufferLimitMb ? { bufferLimitMb: definition.bufferLimitMb } : {}),
   };
 
   try {
