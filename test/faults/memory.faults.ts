@@ -201,3 +201,40 @@ function bufferBudgetMb(cluster: Cluster): number {
 async function evaluatorReadyAfter(cluster: Cluster, from: number): Promise<void> {
   await cluster.waitForLog(/evaluator: evaluator ready/, 20000, from);
 }
+
+describe('under a 384 MB data-segment limit: the heap limit is lowered to fit', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await Cluster.create();
+    cluster.deploy('evaluator', EVAL_WORKER_SOURCE());
+    startWithDataLimit(cluster, 384 * 1024);
+    await evaluatorReady(cluster);
+    await cluster.query('CREATE EXTENSION IF NOT EXISTS pg_node_worker');
+  }, 60000);
+  afterAll(async () => cluster?.destroy());
+
+  it.each([
+    ['JS objects', 'const keep = []; for (;;) keep.push(new Array(100000).fill(0).map((_, i) => ({ i })));', /reached its JavaScript heap limit \(\d+ MB\)/],
+    ['1 MB Buffers', 'const keep = []; for (;;) keep.push(Buffer.alloc(1024 * 1024, 1));', /RangeError: Array buffer allocation failed/],
+  ])('filling memory with %s: logged, exit 1, restarted; no reset', async (_what, code, expected) => {
+    const before = await cluster.waitForWorker('evaluator');
+    const from = cluster.log().length;
+    await cluster.query("SELECT node_worker.restart('evaluator')");
+    const pid = await cluster.waitForWorker('evaluator', 20000, before);
+    await evaluatorReadyAfter(cluster, from);
+    const lowered = cluster.log().slice(from).match(/JavaScript heap limit lowered from 256 MB to (\d+) MB to fit the data segment limit of 384 MB/);
+    const budget = cluster.log().slice(from).match(/ArrayBuffers limited to (\d+) MB/);
+    await cluster.query('INSERT INTO pgnw_jobs (code) VALUES ($1)', [`setTimeout(async () => { ${code} }, 0); return 1;`]);
+    const exit = await waitFor('the evaluator to exit', () => exitOf(cluster.log().slice(from), pid), 60000, 50);
+    const log = cluster.log().slice(from);
+    console.log(`[memory] 384 MB RLIMIT_DATA: heap limit ${lowered?.[1]} MB, ArrayBuffers ${budget?.[1]} MB; ${_what}: ${log.match(expected)?.[0]} -> ${exit}`);
+    expect(lowered).not.toBeNull();
+    expect(Number(budget?.[1])).toBeGreaterThan(32);
+    expect(exit).toBe('exited with exit code 1');
+    expect(log).toMatch(expected);
+    expect(log).not.toMatch(RESET);
+    expect(log).not.toMatch(ABORT);
+    await cluster.waitForWorker('evaluator', 20000, pid);
+  }, 90000);
+});

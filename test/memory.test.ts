@@ -1,0 +1,122 @@
+/**
+ * The ArrayBuffer budget (node_worker.buffer_limit_mb, defineWorker's bufferLimitMb): memory held
+ * in Buffers, ArrayBuffers and typed arrays lives outside the V8 heap, so the heap limit does not
+ * bound it. Past the budget an allocation is a RangeError JS can catch, whether JS or the bridge
+ * (a big SQL result) asked for it; uncaught, the worker logs it and exits 1. The OS-limit cases
+ * (ulimit -d) are in test/faults/memory.faults.ts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, waitFor } from './helpers/cluster';
+import { EVAL_WORKER_SOURCE, evaluatorReady, inWorker } from './helpers/evalWorker';
+import { ABORT, exitOf, RESET } from './helpers/faults';
+import { idleWorker } from './helpers/workers';
+
+const MB = 1024 * 1024;
+
+/** JS for the evaluator: a function that forces a full GC. */
+const GC = `const v8 = require('v8'); v8.setFlagsFromString('--expose-gc'); const gc = require('vm').runInNewContext('gc');`;
+
+/** Fills memory with 1 MB Buffers until something gives; never catches. */
+const fillingWorker = (name: string, limitMb: number) => `
+import { defineWorker } from 'pg-node-worker';
+export default defineWorker({
+  name: '${name}',
+  restart: 1,
+  bufferLimitMb: ${limitMb},
+  async main(ctx) {
+    ctx.log.info('filling from pid ' + ctx.worker.pid);
+    const keep: Buffer[] = [];
+    for (;;) {
+      keep.push(Buffer.alloc(1024 * 1024, 1));
+      if (keep.length % 16 === 0) ctx.log.info('held ' + keep.length + ' MB');
+    }
+  },
+});
+`;
+
+describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await Cluster.create({ settings: { 'node_worker.buffer_limit_mb': 256 } });
+    cluster.deploy('evaluator', EVAL_WORKER_SOURCE());
+    cluster.deploy('bystander', idleWorker('bystander'));
+    await cluster.start();
+    await evaluatorReady(cluster);
+  }, 60000);
+  afterAll(async () => cluster?.destroy());
+
+  it('past the budget a Buffer is a RangeError JS can catch; memoryUsage() counts; released memory is usable again', async () => {
+    const pid = await cluster.waitForWorker('evaluator');
+    const r = await inWorker(
+      cluster,
+      `${GC}
+       const keep = []; let err = null;
+       try { for (let i = 0; i < 64; i++) keep.push(Buffer.alloc(16 * 1024 * 1024, 1)); }
+       catch (e) { err = { name: e.name, message: e.message }; }
+       const held = process.memoryUsage().arrayBuffers;
+       // a typed array and an ArrayBuffer are refused too
+       const more = [() => new Uint8Array(32 * 1024 * 1024), () => new ArrayBuffer(32 * 1024 * 1024), () => Buffer.allocUnsafe(32 * 1024 * 1024)]
+         .map((f) => { try { f(); return 'allocated'; } catch (e) { return e.name; } });
+       const got = keep.length;
+       keep.length = 0; gc(); gc();
+       const again = Buffer.alloc(200 * 1024 * 1024, 2).length;
+       return { got, err, held, more, again, after: process.memoryUsage().arrayBuffers };`,
+    );
+    console.log(`[buffer budget] 256 MB: ${r.got} x 16 MB Buffers, then ${r.err?.name}: ${r.err?.message}; arrayBuffers ${(r.held / MB).toFixed(0)} MB`);
+    expect(r.err).toEqual({ name: 'RangeError', message: 'Array buffer allocation failed' });
+    expect(r.got).toBeGreaterThanOrEqual(15);
+    expect(r.got).toBeLessThanOrEqual(16);
+    expect(r.held).toBeGreaterThanOrEqual(r.got * 16 * MB);
+    expect(r.held).toBeLessThanOrEqual(256 * MB);
+    expect(r.more).toEqual(['RangeError', 'RangeError', 'RangeError']);
+    expect(r.again).toBe(200 * MB);
+    expect(await cluster.workerPid('evaluator')).toBe(pid);
+  });
+
+  it('a SQL result that does not fit is a RangeError from ctx.sql, and the worker goes on', async () => {
+    const pid = await cluster.waitForWorker('evaluator');
+    const r = await inWorker(
+      cluster,
+      `${GC}
+       let keep = Buffer.alloc(240 * 1024 * 1024, 1);
+       let err = null;
+       try { ctx.sql\`SELECT decode(repeat('ab', 32 * 1024 * 1024), 'hex') AS b\`; }
+       catch (e) { err = { name: e.name, message: e.message }; }
+       // small results still work while the budget is used up
+       const small = ctx.sql\`SELECT decode('0102', 'hex') AS b\`[0].b.length;
+       keep = null; gc(); gc();
+       const big = ctx.sql\`SELECT decode(repeat('ab', 32 * 1024 * 1024), 'hex') AS b\`[0].b.length;
+       return { err, small, big };`,
+    );
+    expect(r.err).toEqual({ name: 'RangeError', message: 'Array buffer allocation failed' });
+    expect(r.small).toBe(2);
+    expect(r.big).toBe(32 * MB);
+    expect(await cluster.workerPid('evaluator')).toBe(pid);
+  });
+
+  it("a worker's bufferLimitMb overrides the setting; filling it uncaught is logged, exit 1, restarted; nothing else is touched", async () => {
+    const bystander = await cluster.waitForWorker('bystander');
+    const from = cluster.log().length;
+    cluster.deploy('filler', fillingWorker('filler', 64));
+    await cluster.query("CREATE EXTENSION IF NOT EXISTS pg_node_worker; SELECT node_worker.launch('filler')");
+    const first = Number((await cluster.waitForLog(/filler: filling from pid (\d+)/, 20000, from))[1]);
+    const exit = await waitFor('the filler to exit', () => exitOf(cluster.log().slice(from), first), 20000);
+    const log = cluster.log().slice(from);
+    const why = log.match(new RegExp(`\\[${first}\\] ERROR:  filler: main failed: RangeError: Array buffer allocation failed`));
+    console.log(`[buffer budget] bufferLimitMb 64, filled uncaught: "${why?.[0]}" -> ${exit}`);
+    expect(exit).toBe('exited with exit code 1');
+    expect(why).not.toBeNull();
+    // it failed at its own 64 MB, not at the 256 MB of the setting
+    const held = [...log.matchAll(new RegExp(`\\[${first}\\] LOG:  filler: held (\\d+) MB`, 'g'))].map((m) => Number(m[1]));
+    expect(Math.max(...held)).toBe(48);
+    const row = (await cluster.query<{ last_error: string }>("SELECT last_error FROM node_worker.workers WHERE name = 'filler'"))[0];
+    expect(row.last_error).toMatch(/RangeError: Array buffer allocation failed/);
+    await cluster.waitForLog(new RegExp(`filler: filling from pid (?!${first}\\b)\\d+`), 20000, from);
+    await cluster.query("SELECT node_worker.stop('filler')");
+    expect(cluster.log()).not.toMatch(RESET);
+    expect(cluster.log()).not.toMatch(ABORT);
+    expect(await cluster.workerPid('bystander')).toBe(bystander);
+    expect(await inWorker(cluster, 'return ctx.sql`SELECT 41 + 1 AS x`[0].x')).toBe(42);
+  }, 60000);
+});
