@@ -86,6 +86,7 @@ describe('bundleWorker', () => {
       start: 'recovery-finished',
       callers: null,
       heapLimitMb: null,
+      bufferLimitMb: null,
     });
     expect(code).toContain('require("pg-node-worker")');
     expect(code).toMatch(/\/\/# sourceMappingURL=data:application\/json;base64,/);
@@ -115,6 +116,7 @@ describe('bundleWorker', () => {
       start: 'postmaster',
       callers: null,
       heapLimitMb: null,
+      bufferLimitMb: null,
     });
   });
 
