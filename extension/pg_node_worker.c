@@ -28,11 +28,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/cryptohash.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "pg_node_worker.h"
 #include "compat.h"
@@ -486,6 +488,72 @@ pgnw_valid_worker_name(const char *name)
 	}
 
 	return i > 0;
+}
+
+void
+pgnw_verify_bundle(const PgnwManifest *m)
+{
+	pg_cryptohash_ctx *ctx;
+	ResourceOwner owner;
+	ResourceOwner saved_owner;
+	uint8		digest[32];
+	char		found[65];
+	char	   *buf;
+	char		why[256];
+	ssize_t		n;
+	int			fd;
+
+	if (m->sha256[0] == '\0')
+		return;
+	/* a missing or unreadable bundle is reported by the loader, with its path */
+	fd = open(m->bundle_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	buf = palloc(65536);
+	/* the OpenSSL implementation registers its context with a resource owner */
+	owner = ResourceOwnerCreate(NULL, "pg_node_worker bundle check");
+	saved_owner = CurrentResourceOwner;
+	CurrentResourceOwner = owner;
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not compute the SHA-256 of bundle \"%s\"", m->bundle_path)));
+	while ((n = read(fd, buf, 65536)) > 0)
+	{
+		if (pg_cryptohash_update(ctx, (uint8 *) buf, n) < 0)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (n < 0 || pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not compute the SHA-256 of bundle \"%s\": %m", m->bundle_path)));
+	close(fd);
+	pg_cryptohash_free(ctx);
+	CurrentResourceOwner = saved_owner;
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_BEFORE_LOCKS, true, true);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_LOCKS, true, true);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_AFTER_LOCKS, true, true);
+	ResourceOwnerDelete(owner);
+	pfree(buf);
+
+	hex_encode((const char *) digest, sizeof(digest), found);
+	found[64] = '\0';
+	if (strcmp(found, m->sha256) == 0)
+		return;
+
+	snprintf(why, sizeof(why),
+			 "bundle %s does not match the sha256 in its manifest (expected %.12s..., found %.12s...)",
+			 last_dir_separator(m->bundle_path) ? last_dir_separator(m->bundle_path) + 1 : m->bundle_path,
+			 m->sha256, found);
+	pgnw_worker_set_error("XX001", why);
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("node worker \"%s\": bundle \"%s\" does not match its manifest",
+					m->name, m->bundle_path),
+			 errdetail("The manifest gives SHA-256 %s; the file's is %s.", m->sha256, found),
+			 errhint("Deploy the worker again with pg-node-worker deploy. A bundle changed by hand needs its manifest's \"sha256\" updated or removed.")));
 }
 
 /*

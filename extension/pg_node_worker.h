@@ -84,6 +84,12 @@ extern PGDLLEXPORT bool pgnw_read_manifest(const char *path, PgnwManifest *out,
 /* ^[A-Za-z_][A-Za-z0-9_-]{0,62}$ */
 extern PGDLLEXPORT bool pgnw_valid_worker_name(const char *name);
 
+/*
+ * In the worker, before anything runs: the bundle's SHA-256 is the one its
+ * manifest names (when it names one), else ERROR (XX001) with last_error set.
+ */
+extern PGDLLEXPORT void pgnw_verify_bundle(const PgnwManifest *m);
+
 
 /* ---- supervisor.c: shared state of the workers ---- */
 

@@ -583,7 +583,8 @@ pgnw_plan_heap(int heap_mb)
 
 	if (limit == SIZE_MAX)
 		return heap_mb;
-	fits = limit > set_aside ? (int) (((limit - set_aside) / 2 / PGNW_MB - 16) * 4 / 5) : 0;
+	/* half of what is left, less the young generation and code space */
+	fits = limit > set_aside ? (int) (((long) ((limit - set_aside) / 2 / PGNW_MB) - 16) * 4 / 5) : 0;
 	if (fits < 16)
 		fits = 16;
 	if (heap_mb <= fits)
@@ -1111,6 +1112,7 @@ pg_node_worker_main(Datum main_arg)
 						   pgnw_sigterm_pending, &args))
 		proc_exit(0);
 	pgnw_worker_info.args = args;
+	pgnw_verify_bundle(&manifest);
 
 	strlcpy(pgnw_worker_info.name, manifest.name, sizeof(pgnw_worker_info.name));
 	if (manifest.start_time != BgWorkerStart_PostmasterStart)

@@ -8,7 +8,7 @@
  * test/faults/*.faults.ts: `npm run test:faults`.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -411,9 +411,29 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
       'invalid worker name',
     );
 
+    // --- a bundle that is not what deploy wrote (edited in place, partly copied): refused by its sha256
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    put('tampered.js', Buffer.concat([steadyJs, Buffer.from('\n// edited by hand\n')]));
+    put('tampered.json', manifest('tampered', { bundle: 'tampered.js', sha256: sha(steadyJs), restart: 2 }));
+    put('verified.js', steadyJs);
+    put('verified.json', manifest('verified', { bundle: 'verified.js', sha256: sha(steadyJs).toUpperCase(), restart: 2 }));
+
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());
+
+  it("a bundle that does not match its manifest's sha256 is refused before it runs (XX001, last_error); a matching one runs", async () => {
+    const m = await cluster.waitForLog(/\[(\d+)\] ERROR:  node worker "tampered": bundle "[^"]*\/tampered\.js" does not match its manifest\n[^\n]*DETAIL:  The manifest gives SHA-256 ([0-9a-f]{64}); the file's is ([0-9a-f]{64})\./, 15000);
+    const pid = Number(m[1]);
+    expect(m[2]).not.toBe(m[3]);
+    expect(await waitFor('tampered to exit', () => exitOf(cluster.log(), pid), 10000)).toBe('exited with exit code 1');
+    expect(cluster.log()).not.toMatch(/tampered: started as pid/);
+    await cluster.query('CREATE EXTENSION IF NOT EXISTS pg_node_worker');
+    const row = (await view())['tampered'];
+    expect(row.last_error).toMatch(/^bundle tampered\.js does not match the sha256 in its manifest \(expected [0-9a-f]{12}\.\.\., found [0-9a-f]{12}\.\.\.\)$/);
+    console.log(`[doors] tampered bundle: "${m[0].split('\n')[0].replace(/^.*?ERROR:  /, '')}"; last_error "${row.last_error}"`);
+    await cluster.waitForLog(/verified: started as pid \d+/, 15000);
+  });
 
   it('the postmaster logs one line per bad manifest, naming the file and the reason, and registers only the good ones', async () => {
     const log = cluster.log();
@@ -425,7 +445,7 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
     }
     console.log(`[doors] ${Object.keys(skipped).length} bad manifests, each skipped with one LOG line, e.g. ${log.match(/LOG:  pg_node_worker: skipping worker manifest ".*\/up\.json".*/)?.[0]}`);
     const registered = [...log.matchAll(/pg_node_worker: registered worker "([^"]+)"/g)].map((m) => m[1]).sort();
-    expect(registered).toEqual(['steady', 'nodb', 'norole', 'later', ...Object.keys(broken)].sort());
+    expect(registered).toEqual(['steady', 'nodb', 'norole', 'later', 'tampered', 'verified', ...Object.keys(broken)].sort());
     // hidden files and other extensions are not looked at
     expect(log).not.toMatch(/\.hidden\.json|\.tmp-1-abcd|notes\.txt/);
     // the manifests that point outside the directory never ran anything
@@ -443,7 +463,7 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
 
   it('a worker whose database or role does not exist: FATAL at connect, exit 1, restarted with backoff, then failed; fixed and restarted, it runs', async () => {
     const steady = await cluster.waitForWorker('steady');
-    await cluster.query('CREATE EXTENSION pg_node_worker');
+    await cluster.query('CREATE EXTENSION IF NOT EXISTS pg_node_worker');
     const cases: [string, RegExp][] = [
       ['nodb', /FATAL:  database "nosuchdb" does not exist/],
       ['norole', /FATAL:  role "nosuchrole" does not exist/],
