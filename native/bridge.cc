@@ -1111,6 +1111,23 @@ SignalStats(const Napi::CallbackInfo &info)
 	return out;
 }
 
+/* memoryUsage(): the ArrayBuffer budget (extension/runtime.cc), in bytes */
+Napi::Value
+MemoryUsage(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	Napi::Object out = Napi::Object::New(env);
+	PgnwMemoryUsage m;
+
+	pgnw_memory_usage(&m);
+	out.Set("buffers", Napi::Number::New(env, m.buffers));
+	out.Set("buffersPeak", Napi::Number::New(env, m.buffers_peak));
+	out.Set("bufferLimit", m.buffer_limit < 0 ? env.Null() : Napi::Number::New(env, m.buffer_limit));
+	out.Set("refused", Napi::Number::New(env, m.refused));
+	out.Set("heapLimit", Napi::Number::New(env, m.heap_limit));
+	return out;
+}
+
 /*
  * releaseMemory(): a full GC that also shrinks V8's young generation, then
  * malloc_trim: what an idle worker can give back (see bench: idle PSS).
@@ -1158,6 +1175,7 @@ Module(Napi::Env env, Napi::Object exports)
 	exports.Set("setTitle", Napi::Function::New(env, SetTitle));
 	exports.Set("exit", Napi::Function::New(env, Exit));
 	exports.Set("signalStats", Napi::Function::New(env, SignalStats));
+	exports.Set("memoryUsage", Napi::Function::New(env, MemoryUsage));
 	exports.Set("shutdownRequested", Napi::Function::New(env, ShutdownRequested));
 	exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory));
 	RegisterControl(env, exports);

@@ -27,4 +27,5 @@ export type {
   WorkerDefinition,
   WorkerHandle,
   WorkerInfo,
+  WorkerMemory,
 } from './types';

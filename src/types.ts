@@ -81,6 +81,25 @@ export interface WorkerInfo {
   readonly role: string | null;
   /** When the postmaster forked this process (Unix ms). */
   readonly startedAt: number;
+  /**
+   * The memory limits in effect and the ArrayBuffer memory held now. Under an OS limit on the data
+   * segment the limits can be lower than configured (the worker fits them into it at start).
+   */
+  memory(): WorkerMemory;
+}
+
+/** See {@link WorkerInfo.memory}. */
+export interface WorkerMemory {
+  /** The V8 heap limit in effect (MB). */
+  readonly heapLimitMb: number;
+  /** The Buffer/ArrayBuffer limit in effect (MB); null: none. */
+  readonly bufferLimitMb: number | null;
+  /** Held in Buffers/ArrayBuffers/typed arrays now (MB). */
+  readonly buffersMb: number;
+  /** The most held at once since start (MB). */
+  readonly buffersPeakMb: number;
+  /** Allocations refused because they did not fit. */
+  readonly buffersRefused: number;
 }
 
 /** A worker started with `ctx.launch()`. */

@@ -59,9 +59,10 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
        const more = [() => new Uint8Array(32 * 1024 * 1024), () => new ArrayBuffer(32 * 1024 * 1024), () => Buffer.allocUnsafe(32 * 1024 * 1024)]
          .map((f) => { try { f(); return 'allocated'; } catch (e) { return e.name; } });
        const got = keep.length;
+       const mem = ctx.worker.memory();
        keep.length = 0; gc(); gc();
        const again = Buffer.alloc(200 * 1024 * 1024, 2).length;
-       return { got, err, held, more, again, after: process.memoryUsage().arrayBuffers };`,
+       return { got, err, held, more, again, mem, after: ctx.worker.memory() };`,
     );
     console.log(`[buffer budget] 256 MB: ${r.got} x 16 MB Buffers, then ${r.err?.name}: ${r.err?.message}; arrayBuffers ${(r.held / MB).toFixed(0)} MB`);
     expect(r.err).toEqual({ name: 'RangeError', message: 'Array buffer allocation failed' });
@@ -71,6 +72,13 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
     expect(r.held).toBeLessThanOrEqual(256 * MB);
     expect(r.more).toEqual(['RangeError', 'RangeError', 'RangeError']);
     expect(r.again).toBe(200 * MB);
+    // ctx.worker.memory(): the limits in effect and what is held
+    expect(r.mem).toMatchObject({ heapLimitMb: 256, bufferLimitMb: 256 });
+    expect(r.mem.buffersRefused).toBeGreaterThanOrEqual(4); // V8 retries each after a GC
+    expect(r.mem.buffersMb * MB).toBeCloseTo(r.held, -5);
+    expect(r.after.buffersPeakMb).toBeGreaterThanOrEqual(r.got * 16);
+    expect(r.after.buffersMb).toBeGreaterThanOrEqual(200);
+    expect(r.after.buffersMb).toBeLessThan(r.mem.buffersMb);
     expect(await cluster.workerPid('evaluator')).toBe(pid);
   });
 

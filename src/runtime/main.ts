@@ -181,6 +181,7 @@ export function start(runtimeDir: string, bundlePath: string): void {
     error: at(LOG_ERROR),
   };
 
+  const MB = 1024 * 1024;
   const ctx: WorkerContext = Object.freeze({
     worker: Object.freeze({
       name: info.name,
@@ -188,6 +189,16 @@ export function start(runtimeDir: string, bundlePath: string): void {
       database: info.database,
       role: info.role,
       startedAt: info.startedAt,
+      memory: () => {
+        const m = native.memoryUsage();
+        return Object.freeze({
+          heapLimitMb: Math.round(m.heapLimit / MB),
+          bufferLimitMb: m.bufferLimit === null ? null : Math.floor(m.bufferLimit / MB),
+          buffersMb: m.buffers / MB,
+          buffersPeakMb: m.buffersPeak / MB,
+          buffersRefused: m.refused,
+        });
+      },
     }),
     sql: engine.makeSql(() => true),
     transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,

@@ -41,6 +41,8 @@ export interface NativeBridge {
   setTitle(title: string): void;
   exit(code: number): void;
   signalStats(): { forwarded: number; onMain: number; restored: number };
+  /** The ArrayBuffer budget (bytes): held now, the peak, the limit (null: none), allocations refused; the heap limit in effect. */
+  memoryUsage(): { buffers: number; buffersPeak: number; bufferLimit: number | null; refused: number; heapLimit: number };
   shutdownRequested(): boolean;
   /** A full GC that shrinks V8's young generation, then malloc_trim (an idle worker's start-up garbage). */
   releaseMemory(): void;

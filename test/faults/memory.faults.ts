@@ -98,6 +98,8 @@ describe('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', ()
     console.log(`[memory] 1 GB RLIMIT_DATA: "${cluster.log().match(/ArrayBuffers limited to .*/)?.[0]}"`);
     expect(budget).toBeGreaterThan(256);
     expect(budget).toBeLessThan(1024);
+    // and the worker sees the limits in effect
+    expect(await inWorker(cluster, 'const m = ctx.worker.memory(); return [m.heapLimitMb, m.bufferLimitMb];')).toEqual([256, budget]);
   });
 
   it('an allocation past the budget is a RangeError JS can catch; memory is usable again after release', async () => {
