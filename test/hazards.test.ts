@@ -610,14 +610,19 @@ describe('postmaster killed with kill -9', () => {
     }
     for (const name of Object.keys(workers)) expect(exitTimes[name], name).toBeLessThan(5);
     // A zombie still shows its wait status: exited (not signalled), with 0 or 1.
-    // KNOWN ISSUE (rare, 1 CI run in ~6): the worker stopped inside busy JS ('looper') sometimes
-    // dies by SIGABRT on its way out after the postmaster died. The postmaster is gone, so nothing
+    // KNOWN ISSUE (rare, 1 CI run in ~6 in session 1; 0 in 40 runs of this test alone since the
+    // watchdog's stop path was reworked): the worker stopped inside busy JS ('looper') sometimes
+    // died by SIGABRT on its way out after the postmaster died. The postmaster is gone, so nothing
     // is reset, but it is not clean; it is reported here and not asserted until it is understood.
     for (const [name, pid] of Object.entries(workers)) {
       const s = procState(pid);
       if (s?.state !== 'Z') continue;
       if (name === 'looper' && (s.exitCode & 0x7f) !== 0) {
-        console.log(`[postmaster kill -9] KNOWN ISSUE: looper (busy JS) ended by signal ${s.exitCode & 0x7f}`);
+        // what it printed on its way out is the lead: show it
+        console.log(
+          `[postmaster kill -9] KNOWN ISSUE: looper (busy JS) ended by signal ${s.exitCode & 0x7f}; server log since the kill:\n` +
+            cluster.log().slice(from),
+        );
         continue;
       }
       expect(s.exitCode & 0x7f, `wait status of ${name} (${pid})`).toBe(0);
