@@ -869,6 +869,38 @@ node_worker_restart(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The worker name shown for a manifest file "<name>.json" that has no slot.
+ * An invalid file name may hold any bytes: shown as ASCII, with other bytes
+ * as \xHH, cut to fit, so the view's text is valid in any encoding.
+ */
+static void
+pgnw_name_of_file(const char *file, char *out, size_t outlen)
+{
+	size_t		len = strlen(file) - strlen(".json");
+	size_t		o = 0;
+
+	for (size_t k = 0; k < len; k++)
+	{
+		unsigned char c = (unsigned char) file[k];
+
+		if (c >= 0x20 && c < 0x7f)
+		{
+			if (o + 1 >= outlen)
+				break;
+			out[o++] = (char) c;
+		}
+		else
+		{
+			if (o + 4 >= outlen)
+				break;
+			snprintf(out + o, outlen - o, "\\x%02x", c);
+			o += 4;
+		}
+	}
+	out[o] = '\0';
+}
+
+/*
  * The rows of node_worker.workers: every slot in use, plus every deployed
  * worker that has none (deployed after the server started, not launched).
  */
@@ -916,7 +948,7 @@ node_worker_workers(PG_FUNCTION_ARGS)
 			PgnwManifest m;
 			char	   *reason = NULL;
 
-			strlcpy(name, names[i - nslots], Min(sizeof(name), strlen(names[i - nslots]) - 4));
+			pgnw_name_of_file(names[i - nslots], name, sizeof(name));
 			for (int j = 0; j < nslots && !seen; j++)
 				seen = copy[j].in_use && strcmp(copy[j].name, name) == 0;
 			if (seen)

@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 
@@ -55,9 +56,8 @@
 
 #define PGNW_MAX_DEPTH 64
 
-/* milliseconds between 1970-01-01 and 2000-01-01 */
-#define PGNW_EPOCH_OFFSET_MS \
-	((double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000.0)
+/* the farthest a JavaScript Date reaches from 1970, in ms */
+#define PGNW_JS_DATE_MAX_MS INT64CONST(8640000000000000)
 
 
 /* how to turn a column (or array element) into a JS value */
@@ -795,13 +795,15 @@ pgnw_array_to_value(Datum d, PgnwTypeInfo *ti, PgnwValue *v)
 static inline double
 pgnw_date_ms(Datum d, Oid typid)
 {
+	int64		ms;
+
 	if (typid == DATEOID)
 	{
 		DateADT		date = DatumGetDateADT(d);
 
 		if (DATE_NOT_FINITE(date))
 			return DATE_IS_NOBEGIN(date) ? -INFINITY : INFINITY;
-		return (double) date * SECS_PER_DAY * 1000.0 + PGNW_EPOCH_OFFSET_MS;
+		ms = (int64) date * SECS_PER_DAY * 1000;
 	}
 	else
 	{
@@ -809,8 +811,17 @@ pgnw_date_ms(Datum d, Oid typid)
 
 		if (TIMESTAMP_NOT_FINITE(ts))
 			return TIMESTAMP_IS_NOBEGIN(ts) ? -INFINITY : INFINITY;
-		return (double) ts / 1000.0 + PGNW_EPOCH_OFFSET_MS;
+		/* whole milliseconds, rounded down (as node-postgres reads them), exactly */
+		ms = ts / 1000 - (ts % 1000 < 0 ? 1 : 0);
 	}
+	ms += (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	if (ms > PGNW_JS_DATE_MAX_MS || ms < -PGNW_JS_DATE_MAX_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s out of range for a JavaScript Date", format_type_be(typid)),
+				 errdetail("A Date holds 8.64e15 ms either side of 1970 (years 271822 BC to 275760)."),
+				 errhint("Read it as text: select it with ::text.")));
+	return (double) ms;
 }
 
 /* array elements; text points into the (copied) array or palloc'd output */
@@ -1321,13 +1332,29 @@ pgnw_param_to_datum(const PgnwParam *p, Oid type)
 				if (base == FLOAT8OID)
 					return Float8GetDatum(d);
 				if (base == FLOAT4OID)
-					return Float4GetDatum((float4) d);
+				{
+					float4		f = (float4) d;
+
+					/* a finite number a real cannot hold: PostgreSQL's float4 errors */
+					if (isinf(f) && !isinf(d))
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("value out of range: overflow"),
+								 errdetail("%.17g is beyond the largest real, %g.", d, (double) FLT_MAX)));
+					if (f == 0 && d != 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("value out of range: underflow"),
+								 errdetail("%.17g is closer to 0 than the smallest real.", d)));
+					return Float4GetDatum(f);
+				}
 				if (base == INT4OID && d == (double) (int32) d)
 					return Int32GetDatum((int32) d);
 				if (base == INT2OID && d == (double) (int16) d)
 					return Int16GetDatum((int16) d);
-				if (base == INT8OID && d >= -9007199254740991.0 && d <= 9007199254740991.0 &&
-					d == (double) (int64) d)
+				/* an integer number is its exact value, past 2^53 too (a bigint is better) */
+				if (base == INT8OID && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+					d == floor(d))
 					return Int64GetDatum((int64) d);
 				/* let the type's input function judge it (range, syntax) */
 				snprintf(buf, sizeof(buf), "%.17g", d);
@@ -1340,8 +1367,15 @@ pgnw_param_to_datum(const PgnwParam *p, Oid type)
 			return pgnw_param_from_text(buf, type);
 		case PGNW_TEXT:
 			{
-				char	   *s = pnstrdup(p->u.s.ptr, p->u.s.len);
+				char	   *s;
 
+				/* what PostgreSQL says of a NUL sent by a client, not a silent cut */
+				if (memchr(p->u.s.ptr, '\0', p->u.s.len) != NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+							 errmsg("invalid byte sequence for encoding \"UTF8\": 0x00"),
+							 errhint("PostgreSQL text cannot hold the character U+0000; send binary data as a Uint8Array (bytea).")));
+				s = pnstrdup(p->u.s.ptr, p->u.s.len);
 				return pgnw_param_from_text(s, type);
 			}
 		case PGNW_BYTES:

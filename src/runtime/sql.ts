@@ -38,26 +38,57 @@ function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0');
 }
 
+/** The UTC calendar day of a Date as PostgreSQL reads it: year 0 and before are BC, 5+ digit years too. */
+function dayText(d: Date): string {
+  const y = d.getUTCFullYear();
+  return `${pad(y < 1 ? 1 - y : y, 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+}
+
 /** A Date as a PostgreSQL date (its UTC calendar day). */
 function dateText(d: Date): string {
-  const y = d.getUTCFullYear();
-  const year = y < 1 ? `${pad(1 - y, 4)}-BC` : pad(y, 4);
-  const base = `${pad(Math.abs(y) < 1 ? 1 - y : y, 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
-  return y < 1 ? `${base} BC` : (void year, base);
+  return d.getUTCFullYear() < 1 ? `${dayText(d)} BC` : dayText(d);
+}
+
+/**
+ * A Date as a PostgreSQL timestamp(tz) in UTC. Not toISOString(): PostgreSQL reads neither its
+ * signed 6-digit years (-000001, +010000) nor year 0.
+ */
+function timestampText(d: Date): string {
+  const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}+00`;
+  return `${dayText(d)} ${time}${d.getUTCFullYear() < 1 ? ' BC' : ''}`;
 }
 
 function hex(bytes: Uint8Array): string {
   return '\\x' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
+// integer types: a number is sent as its exact value (past 2^53 its shortest text is another integer)
+const INTEGER_TYPES = new Set([20, 21, 23]);
+const FLOAT_TYPES = new Set([700, 701]);
+const TIMESTAMP_TYPES = new Set([1114, 1184]);
+
 function scalarText(v: unknown, type: number): string | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Date) {
     if (Number.isNaN(v.getTime())) throw new TypeError('an invalid Date cannot be sent to PostgreSQL');
-    return type === DATE ? dateText(v) : v.toISOString();
+    if (type === DATE) return dateText(v);
+    return TIMESTAMP_TYPES.has(type) ? timestampText(v) : v.toISOString();
   }
   if (v instanceof Uint8Array) return hex(v);
-  if (typeof v === 'object') return JSON.stringify(v);
+  switch (typeof v) {
+    case 'object': {
+      const text = JSON.stringify(v);
+      if (text === undefined) throw new TypeError('an object whose JSON is undefined cannot be sent to PostgreSQL');
+      return text;
+    }
+    case 'number':
+      if (Object.is(v, -0) && FLOAT_TYPES.has(type)) return '-0';
+      if (INTEGER_TYPES.has(type) && Number.isInteger(v) && !Number.isSafeInteger(v)) return BigInt(v).toString();
+      return String(v);
+    case 'function':
+    case 'symbol':
+      throw new TypeError(`a ${typeof v} cannot be sent to PostgreSQL`);
+  }
   return String(v);
 }
 
