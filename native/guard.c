@@ -413,6 +413,58 @@ pgnw_rollback(PgnwError *err)
 
 /* ------------------------------------------------------------ statements */
 
+/* the parameter types of sql, inferred the way the extended protocol does */
+static void
+pgnw_infer_param_types(const char *sql, Oid **types, int *ntypes)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	ListCell   *lc;
+
+	foreach(lc, raw)
+		(void) pgnw_parse_analyze_varparams(lfirst_node(RawStmt, lc), sql, types, ntypes);
+	for (int i = 0; i < *ntypes; i++)
+		if ((*types)[i] == InvalidOid || (*types)[i] == UNKNOWNOID)
+			(*types)[i] = TEXTOID;
+}
+
+/*
+ * A kept plan fixed its parameter types when it was prepared.  After DDL
+ * (ALTER COLUMN ... TYPE) the server may infer others, and the plan cache
+ * would still coerce each value through the old type: an int8 through real
+ * loses digits.  So when the plan was invalidated, infer the types again
+ * and, if they changed, prepare the statement afresh under the same id
+ * (values are converted by their JS kind and the new type).  Called inside
+ * the statement's transaction, with SPI connected.
+ */
+static void
+pgnw_refresh_plan(PgnwPlan *plan)
+{
+	Oid		   *types = NULL;
+	int			ntypes = 0;
+	SPIPlanPtr	fresh;
+
+	AcceptInvalidationMessages();
+	if (SPI_plan_is_valid(plan->plan))
+		return;
+	pgnw_infer_param_types(plan->sql, &types, &ntypes);
+	if (ntypes != plan->nparams ||
+		memcmp(types, plan->types, sizeof(Oid) * ntypes) == 0)
+		return;
+	fresh = SPI_prepare(plan->sql, ntypes, types);
+	if (fresh == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(fresh) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	SPI_freeplan(plan->plan);
+	plan->plan = fresh;
+	plan->single = list_length(SPI_plan_get_plan_sources(fresh)) == 1;
+	for (int i = 0; i < ntypes; i++)
+	{
+		plan->types[i] = types[i];
+		plan->elem_types[i] = get_element_type(getBaseType(types[i]));
+	}
+}
+
 /*
  * Bumped whenever a pg_type row changes (syscache invalidation): cached
  * shapes hold output functions, so they are rebuilt after any type change.
@@ -437,8 +489,6 @@ static void
 pgnw_op_prepare(void *arg)
 {
 	PgnwPrepareArgs *a = (PgnwPrepareArgs *) arg;
-	List	   *raw;
-	ListCell   *lc;
 	Oid		   *types = NULL;
 	int			ntypes = 0;
 	SPIPlanPtr	plan;
@@ -449,13 +499,7 @@ pgnw_op_prepare(void *arg)
 		pgnw_type_callback_registered = true;
 	}
 
-	/* infer the parameter types the way the extended protocol does */
-	raw = raw_parser(a->sql, RAW_PARSE_DEFAULT);
-	foreach(lc, raw)
-		(void) pgnw_parse_analyze_varparams(lfirst_node(RawStmt, lc), a->sql, &types, &ntypes);
-	for (int i = 0; i < ntypes; i++)
-		if (types[i] == InvalidOid || types[i] == UNKNOWNOID)
-			types[i] = TEXTOID;
+	pgnw_infer_param_types(a->sql, &types, &ntypes);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1465,6 +1509,7 @@ pgnw_op_execute(void *arg)
 					 errmsg("the statement takes %d parameters but %d were given", n, a->nparams)));
 		if (n > 0)
 		{
+			pgnw_refresh_plan(a->plan);
 			params = makeParamList(n);
 			for (int i = 0; i < n; i++)
 			{

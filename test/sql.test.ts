@@ -475,6 +475,29 @@ describe('plan cache, cached column names and big results (issue #7)', () => {
     expect(r).toEqual([2, 42, 5]);
   });
 
+  it('a cached statement whose parameter types change with DDL binds by the new types (an int8 after real keeps its digits)', async () => {
+    const r = await inWorker(
+      cluster,
+      `ctx.sql\`DROP TABLE IF EXISTS pgnw_retype\`;
+       ctx.sql\`CREATE TABLE pgnw_retype (id int, v real)\`;
+       // one call site: one cached plan, prepared while v is real
+       const put = (id, v) => ctx.sql\`INSERT INTO pgnw_retype VALUES (\${id}, \${v})\`;
+       const get = (id) => ctx.sql\`SELECT v::text AS t FROM pgnw_retype WHERE id = \${id}\`[0].t;
+       put(1, 1.5);
+       ctx.sql\`ALTER TABLE pgnw_retype ALTER COLUMN v TYPE int8\`;
+       put(2, 123456789012345678n);
+       put(3, 2 ** 60);
+       // and inside a transaction, through a cursor too
+       ctx.transaction((tx) => {
+         tx.sql\`ALTER TABLE pgnw_retype ALTER COLUMN v TYPE numeric\`;
+         put(4, '12345678901234567890.5');
+         for (const rows of tx.sql.cursor\`SELECT v::text AS t FROM pgnw_retype WHERE v > \${'12345678901234567890'} ORDER BY id\`) globalThis.__seen = rows.map((x) => x.t);
+       });
+       return [get(1), get(2), get(3), get(4), globalThis.__seen];`,
+    );
+    expect(r).toEqual(['2', '123456789012345678', '1152921504606846976', '12345678901234567890.5', ['12345678901234567890.5']]);
+  });
+
   it('cursor: the shape cached by its plan follows DDL between transactions', async () => {
     const r = await inWorker(
       cluster,
