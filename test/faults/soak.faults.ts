@@ -39,6 +39,7 @@ const MB = 1024 * 1024;
  */
 const soakWorker = (name: string) => `
 import { defineWorker, PgError } from 'pg-node-worker';
+import * as sdk from 'pg-node-worker';
 import * as fs from 'fs';
 import * as v8 from 'v8';
 import * as vm from 'vm';
@@ -52,8 +53,12 @@ function memoryAfterFullGc() {
   gc();
   gc();
   const m = process.memoryUsage();
-  const anon = Number(/^RssAnon:\\s+(\\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
-  return { live: m.heapUsed, heapPhysical: v8.getHeapStatistics().total_physical_size, anon };
+  const rssAnon = () => Number(/^RssAnon:\\s+(\\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
+  const anon = rssAnon();
+  const heapPhysical = v8.getHeapStatistics().total_physical_size;
+  // and once V8 gave its spare pages back (a low-memory GC) and malloc trimmed: RssAnon as it can be
+  (sdk as any).__internal.releaseMemory();
+  return { live: m.heapUsed, heapPhysical, anon, anonReleased: rssAnon() };
 }
 
 export default defineWorker({
@@ -82,7 +87,8 @@ export default defineWorker({
                               WHERE name = \${ctx.worker.name} RETURNING gc_request, gc_done\` as any[];
           if (r.gc_request > r.gc_done) {
             const g = memoryAfterFullGc();
-            ctx.sql\`UPDATE soak_stats SET gc_done = \${r.gc_request}, live_heap = \${g.live}, heap_physical = \${g.heapPhysical}, rss_anon = \${g.anon}
+            ctx.sql\`UPDATE soak_stats SET gc_done = \${r.gc_request}, live_heap = \${g.live}, heap_physical = \${g.heapPhysical}, rss_anon = \${g.anon},
+                         rss_anon_released = \${g.anonReleased}
                      WHERE name = \${ctx.worker.name}\`;
           }
         }
@@ -121,6 +127,8 @@ interface WorkerMemory {
   /** the V8 heap's physical size */
   heapPhysical: number;
   anon: number;
+  /** RssAnon once V8 gave its spare pages back (a low-memory GC) and malloc trimmed */
+  anonReleased: number;
   /** from /proc, at the same moment */
   proc: MemoryKb;
 }
@@ -135,7 +143,7 @@ describe(`soak: pgbench -c 4 for ${WARMUP_SECONDS} + ${SOAK_SECONDS} s beside 4 
     expect(init.status, init.out).toBe(0);
     await cluster.query(
       `CREATE TABLE soak_stats (name text PRIMARY KEY, iterations int NOT NULL DEFAULT 0, errors int NOT NULL DEFAULT 0,
-         heap_total bigint, gc_request int NOT NULL DEFAULT 0, gc_done int NOT NULL DEFAULT 0, live_heap bigint, heap_physical bigint, rss_anon bigint)`,
+         heap_total bigint, gc_request int NOT NULL DEFAULT 0, gc_done int NOT NULL DEFAULT 0, live_heap bigint, heap_physical bigint, rss_anon bigint, rss_anon_released bigint)`,
     );
     cluster.stop();
     for (const w of WORKERS) cluster.deploy(w, soakWorker(w));
@@ -160,14 +168,14 @@ describe(`soak: pgbench -c 4 for ${WARMUP_SECONDS} + ${SOAK_SECONDS} s beside 4 
       const n = ++round;
       await cluster.query('UPDATE soak_stats SET gc_request = $1', [n]);
       const rows = await waitFor(`every worker to report its memory (round ${n})`, async () => {
-        const r = await cluster.query<{ name: string; gc_done: number; live_heap: string; heap_physical: string; rss_anon: string }>(
-          'SELECT name, gc_done, live_heap, heap_physical, rss_anon FROM soak_stats ORDER BY name',
+        const r = await cluster.query<{ name: string; gc_done: number; live_heap: string; heap_physical: string; rss_anon: string; rss_anon_released: string }>(
+          'SELECT name, gc_done, live_heap, heap_physical, rss_anon, rss_anon_released FROM soak_stats ORDER BY name',
         );
         return r.length === WORKERS.length && r.every((x) => x.gc_done >= n) ? r : null;
       }, 30000, 20);
       const out: Record<string, WorkerMemory> = {};
       for (const r of rows) {
-        out[r.name] = { live: Number(r.live_heap), heapPhysical: Number(r.heap_physical), anon: Number(r.rss_anon), proc: memoryKb(pids[r.name])! };
+        out[r.name] = { live: Number(r.live_heap), heapPhysical: Number(r.heap_physical), anon: Number(r.rss_anon), anonReleased: Number(r.rss_anon_released), proc: memoryKb(pids[r.name])! };
       }
       return out;
     };
@@ -216,6 +224,7 @@ describe(`soak: pgbench -c 4 for ${WARMUP_SECONDS} + ${SOAK_SECONDS} s beside 4 
             `${w}: live JS heap ${mb(w0[w].live)} -> ${mb(end[w].live)} (x${ratio(end[w].live, w0[w].live)}), ` +
             `RssAnon ${mb(w0[w].anon)} -> ${mb(end[w].anon)} (x${ratio(end[w].anon, w0[w].anon)}) with V8's heap ${mb(w0[w].heapPhysical)} -> ${mb(end[w].heapPhysical)}, ` +
             `without V8's resizing ${mb(adjusted(w))} (x${ratio(adjusted(w), w0[w].anon)}), ` +
+            `after giving spare pages back ${mb(w0[w].anonReleased)} -> ${mb(end[w].anonReleased)} (x${ratio(end[w].anonReleased, w0[w].anonReleased)}), ` +
             `VmRSS ${mb(w0[w].proc.rss * 1024)} -> ${mb(end[w].proc.rss * 1024)} (shared ${mb(w0[w].proc.shmem * 1024)} -> ${mb(end[w].proc.shmem * 1024)})`,
         ).join('; '),
     );
