@@ -87,6 +87,9 @@ static std::atomic<bool> pgnw_force_stopped{false};
 /* a C++ allocation failed / V8 ran out of memory on a thread other than main */
 static std::atomic<bool> pgnw_cxx_out_of_memory{false};
 static std::atomic<bool> pgnw_oom_off_main_thread{false};
+/* the signal (SIGABRT, SIGTRAP, SIGILL) with which a thread other than main aborted, or 0 */
+static volatile sig_atomic_t pgnw_thread_abort_signal = 0;
+static std::atomic<int64_t> pgnw_thread_abort_at_ms{0};
 static std::atomic<int64_t> pgnw_sigterm_at_ms{0};
 static_assert(std::atomic<int64_t>::is_always_lock_free, "set from a signal handler");
 static node::Environment *pgnw_env = nullptr;
@@ -306,6 +309,57 @@ pgnw_service_interrupts(void *arg)
 }
 
 /*
+ * A thread other than the main one aborted: a worker_threads isolate ran out
+ * of memory (Node prints "FATAL ERROR" and calls abort()), or a V8 check
+ * failed on a helper thread.  Only that thread's JavaScript is lost;
+ * PostgreSQL runs on the main thread alone, and its state is intact.  So the
+ * thread parks here and the watchdog has the main thread leave cleanly (exit
+ * 1), instead of the process dying by a signal, which would reset the whole
+ * cluster.  On the main thread the signal takes its default course.
+ */
+static void
+pgnw_handle_thread_abort(int signo)
+{
+	static const char msg[] =
+		"pg_node_worker: a thread of this worker aborted; the worker stops and exits with code 1\n";
+
+	if ((pid_t) syscall(SYS_gettid) == MyProcPid)
+	{
+		/* abort() raises again; a trap instruction runs again: both now fatal */
+		signal(signo, SIG_DFL);
+		return;
+	}
+	if (pgnw_thread_abort_signal == 0)
+	{
+		pgnw_thread_abort_signal = signo;
+		pgnw_thread_abort_at_ms = pgnw_now_ms();
+		if (write(2, msg, sizeof(msg) - 1) < 0)
+		{
+			/* nothing to do: the server log is all there is */
+		}
+	}
+	SetLatch(MyLatch);
+	for (;;)
+		pause();
+}
+
+static void
+pgnw_install_thread_abort_handlers(void)
+{
+	static const int signals[] = {SIGABRT, SIGTRAP, SIGILL};
+
+	for (int signo : signals)
+	{
+		struct sigaction act;
+
+		memset(&act, 0, sizeof(act));
+		act.sa_handler = pgnw_handle_thread_abort;
+		sigemptyset(&act.sa_mask);
+		sigaction(signo, &act, NULL);
+	}
+}
+
+/*
  * Watchdog: stop JS wherever it is (a runaway loop included), once, and make
  * the main thread leave with exit code 1; if it is inside a SQL statement,
  * cancel that too.
@@ -358,9 +412,21 @@ pgnw_watchdog(void *arg)
 		if (getppid() != PostmasterPid)
 			pgnw_stop_js(false);
 
-		/* out of memory: stop JS before it allocates more; it leaves cleanly */
-		if (pgnw_cxx_out_of_memory || pgnw_oom_off_main_thread)
+		/* out of memory, or a thread aborted: stop JS; the main thread leaves cleanly */
+		if (pgnw_cxx_out_of_memory || pgnw_oom_off_main_thread || pgnw_thread_abort_signal != 0)
 			pgnw_stop_js(true);
+
+		/*
+		 * The main thread could not leave (it waits for the parked thread,
+		 * inside V8): then the crash it would have been.
+		 */
+		int64_t		aborted_at = pgnw_thread_abort_at_ms.load();
+
+		if (aborted_at != 0 && pgnw_now_ms() - aborted_at > 10000)
+		{
+			signal(SIGABRT, SIG_DFL);
+			abort();
+		}
 
 		int64_t		since = pgnw_sigterm_at_ms.load();
 
@@ -653,9 +719,24 @@ pgnw_report_out_of_memory(void)
 {
 	static bool reported = false;
 
+	if (!reported && pgnw_thread_abort_signal != 0)
+	{
+		reported = true;
+		pgnw_worker_set_error(NULL, psprintf("a thread other than the main one aborted (signal %d); see the server log",
+											 (int) pgnw_thread_abort_signal));
+		HOLD_INTERRUPTS();
+		ereport(LOG,
+				(errmsg("node worker \"%s\": a thread other than the main one aborted (signal %d), stopping",
+						pgnw_worker_info.name, (int) pgnw_thread_abort_signal),
+				 errdetail("A worker_threads Worker that ran out of memory ends this way; its output is above."),
+				 errhint("Limit the memory of worker threads (resourceLimits), or keep large data on the main thread, where node_worker.buffer_limit_mb applies.")));
+		RESUME_INTERRUPTS();
+		return;
+	}
 	if (reported || !(pgnw_cxx_out_of_memory || pgnw_oom_off_main_thread))
 		return;
 	reported = true;
+	pgnw_worker_set_error("53200", "ran out of memory (a memory allocation inside Node.js failed)");
 	HOLD_INTERRUPTS();
 	ereport(LOG,
 			(errmsg("node worker \"%s\" ran out of memory, stopping", pgnw_worker_info.name),
@@ -683,6 +764,7 @@ pgnw_v8_oom(const char *location, bool is_heap_oom)
 			pause();
 	}
 	HOLD_INTERRUPTS();
+	pgnw_worker_set_error("53200", is_heap_oom ? "ran out of JavaScript heap memory" : "ran out of memory");
 	if (is_heap_oom)
 		ereport(LOG,
 				(errmsg("node worker \"%s\" ran out of JavaScript heap memory (%s)",
@@ -715,6 +797,7 @@ pgnw_near_heap_limit(void *data, size_t current_limit, size_t initial_limit)
 	 * inside V8's GC: no interrupt processing (no longjmp) from the ereport.
 	 */
 	HOLD_INTERRUPTS();
+	pgnw_worker_set_error("53200", psprintf("reached its JavaScript heap limit (%zu MB)", initial_limit / (1024 * 1024)));
 	ereport(LOG,
 			(errmsg("node worker \"%s\" reached its JavaScript heap limit (%zu MB), stopping",
 					pgnw_worker_info.name, initial_limit / (1024 * 1024)),
@@ -1013,6 +1096,7 @@ pgnw_run_node(const PgnwManifest *manifest)
 		/* Threads exist; the main thread takes signals again. */
 		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
 		pgnw_install_trampolines();
+		pgnw_install_thread_abort_handlers();
 
 		std::string bootstrap =
 			"const rtdir = " + pgnw_js_string(rtdir) + ";\n"
@@ -1054,6 +1138,7 @@ pgnw_run_node(const PgnwManifest *manifest)
 				pgnw_request_exit(1);
 			}
 		}
+		pgnw_report_out_of_memory();
 		exit_code = pgnw_exit_code;
 	}
 

@@ -127,4 +127,27 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
     expect(await cluster.workerPid('bystander')).toBe(bystander);
     expect(await inWorker(cluster, 'return ctx.sql`SELECT 41 + 1 AS x`[0].x')).toBe(42);
   }, 60000);
+
+  it('a worker_threads Worker that runs out of heap: the Worker fails (ERR_WORKER_OUT_OF_MEMORY), uncaught it is exit 1; no reset', async () => {
+    const pid = await cluster.waitForWorker('evaluator');
+    const bystander = await cluster.waitForWorker('bystander');
+    const from = cluster.log().length;
+    await cluster.query('INSERT INTO pgnw_jobs (code) VALUES ($1)', [
+      `const { Worker } = require('worker_threads');
+       new Worker('const keep = []; for (;;) keep.push(new Array(100000).fill(0).map((_, i) => ({ i })));', { eval: true });
+       return 1;`,
+    ]);
+    const exit = await waitFor('the evaluator to exit', () => exitOf(cluster.log().slice(from), pid), 60000);
+    const log = cluster.log().slice(from);
+    const line = log.match(new RegExp(`\\[${pid}\\] ERROR:  evaluator: uncaught exception: Error \\[ERR_WORKER_OUT_OF_MEMORY\\]: .*`));
+    console.log(`[worker_threads] heap exhausted in a Worker: "${line?.[0]}" -> ${exit}`);
+    expect(exit).toBe('exited with exit code 1');
+    expect(line).not.toBeNull();
+    expect(log).not.toMatch(RESET);
+    expect(log).not.toMatch(ABORT);
+    await cluster.waitForWorker('evaluator', 20000, pid);
+    await cluster.waitForLog(/evaluator ready/, 20000, from);
+    expect(await cluster.workerPid('bystander')).toBe(bystander);
+    expect(await inWorker(cluster, 'return ctx.sql`SELECT 41 + 1 AS x`[0].x')).toBe(42);
+  }, 90000);
 });

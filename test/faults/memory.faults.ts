@@ -140,6 +140,32 @@ describe('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', ()
     expect(cluster.log()).not.toMatch(RESET);
   });
 
+  it('a worker_threads Worker filling memory with Buffers (outside the budget): its thread aborts, the worker leaves with exit 1; no reset', async () => {
+    const before = await cluster.waitForWorker('evaluator');
+    const restartedAt = cluster.log().length;
+    await cluster.query("CREATE EXTENSION IF NOT EXISTS pg_node_worker; SELECT node_worker.restart('evaluator')");
+    const pid = await cluster.waitForWorker('evaluator', 20000, before);
+    await evaluatorReadyAfter(cluster, restartedAt);
+    const bystander = await cluster.waitForWorker('bystander');
+    const from = cluster.log().length;
+    await cluster.query('INSERT INTO pgnw_jobs (code) VALUES ($1)', [
+      `const { Worker } = require('worker_threads');
+       new Worker('const keep = []; for (;;) keep.push(Buffer.alloc(1024 * 1024, 1));', { eval: true });
+       return 1;`,
+    ]);
+    const exit = await waitFor('the evaluator to exit', () => exitOf(cluster.log().slice(from), pid), 60000, 50);
+    const log = cluster.log().slice(from);
+    const line = log.match(new RegExp(`\\[${pid}\\] LOG:  node worker "evaluator": a thread other than the main one aborted \\(signal (\\d+)\\), stopping`));
+    console.log(`[memory] worker_threads Buffers under 1 GB: "${log.match(/FATAL ERROR: .*/)?.[0]}", then "${line?.[0].replace(/^.*LOG:  /, '')}" -> ${exit}`);
+    expect(exit).toBe('exited with exit code 1');
+    expect(line).not.toBeNull();
+    expect(log).not.toMatch(RESET);
+    const row = (await cluster.query<{ last_error: string }>("SELECT last_error FROM node_worker.workers WHERE name = 'evaluator'"))[0];
+    expect(row.last_error).toMatch(/a thread other than the main one aborted/);
+    await cluster.waitForWorker('evaluator', 20000, pid);
+    expect(await cluster.workerPid('bystander')).toBe(bystander);
+  }, 90000);
+
   /*
    * Filling memory up to the OS limit without catching anything: before the ArrayBuffer budget
    * (extension/runtime.cc) this died inside V8's GC (a failed mprotect: "Check failed:
