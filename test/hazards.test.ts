@@ -328,7 +328,7 @@ __attribute__((constructor)) static void steal(void) { signal(SIGHUP, thief); }
     expect(cluster.log()).not.toMatch(RESET);
   });
 
-  it('child_process, process.chdir/setuid/abort are refused with ERR_PGNW_REFUSED', async () => {
+  it('child_process, process.chdir/setuid/abort, process.kill of the server\'s processes are refused with ERR_PGNW_REFUSED', async () => {
     const r = await inWorker(
       cluster,
       `const out = {};
@@ -346,17 +346,30 @@ __attribute__((constructor)) static void steal(void) { signal(SIGHUP, thief); }
        attempt('setuid', () => process.setuid(0));
        attempt('setgid', () => process.setgid(0));
        attempt('abort', () => process.abort());
+       // signals to the server's own processes: itself, the postmaster, a sibling backend, a group
+       const sibling = ctx.sql\`SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'\`[0].pid;
+       attempt('kill:self', () => process.kill(process.pid, 'SIGKILL'));
+       attempt('kill:postmaster', () => process.kill(process.ppid, 'SIGKILL'));
+       attempt('kill:sibling', () => process.kill(sibling, 'SIGSEGV'));
+       attempt('kill:group', () => process.kill(0, 'SIGTERM'));
+       attempt('kill:self-term', () => process.kill(process.pid));
+       // allowed: signal 0 (does it exist?), and a process that is not the server's
+       out.exists = [process.kill(process.ppid, 0), process.kill(sibling, 0)];
+       try { process.kill(2 ** 22 + 12345, 'SIGTERM'); out.other = 'sent'; } catch (e) { out.other = e.code; }
        out.cwd = process.cwd();
        return out;`,
     );
     const refused = ['spawn', 'exec', 'execSync', 'execFile', 'spawnSync', 'fork', 'node:spawn', 'chdir', 'setuid', 'setgid', 'abort',
-      'binding:spawn_sync', 'binding:process_wrap', 'binding:signal_wrap'];
+      'binding:spawn_sync', 'binding:process_wrap', 'binding:signal_wrap', 'kill:self', 'kill:postmaster', 'kill:sibling', 'kill:group', 'kill:self-term'];
     for (const what of refused) {
       expect(r[what], what).toMatchObject({ code: 'ERR_PGNW_REFUSED' });
       expect(r[what].message, what).toMatch(/not available in a pg_node_worker worker/);
     }
+    expect(r.exists).toEqual([true, true]);
+    expect(r.other).toBe('ESRCH');
     expect(r.cwd).toBe(cluster.datadir);
     expect(await cluster.workerPid('evaluator')).toBe(evaluator);
+    expect(cluster.log()).not.toMatch(RESET);
   });
 
   it('worker_threads: requiring the bridge in a thread fails with "main thread only"; the worker survives', async () => {

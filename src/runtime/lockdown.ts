@@ -8,9 +8,11 @@
  *    turn signal listeners into libuv signal watchers are detached;
  *  - child_process is refused (libuv would take SIGCHLD), and so are the
  *    legacy bindings behind it and behind signals (process.binding);
- *  - process.chdir/setuid/... and process.abort are refused;
+ *  - process.chdir/setuid/... and process.abort are refused, and so is
+ *    process.kill() of the server's own processes;
  *  - process.title sets the ps display.
  */
+import { readFileSync } from 'fs';
 import { Writable } from 'stream';
 import { constants as osConstants } from 'os';
 import { format } from 'util';
@@ -23,6 +25,18 @@ export class RefusedApiError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'RefusedApiError';
+  }
+}
+
+/** This process, the postmaster, a process group (pid <= 0), or another child of the postmaster. */
+function serverProcess(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pid === process.ppid) return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.ppid;
+  } catch {
+    return false;
   }
 }
 
@@ -104,6 +118,20 @@ export function lockDown(native: NativeBridge): void {
   for (const fn of ['setuid', 'setgid', 'seteuid', 'setegid', 'setgroups', 'initgroups'])
     proc[fn] = refuse(`process.${fn}()`, 'the worker runs as the server\'s OS user');
   proc.abort = refuse('process.abort()', 'a crash would make the postmaster reset the whole cluster; throw an error or call process.exit(1)');
+  // process.kill(pid, sig): a signal to the server's own processes (this worker, the postmaster,
+  // the postmaster's other children) is PostgreSQL's business: SIGKILL of any of them resets the
+  // whole cluster, SIGKILL of the postmaster stops it. process.kill() calls process._kill() with
+  // the signal as a number, so the check sits there; signal 0 (does it exist?) stays allowed.
+  const rawKill = proc._kill as (pid: number, sig: number) => number;
+  proc._kill = function (this: unknown, pid: number, sig: number) {
+    if (sig !== 0 && serverProcess(Number(pid)))
+      throw new RefusedApiError(
+        `process.kill(${pid}) is not available in a pg_node_worker worker for PostgreSQL's own processes: ` +
+          'a backend killed by a signal makes the postmaster reset the whole cluster; use process.exit(), ' +
+          "or pg_cancel_backend()/pg_terminate_backend() from SQL for another backend",
+      );
+    return rawKill.call(this, pid, sig);
+  };
   // child processes would make libuv install a SIGCHLD handler
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const cp = require('child_process') as Record<string, unknown>;
