@@ -204,6 +204,23 @@ export default defineWorker({ name: 'w', main: () => twice(bar) });
     },
   );
 
+  it.each([
+    ['heapLimitMb: 8', /heapLimitMb must be an integer from 16 to 65536 \(got 8\)/],
+    ['heapLimitMb: 100000', /heapLimitMb must be an integer from 16 to 65536/],
+    ["heapLimitMb: '64'", /heapLimitMb must be an integer from 16 to 65536/],
+    ['bufferLimitMb: 1.5', /bufferLimitMb must be an integer from 16 to 1048576 \(got 1\.5\)/],
+    ['bufferLimitMb: -1', /bufferLimitMb must be an integer from 16 to 1048576/],
+    ['bufferLimitMb: 2000000', /bufferLimitMb must be an integer from 16 to 1048576/],
+  ])('refuses %s', async (field, re) => {
+    const e = await bundleError(workerFile(simpleWorker(`name: 'w', ${field},`)));
+    expect(e.message).toMatch(re);
+  });
+
+  it('writes heapLimitMb and bufferLimitMb into the definition', async () => {
+    const { definition } = await bundleWorker(workerFile(simpleWorker(`name: 'w', heapLimitMb: 64, bufferLimitMb: 2048,`)), { nodeTarget: TARGET });
+    expect(definition).toMatchObject({ heapLimitMb: 64, bufferLimitMb: 2048 });
+  });
+
   it('accepts the longest valid name', async () => {
     const name = '_' + 'a-'.repeat(31); // 63 characters
     const { definition } = await bundleWorker(workerFile(simpleWorker(`name: '${name}',`)), { nodeTarget: TARGET });
