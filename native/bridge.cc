@@ -158,6 +158,25 @@ Info(const Napi::CallbackInfo &info)
 	return out;
 }
 
+/* { id, paramTypes, elemTypes } of a prepared statement */
+Napi::Object
+PlanObject(Napi::Env env, const PgnwPlanInfo &plan)
+{
+	Napi::Object out = Napi::Object::New(env);
+	Napi::Array types = Napi::Array::New(env, plan.nparams);
+	Napi::Array elems = Napi::Array::New(env, plan.nparams);
+
+	for (int i = 0; i < plan.nparams; i++)
+	{
+		types.Set(i, Napi::Number::New(env, plan.param_types[i]));
+		elems.Set(i, Napi::Number::New(env, plan.param_elem_types[i]));
+	}
+	out.Set("id", Napi::Number::New(env, plan.id));
+	out.Set("paramTypes", types);
+	out.Set("elemTypes", elems);
+	return out;
+}
+
 Napi::Value
 Prepare(const Napi::CallbackInfo &info)
 {
@@ -177,19 +196,19 @@ Prepare(const Napi::CallbackInfo &info)
 		ThrowPgError(env, &err);
 		return env.Undefined();
 	}
-	Napi::Object out = Napi::Object::New(env);
-	Napi::Array types = Napi::Array::New(env, plan.nparams);
-	Napi::Array elems = Napi::Array::New(env, plan.nparams);
+	return PlanObject(env, plan);
+}
 
-	for (int i = 0; i < plan.nparams; i++)
-	{
-		types.Set(i, Napi::Number::New(env, plan.param_types[i]));
-		elems.Set(i, Napi::Number::New(env, plan.param_elem_types[i]));
-	}
-	out.Set("id", Napi::Number::New(env, plan.id));
-	out.Set("paramTypes", types);
-	out.Set("elemTypes", elems);
-	return out;
+/* planTypes(id) → { id, paramTypes, elemTypes } as they are now, or undefined */
+Napi::Value
+PlanTypes(const Napi::CallbackInfo &info)
+{
+	PgnwPlanInfo plan;
+
+	if (info.Length() < 1 || !info[0].IsNumber() ||
+		!pgnw_plan_info(info[0].As<Napi::Number>().Int32Value(), &plan))
+		return info.Env().Undefined();
+	return PlanObject(info.Env(), plan);
 }
 
 Napi::Value
@@ -344,6 +363,7 @@ enum
 	H_NCOLS,
 	H_LAYOUT,					/* LAYOUT_* */
 	H_FIELDS,					/* 1: the return value is [payload, fields, kinds] */
+	H_RETYPED,					/* 1: the plan's parameter types changed (planTypes) */
 	H_SIZE = 8
 };
 
@@ -841,6 +861,7 @@ FinishResult(Napi::Env env, PgnwResult &res, int known_shape)
 	header[H_NCOLS] = res.ncols;
 	header[H_LAYOUT] = layout;
 	header[H_FIELDS] = send_fields ? 1 : 0;
+	header[H_RETYPED] = res.retyped ? 1 : 0;
 
 	bool		had_exception = env.IsExceptionPending();
 
@@ -1159,6 +1180,7 @@ Module(Napi::Env env, Napi::Object exports)
 	exports.Set("init", Napi::Function::New(env, Init));
 	exports.Set("info", Napi::Function::New(env, Info));
 	exports.Set("prepare", Napi::Function::New(env, Prepare));
+	exports.Set("planTypes", Napi::Function::New(env, PlanTypes));
 	exports.Set("freePlan", Napi::Function::New(env, FreePlan));
 	exports.Set("resultHeader", Napi::Function::New(env, ResultHeader));
 	exports.Set("execute", Napi::Function::New(env, Execute));

@@ -41,6 +41,7 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/guc.h"
+#include "common/shortest_dec.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -436,7 +437,7 @@ pgnw_infer_param_types(const char *sql, Oid **types, int *ntypes)
  * (values are converted by their JS kind and the new type).  Called inside
  * the statement's transaction, with SPI connected.
  */
-static void
+static bool
 pgnw_refresh_plan(PgnwPlan *plan)
 {
 	Oid		   *types = NULL;
@@ -445,11 +446,11 @@ pgnw_refresh_plan(PgnwPlan *plan)
 
 	AcceptInvalidationMessages();
 	if (SPI_plan_is_valid(plan->plan))
-		return;
+		return false;
 	pgnw_infer_param_types(plan->sql, &types, &ntypes);
 	if (ntypes != plan->nparams ||
 		memcmp(types, plan->types, sizeof(Oid) * ntypes) == 0)
-		return;
+		return false;
 	fresh = SPI_prepare(plan->sql, ntypes, types);
 	if (fresh == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -463,6 +464,7 @@ pgnw_refresh_plan(PgnwPlan *plan)
 		plan->types[i] = types[i];
 		plan->elem_types[i] = get_element_type(getBaseType(types[i]));
 	}
+	return true;
 }
 
 /*
@@ -582,9 +584,15 @@ pgnw_prepare(const char *sql, PgnwPlanInfo *info, PgnwError *err)
 	{
 		int			n = pgnw_nplans == 0 ? 64 : pgnw_nplans * 2;
 
-		pgnw_plans = (PgnwPlan *) realloc(pgnw_plans, sizeof(PgnwPlan) * n);
-		if (pgnw_plans == NULL)
-			abort();
+		PgnwPlan   *grown = (PgnwPlan *) realloc(pgnw_plans, sizeof(PgnwPlan) * n);
+
+		if (grown == NULL)
+		{
+			/* the kept plan is lost until the worker restarts; no crash */
+			pgnw_error_set(err, "53200", "out of memory", "The table of prepared statements could not grow.");
+			return false;
+		}
+		pgnw_plans = grown;
 		memset(pgnw_plans + pgnw_nplans, 0, sizeof(PgnwPlan) * (n - pgnw_nplans));
 		pgnw_nplans = n;
 	}
@@ -593,6 +601,18 @@ pgnw_prepare(const char *sql, PgnwPlanInfo *info, PgnwError *err)
 	info->nparams = plan.nparams;
 	info->param_types = plan.types;
 	info->param_elem_types = plan.elem_types;
+	return true;
+}
+
+bool
+pgnw_plan_info(int plan_id, PgnwPlanInfo *info)
+{
+	if (plan_id < 0 || plan_id >= pgnw_nplans || pgnw_plans[plan_id].plan == NULL)
+		return false;
+	info->id = plan_id;
+	info->nparams = pgnw_plans[plan_id].nparams;
+	info->param_types = pgnw_plans[plan_id].types;
+	info->param_elem_types = pgnw_plans[plan_id].elem_types;
 	return true;
 }
 
@@ -1400,8 +1420,12 @@ pgnw_param_to_datum(const PgnwParam *p, Oid type)
 				if (base == INT8OID && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
 					d == floor(d))
 					return Int64GetDatum((int64) d);
-				/* let the type's input function judge it (range, syntax) */
-				snprintf(buf, sizeof(buf), "%.17g", d);
+				/*
+				 * let the type's input function judge it (range, syntax), from
+				 * the shortest text that reads back as d (0.1, not
+				 * 0.10000000000000001), as JS's String(d) gives it
+				 */
+				double_to_shortest_decimal_buf(d, buf);
 				return pgnw_param_from_text(buf, type);
 			}
 		case PGNW_BIGINT:
@@ -1509,7 +1533,8 @@ pgnw_op_execute(void *arg)
 					 errmsg("the statement takes %d parameters but %d were given", n, a->nparams)));
 		if (n > 0)
 		{
-			pgnw_refresh_plan(a->plan);
+			if (pgnw_refresh_plan(a->plan))
+				res->retyped = true;
 			params = makeParamList(n);
 			for (int i = 0; i < n; i++)
 			{
@@ -1632,6 +1657,7 @@ pgnw_execute(int plan_id, const char *sql, int nparams, const PgnwParam *params,
 	a.nparams = nparams;
 	a.params = params;
 	a.res = res;
+	res->retyped = false;
 	return pgnw_run(&a, plan_id, err);
 }
 
@@ -1647,6 +1673,7 @@ pgnw_cursor_open(int plan_id, const char *sql, int nparams, const PgnwParam *par
 		pgnw_error_set(err, "26000", "a cursor needs a prepared statement", NULL);
 		return false;
 	}
+	res.retyped = false;
 	a.mode = PGNW_EXEC_OPEN_CURSOR;
 	a.sql = sql;
 	a.nparams = nparams;
@@ -1667,6 +1694,7 @@ pgnw_cursor_fetch(const char *name, long count, int plan_id, PgnwResult *res, Pg
 	a.sql = name;
 	a.fetch_count = count;
 	a.res = res;
+	res->retyped = false;
 	/* the plan is only used for its cached shape; a freed one is no error here */
 	if (plan_id >= 0 && (plan_id >= pgnw_nplans || pgnw_plans[plan_id].plan == NULL))
 		plan_id = -1;

@@ -160,6 +160,8 @@ typedef struct PgnwResult
 	const char **colnames;
 	const int  *colkinds;
 	PgnwColumn *columns;		/* ncols */
+	/* the plan's parameter types were inferred again (DDL): see pgnw_plan_info */
+	bool		retyped;
 } PgnwResult;
 
 /* A parameter value as the bridge extracted it from JS. */
@@ -199,6 +201,8 @@ extern bool pgnw_check_thread(PgnwError *err);
 
 /* statements */
 extern bool pgnw_prepare(const char *sql, PgnwPlanInfo *info, PgnwError *err);
+/* the parameter types of a prepared statement now; false if plan_id is not one */
+extern bool pgnw_plan_info(int plan_id, PgnwPlanInfo *info);
 extern void pgnw_free_plan(int id);
 /* plan_id -1 runs sql as text (no parameters); else sql may be NULL */
 extern bool pgnw_execute(int plan_id, const char *sql, int nparams,

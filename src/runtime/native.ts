@@ -22,6 +22,8 @@ export interface NativeBridge {
   init(pgError: Function): void;
   info(): { name: string; database: string | null; role: string | null; pid: number; startedAt: number; forkToConnectedMs: number };
   prepare(sql: string): NativePlan;
+  /** A prepared statement's parameter types as they are now (after DDL re-inferred them), or undefined. */
+  planTypes(id: number): NativePlan | undefined;
   freePlan(id: number): void;
   /** The Float64Array every execute/cursorFetch writes the result's figures into (one, shared). */
   resultHeader(): Float64Array;
@@ -91,6 +93,7 @@ export const H_NROWS = 3;
 export const H_NCOLS = 4;
 export const H_LAYOUT = 5;
 export const H_FIELDS = 6;
+export const H_RETYPED = 7;
 
 // payload layouts (bridge.cc LAYOUT_*)
 export const LAYOUT_NONE = 0;

@@ -7,7 +7,7 @@ import type { Result, Row, Sql, Transaction } from '../types';
 import type { NativeBridge, NativeResult } from './native';
 import {
   COL_BOOL, COL_BYTES, COL_DATE, COL_JSON, COL_TEXT, COL_VALUES, COMMANDS,
-  H_COMMAND, H_COUNT, H_FIELDS, H_LAYOUT, H_NCOLS, H_NROWS, H_SHAPE,
+  H_COMMAND, H_COUNT, H_FIELDS, H_LAYOUT, H_NCOLS, H_NROWS, H_RETYPED, H_SHAPE,
   LAYOUT_COLUMNS, LAYOUT_FLAT, LAYOUT_NONE, LAYOUT_SCALAR,
 } from './native';
 
@@ -223,8 +223,9 @@ function makeCols(m: Makers): (n: number, c: unknown[]) => Row[] {
 interface PlanEntry {
   readonly id: number;
   readonly text: string;
-  readonly paramTypes: number[];
-  readonly elemTypes: number[];
+  /** the server-inferred parameter types; updated when DDL made the server infer others */
+  paramTypes: number[];
+  elemTypes: number[];
   /** the shape of the plan's last result (its names and row makers), or null */
   shape: Shape | null;
   /** LRU clock */
@@ -367,9 +368,21 @@ export class SqlEngine {
     try {
       raw = sent === null ? this.native.execute(entry.id, known) : this.native.execute(entry.id, known, ...sent);
     } catch (err) {
+      // the values may have been serialised for types DDL has since changed (an array for a
+      // column that was text): the next call uses the types the server infers now
+      if (sent !== null) this.syncTypes(entry);
       throw this.failed(err);
     }
+    // DDL made the server infer other parameter types: the next calls serialise by those
+    if (this.header[H_RETYPED] === 1) this.syncTypes(entry);
     return this.toResult<T>(raw, entry);
+  }
+
+  private syncTypes(entry: PlanEntry): void {
+    const now = entry.freed ? undefined : this.native.planTypes(entry.id);
+    if (now === undefined) return;
+    entry.paramTypes = now.paramTypes;
+    entry.elemTypes = now.elemTypes;
   }
 
   /** ctx.sql`...` */
