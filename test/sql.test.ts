@@ -159,6 +159,17 @@ describe('values from JS to PostgreSQL', () => {
     expect(e.name).toBe('TypeError');
     expect(e.isPgError).toBe(false);
   });
+
+  it('sends an object for a bool as its JSON, as node-postgres does: the server refuses it, a circular one is a TypeError', async () => {
+    // found by the property suite: objects used to be sent as their truthiness (always true)
+    const e = await inWorkerError(cluster, 'ctx.sql`SELECT ${{ a: 1 }}::bool`');
+    expect(e).toMatchObject({ isPgError: true, code: '22P02' });
+    const e2 = await inWorkerError(cluster, 'const o = { a: 1 }; o.self = o; ctx.sql`SELECT ${o}::bool`');
+    expect(e2).toMatchObject({ name: 'TypeError', isPgError: false });
+    const e3 = await inWorkerError(cluster, 'ctx.sql`SELECT ${{ n: 1n }}::bool`');
+    expect(e3).toMatchObject({ name: 'TypeError', isPgError: false });
+    expect(await inWorker(cluster, 'return ctx.sql`SELECT ${false}::bool AS a, ${1}::bool AS b`[0]')).toEqual({ a: false, b: true });
+  });
 });
 
 describe('PgError', () => {

@@ -30,7 +30,7 @@ function templateText(strings: TemplateStringsArray): string {
 }
 
 // type OIDs the serialiser cares about
-const BOOL = 16, BYTEA = 17, JSON_OID = 114, JSONB = 3802, DATE = 1082;
+const BYTEA = 17, JSON_OID = 114, JSONB = 3802, DATE = 1082;
 // numbers go to these types as binary; to any other type as JS's own shortest text
 const NUMERIC_BINARY = new Set([20, 21, 23, 700, 701]);
 
@@ -128,7 +128,6 @@ export function serializeParam(v: unknown, type: number, elemType: number): unkn
   }
   if (v instanceof Uint8Array) return type === BYTEA ? v : hex(v);
   if (v instanceof Date) return scalarText(v, type);
-  if (type === BOOL) return Boolean(v);
   return JSON.stringify(v);
 }
 
