@@ -363,7 +363,7 @@ enum
 	H_NCOLS,
 	H_LAYOUT,					/* LAYOUT_* */
 	H_FIELDS,					/* 1: the return value is [payload, fields, kinds] */
-	H_RETYPED,					/* 1: the plan's parameter types changed (planTypes) */
+	H_RETYPED,					/* 1: the plan's parameter types changed (planTypes); 2: and it was not run */
 	H_SIZE = 8
 };
 
@@ -861,7 +861,7 @@ FinishResult(Napi::Env env, PgnwResult &res, int known_shape)
 	header[H_NCOLS] = res.ncols;
 	header[H_LAYOUT] = layout;
 	header[H_FIELDS] = send_fields ? 1 : 0;
-	header[H_RETYPED] = res.retyped ? 1 : 0;
+	header[H_RETYPED] = res.held ? 2 : res.retyped ? 1 : 0;
 
 	bool		had_exception = env.IsExceptionPending();
 

@@ -105,7 +105,15 @@ typedef struct PgnwPlan
 	char	   *sql;			/* for pg_stat_activity */
 	bool		single;			/* one statement: its rows can stream into the columns */
 	PgnwShape  *shape;			/* of the last result, or NULL */
+	int			holds;			/* calls held in a row for new parameter types */
 } PgnwPlan;
+
+/*
+ * A call whose plan got new parameter types is held (not run) so JS can
+ * serialise its values again by the new types, at most this many times in a
+ * row; after that it runs with the values as they are (DDL in a loop).
+ */
+#define PGNW_MAX_HOLDS 3
 
 static PgnwPlan *pgnw_plans = NULL;
 static int	pgnw_nplans = 0;
@@ -1534,7 +1542,22 @@ pgnw_op_execute(void *arg)
 		if (n > 0)
 		{
 			if (pgnw_refresh_plan(a->plan))
+			{
 				res->retyped = true;
+				/*
+				 * The values were serialised for the old types (JSON text for
+				 * a column that was text, now int[]).  Run nothing: the caller
+				 * serialises them again and calls again.  Nothing was done in
+				 * this (sub)transaction, so holding costs it nothing.
+				 */
+				if (a->plan->holds < PGNW_MAX_HOLDS)
+				{
+					a->plan->holds++;
+					res->held = true;
+					return;
+				}
+			}
+			a->plan->holds = 0;
 			params = makeParamList(n);
 			for (int i = 0; i < n; i++)
 			{
@@ -1680,6 +1703,7 @@ pgnw_cursor_open(int plan_id, const char *sql, int nparams, const PgnwParam *par
 	a.params = params;
 	a.res = &res;
 	a.cursor_name = name;
+	name[0] = '\0';			/* stays empty when the call was held */
 	if (!pgnw_run(&a, plan_id, err))
 		return false;
 	return pgnw_finish(err);

@@ -162,6 +162,11 @@ typedef struct PgnwResult
 	PgnwColumn *columns;		/* ncols */
 	/* the plan's parameter types were inferred again (DDL): see pgnw_plan_info */
 	bool		retyped;
+	/*
+	 * and the statement was not run: serialise the values by the new types
+	 * and call again (a cursor was not opened either)
+	 */
+	bool		held;
 } PgnwResult;
 
 /* A parameter value as the bridge extracted it from JS. */
@@ -215,6 +220,7 @@ extern bool pgnw_finish(PgnwError *err);
  * batches (then pgnw_finish, as for pgnw_execute), close.
  */
 #define PGNW_CURSOR_NAME_LEN 64
+/* name is left empty when the call was held for new parameter types (see PgnwResult.held) */
 extern bool pgnw_cursor_open(int plan_id, const char *sql, int nparams,
 							 const PgnwParam *params, char *name, PgnwError *err);
 /* plan_id: the plan the cursor was opened on (for its cached shape), or -1 */

@@ -31,6 +31,7 @@ export interface NativeBridge {
   execute(planId: number, knownShape: number, ...params: unknown[]): NativeResult;
   /** Runs SQL text (may hold several statements), no parameters. */
   executeText(sql: string): NativeResult;
+  /** Opens a cursor; '' when the call was held for new parameter types (call again). */
   cursorOpen(planId: number, ...params: unknown[]): string;
   cursorFetch(name: string, count: number, planId: number, knownShape: number): NativeResult;
   cursorClose(name: string): void;
@@ -94,6 +95,9 @@ export const H_NCOLS = 4;
 export const H_LAYOUT = 5;
 export const H_FIELDS = 6;
 export const H_RETYPED = 7;
+// H_RETYPED values
+export const RETYPED = 1; // the plan's parameter types changed: planTypes
+export const RETYPED_HELD = 2; // and the call was not run: serialise again, call again
 
 // payload layouts (bridge.cc LAYOUT_*)
 export const LAYOUT_NONE = 0;

@@ -7,7 +7,7 @@ import type { Result, Row, Sql, Transaction } from '../types';
 import type { NativeBridge, NativeResult } from './native';
 import {
   COL_BOOL, COL_BYTES, COL_DATE, COL_JSON, COL_TEXT, COL_VALUES, COMMANDS,
-  H_COMMAND, H_COUNT, H_FIELDS, H_LAYOUT, H_NCOLS, H_NROWS, H_RETYPED, H_SHAPE,
+  H_COMMAND, H_COUNT, H_FIELDS, H_LAYOUT, H_NCOLS, H_NROWS, H_RETYPED, H_SHAPE, RETYPED_HELD,
   LAYOUT_COLUMNS, LAYOUT_FLAT, LAYOUT_NONE, LAYOUT_SCALAR,
 } from './native';
 
@@ -361,20 +361,25 @@ export class SqlEngine {
   }
 
   private executeEntry<T>(entry: PlanEntry, params: readonly unknown[]): Result<T> {
-    const sent = this.bind(entry, params);
     const known = entry.shape === null ? 0 : entry.shape.id;
-    let raw: Raw;
-    try {
-      raw = sent === null ? this.native.execute(entry.id, known) : this.native.execute(entry.id, known, ...sent);
-    } catch (err) {
-      // the values may have been serialised for types DDL has since changed (an array for a
-      // column that was text): the next call uses the types the server infers now
-      if (sent !== null) this.syncTypes(entry);
-      throw this.failed(err);
+    for (;;) {
+      const sent = this.bind(entry, params);
+      let raw: Raw;
+      try {
+        raw = sent === null ? this.native.execute(entry.id, known) : this.native.execute(entry.id, known, ...sent);
+      } catch (err) {
+        // DDL may have landed while the statement ran (after the bridge checked the
+        // types): the next call serialises by the types the server infers now
+        if (sent !== null) this.syncTypes(entry);
+        throw this.failed(err);
+      }
+      const retyped = this.header[H_RETYPED];
+      if (retyped === 0) return this.toResult<T>(raw, entry);
+      // DDL made the server infer other parameter types: serialise by those from now on
+      this.syncTypes(entry);
+      // held: nothing ran, the values were made for the old types; send them again
+      if (retyped !== RETYPED_HELD) return this.toResult<T>(raw, entry);
     }
-    // DDL made the server infer other parameter types: the next calls serialise by those
-    if (this.header[H_RETYPED] === 1) this.syncTypes(entry);
-    return this.toResult<T>(raw, entry);
   }
 
   private syncTypes(entry: PlanEntry): void {
@@ -411,12 +416,16 @@ export class SqlEngine {
    * ends, breaks or throws.
    */
   *cursor<T>(entry: PlanEntry, params: readonly unknown[], batchSize: number): Generator<Result<T>, void, undefined> {
-    const sent = this.bind(entry, params);
-    let name: string;
-    try {
-      name = sent === null ? this.native.cursorOpen(entry.id) : this.native.cursorOpen(entry.id, ...sent);
-    } catch (err) {
-      throw this.failed(err);
+    let name = '';
+    while (name === '') {
+      const sent = this.bind(entry, params);
+      try {
+        name = sent === null ? this.native.cursorOpen(entry.id) : this.native.cursorOpen(entry.id, ...sent);
+      } catch (err) {
+        throw this.failed(err);
+      }
+      // held for new parameter types (DDL): serialise by them, open again
+      if (name === '') this.syncTypes(entry);
     }
     try {
       for (;;) {
