@@ -167,6 +167,63 @@ describe('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', ()
   }, 90000);
 
   /*
+   * Node's own C++ mallocs outside the ArrayBuffer allocator: hashing or writing a big string
+   * copies it into a native buffer, ICU normalises into its own, the serializer reallocs. With
+   * the budget used up (the process near its OS limit), each must end in a result, an error JS
+   * sees, or exit 1 with a log line; never a signal (a failed CHECK, an uncaught bad_alloc).
+   */
+  const NATIVE_CASES: [string, string][] = [
+    ['a crypto hash of a 120 MB string', "require('crypto').createHash('sha256').update('é'.repeat(60e6)).digest('hex').length"],
+    ['fs.writeFileSync of a 120 MB string', "(require('fs').writeFileSync('/dev/null', 'é'.repeat(60e6)), 1)"],
+    ['TextEncoder of a 120 MB string', "new TextEncoder().encode('é'.repeat(60e6)).length"],
+    ['v8.serialize of 3M strings', "require('v8').serialize(new Array(3e6).fill('abcdefghij')).length"],
+    ['String.normalize of 60M chars (ICU)', "'é'.repeat(60e6).normalize('NFD').length"],
+    ['structuredClone of 2M objects', "structuredClone(new Array(2e6).fill({ a: 'x' })).length"],
+    ['zlib.gzipSync of 16 MB', "require('zlib').gzipSync(keep[0]).length"],
+  ];
+
+  it.each(NATIVE_CASES)('with the budget used up, %s: a result, a JS error or exit 1; never a signal', async (what, expr) => {
+    const before = await cluster.waitForWorker('evaluator');
+    const restartedAt = cluster.log().length;
+    await cluster.query("CREATE EXTENSION IF NOT EXISTS pg_node_worker; SELECT node_worker.restart('evaluator')");
+    const pid = await cluster.waitForWorker('evaluator', 20000, before);
+    await evaluatorReadyAfter(cluster, restartedAt);
+    const from = cluster.log().length;
+    await cluster.query('INSERT INTO pgnw_jobs (code) VALUES ($1)', [
+      `setTimeout(() => {
+         const keep = []; try { for (;;) keep.push(Buffer.alloc(16 * 1024 * 1024, 1)); } catch {}
+         let out;
+         try { out = 'result ' + (${expr}); } catch (e) { out = 'threw ' + e.name + ': ' + e.message; }
+         keep.length = 0;
+         console.log('native case ended: ' + out);
+       }, 0);
+       return 1;`,
+    ]);
+    const ended = new RegExp(`\\[${pid}\\] LOG:  evaluator: native case ended: (.*)`);
+    const outcome = await waitFor(
+      'the case to end or the evaluator to exit',
+      () => cluster.log().slice(from).match(ended)?.[1] ?? exitOf(cluster.log().slice(from), pid),
+      60000,
+      50,
+    );
+    const log = cluster.log().slice(from);
+    const why = log.match(new RegExp(`\\[${pid}\\] (LOG:  node worker "evaluator" .*|ERROR:  evaluator: uncaught .*)`))?.[1];
+    console.log(`[memory] budget used up, then ${what}: ${outcome}${why ? ` ("${why}")` : ''}`);
+    expect(log).not.toMatch(RESET);
+    expect(outcome).not.toMatch(/signal/);
+    if (/^exited/.test(outcome)) {
+      expect(outcome).toBe('exited with exit code 1');
+      expect(why, 'a log line saying why').toBeDefined();
+      await cluster.waitForWorker('evaluator', 20000, pid);
+      await evaluatorReadyAfter(cluster, from);
+    } else {
+      expect(outcome).toMatch(/^(result \d+|threw \w*Error: .+)$/);
+      expect(await cluster.workerPid('evaluator')).toBe(pid);
+    }
+    expect(await inWorker(cluster, 'return ctx.sql`SELECT 41 + 1 AS x`[0].x')).toBe(42);
+  }, 120000);
+
+  /*
    * Filling memory up to the OS limit without catching anything: before the ArrayBuffer budget
    * (extension/runtime.cc) this died inside V8's GC (a failed mprotect: "Check failed:
    * reservation_.SetPermissions") or as an uncaught std::bad_alloc, nondeterministically, and the
