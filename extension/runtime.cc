@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <exception>
 #include <new>
 #include <string>
 #include <vector>
@@ -693,10 +694,17 @@ pgnw_plan_buffers(int buffer_mb)
 	pgnw_buffers.limit = budget;
 }
 
+static void pgnw_v8_oom(const char *location, bool is_heap_oom);
+static void pgnw_v8_fatal(const char *location, const char *message);
+
 /*
  * operator new failed (any thread): give back the reserve so that this
  * allocation and the way out succeed, and have the worker leave.  A second
- * failure finds no reserve and throws std::bad_alloc.
+ * failure finds no reserve.  Then it must not throw: libnode is built without
+ * exceptions, so std::bad_alloc would end in std::terminate and SIGABRT, and
+ * a worker killed by a signal resets the cluster (a few 100 MB URLs with the
+ * ArrayBuffer budget used up did that).  So it leaves as V8's out-of-memory
+ * handler does: the main thread with exit 1, another thread parks.
  */
 static void
 pgnw_new_handler(void)
@@ -704,13 +712,46 @@ pgnw_new_handler(void)
 	void	   *reserve = __atomic_exchange_n(&pgnw_new_reserve, nullptr, __ATOMIC_SEQ_CST);
 
 	if (reserve == nullptr)
-	{
-		std::set_new_handler(nullptr);
-		return;
-	}
+		pgnw_v8_oom("operator new", false);
 	free(reserve);
 	pgnw_cxx_out_of_memory = true;
 	SetLatch(MyLatch);
+}
+
+/*
+ * std::terminate (an exception nothing catches: libnode has no handlers).
+ * On the main thread outside PostgreSQL, PostgreSQL's state is intact:
+ * leave with exit 1 as for V8's fatal errors.  Inside PostgreSQL, or on
+ * another thread, abort as the default handler does (the thread-abort
+ * handler parks other threads).
+ */
+static void
+pgnw_terminate(void)
+{
+	const char *what = "an exception nothing caught";
+	bool		oom = false;
+
+	try
+	{
+		if (std::current_exception())
+			std::rethrow_exception(std::current_exception());
+	}
+	catch (const std::bad_alloc &)
+	{
+		oom = true;
+	}
+	catch (const std::exception &e)
+	{
+		what = e.what();
+	}
+	catch (...)
+	{
+	}
+	if (!pthread_equal(pthread_self(), pgnw_main_thread) || pgnw_in_postgres)
+		abort();
+	if (oom)
+		pgnw_v8_oom("std::bad_alloc", false);
+	pgnw_v8_fatal("std::terminate", what);
 }
 
 /* The main thread says why the worker ran out of memory, once. */
@@ -1029,6 +1070,7 @@ pgnw_run_node(const PgnwManifest *manifest)
 	isolate->SetOOMErrorHandler(pgnw_v8_oom);
 	isolate->SetFatalErrorHandler(pgnw_v8_fatal);
 	std::set_new_handler(pgnw_new_handler);
+	std::set_terminate(pgnw_terminate);
 
 	pgnw_isolate = isolate;
 
