@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -91,6 +93,8 @@ static std::atomic<bool> pgnw_oom_off_main_thread{false};
 /* the signal (SIGABRT, SIGTRAP, SIGILL) with which a thread other than main aborted, or 0 */
 static volatile sig_atomic_t pgnw_thread_abort_signal = 0;
 static std::atomic<int64_t> pgnw_thread_abort_at_ms{0};
+/* when the main thread began to leave after Node or V8 gave up on it, or 0 */
+static std::atomic<int64_t> pgnw_main_gave_up_at_ms{0};
 static std::atomic<int64_t> pgnw_sigterm_at_ms{0};
 static_assert(std::atomic<int64_t>::is_always_lock_free, "set from a signal handler");
 static node::Environment *pgnw_env = nullptr;
@@ -310,13 +314,93 @@ pgnw_service_interrupts(void *arg)
 }
 
 /*
+ * Where Node and V8 give up on purpose: a failed CHECK (node::Assert,
+ * V8_Fatal) and their abort functions.  Node's CHECKs include "an allocation
+ * failed": a big string turned into a C string (a file name, a hash input)
+ * when memory has run out ends in node::Realloc's CHECK.  Looked up in
+ * libnode at start (null where a version lacks one).
+ */
+static const char *const pgnw_give_up_names[] = {
+	"_ZN4node5AbortEv",			/* node::Abort() */
+	"_ZN4node6AssertERKNS_13AssertionInfoE",	/* node::Assert(const AssertionInfo &) */
+	"_Z8V8_FatalPKcz",			/* V8_Fatal(const char *, ...) */
+	"_ZN2v84base2OS5AbortEv",	/* v8::base::OS::Abort() */
+};
+static void *pgnw_give_up_fns[lengthof(pgnw_give_up_names)];
+
+static void
+pgnw_find_give_up_functions(void)
+{
+	Dl_info		info;
+	void	   *frames[2];
+	void	   *libnode = nullptr;
+
+	if (dladdr(reinterpret_cast<void *>(&node::FreeEnvironment), &info) && info.dli_fname)
+		libnode = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+	for (size_t i = 0; i < lengthof(pgnw_give_up_names); i++)
+		pgnw_give_up_fns[i] = dlsym(libnode ? libnode : RTLD_DEFAULT, pgnw_give_up_names[i]);
+	/* backtrace() loads the unwinder on first use: not in a signal handler */
+	(void) backtrace(frames, lengthof(frames));
+}
+
+/* Is one of the give-up functions on the stack of this (signal handler's) thread? */
+static bool
+pgnw_gave_up_on_purpose(void)
+{
+	void	   *frames[48];
+	int			n = backtrace(frames, lengthof(frames));
+
+	for (int i = 0; i < n; i++)
+	{
+		Dl_info		info;
+
+		/* a return address may lie just past a call to a noreturn function */
+		if (!dladdr(static_cast<char *>(frames[i]) - 1, &info) || info.dli_saddr == nullptr)
+			continue;
+		for (void *fn : pgnw_give_up_fns)
+			if (fn != nullptr && info.dli_saddr == fn)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Node or V8 gave up on the main thread, outside PostgreSQL: PostgreSQL's
+ * state is intact (it runs only inside the guarded calls), so leave as from
+ * V8's fatal error handler, with exit 1, instead of dying by the signal,
+ * which would reset the cluster.  If leaving hangs (the abort came from
+ * inside malloc, say), the watchdog aborts after all, 10 s later.
+ */
+static void
+pgnw_leave_after_give_up(int signo)
+{
+	static char message[128];
+
+	signal(SIGABRT, SIG_DFL);
+	signal(SIGTRAP, SIG_DFL);
+	signal(SIGILL, SIG_DFL);
+	pgnw_main_gave_up_at_ms = pgnw_now_ms();
+	HOLD_INTERRUPTS();
+	snprintf(message, sizeof(message),
+			 "Node.js stopped on an internal check (signal %d); see the server log", signo);
+	pgnw_worker_set_error(NULL, message);
+	ereport(LOG,
+			(errmsg("node worker \"%s\": Node.js stopped on an internal check (signal %d), stopping",
+					pgnw_worker_info.name, signo),
+			 errdetail("Its message is above. A failed allocation when memory ran out (node::Realloc) ends this way."),
+			 errhint("Lower the worker's memory use (big strings passed to Node APIs are copied), or raise node_worker.buffer_limit_mb and the server's data segment limit.")));
+	proc_exit(1);
+}
+
+/*
  * A thread other than the main one aborted: a worker_threads isolate ran out
  * of memory (Node prints "FATAL ERROR" and calls abort()), or a V8 check
  * failed on a helper thread.  Only that thread's JavaScript is lost;
  * PostgreSQL runs on the main thread alone, and its state is intact.  So the
  * thread parks here and the watchdog has the main thread leave cleanly (exit
  * 1), instead of the process dying by a signal, which would reset the whole
- * cluster.  On the main thread the signal takes its default course.
+ * cluster.  On the main thread see pgnw_leave_after_give_up; otherwise the
+ * signal takes its default course.
  */
 static void
 pgnw_handle_thread_abort(int signo)
@@ -326,6 +410,8 @@ pgnw_handle_thread_abort(int signo)
 
 	if ((pid_t) syscall(SYS_gettid) == MyProcPid)
 	{
+		if (!pgnw_in_postgres && pgnw_main_gave_up_at_ms.load() == 0 && pgnw_gave_up_on_purpose())
+			pgnw_leave_after_give_up(signo);
 		/* abort() raises again; a trap instruction runs again: both now fatal */
 		signal(signo, SIG_DFL);
 		return;
@@ -422,8 +508,10 @@ pgnw_watchdog(void *arg)
 		 * inside V8): then the crash it would have been.
 		 */
 		int64_t		aborted_at = pgnw_thread_abort_at_ms.load();
+		int64_t		gave_up_at = pgnw_main_gave_up_at_ms.load();
 
-		if (aborted_at != 0 && pgnw_now_ms() - aborted_at > 10000)
+		if ((aborted_at != 0 && pgnw_now_ms() - aborted_at > 10000) ||
+			(gave_up_at != 0 && pgnw_now_ms() - gave_up_at > 10000))
 		{
 			signal(SIGABRT, SIG_DFL);
 			abort();
@@ -1138,6 +1226,7 @@ pgnw_run_node(const PgnwManifest *manifest)
 		/* Threads exist; the main thread takes signals again. */
 		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
 		pgnw_install_trampolines();
+		pgnw_find_give_up_functions();
 		pgnw_install_thread_abort_handlers();
 
 		std::string bootstrap =

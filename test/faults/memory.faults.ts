@@ -184,6 +184,12 @@ describe('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', ()
     // reserve, the next one used to throw std::bad_alloc through libnode (built without
     // exceptions): std::terminate, SIGABRT, a cluster reset
     ['three URLs of 100 MB (C++ operator new)', "[1, 2, 3].map(() => new URL('http://x/' + 'a'.repeat(100e6))).length"],
+    // Node copies a string argument into a C string through node::Realloc, whose CHECK aborts
+    // when the allocation fails: SIGABRT on the main thread, a cluster reset, before the runtime
+    // recognised Node's give-up functions on the stack and left with exit 1
+    ['fs.existsSync of a 200 MB file name (node::Realloc CHECK)', "require('fs').existsSync('a'.repeat(200e6))"],
+    ['a crypto hash of a 200 MB string (node::Realloc CHECK)', "require('crypto').createHash('sha256').update('a'.repeat(200e6)).digest('hex').length"],
+    ['url.domainToASCII of 200 MB (node::Realloc CHECK)', "require('url').domainToASCII('a'.repeat(200e6)).length"],
   ];
 
   it.each(NATIVE_CASES)('with the budget used up, %s: a result, a JS error or exit 1; never a signal', async (what, expr) => {
@@ -211,7 +217,7 @@ describe('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', ()
       50,
     );
     const log = cluster.log().slice(from);
-    const why = log.match(new RegExp(`\\[${pid}\\] (LOG:  node worker "evaluator" .*|ERROR:  evaluator: uncaught .*)`))?.[1];
+    const why = log.match(new RegExp(`\\[${pid}\\] (LOG:  node worker "evaluator"[: ].*|ERROR:  evaluator: uncaught .*)`))?.[1];
     console.log(`[memory] budget used up, then ${what}: ${outcome}${why ? ` ("${why}")` : ''}`);
     expect(log).not.toMatch(RESET);
     expect(outcome).not.toMatch(/signal/);
