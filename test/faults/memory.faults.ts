@@ -233,6 +233,35 @@ describe('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', ()
     expect(await inWorker(cluster, 'return ctx.sql`SELECT 41 + 1 AS x`[0].x')).toBe(42);
   }, 120000);
 
+  // the same on a worker_threads thread: the new_handler's reserve (URLs), node::Realloc's CHECK
+  const THREAD_CASES: [string, string, RegExp][] = [
+    ['three URLs of 100 MB', "const u = [1, 2, 3].map(() => new URL('http://x/' + 'a'.repeat(100e6))); console.log(u.length);", /ran out of memory, stopping/],
+    ['fs.existsSync of a 200 MB file name', "require('fs').existsSync('a'.repeat(200e6));", /a thread other than the main one aborted \(signal 6\)/],
+  ];
+
+  it.each(THREAD_CASES)('with the budget used up, a worker_threads thread doing %s: exit 1, no signal', async (what, body, expected) => {
+    const before = await cluster.waitForWorker('evaluator');
+    const restartedAt = cluster.log().length;
+    await cluster.query("CREATE EXTENSION IF NOT EXISTS pg_node_worker; SELECT node_worker.restart('evaluator')");
+    const pid = await cluster.waitForWorker('evaluator', 20000, before);
+    await evaluatorReadyAfter(cluster, restartedAt);
+    const from = cluster.log().length;
+    await cluster.query('INSERT INTO pgnw_jobs (code) VALUES ($1)', [
+      `globalThis.keep = []; try { for (;;) keep.push(Buffer.alloc(16 * 1024 * 1024, 1)); } catch {}
+       new (require('worker_threads').Worker)(${JSON.stringify(body)}, { eval: true });
+       return 1;`,
+    ]);
+    const exit = await waitFor('the evaluator to exit', () => exitOf(cluster.log().slice(from), pid), 60000, 50);
+    const log = cluster.log().slice(from);
+    const why = log.match(new RegExp(`\\[${pid}\\] LOG:  node worker "evaluator"[: ].*`))?.[0];
+    console.log(`[memory] budget used up, a thread doing ${what}: ${exit} ("${why?.replace(/^.*LOG:  /, '')}")`);
+    expect(exit).toBe('exited with exit code 1');
+    expect(log).not.toMatch(RESET);
+    expect(why).toMatch(expected);
+    await cluster.waitForWorker('evaluator', 20000, pid);
+    await evaluatorReadyAfter(cluster, from);
+  }, 120000);
+
   /*
    * Filling memory up to the OS limit without catching anything: before the ArrayBuffer budget
    * (extension/runtime.cc) this died inside V8's GC (a failed mprotect: "Check failed:
