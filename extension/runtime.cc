@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -675,6 +676,58 @@ static PgnwBufferAllocator &pgnw_buffers = *new PgnwBufferAllocator();
 static void *pgnw_new_reserve = nullptr;
 /* the heap limit in effect (MB) and whether a data-segment limit lowered it */
 static int	pgnw_heap_limit_in_effect;
+
+/*
+ * Start-up touches much code and data of libnode, ICU and PostgreSQL that an
+ * idle worker never uses again, and those pages count in its PSS.  For a
+ * read-only private file mapping that holds no page of its own (smaps
+ * "Anonymous: 0 kB": nothing was copied on write, so every page equals the
+ * file's), MADV_DONTNEED only unmaps: a page used later is mapped again from
+ * the page cache (a minor fault).  Writable mappings and any mapping with a
+ * page of its own (RELRO after relocation) are left alone: there it would
+ * throw data away.
+ */
+extern "C" long
+pgnw_drop_file_pages(void)
+{
+	FILE	   *f = fopen("/proc/self/smaps", "r");
+	char		line[1024];
+	uintptr_t	start = 0,
+				end = 0;
+	bool		candidate = false;
+	long		rss_kb = 0,
+				dropped_kb = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+	{
+		unsigned long s,
+					e,
+					inode;
+		char		perms[8];
+		long		kb;
+
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %lu", &s, &e, perms, &inode) == 4)
+		{
+			start = s;
+			end = e;
+			candidate = inode != 0 && perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p';
+			rss_kb = 0;
+		}
+		else if (candidate && sscanf(line, "Rss: %ld kB", &kb) == 1)
+			rss_kb = kb;
+		else if (candidate && sscanf(line, "Anonymous: %ld kB", &kb) == 1)
+		{
+			if (kb == 0 && rss_kb > 0 &&
+				madvise(reinterpret_cast<void *>(start), end - start, MADV_DONTNEED) == 0)
+				dropped_kb += rss_kb;
+			candidate = false;
+		}
+	}
+	fclose(f);
+	return dropped_kb;
+}
 
 extern "C" void
 pgnw_memory_usage(PgnwMemoryUsage *out)

@@ -56,6 +56,12 @@ extern PgnwWorkerInfo pgnw_worker_info;
 extern PgnwSignalStats pgnw_signal_stats;
 
 extern void pgnw_memory_usage(PgnwMemoryUsage *out);
+/*
+ * Unmaps this process's pages of read-only file mappings (libraries' code and
+ * constants, ICU data) that it never wrote, so an idle worker holds only what
+ * it touches again; returns the kB dropped.
+ */
+extern long pgnw_drop_file_pages(void);
 
 /* JS asked to exit (process.exit, main settled); code is mapped to 0 or 1 */
 extern void pgnw_request_exit(int code);

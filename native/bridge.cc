@@ -1156,9 +1156,11 @@ MemoryUsage(const Napi::CallbackInfo &info)
 Napi::Value
 ReleaseMemory(const Napi::CallbackInfo &info)
 {
+	bool		drop_file_pages = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+
 	v8::Isolate::GetCurrent()->LowMemoryNotification();
 	malloc_trim(0);
-	return info.Env().Undefined();
+	return Napi::Number::New(info.Env(), drop_file_pages ? static_cast<double>(pgnw_drop_file_pages()) : 0.0);
 }
 
 Napi::Value

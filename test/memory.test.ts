@@ -5,6 +5,7 @@
  * (a big SQL result) asked for it; uncaught, the worker logs it and exits 1. The OS-limit cases
  * (ulimit -d) are in test/faults/memory.faults.ts.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, waitFor } from './helpers/cluster';
 import { EVAL_WORKER_SOURCE, evaluatorReady, inWorker } from './helpers/evalWorker';
@@ -12,6 +13,19 @@ import { ABORT, exitOf, RESET } from './helpers/faults';
 import { idleWorker } from './helpers/workers';
 
 const MB = 1024 * 1024;
+
+/** A field of /proc/<pid>/status, in kB. */
+function statusKb(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+
+/** When a worker process started (ms since the epoch), from pg_stat_activity. */
+async function startedAt(cluster: Cluster, pid: number): Promise<number> {
+  const rows = await cluster.query<{ t: string }>('SELECT backend_start::text AS t FROM pg_stat_activity WHERE pid = $1', [pid]);
+  return Date.parse(rows[0].t.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
+}
 
 /** JS for the evaluator: a function that forces a full GC. */
 const GC = `const v8 = require('v8'); v8.setFlagsFromString('--expose-gc'); const gc = require('vm').runInNewContext('gc');`;
@@ -45,6 +59,41 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
     await evaluatorReady(cluster);
   }, 60000);
   afterAll(async () => cluster?.destroy());
+
+  it('an idle worker unmaps the start-up pages of its libraries (file-backed RSS); they come back as used', async () => {
+    // the bystander has been idle since it started: its settle step (1 s after start) ran
+    const bystander = await cluster.waitForWorker('bystander');
+    await waitFor('the bystander to settle', async () => Date.now() - (await startedAt(cluster, bystander)) > 2000, 10000, 100);
+    const idleFileKb = statusKb(bystander, 'RssFile');
+    const r = await inWorker(
+      cluster,
+      `const fs = require('fs');
+       const rssFile = () => Number(/^RssFile:\\s+(\\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]);
+       const before = rssFile();
+       const dropped = require('pg-node-worker').__internal.releaseMemory(true);
+       const after = rssFile();
+       // code and data of PostgreSQL, libnode, ICU, OpenSSL and zlib are mapped again when used
+       const work = [
+         ctx.sql\`SELECT count(*)::int AS n FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid WHERE c.relname = 'pg_class'\`[0].n > 0,
+         require('crypto').createHash('sha256').update('x').digest('hex').slice(0, 8),
+         new Intl.DateTimeFormat('de-DE', { timeZone: 'UTC' }).format(new Date(0)),
+         'É'.normalize('NFD').length,
+         require('zlib').gunzipSync(require('zlib').gzipSync('abc')).toString(),
+         JSON.stringify(structuredClone({ a: [1, { b: 2 }] })),
+       ];
+       return { before, dropped, after, again: rssFile(), work };`,
+    );
+    console.log(
+      `[memory] idle bystander RssFile ${(idleFileKb / 1024).toFixed(1)} MB; evaluator RssFile ${(r.before / 1024).toFixed(1)} MB -> ` +
+        `${(r.after / 1024).toFixed(1)} MB after releaseMemory (dropped ${(r.dropped / 1024).toFixed(1)} MB), ${(r.again / 1024).toFixed(1)} MB after more work`,
+    );
+    expect(r.work).toEqual([true, '2d711642', '1.1.1970', 2, 'abc', '{"a":[1,{"b":2}]}']);
+    expect(r.dropped).toBeGreaterThan(4096);
+    expect(r.after).toBeLessThan(r.before - 4096);
+    // an idle worker keeps few file pages mapped (9 MB here; ~40 MB stayed mapped before it unmapped them)
+    expect(idleFileKb).toBeLessThan(20 * 1024);
+    expect(await cluster.workerPid('bystander')).toBe(bystander);
+  });
 
   it('past the budget a Buffer is a RangeError JS can catch; memoryUsage() counts; released memory is usable again', async () => {
     const pid = await cluster.waitForWorker('evaluator');

@@ -48,7 +48,8 @@ export interface NativeBridge {
   memoryUsage(): { buffers: number; buffersPeak: number; bufferLimit: number | null; refused: number; heapLimit: number };
   shutdownRequested(): boolean;
   /** A full GC that shrinks V8's young generation, then malloc_trim (an idle worker's start-up garbage). */
-  releaseMemory(): void;
+  /** A full GC and malloc_trim; with dropFilePages, the libraries' pages unmapped too (their kB returned). */
+  releaseMemory(dropFilePages?: boolean): number;
 
   // control surface (native/control.cc, issue #3)
   launch(name: string, args: string | null): { pid: number; slot: number };

@@ -257,7 +257,7 @@ export class SqlEngine {
     private readonly onShutdownCancel: () => void = () => undefined,
   ) {
     this.header = native.resultHeader();
-    setTimeout(() => native.releaseMemory(), SETTLE_MS);
+    setTimeout(() => native.releaseMemory(true), SETTLE_MS);
   }
 
   /** A statement cancelled by shutdown aborts ctx.signal before the error surfaces. */
