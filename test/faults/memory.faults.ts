@@ -248,7 +248,9 @@ describe('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', ()
     const from = cluster.log().length;
     await cluster.query('INSERT INTO pgnw_jobs (code) VALUES ($1)', [
       `globalThis.keep = []; try { for (;;) keep.push(Buffer.alloc(16 * 1024 * 1024, 1)); } catch {}
-       new (require('worker_threads').Worker)(${JSON.stringify(body)}, { eval: true });
+       // a heap limit of its own far above the data limit: memory, not V8's heap sizing (which
+       // follows the machine's RAM), is what runs out
+       new (require('worker_threads').Worker)(${JSON.stringify(body)}, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 4096 } });
        return 1;`,
     ]);
     const exit = await waitFor('the evaluator to exit', () => exitOf(cluster.log().slice(from), pid), 60000, 50);
