@@ -21,7 +21,7 @@ import { Cluster, sleep, waitFor } from '../test/helpers/cluster';
 const WORKER = `
 import { defineWorker } from 'pg-node-worker';
 
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: 'pgnw_hotspots',
   restart: 'never',
   async main(ctx) {

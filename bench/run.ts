@@ -63,7 +63,7 @@ const NODE_BIN = '/usr/bin/node';
 const BENCH_WORKER = `
 import { defineWorker } from 'pg-node-worker';
 
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: 'pgnw_bench',
   restart: 'never',
   async main(ctx) {
@@ -163,7 +163,7 @@ import * as fs from 'fs';
 
 const kb = (field: string) => Number(fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp('^' + field + ':\\\\s+(\\\\d+) kB', 'm'))![1]);
 
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: 'pgnw_cursor',
   restart: 'never',
   async main(ctx) {
@@ -213,7 +213,7 @@ const STARTUP_WORKER = `
 const bundleFirstLine = Date.now();
 import { defineWorker } from 'pg-node-worker';
 
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: 'pgnw_startup',
   restart: 1,
   async main(ctx) {
@@ -232,7 +232,7 @@ export default defineWorker({
 const IDLE_WORKER = (name: string) => `
 import { defineWorker } from 'pg-node-worker';
 
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: '${name}',
   restart: 1,
   async main(ctx) {

@@ -104,4 +104,24 @@ typedef void pgnw_json_action_result;
 #define pgnw_qualified_name_list(s) stringToQualifiedNameList(s)
 #endif
 
+/*
+ * This backend's PGPROC number (latches, reply mailboxes).  17 dropped
+ * PGPROC.pgprocno for the global MyProcNumber.  Needs storage/proc.h.
+ */
+#if PG_VERSION_NUM >= 170000
+#define pgnw_my_procno() ((int) MyProcNumber)
+#else
+#define pgnw_my_procno() (MyProc->pgprocno)
+#endif
+
+/*
+ * Every GUC variable, for undoing database and role settings in a worker.
+ * 16 made get_guc_variables() return the count.  Needs utils/guc_tables.h.
+ */
+#if PG_VERSION_NUM >= 160000
+#define pgnw_guc_variables(n) get_guc_variables(n)
+#else
+#define pgnw_guc_variables(n) (*(n) = GetNumConfigOptions(), get_guc_variables())
+#endif
+
 #endif							/* PGNW_COMPAT_H */

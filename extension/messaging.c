@@ -8,19 +8,34 @@
  * Each worker slot owns a byte ring in shared memory (its inbox, size
  * node_worker.queue_size_kb).  Senders append messages under pgnw_msg_lock
  * and set the worker's latch; the worker takes them in its event loop.
- * Each backend owns a reply mailbox indexed by its pgprocno: a caller
+ * Each backend owns a reply mailbox indexed by its PGPROC number: a caller
  * stamps it with a request id, waits on its latch, and the worker writes
  * the reply there and sets the caller's latch.  A caller that gives up
  * (timeout, cancel) marks the mailbox abandoned, so a late reply is
- * dropped.  Nothing here polls: every wait is on a latch, with a timeout
- * only to notice a worker that died.
+ * dropped, and tells the worker, whose handler sees meta.signal fire.
+ * Nothing here polls: every wait is on a latch, with a timeout only to
+ * notice a worker that died or a lock it waits for that we hold.
  *
  * notify(): messages are kept in the transaction and appended to the inbox
- * at pre-commit, stamped with the transaction's xid, under a transaction
- * lock that serialises committing notifiers, so inbox order is commit
- * order.  The worker delivers a message once its xid committed, waits
- * while it is in progress, and drops it if it aborted.  Messages of a
- * rolled back savepoint are discarded with it.
+ * at pre-commit, stamped with the transaction's xid, under a lock per
+ * target worker that serialises its committing notifiers, so its inbox
+ * order is commit order and a full inbox delays only its own senders.  The
+ * worker delivers a message once its xid committed, waits while it is in
+ * progress, and drops it if it aborted.  Messages of a rolled back
+ * savepoint are discarded with it; PREPARE TRANSACTION is refused while
+ * messages are pending (like core NOTIFY).
+ *
+ * Delivery: a notification stays in the inbox until the worker's JS says it
+ * was handled, so JS never holds more than the inbox and a full inbox makes
+ * notify() fail up front.  A worker process that exits (restart(), stop(),
+ * an error) leaves what it did not finish to the next process of the same
+ * worker; a message handed out PGNW_MAX_DELIVERIES times without being
+ * finished is dropped and counted.  An inbox belongs to one identity of its
+ * slot (PgnwSlot.generation): messages left for an identity that is gone
+ * are counted and logged when the slot's next identity claims the inbox,
+ * and a commit whose target changed identity fails.  A crash (which resets
+ * shared memory) or a server stop loses what is in the inboxes: notify()
+ * is at most once across those; the worker logs what it leaves behind.
  *
  * extension/messaging.c
  *
@@ -33,8 +48,10 @@
 #include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
@@ -43,7 +60,9 @@
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -55,15 +74,28 @@
 PG_FUNCTION_INFO_V1(node_worker_call);
 PG_FUNCTION_INFO_V1(node_worker_notify);
 PG_FUNCTION_INFO_V1(node_worker_wake);
+PG_FUNCTION_INFO_V1(node_worker_inboxes);
 
-/* an arbitrary key for the lock that serialises committing notifiers */
+/*
+ * Key of the locks that serialise committing notifiers, one per target slot
+ * (the slot is the second key).  Advisory lock tags with database 0 and
+ * field 3: pg_advisory_lock() always uses the current database and 1 or 2,
+ * so SQL cannot take or block these.
+ */
 #define PGNW_NOTIFY_LOCK_KEY 0x706e7731
+#define PGNW_NOTIFY_LOCK_FIELD4 3
 
 /* how long a committing notifier waits for room in a full inbox */
 #define PGNW_COMMIT_QUEUE_WAIT_MS 10000
 
-/* a caller re-checks that its worker is alive this often */
+/* a caller re-checks that its worker is alive (and not waiting for our locks) this often */
 #define PGNW_CALLER_CHECK_MS 100
+
+/* a notification handed to this many worker processes that exited before finishing it is dropped */
+#define PGNW_MAX_DELIVERIES 3
+
+/* processes followed through pg_blocking_pids() when looking for a wait cycle */
+#define PGNW_MAX_BLOCKERS 64
 
 typedef enum PgnwMailboxState
 {
@@ -83,10 +115,21 @@ typedef struct PgnwMailbox
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* max_message_kb */
 } PgnwMailbox;
 
+/*
+ * A slot's inbox.  Byte positions only grow: head <= next <= tail.  Bytes
+ * [head, next) were handed to the worker (notifications there wait for
+ * their acknowledgement), [next, tail) were not yet.
+ */
 typedef struct PgnwInbox
 {
-	uint64		head;			/* next byte to read (monotonic) */
-	uint64		tail;			/* next byte to write (monotonic) */
+	uint64		head;			/* oldest byte still held */
+	uint64		next;			/* next byte to hand to the worker */
+	uint64		tail;			/* next byte to write */
+	uint64		generation;		/* the slot identity these messages were sent to */
+	uint64		lost;			/* committed notifications dropped unhandled */
+	uint32		abandons;		/* calls their callers gave up on */
+	pid_t		reader;			/* the worker process that took from it last */
+	char		owner[64];		/* worker name of that identity */
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* queue_size_kb */
 } PgnwInbox;
 
@@ -94,7 +137,6 @@ typedef struct PgnwMsgShared
 {
 	LWLock	   *lock;
 	uint64		next_request_id;
-	TimestampTz started;
 } PgnwMsgShared;
 
 int			pgnw_queue_size_kb = 256;
@@ -108,14 +150,21 @@ static char *pgnw_mailboxes = NULL;
 typedef struct PgnwPendingNotify
 {
 	int			slot;
+	uint64		generation;		/* the target's identity at notify() */
 	int			nest_level;
 	uint32		len;
 	char	   *payload;
+	char		name[64];
+	char		role[NAMEDATALEN];	/* current at notify(), not at commit */
 	struct PgnwPendingNotify *next;
 } PgnwPendingNotify;
 
 static PgnwPendingNotify *pgnw_pending = NULL;
 static bool pgnw_callbacks_registered = false;
+
+/* worker side: the slot this process reads, and the last abandon count it saw */
+static int	pgnw_reader_slot = -1;
+static uint32 pgnw_seen_abandons = 0;
 
 static Size
 pgnw_inbox_size(void)
@@ -171,7 +220,7 @@ pgnw_messaging_define_gucs(void)
 {
 	DefineCustomIntVariable("node_worker.queue_size_kb",
 							"Size of each worker's inbox for call() and notify() messages.",
-							NULL,
+							"Notifications stay in the inbox until the worker has handled them; when it is full, notify() fails.",
 							&pgnw_queue_size_kb,
 							256,
 							16,
@@ -241,6 +290,85 @@ pgnw_ring_read(PgnwInbox *box, uint64 pos, void *dst, uint32 len)
 		memcpy((char *) dst + first, box->data, len - first);
 }
 
+/* Mark the message at pos handled; caller holds the lock exclusively. */
+static void
+pgnw_mark_handled(PgnwInbox *box, uint64 pos, PgnwMessage *h)
+{
+	h->flags |= PGNW_MSG_HANDLED;
+	pgnw_ring_write(box, pos, h, sizeof(*h));
+}
+
+/* Give back the space of the handled messages at the front. */
+static void
+pgnw_inbox_advance(PgnwInbox *box)
+{
+	while (box->head != box->next)
+	{
+		PgnwMessage h;
+
+		pgnw_ring_read(box, box->head, &h, sizeof(h));
+		if (!(h.flags & PGNW_MSG_HANDLED))
+			break;
+		box->head += h.total_len;
+	}
+}
+
+/*
+ * Committed notifications in the inbox not handled yet (with in_progress,
+ * also those whose transaction has not ended).
+ */
+static int
+pgnw_inbox_unhandled(PgnwInbox *box, bool in_progress)
+{
+	int			n = 0;
+
+	for (uint64 pos = box->head; pos != box->tail;)
+	{
+		PgnwMessage h;
+
+		pgnw_ring_read(box, pos, &h, sizeof(h));
+		if (h.kind == PGNW_MSG_NOTIFY && !(h.flags & PGNW_MSG_HANDLED) &&
+			((in_progress && TransactionIdIsInProgress(h.xid)) || TransactionIdDidCommit(h.xid)))
+			n++;
+		pos += h.total_len;
+	}
+	return n;
+}
+
+/*
+ * Make the inbox of slot belong to identity generation; caller holds the
+ * lock exclusively.  Messages left for an earlier identity are dropped: the
+ * committed notifications among them are returned (the caller logs them,
+ * after releasing the lock) with the name they were for.
+ */
+static int
+pgnw_inbox_claim(int slot, uint64 generation, char *old_owner)
+{
+	PgnwInbox  *box = pgnw_inbox(slot);
+	int			dropped = 0;
+
+	if (box->generation == generation)
+		return 0;
+	dropped = pgnw_inbox_unhandled(box, true);
+	strlcpy(old_owner, box->owner, 64);
+	box->head = box->next = box->tail;
+	box->generation = generation;
+	box->lost = 0;
+	box->reader = 0;
+	pgnw_slot_name(slot, box->owner);
+	return dropped;
+}
+
+static void
+pgnw_log_dropped(int dropped, const char *owner)
+{
+	if (dropped > 0)
+		ereport(LOG,
+				(errmsg("%d committed notifications for node worker \"%s\" were dropped unhandled: its slot was given to another worker",
+						dropped, owner),
+				 errhint("A stopped dynamic worker keeps its messages only until its slot is reused; restart() it to have them handled.")));
+}
+
 /*
  * Append a message; caller holds pgnw_msg->lock exclusively.  Returns false
  * when the inbox has no room.
@@ -274,70 +402,53 @@ pgnw_set_worker_latch(int slot)
 /* -------------------------------------------------------- the recipient */
 
 /*
- * The running process of worker "name" that SQL talks to (its static slot
- * first, else the first running dynamic one), or ERROR.  Also checks that
- * the current user may talk to it.
+ * The running process of worker "name" that SQL talks to, or ERROR.  Who
+ * may talk to it is checked first, so a role without the right learns
+ * nothing about the worker (whether it exists, runs or is stopped) but a
+ * uniform 42501.
  */
-static int
-pgnw_recipient(const char *name, pid_t *pid_out)
+static void
+pgnw_recipient(const char *name, PgnwTarget *t)
 {
-	int			slot;
-	char		callers[PGNW_CALLERS_MAX];
-
-	slot = pgnw_find_running(name, pid_out, callers);
-	if (slot == -2)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("node worker \"%s\" does not exist", name),
-				 errhint("See SELECT name, state FROM node_worker.workers.")));
-	if (slot < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("node worker \"%s\" is not running", name),
-				 errhint("Start it with SELECT node_worker.restart('%s').", name)));
+	pgnw_find_worker(name, t);
 
 	if (!superuser())
 	{
-		bool		allowed = false;
 		Oid			admin = get_role_oid("node_worker_admin", true);
-		char	   *rawlist = pstrdup(callers);
-		List	   *roles = NIL;
-		ListCell   *lc;
+		bool		allowed = false;
 
 		if (OidIsValid(admin) && is_member_of_role(GetUserId(), admin))
 			allowed = true;
-		if (!allowed && SplitIdentifierString(rawlist, ',', &roles))
-		{
-			foreach(lc, roles)
-			{
-				Oid			role = get_role_oid((char *) lfirst(lc), true);
-
-				if (OidIsValid(role) && is_member_of_role(GetUserId(), role))
-				{
-					allowed = true;
-					break;
-				}
-			}
-		}
+		else if (t->known)
+			allowed = pgnw_callers_admit(t->callers, GetUserId());
 		if (!allowed)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to talk to node worker \"%s\"", name),
 					 errhint("Superusers, members of node_worker_admin and members of the roles in the worker's callers list may.")));
 	}
-	return slot;
+	if (!t->known)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("node worker \"%s\" does not exist", name),
+				 errhint("See SELECT name, state FROM node_worker.workers.")));
+	if (t->slot < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node worker \"%s\" is not running", name),
+				 errhint("Start it with SELECT node_worker.restart('%s').", name)));
 }
 
 static void
-pgnw_fill_header(PgnwMessage *h, PgnwMessageKind kind, uint32 len)
+pgnw_fill_header(PgnwMessage *h, PgnwMessageKind kind, uint32 len, const char *role)
 {
 	memset(h, 0, sizeof(*h));
 	h->kind = kind;
 	h->caller_pid = MyProcPid;
-	h->caller_procno = MyProc->pgprocno;
+	h->caller_procno = pgnw_my_procno();
 	h->sent_at = GetCurrentTimestamp();
 	h->payload_len = len;
-	strlcpy(h->role, GetUserNameFromId(GetUserId(), false), NAMEDATALEN);
+	strlcpy(h->role, role, NAMEDATALEN);
 	strlcpy(h->database, get_database_name(MyDatabaseId), NAMEDATALEN);
 }
 
@@ -352,88 +463,157 @@ pgnw_check_payload_size(const char *what, uint32 len)
 						   pgnw_payload_limit())));
 }
 
+/* a jsonb argument as JSON text ("null" for SQL NULL) */
+static char *
+pgnw_payload_arg(FunctionCallInfo fcinfo, int argno)
+{
+	Jsonb	   *jb;
+
+	if (PG_ARGISNULL(argno))
+		return pstrdup("null");
+	jb = PG_GETARG_JSONB_P(argno);
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
+
+static char *
+pgnw_name_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("worker name must not be null")));
+	return text_to_cstring(PG_GETARG_TEXT_PP(0));
+}
+
 /* ------------------------------------------------------------------ call */
 
+/* The caller gave up: a late reply is dropped, and the worker is told. */
 static void
-pgnw_abandon_mailbox(int procno, uint64 request_id)
+pgnw_abandon_call(int procno, uint64 request_id, int slot)
 {
 	PgnwMailbox *mb = pgnw_mailbox(procno);
 
 	LWLockAcquire(pgnw_msg->lock, LW_EXCLUSIVE);
-	if (mb->request_id == request_id)
+	if (mb->request_id == request_id && mb->state == PGNW_MAILBOX_WAITING)
+	{
 		mb->state = PGNW_MAILBOX_ABANDONED;
+		pgnw_inbox(slot)->abandons++;
+	}
 	LWLockRelease(pgnw_msg->lock);
+	pgnw_set_worker_latch(slot);
+}
+
+/*
+ * Does the worker process wait, directly or through other processes, for a
+ * lock this backend holds?  Then its reply cannot come while we wait for it,
+ * and the deadlock detector cannot see the cycle (we wait on a latch, not a
+ * lock).  Cheap when the worker waits for no lock.
+ */
+static bool
+pgnw_worker_waits_for_us(pid_t worker_pid, int worker_procno)
+{
+	PGPROC	   *proc = GetPGProcByNumber(worker_procno);
+	int32		queue[PGNW_MAX_BLOCKERS];
+	int			nq = 0;
+	bool		found = false;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	if ((proc->wait_event_info & 0xFF000000) != PG_WAIT_LOCK)
+		return false;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_node_worker blockers",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	queue[nq++] = (int32) worker_pid;
+	for (int qi = 0; qi < nq && !found; qi++)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
+																 Int32GetDatum(queue[qi])));
+		int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+		int32	   *pids = (int32 *) ARR_DATA_PTR(arr);
+
+		for (int i = 0; i < n && !found; i++)
+		{
+			bool		seen = false;
+
+			if (pids[i] == MyProcPid)
+				found = true;
+			for (int k = 0; k < nq && !seen; k++)
+				seen = queue[k] == pids[i];
+			if (!seen && nq < PGNW_MAX_BLOCKERS)
+				queue[nq++] = pids[i];
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return found;
 }
 
 Datum
 node_worker_call(PG_FUNCTION_ARGS)
 {
-	char	   *name;
-	char	   *payload;
-	uint32		len;
-	int			timeout_ms;
-	int			slot;
-	pid_t		pid;
+	char	   *name = pgnw_name_arg(fcinfo);
+	char	   *payload = pgnw_payload_arg(fcinfo, 1);
+	uint32		len = strlen(payload);
+	int			timeout_ms = PG_ARGISNULL(2) ? 5000 : PG_GETARG_INT32(2);
+	PgnwTarget	t;
 	PgnwMessage h;
 	PgnwMailbox *mb;
-	int			procno = MyProc->pgprocno;
-	uint64		request_id;
+	int			procno = pgnw_my_procno();
+	uint64		request_id = 0;
 	TimestampTz deadline;
 	bool		done = false;
 	bool		is_error = false;
 	char		sqlstate[6];
 	char	   *reply = NULL;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("worker name must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	payload = PG_ARGISNULL(1) ? pstrdup("null") :
-		JsonbToCString(NULL, &PG_GETARG_JSONB_P(1)->root, VARSIZE(PG_GETARG_JSONB_P(1)));
-	timeout_ms = PG_ARGISNULL(2) ? 5000 : PG_GETARG_INT32(2);
 	if (timeout_ms <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout_ms must be positive")));
-	len = strlen(payload);
 	pgnw_check_payload_size("call payload", len);
-	slot = pgnw_recipient(name, &pid);
+	pgnw_recipient(name, &t);
 
-	pgnw_fill_header(&h, PGNW_MSG_CALL, len);
+	pgnw_fill_header(&h, PGNW_MSG_CALL, len, GetUserNameFromId(GetUserId(), false));
 	mb = pgnw_mailbox(procno);
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	deadline = TimestampTzPlusMilliseconds(h.sent_at, timeout_ms);
+	h.deadline = deadline;
 
 	/* stamp the mailbox and queue the request (waiting for room if full) */
 	for (;;)
 	{
 		bool		queued;
+		char		old_owner[64];
+		int			dropped;
 
 		LWLockAcquire(pgnw_msg->lock, LW_EXCLUSIVE);
+		dropped = pgnw_inbox_claim(t.slot, t.generation, old_owner);
 		request_id = pgnw_msg->next_request_id++;
 		h.request_id = request_id;
 		mb->request_id = request_id;
 		mb->state = PGNW_MAILBOX_WAITING;
 		mb->len = 0;
-		queued = pgnw_inbox_put(slot, &h, payload);
+		queued = pgnw_inbox_put(t.slot, &h, payload);
 		if (!queued)
 			mb->state = PGNW_MAILBOX_IDLE;
 		LWLockRelease(pgnw_msg->lock);
+		pgnw_log_dropped(dropped, old_owner);
 		if (queued)
 			break;
 		if (GetCurrentTimestamp() >= deadline)
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("call to node worker \"%s\" timed out after %d ms: its inbox stayed full",
-							name, timeout_ms)));
+							name, timeout_ms),
+					 errhint("The worker is not taking messages as fast as they come, or does not handle its notifications (ctx.messages(), ctx.onMessage()).")));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	pgnw_set_worker_latch(slot);
+	pgnw_set_worker_latch(t.slot);
 
-	/* wait for the reply; cancel, timeout and a dying worker abandon it */
+	/* wait for the reply; cancel, timeout, a dying worker and a wait cycle abandon it */
 	PG_TRY();
 	{
 		for (;;)
@@ -462,10 +642,17 @@ node_worker_call(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_QUERY_CANCELED),
 						 errmsg("call to node worker \"%s\" timed out after %d ms", name, timeout_ms),
 						 errhint("Pass a larger timeout_ms, or make the handler answer sooner.")));
-			if (pgnw_slot_process(slot, &procno_w) != pid)
+			if (pgnw_slot_process(t.slot, &procno_w) != t.pid)
 				ereport(ERROR,
 						(errcode(ERRCODE_CONNECTION_FAILURE),
 						 errmsg("node worker \"%s\" exited before it replied", name)));
+			if (procno_w >= 0 && pgnw_worker_waits_for_us(t.pid, procno_w))
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+						 errmsg("deadlock detected"),
+						 errdetail("Node worker \"%s\" (process %d) waits for a lock held by this transaction, while this transaction waits for the worker's reply.",
+								   name, (int) t.pid),
+						 errhint("Commit or roll back before calling the worker, or do not lock what its handler needs.")));
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 Min(left, PGNW_CALLER_CHECK_MS), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
@@ -474,7 +661,7 @@ node_worker_call(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
-		pgnw_abandon_mailbox(procno, request_id);
+		pgnw_abandon_call(procno, request_id, t.slot);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -493,6 +680,97 @@ node_worker_call(PG_FUNCTION_ARGS)
 
 /* ---------------------------------------------------------------- notify */
 
+static int
+pgnw_cmp_int(const void *a, const void *b)
+{
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Pre-commit: append the transaction's messages to their inboxes, stamped
+ * with its xid, holding each target's lock until the transaction ends so
+ * that each inbox's order is commit order.  Locks are taken in slot order
+ * (no deadlock between notifiers).  A target that changed identity since
+ * notify() fails the commit: its messages were meant for a worker that is
+ * gone.
+ */
+static void
+pgnw_notify_precommit(void)
+{
+	TransactionId xid = GetTopTransactionId();
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   PGNW_COMMIT_QUEUE_WAIT_MS);
+	int			nslots = 0;
+	int		   *slots;
+	int			count = 0;
+
+	for (PgnwPendingNotify *n = pgnw_pending; n != NULL; n = n->next)
+		count++;
+	slots = palloc(sizeof(int) * count);
+	for (PgnwPendingNotify *n = pgnw_pending; n != NULL; n = n->next)
+		slots[nslots++] = n->slot;
+	qsort(slots, nslots, sizeof(int), pgnw_cmp_int);
+	for (int i = 0; i < nslots; i++)
+	{
+		LOCKTAG		tag;
+
+		if (i > 0 && slots[i] == slots[i - 1])
+			continue;
+		SET_LOCKTAG_ADVISORY(tag, InvalidOid, PGNW_NOTIFY_LOCK_KEY, (uint32) slots[i],
+							 PGNW_NOTIFY_LOCK_FIELD4);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+
+	for (PgnwPendingNotify *n = pgnw_pending; n != NULL;)
+	{
+		PgnwMessage h;
+		bool		queued;
+		bool		replaced;
+		char		old_owner[64];
+		int			dropped = 0;
+
+		pgnw_fill_header(&h, PGNW_MSG_NOTIFY, n->len, n->role);
+		h.xid = xid;
+		LWLockAcquire(pgnw_msg->lock, LW_EXCLUSIVE);
+		replaced = pgnw_slot_generation(n->slot) != n->generation;
+		if (!replaced)
+			dropped = pgnw_inbox_claim(n->slot, n->generation, old_owner);
+		queued = !replaced && pgnw_inbox_put(n->slot, &h, n->payload);
+		LWLockRelease(pgnw_msg->lock);
+		pgnw_log_dropped(dropped, old_owner);
+		if (replaced)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("node worker \"%s\" was removed or replaced before this transaction committed; the transaction was not committed",
+							n->name),
+					 errhint("Its notify() messages were for a worker process that no longer exists. Retry the transaction.")));
+		if (queued)
+		{
+			n = n->next;
+			continue;
+		}
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("the inbox of node worker \"%s\" stayed full for %d ms; the transaction was not committed",
+							n->name, PGNW_COMMIT_QUEUE_WAIT_MS),
+					 errhint("The worker is not keeping up with notify(); raise node_worker.queue_size_kb or slow down.")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(slots);
+}
+
+/*
+ * Every event that ends the transaction forgets its messages (they live in
+ * its memory); PREPARE is refused while there are any, since a prepared
+ * transaction commits in another session, where nothing would deliver them.
+ */
 static void
 pgnw_notify_xact_callback(XactEvent event, void *arg)
 {
@@ -502,47 +780,14 @@ pgnw_notify_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-			{
-				LOCKTAG		tag;
-				TransactionId xid = GetTopTransactionId();
-				TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-																   PGNW_COMMIT_QUEUE_WAIT_MS);
-
-				/*
-				 * Held until the transaction ends: committing notifiers append
-				 * one after the other, so inbox order is commit order.
-				 */
-				SET_LOCKTAG_ADVISORY(tag, InvalidOid, PGNW_NOTIFY_LOCK_KEY, 0, 3);
-				(void) LockAcquire(&tag, ExclusiveLock, false, false);
-
-				for (PgnwPendingNotify *n = pgnw_pending; n != NULL;)
-				{
-					PgnwMessage h;
-					bool		queued;
-
-					pgnw_fill_header(&h, PGNW_MSG_NOTIFY, n->len);
-					h.xid = xid;
-					LWLockAcquire(pgnw_msg->lock, LW_EXCLUSIVE);
-					queued = pgnw_inbox_put(n->slot, &h, n->payload);
-					LWLockRelease(pgnw_msg->lock);
-					if (queued)
-					{
-						n = n->next;
-						continue;
-					}
-					if (GetCurrentTimestamp() >= deadline)
-						ereport(ERROR,
-								(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-								 errmsg("the inbox of a node worker stayed full for %d ms; the transaction was not committed",
-										PGNW_COMMIT_QUEUE_WAIT_MS),
-								 errhint("The worker is not keeping up with notify(); raise node_worker.queue_size_kb or slow down.")));
-					(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-									 10, PG_WAIT_EXTENSION);
-					ResetLatch(MyLatch);
-					CHECK_FOR_INTERRUPTS();
-				}
-				break;
-			}
+			pgnw_notify_precommit();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that has called node_worker.notify()"),
+					 errhint("Send the notifications after COMMIT PREPARED, in a transaction of their own.")));
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
@@ -557,7 +802,8 @@ pgnw_notify_xact_callback(XactEvent event, void *arg)
 				pgnw_set_worker_latch(n->slot);
 			pgnw_pending = NULL;
 			break;
-		default:
+		case XACT_EVENT_PREPARE:
+			pgnw_pending = NULL;
 			break;
 	}
 }
@@ -590,33 +836,24 @@ pgnw_notify_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 Datum
 node_worker_notify(PG_FUNCTION_ARGS)
 {
-	char	   *name;
-	char	   *payload;
-	uint32		len;
-	int			slot;
-	pid_t		pid;
+	char	   *name = pgnw_name_arg(fcinfo);
+	char	   *payload = pgnw_payload_arg(fcinfo, 1);
+	uint32		len = strlen(payload);
+	PgnwTarget	t;
 	PgnwPendingNotify *n;
 	PgnwPendingNotify **tail;
 	uint32		pending_bytes = 0;
 	uint32		used;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("worker name must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	payload = PG_ARGISNULL(1) ? pstrdup("null") :
-		JsonbToCString(NULL, &PG_GETARG_JSONB_P(1)->root, VARSIZE(PG_GETARG_JSONB_P(1)));
-	len = strlen(payload);
 	pgnw_check_payload_size("notify payload", len);
-	slot = pgnw_recipient(name, &pid);
+	pgnw_recipient(name, &t);
 
 	/* refuse up front what cannot fit in the inbox now */
 	for (n = pgnw_pending; n != NULL; n = n->next)
-		if (n->slot == slot)
+		if (n->slot == t.slot)
 			pending_bytes += MAXALIGN(sizeof(PgnwMessage) + n->len);
 	LWLockAcquire(pgnw_msg->lock, LW_SHARED);
-	used = pgnw_inbox_used(pgnw_inbox(slot));
+	used = pgnw_inbox(t.slot)->generation == t.generation ? pgnw_inbox_used(pgnw_inbox(t.slot)) : 0;
 	LWLockRelease(pgnw_msg->lock);
 	if (used + pending_bytes + MAXALIGN(sizeof(PgnwMessage) + len) > pgnw_queue_capacity())
 		ereport(ERROR,
@@ -634,10 +871,13 @@ node_worker_notify(PG_FUNCTION_ARGS)
 	}
 
 	n = MemoryContextAllocZero(TopTransactionContext, sizeof(*n));
-	n->slot = slot;
+	n->slot = t.slot;
+	n->generation = t.generation;
 	n->nest_level = GetCurrentTransactionNestLevel();
 	n->len = len;
 	n->payload = MemoryContextStrdup(TopTransactionContext, payload);
+	strlcpy(n->name, name, sizeof(n->name));
+	strlcpy(n->role, GetUserNameFromId(GetUserId(), false), sizeof(n->role));
 	for (tail = &pgnw_pending; *tail != NULL; tail = &(*tail)->next)
 		;
 	*tail = n;
@@ -649,12 +889,12 @@ node_worker_notify(PG_FUNCTION_ARGS)
 Datum
 node_worker_wake(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	pid_t		pid;
-	int			slot = pgnw_recipient(name, &pid);
+	char	   *name = pgnw_name_arg(fcinfo);
+	PgnwTarget	t;
 
-	pgnw_slot_set_wake(slot);
-	pgnw_set_worker_latch(slot);
+	pgnw_recipient(name, &t);
+	pgnw_slot_set_wake(t.slot);
+	pgnw_set_worker_latch(t.slot);
 	PG_RETURN_VOID();
 }
 
@@ -670,44 +910,124 @@ pgnw_worker_has_messages(int slot)
 		return false;
 	box = pgnw_inbox(slot);
 	/* unlocked peek: a sender sets our latch after appending */
-	return box->tail != box->head || pgnw_slot_peek_wake(slot);
+	return box->tail != box->next || pgnw_reader_slot != slot ||
+		box->abandons != pgnw_seen_abandons || pgnw_slot_peek_wake(slot);
+}
+
+/* The worker process exits: say what it leaves in its inbox. */
+static void
+pgnw_reader_on_exit(int code, Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+	PgnwInbox  *box = pgnw_inbox(slot);
+	int			left = 0;
+	char		name[64];
+
+	LWLockAcquire(pgnw_msg->lock, LW_EXCLUSIVE);
+	if (box->reader == MyProcPid)
+	{
+		box->reader = 0;
+		left = pgnw_inbox_unhandled(box, false);
+		strlcpy(name, box->owner, sizeof(name));
+	}
+	LWLockRelease(pgnw_msg->lock);
+	if (left > 0)
+		ereport(LOG,
+				(errmsg("node worker \"%s\" exits with %d committed notifications not handled yet",
+						name, left),
+				 errdetail("They are delivered to its next process; they are lost if the server stops first.")));
 }
 
 /*
- * Take the deliverable messages of the worker in "slot", in order, into a
- * palloc'd array.  Stops at a notify whose transaction is still in
- * progress (its commit will wake us); drops notifies of aborted
- * transactions and calls sent to an earlier process of this worker.
+ * The first take of a worker process: claim the inbox for the slot's
+ * identity and hand out again what earlier processes did not finish.
+ * Caller holds the lock exclusively.
+ */
+static int
+pgnw_inbox_attach(int slot, char *old_owner)
+{
+	PgnwInbox  *box = pgnw_inbox(slot);
+	int			dropped = pgnw_inbox_claim(slot, pgnw_slot_generation(slot), old_owner);
+
+	box->reader = MyProcPid;
+	box->next = box->head;
+	return dropped;
+}
+
+/*
+ * Take the messages ready for the worker in "slot", in order, into a
+ * palloc'd array.  Stops at a notify whose transaction is still in progress
+ * (its commit will wake us); marks handled at once what needs no
+ * acknowledgement: notifies of aborted transactions, calls (answered through
+ * the mailbox, never twice), calls sent to an earlier process of this worker
+ * or whose caller is gone.
  */
 int
-pgnw_worker_take_messages(int slot, TimestampTz my_start, PgnwTakenMessage **out, bool *woken)
+pgnw_worker_take_messages(int slot, TimestampTz my_start, PgnwTakenMessage **out,
+						  bool *woken, bool *abandoned)
 {
 	PgnwInbox  *box = pgnw_inbox(slot);
 	int			n = 0;
 	int			max = 16;
+	int			poisoned = 0;
+	int			dropped = 0;
+	bool		attach = pgnw_reader_slot != slot;
+	char		old_owner[64];
+	char		owner[64];
+	TimestampTz now = GetCurrentTimestamp();
 	PgnwTakenMessage *msgs = palloc(sizeof(PgnwTakenMessage) * max);
 
 	*woken = pgnw_slot_take_wake(slot);
 	LWLockAcquire(pgnw_msg->lock, LW_EXCLUSIVE);
-	while (box->head != box->tail)
+	if (attach)
+		dropped = pgnw_inbox_attach(slot, old_owner);
+	*abandoned = box->abandons != pgnw_seen_abandons;
+	pgnw_seen_abandons = box->abandons;
+	while (box->next != box->tail)
 	{
+		uint64		pos = box->next;
 		PgnwMessage h;
 
-		pgnw_ring_read(box, box->head, &h, sizeof(h));
+		pgnw_ring_read(box, pos, &h, sizeof(h));
+		if (h.flags & PGNW_MSG_HANDLED)
+		{
+			box->next += h.total_len;
+			continue;
+		}
 		if (h.kind == PGNW_MSG_NOTIFY)
 		{
 			if (TransactionIdIsInProgress(h.xid))
 				break;
 			if (!TransactionIdDidCommit(h.xid))
 			{
-				box->head += h.total_len;
+				pgnw_mark_handled(box, pos, &h);
+				box->next += h.total_len;
 				continue;
 			}
+			if (h.deliveries >= PGNW_MAX_DELIVERIES)
+			{
+				pgnw_mark_handled(box, pos, &h);
+				box->lost++;
+				poisoned++;
+				box->next += h.total_len;
+				continue;
+			}
+			h.deliveries++;
+			pgnw_ring_write(box, pos, &h, sizeof(h));
 		}
-		else if (h.sent_at < my_start)
+		else
 		{
-			box->head += h.total_len;
-			continue;
+			PgnwMailbox *mb = h.caller_procno >= 0 && h.caller_procno < MaxBackends ?
+			pgnw_mailbox(h.caller_procno) : NULL;
+			bool		gone = h.sent_at < my_start || h.deadline <= now || mb == NULL ||
+				mb->request_id != h.request_id || mb->state != PGNW_MAILBOX_WAITING;
+
+			pgnw_mark_handled(box, pos, &h);
+			if (gone)
+			{
+				box->next += h.total_len;
+				continue;
+			}
 		}
 		if (n == max)
 		{
@@ -715,15 +1035,94 @@ pgnw_worker_take_messages(int slot, TimestampTz my_start, PgnwTakenMessage **out
 			msgs = repalloc(msgs, sizeof(PgnwTakenMessage) * max);
 		}
 		msgs[n].header = h;
+		msgs[n].position = pos;
 		msgs[n].payload = palloc(h.payload_len + 1);
-		pgnw_ring_read(box, box->head + sizeof(h), msgs[n].payload, h.payload_len);
+		pgnw_ring_read(box, pos + sizeof(h), msgs[n].payload, h.payload_len);
 		msgs[n].payload[h.payload_len] = '\0';
 		n++;
-		box->head += h.total_len;
+		box->next += h.total_len;
 	}
+	pgnw_inbox_advance(box);
+	strlcpy(owner, box->owner, sizeof(owner));
 	LWLockRelease(pgnw_msg->lock);
+
+	if (attach)
+	{
+		pgnw_reader_slot = slot;
+		before_shmem_exit(pgnw_reader_on_exit, Int32GetDatum(slot));
+		pgnw_log_dropped(dropped, old_owner);
+	}
+	if (poisoned > 0)
+		ereport(LOG,
+				(errmsg("node worker \"%s\": %d notifications were dropped after being delivered %d times without being handled",
+						owner, poisoned, PGNW_MAX_DELIVERIES),
+				 errdetail("Each time, the worker process exited before its handler finished."),
+				 errhint("See node_worker.workers.messages_lost and the errors logged before.")));
 	*out = msgs;
 	return n;
+}
+
+static int
+pgnw_cmp_u64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Notifications at these positions (from pgnw_worker_take_messages) were
+ * handled.  Positions that are not a message handed out to this process
+ * (stale, or not a message boundary) are ignored.
+ */
+void
+pgnw_worker_ack(int slot, uint64 *positions, int n)
+{
+	PgnwInbox  *box = pgnw_inbox(slot);
+	int			i = 0;
+
+	if (n <= 0 || slot != pgnw_reader_slot)
+		return;
+	qsort(positions, n, sizeof(uint64), pgnw_cmp_u64);
+	LWLockAcquire(pgnw_msg->lock, LW_EXCLUSIVE);
+	if (box->reader == MyProcPid)
+	{
+		for (uint64 pos = box->head; pos != box->next && i < n;)
+		{
+			PgnwMessage h;
+
+			pgnw_ring_read(box, pos, &h, sizeof(h));
+			while (i < n && positions[i] < pos)
+				i++;
+			if (i < n && positions[i] == pos)
+			{
+				pgnw_mark_handled(box, pos, &h);
+				i++;
+			}
+			pos += h.total_len;
+		}
+		pgnw_inbox_advance(box);
+	}
+	LWLockRelease(pgnw_msg->lock);
+}
+
+/* For each call: does its caller still wait for the reply? */
+void
+pgnw_worker_calls_waiting(const int *procnos, const uint64 *request_ids, int n, bool *waiting)
+{
+	LWLockAcquire(pgnw_msg->lock, LW_SHARED);
+	for (int i = 0; i < n; i++)
+	{
+		PgnwMailbox *mb;
+
+		waiting[i] = false;
+		if (procnos[i] < 0 || procnos[i] >= MaxBackends)
+			continue;
+		mb = pgnw_mailbox(procnos[i]);
+		waiting[i] = mb->request_id == request_ids[i] && mb->state == PGNW_MAILBOX_WAITING;
+	}
+	LWLockRelease(pgnw_msg->lock);
 }
 
 /*
@@ -765,4 +1164,55 @@ pgnw_worker_reply(int procno, uint64 request_id, bool is_error, const char *sqls
 	if (delivered)
 		SetLatch(&GetPGProcByNumber(procno)->procLatch);
 	return delivered;
+}
+
+/* ------------------------------------------------------------ inbox view */
+
+/*
+ * One row per inbox in use: its slot, the messages in it not handled yet
+ * (committed or still committing notifications; calls are handled when
+ * taken), the bytes they take, and the committed notifications dropped
+ * unhandled.  Joined with worker_status() by slot in node_worker.workers.
+ */
+Datum
+node_worker_inboxes(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (pgnw_msg == NULL)
+		return (Datum) 0;
+	for (int slot = 0; slot < pgnw_max_workers; slot++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		PgnwInbox  *box = pgnw_inbox(slot);
+		uint64		generation = pgnw_slot_generation(slot);
+		int			pending;
+		uint32		used;
+		uint64		lost;
+
+		if (generation == 0)
+			continue;
+		LWLockAcquire(pgnw_msg->lock, LW_SHARED);
+		if (box->generation == generation)
+		{
+			pending = pgnw_inbox_unhandled(box, true);
+			used = pgnw_inbox_used(box);
+			lost = box->lost;
+		}
+		else
+		{
+			pending = 0;
+			used = 0;
+			lost = 0;
+		}
+		LWLockRelease(pgnw_msg->lock);
+		values[0] = Int32GetDatum(slot);
+		values[1] = Int32GetDatum(pending);
+		values[2] = Int64GetDatum((int64) used);
+		values[3] = Int64GetDatum((int64) lost);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

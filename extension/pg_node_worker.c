@@ -75,6 +75,7 @@ typedef enum PgnwField
 	PGNW_FIELD_CALLERS,
 	PGNW_FIELD_HEAP_LIMIT,
 	PGNW_FIELD_BUFFER_LIMIT,
+	PGNW_FIELD_SEARCH_PATH,
 	PGNW_NUM_FIELDS
 } PgnwField;
 
@@ -90,6 +91,7 @@ static const char *const pgnw_field_names[PGNW_NUM_FIELDS] = {
 	"callers",
 	"heapLimitMb",
 	"bufferLimitMb",
+	"searchPath",
 };
 
 /* The value of one top-level field, as seen by the JSON parser */
@@ -438,6 +440,13 @@ Datum
 node_worker_directory(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(pgnw_directory()));
+}
+
+/* The manifest of worker name: <node_worker.directory>/<name>.json. */
+void
+pgnw_manifest_path(const char *name, char *path)
+{
+	snprintf(path, MAXPGPATH, "%s/%s.json", pgnw_directory(), name);
 }
 
 /*
@@ -1043,6 +1052,31 @@ pgnw_validate(PgnwParseState *ps, const char *dir, const char *expected_name,
 			return pgnw_fail(errbuf, "field \"callers\" is longer than %d bytes",
 							 (int) sizeof(out->callers) - 1);
 		strlcpy(out->callers, s, sizeof(out->callers));
+	}
+
+	/* searchPath: optional, schema names separated by commas */
+	if (!pgnw_get_string(ps, PGNW_FIELD_SEARCH_PATH, false, true, &s, errbuf))
+		return false;
+	if (s != NULL)
+	{
+		const char *p = s;
+
+		if (strlen(s) >= sizeof(out->search_path))
+			return pgnw_fail(errbuf, "field \"searchPath\" is longer than %d bytes",
+							 (int) sizeof(out->search_path) - 1);
+		for (;;)
+		{
+			const char *comma = strchr(p, ',');
+			size_t		len = comma ? (size_t) (comma - p) : strlen(p);
+
+			if (len == 0 || len >= NAMEDATALEN)
+				return pgnw_fail(errbuf, "field \"searchPath\" must be schema names of 1 to %d bytes separated by commas",
+								 NAMEDATALEN - 1);
+			if (comma == NULL)
+				break;
+			p = comma + 1;
+		}
+		strlcpy(out->search_path, s, sizeof(out->search_path));
 	}
 
 	/* heapLimitMb, bufferLimitMb: optional, override node_worker.*_limit_mb */

@@ -40,6 +40,7 @@ typedef struct PgnwManifest
 	char		bundle_path[MAXPGPATH]; /* absolute */
 	char		sha256[65];		/* lower-case hex, "" if not given */
 	char		callers[512];	/* roles that may call/notify/wake it, comma-separated */
+	char		search_path[512];	/* schemas, comma-separated; "" = pg_catalog only */
 	int			heap_limit_mb;	/* 0 = node_worker.heap_limit_mb */
 	int			buffer_limit_mb;	/* 0 = node_worker.buffer_limit_mb */
 } PgnwManifest;
@@ -81,8 +82,18 @@ extern PGDLLEXPORT const char *pgnw_directory(void);
 extern PGDLLEXPORT bool pgnw_read_manifest(const char *path, PgnwManifest *out,
 										   char **reason);
 
+/* path of worker name's manifest, <directory>/<name>.json, into path[MAXPGPATH] */
+extern PGDLLEXPORT void pgnw_manifest_path(const char *name, char *path);
+
 /* ^[A-Za-z_][A-Za-z0-9_-]{0,62}$ */
 extern PGDLLEXPORT bool pgnw_valid_worker_name(const char *name);
+
+/*
+ * In the worker: connect to the manifest's database as its role, undo the
+ * settings of ALTER DATABASE/ROLE ... SET and set search_path from the
+ * manifest's searchPath (session.c).
+ */
+extern PGDLLEXPORT void pgnw_worker_connect(const PgnwManifest *m);
 
 /*
  * In the worker, before anything runs: the bundle's SHA-256 is the one its
@@ -123,6 +134,7 @@ typedef struct PgnwSlot
 	int			procno;			/* its PGPROC number (latch), -1 when not running */
 	pid_t		main_pid;		/* the last process that reached main() */
 	bool		wake_pending;	/* node_worker.wake() since the worker last looked */
+	uint64		generation;		/* identity: changes when the slot is given to another launch */
 	int			starts;			/* processes started for this slot */
 	int			consecutive_failures;
 	int			last_exit_code;
@@ -153,8 +165,23 @@ extern PGDLLEXPORT bool pgnw_worker_stop_requested(void);
 extern PGDLLEXPORT pid_t pgnw_slot_pid(int index, int *last_exit_code);
 /* the running process of a slot (0 if none) and its PGPROC number */
 extern PGDLLEXPORT pid_t pgnw_slot_process(int slot, int *procno);
-/* slot of a running process of worker name (-1: not running, -2: unknown); callers copied out */
-extern int	pgnw_find_running(const char *name, pid_t *pid, char *callers);
+/* What SQL needs to address worker "name" (call, notify, wake): see pgnw_find_worker() */
+typedef struct PgnwTarget
+{
+	bool		known;			/* deployed or has a slot */
+	int			slot;			/* slot of its running process, -1 when none runs */
+	pid_t		pid;			/* that process */
+	uint64		generation;		/* that slot's identity */
+	char		callers[PGNW_CALLERS_MAX];	/* from its slot, or its manifest */
+} PgnwTarget;
+
+extern void pgnw_find_worker(const char *name, PgnwTarget *t);
+/* the identity of a slot (0 when the slot is not in use) */
+extern uint64 pgnw_slot_generation(int slot);
+/* the worker name of a slot ("" when not in use); out has 64 bytes */
+extern void pgnw_slot_name(int slot, char *out);
+/* is role a member of one of the roles in callers (comma-separated, matched exactly)? */
+extern bool pgnw_callers_admit(const char *callers, Oid role);
 extern void pgnw_slot_set_wake(int slot);
 extern bool pgnw_slot_peek_wake(int slot);
 extern bool pgnw_slot_take_wake(int slot);
@@ -170,24 +197,31 @@ typedef enum PgnwMessageKind
 	PGNW_MSG_NOTIFY = 2
 } PgnwMessageKind;
 
+/* PgnwMessage.flags */
+#define PGNW_MSG_HANDLED 0x0001	/* its space may be reused */
+
 /* a message in a worker's inbox, followed by payload_len bytes of JSON */
 typedef struct PgnwMessage
 {
 	uint32		total_len;		/* header + payload, MAXALIGNed */
 	uint32		payload_len;
 	PgnwMessageKind kind;
+	uint16		flags;
+	uint16		deliveries;		/* notify: worker processes it was handed to */
 	int			caller_pid;
 	int			caller_procno;
 	uint64		request_id;		/* call: the caller's mailbox stamp */
 	TransactionId xid;			/* notify: the sending transaction */
 	TimestampTz sent_at;
-	char		role[NAMEDATALEN];
+	TimestampTz deadline;		/* call: when the caller gives up */
+	char		role[NAMEDATALEN];	/* the role current at call() / notify() */
 	char		database[NAMEDATALEN];
 } PgnwMessage;
 
 typedef struct PgnwTakenMessage
 {
 	PgnwMessage header;
+	uint64		position;		/* notify: pass to pgnw_worker_ack() once handled */
 	char	   *payload;		/* NUL-terminated JSON text */
 } PgnwTakenMessage;
 
@@ -197,8 +231,20 @@ extern Size pgnw_messaging_shmem_size(void);
 extern void pgnw_messaging_define_gucs(void);
 extern void pgnw_messaging_shmem_startup(void);
 extern PGDLLEXPORT bool pgnw_worker_has_messages(int slot);
+/*
+ * The messages ready for this worker, in order (palloc'd); *woken: wake()
+ * was called; *abandoned: a caller gave up on a call since the last look.
+ * Notifications stay in the inbox until acknowledged with pgnw_worker_ack():
+ * a process that exits first leaves them to the next one.
+ */
 extern PGDLLEXPORT int pgnw_worker_take_messages(int slot, TimestampTz my_start,
-												PgnwTakenMessage **out, bool *woken);
+												PgnwTakenMessage **out, bool *woken,
+												bool *abandoned);
+/* notifications at these positions were handled: their space is free again */
+extern PGDLLEXPORT void pgnw_worker_ack(int slot, uint64 *positions, int n);
+/* for each call (caller procno, request id): does its caller still wait? */
+extern PGDLLEXPORT void pgnw_worker_calls_waiting(const int *procnos, const uint64 *request_ids,
+												  int n, bool *waiting);
 extern PGDLLEXPORT bool pgnw_worker_reply(int procno, uint64 request_id, bool is_error,
 										  const char *sqlstate, const char *data, uint32 len);
 

@@ -1366,7 +1366,7 @@ pg_node_worker_main(Datum main_arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid node worker name \"%s\"", name)));
-	snprintf(path, sizeof(path), "%s/%s.json", pgnw_directory(), name);
+	pgnw_manifest_path(name, path);
 	if (!pgnw_read_manifest(path, &manifest, &reason))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
@@ -1397,8 +1397,7 @@ pg_node_worker_main(Datum main_arg)
 		context.arg = manifest.name;
 		context.previous = error_context_stack;
 		error_context_stack = &context;
-		BackgroundWorkerInitializeConnection(manifest.database,
-											 manifest.role[0] ? manifest.role : NULL, 0);
+		pgnw_worker_connect(&manifest);
 		error_context_stack = context.previous;
 		pgnw_worker_info.connected = true;
 		strlcpy(pgnw_worker_info.database, manifest.database, sizeof(pgnw_worker_info.database));

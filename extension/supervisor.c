@@ -38,6 +38,7 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -56,10 +57,24 @@ PG_FUNCTION_INFO_V1(node_worker_workers);
 /* a worker that ran this long before failing starts a new failure streak */
 #define PGNW_STABLE_RUN_S 60
 
+/*
+ * A control operation (launch, stop, restart) in progress, one entry per
+ * backend (by pgprocno): operations on one worker name run one at a time,
+ * so that concurrent restarts cannot leave processes no slot tracks.
+ */
+typedef struct PgnwControlOp
+{
+	pid_t		pid;			/* 0: none */
+	char		name[64];
+} PgnwControlOp;
+
 typedef struct PgnwShared
 {
 	LWLock	   *lock;
 	int			nslots;
+	int			nops;
+	uint64		next_generation;
+	PgnwControlOp *ops;			/* nops entries, after the slots */
 	PgnwSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } PgnwShared;
 
@@ -77,6 +92,9 @@ static shmem_startup_hook_type pgnw_prev_shmem_startup_hook = NULL;
 static shmem_request_hook_type pgnw_prev_shmem_request_hook = NULL;
 #endif
 
+/* control operations of this backend in progress (they nest: restart() may launch()) */
+static int	pgnw_control_depth = 0;
+
 /* worker side: this process's slot */
 static int	pgnw_my_slot = -1;
 static TimestampTz pgnw_my_start = 0;
@@ -90,10 +108,16 @@ static const char *const pgnw_state_names[] = {
 };
 
 static Size
+pgnw_slots_size(void)
+{
+	return MAXALIGN(add_size(offsetof(PgnwShared, slots),
+							 mul_size(sizeof(PgnwSlot), pgnw_max_workers)));
+}
+
+static Size
 pgnw_shmem_size(void)
 {
-	return add_size(offsetof(PgnwShared, slots),
-					mul_size(sizeof(PgnwSlot), pgnw_max_workers));
+	return add_size(pgnw_slots_size(), mul_size(sizeof(PgnwControlOp), MaxBackends));
 }
 
 static void
@@ -140,6 +164,7 @@ pgnw_shmem_startup(void)
 		memset(pgnw_shared, 0, pgnw_shmem_size());
 		pgnw_shared->lock = &(GetNamedLWLockTranche("pg_node_worker"))->lock;
 		pgnw_shared->nslots = pgnw_max_workers;
+		pgnw_shared->nops = MaxBackends;
 		for (int i = 0; i < pgnw_nstatic && i < pgnw_max_workers; i++)
 		{
 			PgnwSlot   *slot = &pgnw_shared->slots[i];
@@ -147,9 +172,11 @@ pgnw_shmem_startup(void)
 			slot->in_use = true;
 			slot->is_static = true;
 			slot->state = PGNW_STATE_STARTING;
+			slot->generation = ++pgnw_shared->next_generation;
 			pgnw_fill_slot_from_manifest(slot, &pgnw_static[i]);
 		}
 	}
+	pgnw_shared->ops = (PgnwControlOp *) ((char *) pgnw_shared + pgnw_slots_size());
 	pgnw_messaging_shmem_startup();
 	pgnw_shared_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
@@ -290,6 +317,17 @@ pgnw_worker_begin(int index, const char *name, const PgnwManifest *m,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("node worker slot %d does not belong to worker \"%s\"", index, name)));
 	}
+	if (slot->pid != 0 && slot->pid != MyProcPid && kill(slot->pid, 0) == 0)
+	{
+		pid_t		other = slot->pid;
+
+		/* never two processes in one slot: the second would run untracked */
+		LWLockRelease(pgnw_shared->lock);
+		ereport(LOG,
+				(errmsg("node worker \"%s\" is already running as process %d; this process (%d) exits",
+						name, (int) other, (int) MyProcPid)));
+		return false;
+	}
 	pgnw_my_slot = index;
 	pgnw_my_start = GetCurrentTimestamp();
 	pgnw_fill_slot_from_manifest(slot, m);
@@ -422,15 +460,21 @@ pgnw_slot_process(int index, int *procno)
 	return pid;
 }
 
-int
-pgnw_find_running(const char *name, pid_t *pid, char *callers)
+/*
+ * What SQL needs to address worker "name": whether it is known at all, the
+ * slot and pid of its running process (its static slot first, else the
+ * first running dynamic one), and its callers list, also when it is not
+ * running (from any of its slots, else from its manifest), so that
+ * permission can be checked before anything about its state is told.
+ */
+void
+pgnw_find_worker(const char *name, PgnwTarget *t)
 {
-	int			found = -2;
-	char		path[MAXPGPATH];
-	struct stat st;
+	int			any = -1;
 
 	pgnw_check_shared();
-	*pid = 0;
+	memset(t, 0, sizeof(*t));
+	t->slot = -1;
 	LWLockAcquire(pgnw_shared->lock, LW_SHARED);
 	for (int i = 0; i < pgnw_shared->nslots; i++)
 	{
@@ -438,25 +482,104 @@ pgnw_find_running(const char *name, pid_t *pid, char *callers)
 
 		if (!s->in_use || strcmp(s->name, name) != 0)
 			continue;
-		if (found == -2)
-			found = -1;
-		/* the running static slot first, else the first running dynamic one */
+		if (any < 0 || (s->is_static && !pgnw_shared->slots[any].is_static))
+			any = i;
 		if (s->pid != 0 && s->state == PGNW_STATE_RUNNING &&
-			(found < 0 || (s->is_static && !pgnw_shared->slots[found].is_static)))
+			(t->slot < 0 || (s->is_static && !pgnw_shared->slots[t->slot].is_static)))
 		{
-			found = i;
-			*pid = s->pid;
-			strlcpy(callers, s->callers, PGNW_CALLERS_MAX);
+			t->slot = i;
+			t->pid = s->pid;
+			t->generation = s->generation;
 		}
 	}
-	LWLockRelease(pgnw_shared->lock);
-	if (found == -2 && pgnw_valid_worker_name(name))
+	if (t->slot >= 0)
+		any = t->slot;
+	if (any >= 0)
 	{
-		snprintf(path, sizeof(path), "%s/%s.json", pgnw_directory(), name);
-		if (stat(path, &st) == 0)
-			found = -1;
+		t->known = true;
+		strlcpy(t->callers, pgnw_shared->slots[any].callers, PGNW_CALLERS_MAX);
 	}
-	return found;
+	LWLockRelease(pgnw_shared->lock);
+	if (!t->known && pgnw_valid_worker_name(name))
+	{
+		char		path[MAXPGPATH];
+		PgnwManifest m;
+		char	   *reason = NULL;
+
+		pgnw_manifest_path(name, path);
+		if (pgnw_read_manifest(path, &m, &reason))
+		{
+			t->known = true;
+			strlcpy(t->callers, m.callers, PGNW_CALLERS_MAX);
+		}
+		else
+		{
+			struct stat st;
+
+			/* deployed but unreadable: known, and nobody but admins may talk to it */
+			t->known = stat(path, &st) == 0;
+			free(reason);
+		}
+	}
+}
+
+/*
+ * Is role a member of one of the roles in callers?  The list is role names
+ * separated by commas, compared exactly (role names are case-sensitive; the
+ * CLI refuses names with commas).
+ */
+bool
+pgnw_callers_admit(const char *callers, Oid role)
+{
+	const char *p = callers;
+
+	while (*p != '\0')
+	{
+		const char *comma = strchr(p, ',');
+		size_t		len = comma ? (size_t) (comma - p) : strlen(p);
+
+		if (len > 0 && len < NAMEDATALEN)
+		{
+			char		name[NAMEDATALEN];
+			Oid			member;
+
+			memcpy(name, p, len);
+			name[len] = '\0';
+			member = get_role_oid(name, true);
+			if (OidIsValid(member) && is_member_of_role(role, member))
+				return true;
+		}
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+uint64
+pgnw_slot_generation(int index)
+{
+	uint64		generation = 0;
+
+	if (pgnw_shared == NULL || index < 0 || index >= pgnw_shared->nslots)
+		return 0;
+	LWLockAcquire(pgnw_shared->lock, LW_SHARED);
+	if (pgnw_shared->slots[index].in_use)
+		generation = pgnw_shared->slots[index].generation;
+	LWLockRelease(pgnw_shared->lock);
+	return generation;
+}
+
+void
+pgnw_slot_name(int index, char *out)
+{
+	out[0] = '\0';
+	if (pgnw_shared == NULL || index < 0 || index >= pgnw_shared->nslots)
+		return;
+	LWLockAcquire(pgnw_shared->lock, LW_SHARED);
+	if (pgnw_shared->slots[index].in_use)
+		strlcpy(out, pgnw_shared->slots[index].name, 64);
+	LWLockRelease(pgnw_shared->lock);
 }
 
 void
@@ -509,6 +632,87 @@ pgnw_worker_stop_requested(void)
 	stop = pgnw_shared->slots[pgnw_my_slot].stop_requested;
 	LWLockRelease(pgnw_shared->lock);
 	return stop;
+}
+
+/* ------------------------------------------------------ control operations */
+
+/* Forget this backend's control operation (error, exit, or done). */
+static void
+pgnw_control_clear(void)
+{
+	int			me = MyProc->pgprocno;
+
+	pgnw_control_depth = 0;
+	if (pgnw_shared == NULL || me < 0 || me >= pgnw_shared->nops)
+		return;
+	LWLockAcquire(pgnw_shared->lock, LW_EXCLUSIVE);
+	if (pgnw_shared->ops[me].pid == MyProcPid)
+		pgnw_shared->ops[me].pid = 0;
+	LWLockRelease(pgnw_shared->lock);
+}
+
+static void
+pgnw_control_on_exit(int code, Datum arg)
+{
+	pgnw_control_clear();
+}
+
+/*
+ * Wait until no other backend runs a control operation (launch, stop,
+ * restart) on worker "name", then mark ours.  Pair with pgnw_control_end(),
+ * also on error (PG_FINALLY).  Nests within one backend.  The wait is
+ * interruptible (cancel, terminate); an entry left by a process that died
+ * is ignored.
+ */
+static void
+pgnw_control_begin(const char *name)
+{
+	static bool exit_hook = false;
+	int			me = MyProc->pgprocno;
+
+	if (pgnw_control_depth++ > 0)
+		return;
+	if (me < 0 || me >= pgnw_shared->nops)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("process number %d is out of range for node worker control", me)));
+	if (!exit_hook)
+	{
+		before_shmem_exit(pgnw_control_on_exit, (Datum) 0);
+		exit_hook = true;
+	}
+	for (;;)
+	{
+		bool		busy = false;
+
+		LWLockAcquire(pgnw_shared->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < pgnw_shared->nops && !busy; i++)
+		{
+			PgnwControlOp *op = &pgnw_shared->ops[i];
+
+			busy = i != me && op->pid != 0 && strcmp(op->name, name) == 0 &&
+				kill(op->pid, 0) == 0;
+		}
+		if (!busy)
+		{
+			pgnw_shared->ops[me].pid = MyProcPid;
+			strlcpy(pgnw_shared->ops[me].name, name, sizeof(pgnw_shared->ops[me].name));
+		}
+		LWLockRelease(pgnw_shared->lock);
+		if (!busy)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
+pgnw_control_end(void)
+{
+	if (pgnw_control_depth > 0 && --pgnw_control_depth == 0)
+		pgnw_control_clear();
 }
 
 /* ------------------------------------------------------------- launching */
@@ -568,7 +772,7 @@ pgnw_load_manifest_or_error(const char *name, PgnwManifest *m)
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid node worker name \"%s\"", name),
 				 errhint("A worker name is 1 to 63 ASCII letters, digits, \"_\" or \"-\", starting with a letter or \"_\".")));
-	snprintf(path, sizeof(path), "%s/%s.json", pgnw_directory(), name);
+	pgnw_manifest_path(name, path);
 	if (stat(path, &st) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -669,8 +873,8 @@ pgnw_start_process(int index, const PgnwManifest *m, bool dynamic_kind)
  * Launch a dynamic worker from a deployed bundle; args is JSON text or NULL.
  * Returns its pid once it runs.  Also used by ctx.launch() in workers.
  */
-pid_t
-pgnw_launch(const char *name, const char *args, int *slot_out)
+static pid_t
+pgnw_launch_locked(const char *name, const char *args, int *slot_out)
 {
 	PgnwManifest m;
 	int			index = -1;
@@ -719,6 +923,7 @@ pgnw_launch(const char *name, const char *args, int *slot_out)
 		memset(s, 0, sizeof(*s));
 		s->in_use = true;
 		s->is_static = false;
+		s->generation = ++pgnw_shared->next_generation;
 		s->state = PGNW_STATE_STARTING;
 		pgnw_fill_slot_from_manifest(s, &m);
 		if (args != NULL)
@@ -732,6 +937,25 @@ pgnw_launch(const char *name, const char *args, int *slot_out)
 	pid = pgnw_start_process(index, &m, true);
 	if (slot_out)
 		*slot_out = index;
+	return pid;
+}
+
+pid_t
+pgnw_launch(const char *name, const char *args, int *slot_out)
+{
+	pid_t		pid = 0;
+
+	pgnw_check_shared();
+	pgnw_control_begin(name);
+	PG_TRY();
+	{
+		pid = pgnw_launch_locked(name, args, slot_out);
+	}
+	PG_FINALLY();
+	{
+		pgnw_control_end();
+	}
+	PG_END_TRY();
 	return pid;
 }
 
@@ -797,13 +1021,12 @@ node_worker_launch(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(pgnw_launch(name, args, NULL));
 }
 
-Datum
-node_worker_stop(PG_FUNCTION_ARGS)
+/* stop(name) under the name's control lock; false when no process ran */
+static bool
+pgnw_stop_locked(const char *name)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		known = false;
 
-	pgnw_check_shared();
 	LWLockAcquire(pgnw_shared->lock, LW_SHARED);
 	for (int i = 0; i < pgnw_shared->nslots && !known; i++)
 		known = pgnw_shared->slots[i].in_use && strcmp(pgnw_shared->slots[i].name, name) == 0;
@@ -814,25 +1037,43 @@ node_worker_stop(PG_FUNCTION_ARGS)
 
 		/* an unknown name is an error; a deployed one that never ran is just not running */
 		pgnw_load_manifest_or_error(name, &m);
-		PG_RETURN_BOOL(false);
+		return false;
 	}
-	PG_RETURN_BOOL(pgnw_stop_all(name) > 0);
+	return pgnw_stop_all(name) > 0;
+}
+
+Datum
+node_worker_stop(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		stopped = false;
+
+	pgnw_check_shared();
+	pgnw_control_begin(name);
+	PG_TRY();
+	{
+		stopped = pgnw_stop_locked(name);
+	}
+	PG_FINALLY();
+	{
+		pgnw_control_end();
+	}
+	PG_END_TRY();
+	PG_RETURN_BOOL(stopped);
 }
 
 /*
- * Stop every process of the worker, then start it again with the current
- * bundle and manifest, in its static slot if it has one (or the slot of its
- * last dynamic run, keeping its arguments).  Returns the new pid.
+ * restart(name) under the name's control lock: stop every process of the
+ * worker, then start it again with the current bundle and manifest, in its
+ * static slot if it has one (or the slot of its last dynamic run, keeping
+ * its arguments and its inbox).  Returns the new pid.
  */
-Datum
-node_worker_restart(PG_FUNCTION_ARGS)
+static pid_t
+pgnw_restart_locked(const char *name)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	PgnwManifest m;
 	int			index = -1;
-	pid_t		pid;
 
-	pgnw_check_shared();
 	pgnw_load_manifest_or_error(name, &m);
 	(void) pgnw_stop_all(name);
 
@@ -862,9 +1103,27 @@ node_worker_restart(PG_FUNCTION_ARGS)
 	LWLockRelease(pgnw_shared->lock);
 
 	if (index < 0)
-		pid = pgnw_launch(name, NULL, NULL);
-	else
-		pid = pgnw_start_process(index, &m, false);
+		return pgnw_launch(name, NULL, NULL);
+	return pgnw_start_process(index, &m, false);
+}
+
+Datum
+node_worker_restart(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	pid_t		pid = 0;
+
+	pgnw_check_shared();
+	pgnw_control_begin(name);
+	PG_TRY();
+	{
+		pid = pgnw_restart_locked(name);
+	}
+	PG_FINALLY();
+	{
+		pgnw_control_end();
+	}
+	PG_END_TRY();
 	PG_RETURN_INT32(pid);
 }
 
@@ -926,8 +1185,8 @@ node_worker_workers(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < nslots + nnames; i++)
 	{
-		Datum		values[13];
-		bool		nulls[13];
+		Datum		values[14];
+		bool		nulls[14];
 		PgnwSlot	pending;
 		PgnwSlot   *s;
 		char		path[MAXPGPATH];
@@ -991,11 +1250,14 @@ node_worker_workers(PG_FUNCTION_ARGS)
 		nulls[10] = s->last_sqlstate[0] == '\0';
 		values[11] = CStringGetTextDatum(s->sha256);
 		nulls[11] = s->sha256[0] == '\0';
-		snprintf(path, sizeof(path), "%s/%s.json", pgnw_directory(), s->name);
+		pgnw_manifest_path(s->name, path);
 		if (stat(path, &st) == 0)
 			values[12] = TimestampTzGetDatum(time_t_to_timestamptz(st.st_mtime));
 		else
 			nulls[12] = true;
+		/* read only where the SQL definition has it (0.5 on) */
+		values[13] = Int32GetDatum(i);
+		nulls[13] = i >= nslots;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

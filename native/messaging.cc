@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <string>
+#include <memory>
+#include <vector>
 
 #include "messaging.h"
 
@@ -15,8 +17,9 @@ namespace
 {
 
 /*
- * takeMessages() → [woken, messages], each message
- * [isCall, requestId (string), callerProcno, callerPid, role, database, payloadJson]
+ * takeMessages() → [woken, abandoned, messages], each message
+ * [isCall, requestId (string), callerProcno, callerPid, role, database, payloadJson,
+ *  position (notify: for ack), timeLeftMs (call), redelivered (notify)]
  */
 Napi::Value
 TakeMessages(const Napi::CallbackInfo &info)
@@ -26,8 +29,9 @@ TakeMessages(const Napi::CallbackInfo &info)
 	PgnwInboxMessage *msgs = nullptr;
 	int			n = 0;
 	bool		woken = false;
+	bool		abandoned = false;
 
-	if (!pgnw_inbox_take(&msgs, &n, &woken, &err))
+	if (!pgnw_inbox_take(&msgs, &n, &woken, &abandoned, &err))
 	{
 		PgnwThrowPgError(env, &err);
 		return env.Undefined();
@@ -36,7 +40,7 @@ TakeMessages(const Napi::CallbackInfo &info)
 
 	for (int i = 0; i < n; i++)
 	{
-		Napi::Array m = Napi::Array::New(env, 7);
+		Napi::Array m = Napi::Array::New(env, 10);
 
 		m.Set(0u, Napi::Boolean::New(env, msgs[i].is_call));
 		m.Set(1u, Napi::String::New(env, std::to_string(msgs[i].request_id)));
@@ -45,13 +49,84 @@ TakeMessages(const Napi::CallbackInfo &info)
 		m.Set(4u, Napi::String::New(env, msgs[i].role));
 		m.Set(5u, Napi::String::New(env, msgs[i].database));
 		m.Set(6u, Napi::String::New(env, msgs[i].payload, msgs[i].payload_len));
+		/* byte positions in the inbox stay below 2^53 for centuries of traffic */
+		m.Set(7u, Napi::Number::New(env, (double) msgs[i].position));
+		m.Set(8u, Napi::Number::New(env, msgs[i].time_left_ms));
+		m.Set(9u, Napi::Boolean::New(env, msgs[i].redelivered));
 		list.Set(i, m);
 	}
 	pgnw_inbox_free(msgs, n);
-	Napi::Array out = Napi::Array::New(env, 2);
+	Napi::Array out = Napi::Array::New(env, 3);
 
 	out.Set(0u, Napi::Boolean::New(env, woken));
-	out.Set(1u, list);
+	out.Set(1u, Napi::Boolean::New(env, abandoned));
+	out.Set(2u, list);
+	return out;
+}
+
+/* ack(positions: number[]): those notifications were handled */
+Napi::Value
+Ack(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	PgnwError	err = {};
+
+	if (info.Length() < 1 || !info[0].IsArray())
+	{
+		Napi::TypeError::New(env, "ack(positions) expects an array").ThrowAsJavaScriptException();
+		return env.Undefined();
+	}
+	Napi::Array list = info[0].As<Napi::Array>();
+	std::vector<uint64_t> positions;
+
+	positions.reserve(list.Length());
+	for (uint32_t i = 0; i < list.Length(); i++)
+	{
+		Napi::Value v = list.Get(i);
+
+		if (v.IsNumber())
+			positions.push_back((uint64_t) v.As<Napi::Number>().DoubleValue());
+	}
+	if (!pgnw_inbox_ack(positions.data(), (int) positions.size(), &err))
+		PgnwThrowPgError(env, &err);
+	return env.Undefined();
+}
+
+/* callsWaiting(procnos: number[], requestIds: string[]) → boolean[] */
+Napi::Value
+CallsWaiting(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	PgnwError	err = {};
+
+	if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsArray() ||
+		info[0].As<Napi::Array>().Length() != info[1].As<Napi::Array>().Length())
+	{
+		Napi::TypeError::New(env, "callsWaiting(procnos, requestIds) expects two arrays of one length")
+			.ThrowAsJavaScriptException();
+		return env.Undefined();
+	}
+	Napi::Array procs = info[0].As<Napi::Array>();
+	Napi::Array ids = info[1].As<Napi::Array>();
+	uint32_t	n = procs.Length();
+	std::vector<int> procnos(n);
+	std::vector<uint64_t> request_ids(n);
+	std::unique_ptr<bool[]> waiting(new bool[n > 0 ? n : 1]());
+
+	for (uint32_t i = 0; i < n; i++)
+	{
+		procnos[i] = procs.Get(i).ToNumber().Int32Value();
+		request_ids[i] = strtoull(ids.Get(i).ToString().Utf8Value().c_str(), nullptr, 10);
+	}
+	if (!pgnw_inbox_calls_waiting(procnos.data(), request_ids.data(), (int) n, waiting.get(), &err))
+	{
+		PgnwThrowPgError(env, &err);
+		return env.Undefined();
+	}
+	Napi::Array out = Napi::Array::New(env, n);
+
+	for (uint32_t i = 0; i < n; i++)
+		out.Set(i, Napi::Boolean::New(env, waiting[i]));
 	return out;
 }
 
@@ -92,4 +167,6 @@ RegisterMessaging(Napi::Env env, Napi::Object exports)
 {
 	exports.Set("takeMessages", Napi::Function::New(env, TakeMessages));
 	exports.Set("reply", Napi::Function::New(env, Reply));
+	exports.Set("ack", Napi::Function::New(env, Ack));
+	exports.Set("callsWaiting", Napi::Function::New(env, CallsWaiting));
 }

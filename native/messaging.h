@@ -26,10 +26,22 @@ typedef struct PgnwInboxMessage
 	char	   *database;		/* malloc'd */
 	char	   *payload;		/* malloc'd JSON text */
 	uint32_t	payload_len;
+	uint64_t	position;		/* notify: acknowledge with pgnw_inbox_ack() once handled */
+	double		time_left_ms;	/* call: until its caller gives up */
+	bool		redelivered;	/* notify: an earlier process of the worker had it */
 } PgnwInboxMessage;
 
-/* the deliverable messages (malloc'd array; free with pgnw_inbox_free), and whether wake() was called */
-extern bool pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, PgnwError *err);
+/*
+ * The deliverable messages (malloc'd array; free with pgnw_inbox_free),
+ * whether wake() was called, and whether a caller gave up on a call.
+ */
+extern bool pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, bool *abandoned,
+							PgnwError *err);
+/* the notifications at these positions were handled (the array is reordered) */
+extern bool pgnw_inbox_ack(uint64_t *positions, int n, PgnwError *err);
+/* for each call (caller procno, request id): does its caller still wait? */
+extern bool pgnw_inbox_calls_waiting(const int *procnos, const uint64_t *request_ids, int n,
+									 bool *waiting, PgnwError *err);
 extern void pgnw_inbox_free(PgnwInboxMessage *msgs, int n);
 /* answer a call; *delivered is false when the caller gave up */
 extern bool pgnw_inbox_reply(int procno, uint64_t request_id, bool is_error, const char *sqlstate,

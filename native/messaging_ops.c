@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "../extension/pg_node_worker.h"
 #include "messaging.h"
@@ -18,6 +19,7 @@ typedef struct PgnwTakeArgs
 	PgnwInboxMessage *out;
 	int			n;
 	bool		woken;
+	bool		abandoned;
 } PgnwTakeArgs;
 
 static char *
@@ -40,7 +42,10 @@ pgnw_op_take(void *arg)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 
-	n = pgnw_worker_take_messages(pgnw_worker_slot(), pgnw_worker_start_time(), &msgs, &a->woken);
+	TimestampTz now = GetCurrentTimestamp();
+
+	n = pgnw_worker_take_messages(pgnw_worker_slot(), pgnw_worker_start_time(), &msgs,
+								  &a->woken, &a->abandoned);
 	MemoryContextSwitchTo(old);
 	a->out = n > 0 ? calloc(n, sizeof(PgnwInboxMessage)) : NULL;
 	if (n > 0 && a->out == NULL)
@@ -57,19 +62,23 @@ pgnw_op_take(void *arg)
 		m->database = pgnw_strdup_or_empty(msgs[i].header.database);
 		m->payload = pgnw_strdup_or_empty(msgs[i].payload);
 		m->payload_len = msgs[i].header.payload_len;
+		m->position = msgs[i].position;
+		m->time_left_ms = m->is_call ? (double) (msgs[i].header.deadline - now) / 1000.0 : 0;
+		m->redelivered = msgs[i].header.deliveries > 1;
 	}
 	a->n = n;
 	MemoryContextDelete(cxt);
 }
 
 bool
-pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, PgnwError *err)
+pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, bool *abandoned, PgnwError *err)
 {
-	PgnwTakeArgs a = {NULL, 0, false};
+	PgnwTakeArgs a = {NULL, 0, false, false};
 
 	*out = NULL;
 	*n = 0;
 	*woken = false;
+	*abandoned = false;
 	if (pgnw_worker_slot() < 0)
 		return true;
 	if (!pgnw_guard(pgnw_op_take, &a, err))
@@ -77,7 +86,57 @@ pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, PgnwError *err)
 	*out = a.out;
 	*n = a.n;
 	*woken = a.woken;
+	*abandoned = a.abandoned;
 	return true;
+}
+
+typedef struct PgnwAckArgs
+{
+	uint64_t   *positions;
+	int			n;
+} PgnwAckArgs;
+
+static void
+pgnw_op_ack(void *arg)
+{
+	PgnwAckArgs *a = (PgnwAckArgs *) arg;
+
+	pgnw_worker_ack(pgnw_worker_slot(), a->positions, a->n);
+}
+
+bool
+pgnw_inbox_ack(uint64_t *positions, int n, PgnwError *err)
+{
+	PgnwAckArgs a = {positions, n};
+
+	if (pgnw_worker_slot() < 0 || n <= 0)
+		return true;
+	return pgnw_guard(pgnw_op_ack, &a, err);
+}
+
+typedef struct PgnwWaitingArgs
+{
+	const int  *procnos;
+	const uint64_t *request_ids;
+	int			n;
+	bool	   *waiting;
+} PgnwWaitingArgs;
+
+static void
+pgnw_op_calls_waiting(void *arg)
+{
+	PgnwWaitingArgs *a = (PgnwWaitingArgs *) arg;
+
+	pgnw_worker_calls_waiting(a->procnos, a->request_ids, a->n, a->waiting);
+}
+
+bool
+pgnw_inbox_calls_waiting(const int *procnos, const uint64_t *request_ids, int n, bool *waiting,
+						 PgnwError *err)
+{
+	PgnwWaitingArgs a = {procnos, request_ids, n, waiting};
+
+	return pgnw_guard(pgnw_op_calls_waiting, &a, err);
 }
 
 void

@@ -28,6 +28,8 @@ export interface WorkerMetadata {
   start: StartTime;
   /** roles that may call/notify/wake it besides admins; null: none */
   callers: string[] | null;
+  /** the session's search_path; null: pg_catalog only */
+  searchPath: string[] | null;
   /** V8 heap limit in MB; null: node_worker.heap_limit_mb */
   heapLimitMb: number | null;
   /** ArrayBuffer/Buffer limit in MB; null: node_worker.buffer_limit_mb */
@@ -102,9 +104,13 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
     if (callers.join(',').length > 511) throw new TypeError(`${where}: callers: the list is longer than 511 bytes`);
   }
 
+  const searchPath = nameList(where, 'searchPath', 'schema', d.searchPath);
+  if (d.maxPendingCalls !== undefined && (typeof d.maxPendingCalls !== 'number' || !Number.isInteger(d.maxPendingCalls) || d.maxPendingCalls < 1 || d.maxPendingCalls > 1_000_000))
+    throw new TypeError(`${where}: maxPendingCalls must be an integer from 1 to 1000000 (got ${describe(d.maxPendingCalls)})`);
+
   const heapLimitMb = megabytes(where, 'heapLimitMb', d.heapLimitMb, 16, 65536);
   const bufferLimitMb = megabytes(where, 'bufferLimitMb', d.bufferLimitMb, 16, 1048576);
-  return { name, database, role, restart, start, callers, heapLimitMb, bufferLimitMb };
+  return { name, database, role, restart, start, callers, searchPath, heapLimitMb, bufferLimitMb };
 }
 
 /**
@@ -120,6 +126,21 @@ export function defineWorker<T extends WorkerDefinition>(def: T): T {
   definitionMetadata(def);
   Object.defineProperty(def, DEFINITION_BRAND, { value: true, enumerable: false });
   return def;
+}
+
+/**
+ * An optional list of names (roles, schemas) that the manifest keeps joined by commas: each a
+ * valid identifier without commas; at most 511 bytes joined (the server's limit). Null when not
+ * given.
+ */
+function nameList(where: string, field: string, what: string, v: unknown): string[] | null {
+  if (v === undefined) return null;
+  if (!Array.isArray(v) || v.length === 0) throw new TypeError(`${where}: ${field} must be a non-empty array of ${what} names`);
+  const names = v.map((n) => checkIdent(where, `each of ${field}`, n));
+  for (const n of names)
+    if (n.includes(',')) throw new TypeError(`${where}: ${field}: ${what} ${JSON.stringify(n)} must not contain commas`);
+  if (Buffer.byteLength(names.join(','), 'utf8') > 511) throw new TypeError(`${where}: ${field}: the list is longer than 511 bytes`);
+  return names;
 }
 
 /** An optional integer number of megabytes from min to max; null when not given. */

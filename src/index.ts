@@ -12,6 +12,7 @@ export type {
   Buffers,
   BufferStats,
   CallMeta,
+  SenderMeta,
   ForkName,
   Message,
   SleepResult,

@@ -110,17 +110,35 @@ export interface WorkerHandle {
   readonly exited: Promise<number>;
 }
 
-/** Who is calling or notifying: the caller's backend pid, role and database. */
-export interface CallMeta {
+/** Who is calling or notifying: the sender's backend pid, role and database. */
+export interface SenderMeta {
   readonly pid: number;
+  /** The role current when `call()` or `notify()` ran (not at commit). */
   readonly role: string;
   readonly database: string;
 }
 
-/** A notification sent with `node_worker.notify(worker, payload)`, delivered after its transaction committed. */
-export interface Message extends CallMeta {
+/** A `node_worker.call()` in progress: its sender, and a signal for when the caller stops waiting. */
+export interface CallMeta extends SenderMeta {
+  /**
+   * Aborts when the caller no longer waits for the result: its `timeout_ms` passed (reason: a
+   * `TimeoutError` DOMException) or its statement was cancelled or ended (an `AbortError`).
+   * Pass it on (`fetch(url, { signal })`) or check it, so abandoned work stops.
+   */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A notification sent with `node_worker.notify(worker, payload)`, delivered after its transaction
+ * committed. It counts as handled when the `onMessage` handlers returned (or their promises
+ * settled) and the `messages()` loops moved on to the next one; until then it stays in the
+ * worker's inbox, and a worker process that exits first leaves it to the next one.
+ */
+export interface Message extends SenderMeta {
   /** The jsonb payload, parsed. */
   readonly payload: unknown;
+  /** An earlier process of this worker had it and exited before it was handled: handle it idempotently. */
+  readonly redelivered: boolean;
 }
 
 /** Why `ctx.sleep()` resolved. */
@@ -280,6 +298,20 @@ export interface WorkerDefinition {
    * `wake` this worker from SQL.
    */
   callers?: string[];
+  /**
+   * The schemas the worker's unqualified names resolve through (its `search_path`), default none
+   * but `pg_catalog`. A superuser worker that resolved names through a schema a database owner
+   * can create in (`public`, or one named after the worker's role) would run that owner's tables
+   * and functions with superuser rights: declare only schemas that roles you trust own, or
+   * qualify names (`public.jobs`). `ALTER DATABASE/ROLE ... SET` does not apply to workers.
+   */
+  searchPath?: string[];
+  /**
+   * Most `node_worker.call()`s this worker handles at once (default 1000); past it a call fails
+   * at once with SQLSTATE 53400. Calls count until their handler settles, also after their
+   * caller stopped waiting (see `meta.signal`).
+   */
+  maxPendingCalls?: number;
   /** The V8 heap limit of this worker in MB (default: `node_worker.heap_limit_mb`). */
   heapLimitMb?: number;
   /**

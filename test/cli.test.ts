@@ -85,6 +85,7 @@ describe('bundleWorker', () => {
       restart: 10,
       start: 'recovery-finished',
       callers: null,
+      searchPath: null,
       heapLimitMb: null,
       bufferLimitMb: null,
     });
@@ -104,7 +105,7 @@ describe('bundleWorker', () => {
   it('reads every field and ignores unknown ones', async () => {
     const file = workerFile(
       simpleWorker(
-        `name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster', color: 'blue',`,
+        `name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster', searchPath: ['app', 'Ext'], color: 'blue',`,
       ),
     );
     const { definition } = await bundleWorker(file, { nodeTarget: TARGET });
@@ -115,6 +116,7 @@ describe('bundleWorker', () => {
       restart: 'never',
       start: 'postmaster',
       callers: null,
+      searchPath: ['app', 'Ext'],
       heapLimitMb: null,
       bufferLimitMb: null,
     });

@@ -35,7 +35,7 @@ beforeAll(async () => {
   cluster.deploy(
     'job',
     `import { defineWorker } from 'pg-node-worker';
-     export default defineWorker({ name: 'job', restart: 'never', async main(ctx) {
+     export default defineWorker({ searchPath: ['public'], name: 'job', restart: 'never', async main(ctx) {
        const args = ctx.args as { n?: number; sleepMs?: number } | null;
        ctx.sql\`CREATE TABLE IF NOT EXISTS job_runs (pid int, args jsonb)\`;
        ctx.sql\`INSERT INTO job_runs VALUES (\${ctx.worker.pid}, \${args === null ? null : JSON.stringify(args)}::jsonb)\`;
@@ -45,7 +45,7 @@ beforeAll(async () => {
   cluster.deploy(
     'leader',
     `import { defineWorker } from 'pg-node-worker';
-     export default defineWorker({ name: 'leader', restart: 'never', async main(ctx) {
+     export default defineWorker({ searchPath: ['public'], name: 'leader', restart: 'never', async main(ctx) {
        const a = ctx.launch('job', { n: 1, sleepMs: 200 });
        const b = ctx.launch('job', { n: 2, sleepMs: 400 });
        ctx.log.info('launched ' + a.pid + ' and ' + b.pid);
@@ -57,7 +57,7 @@ beforeAll(async () => {
   cluster.deploy(
     'crasher',
     `import { defineWorker, PgError } from 'pg-node-worker';
-     export default defineWorker({ name: 'crasher', restart: 1, async main(ctx) {
+     export default defineWorker({ searchPath: ['public'], name: 'crasher', restart: 1, async main(ctx) {
        ctx.sql\`SELECT * FROM no_such_table\`;
      } });`,
   );

@@ -45,7 +45,7 @@ describe('kill -9 of a worker while 4 clients commit', () => {
     cluster.deploy(
       'writer',
       `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'writer', restart: 1, async main(ctx) {
+       export default defineWorker({ searchPath: ['public'], name: 'writer', restart: 1, async main(ctx) {
          ctx.sql\`CREATE TABLE IF NOT EXISTS writer_rows (n bigserial PRIMARY KEY, at timestamptz DEFAULT now())\`;
          ctx.log.info('writer: writing as pid ' + ctx.worker.pid);
          while (!ctx.signal.aborted) {
@@ -231,7 +231,7 @@ describe('bad input at the CLI door', () => {
     const autoConf = fs.readFileSync(path.join(cluster.datadir, 'postgresql.auto.conf'), 'utf8');
     const file = path.join(cluster.workersDir, 'badname.ts');
     fs.writeFileSync(file, `import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: "${nameLiteral}", async main() {} });\n`);
+export default defineWorker({ searchPath: ['public'], name: "${nameLiteral}", async main() {} });\n`);
     const r = runCli(['deploy', file, '-D', cluster.datadir]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^pg-node-worker: .*invalid worker name/);
@@ -244,11 +244,11 @@ export default defineWorker({ name: "${nameLiteral}", async main() {} });\n`);
   it('deploy refuses a source that does not parse, a module without a worker, a main that is not a function', () => {
     const before = fs.readdirSync(workerDir(cluster)).sort();
     const cases: [string, RegExp][] = [
-      [`export default defineWorker({ name: 'x' main() {} });`, /bad\.ts:\d+:\d+: Expected/],
+      [`export default defineWorker({ searchPath: ['public'], name: 'x' main() {} });`, /bad\.ts:\d+:\d+: Expected/],
       [`export const main = () => 1;`, /does not export a worker/],
-      [`export default defineWorker({ name: 'x', main: 42 } as any);`, /main must be a function/],
-      [`throw new Error('boom at import');\nexport default defineWorker({ name: 'x', async main() {} });`, /threw: boom at import/],
-      [`export default defineWorker({ name: 'x', database: '', async main() {} });`, /database must be a non-empty string/],
+      [`export default defineWorker({ searchPath: ['public'], name: 'x', main: 42 } as any);`, /main must be a function/],
+      [`throw new Error('boom at import');\nexport default defineWorker({ searchPath: ['public'], name: 'x', async main() {} });`, /threw: boom at import/],
+      [`export default defineWorker({ searchPath: ['public'], name: 'x', database: '', async main() {} });`, /database must be a non-empty string/],
     ];
     for (const [body, re] of cases) {
       const file = path.join(cluster.workersDir, 'bad.ts');
@@ -266,7 +266,7 @@ export default defineWorker({ name: "${nameLiteral}", async main() {} });\n`);
     const file = path.join(cluster.workersDir, 'fat.ts');
     fs.writeFileSync(file, `import { defineWorker } from 'pg-node-worker';
 const BLOB = ${JSON.stringify(randomBytes(300 * 1024).toString('base64'))};
-export default defineWorker({ name: 'fat', async main(ctx) { ctx.log.info(String(BLOB.length)); } });\n`);
+export default defineWorker({ searchPath: ['public'], name: 'fat', async main(ctx) { ctx.log.info(String(BLOB.length)); } });\n`);
     const err = await deploy(file, { pgdata: cluster.datadir, maxBundleBytes: 256 * 1024, log: () => undefined, warn: () => undefined }).then(
       () => null,
       (e) => e,
@@ -396,7 +396,7 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
     );
     bundle(
       'notfn2',
-      `const { defineWorker } = require('pg-node-worker');\nmodule.exports = { default: defineWorker({ name: 'notfn2', main: 'main' }) };\n`,
+      `const { defineWorker } = require('pg-node-worker');\nmodule.exports = { default: defineWorker({ searchPath: ['public'], name: 'notfn2', main: 'main' }) };\n`,
       /notfn2: loading bundle .*\/notfn2\.js failed: TypeError: worker "notfn2": main must be a function/,
       'main must be a function',
     );
@@ -567,7 +567,7 @@ describe('a 50 MB bundle', () => {
     const blob = randomBytes((BLOB_BYTES / 4) * 3).toString('base64');
     const src = `import { defineWorker } from 'pg-node-worker';
 const BLOB = ${JSON.stringify(blob)};
-export default defineWorker({ name: 'big', restart: 1, async main(ctx) {
+export default defineWorker({ searchPath: ['public'], name: 'big', restart: 1, async main(ctx) {
   ctx.log.info('big: running with a blob of ' + BLOB.length + ' characters');
   while (!ctx.signal.aborted) await ctx.sleep(60000);
 } });\n`;
@@ -637,7 +637,7 @@ describe('security', () => {
     cluster.deploy(
       'limited',
       `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'limited', role: 'app', restart: 'never', async main(ctx) {
+       export default defineWorker({ searchPath: ['public'], name: 'limited', role: 'app', restart: 'never', async main(ctx) {
          const out: Record<string, unknown> = {};
          const attempt = (what: string, fn: () => unknown) => {
            try { out[what] = { ok: fn() }; } catch (e: any) { out[what] = { code: e.code, message: e.message }; }
@@ -667,7 +667,7 @@ describe('security', () => {
     fs.writeFileSync(
       path.join(outsideDir, 'linked.js'),
       `const { defineWorker } = require('pg-node-worker');
-       module.exports = { default: defineWorker({ name: 'linked', restart: 'never', async main(ctx) { ctx.log.info('linked: running from ' + __filename); } }) };\n`,
+       module.exports = { default: defineWorker({ searchPath: ['public'], name: 'linked', restart: 'never', async main(ctx) { ctx.log.info('linked: running from ' + __filename); } }) };\n`,
     );
     fs.symlinkSync(path.join(outsideDir, 'linked.js'), path.join(workerDir(cluster), 'linked.js'));
     writeOwned(cluster, 'linked.json', manifest('linked', { restart: 'never' }));

@@ -78,7 +78,7 @@ async function jobResult(cluster: Cluster, id: number, timeoutMs = 20000): Promi
  */
 const requestWorker = (name: string, body: string, restart: number | 'never' = 1) => `
 import { defineWorker } from 'pg-node-worker';
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: '${name}',
   restart: ${JSON.stringify(restart)},
   async main(ctx) {
@@ -504,7 +504,7 @@ describe('hazard 5 with logging_collector = on (stderr is the syslogger pipe)', 
       `import { defineWorker } from 'pg-node-worker';
        import * as fs from 'fs';
        import * as net from 'net';
-       export default defineWorker({ name: 'writer', restart: 'never', async main(ctx) {
+       export default defineWorker({ searchPath: ['public'], name: 'writer', restart: 'never', async main(ctx) {
          process.stdout.write('hz5c stdout line\\n');
          process.stderr.write('hz5c stderr line\\n');
          console.log('hz5c console.log');

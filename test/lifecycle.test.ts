@@ -92,7 +92,7 @@ describe('crashes and restarts', () => {
     cluster.deploy(
       'thrower',
       `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'thrower', restart: 2, async main(ctx) {
+       export default defineWorker({ searchPath: ['public'], name: 'thrower', restart: 2, async main(ctx) {
          ctx.log.info('thrower started');
          setTimeout(() => { throw new Error('uncaught on purpose'); }, 200);
          await ctx.sleep(60000);
@@ -101,7 +101,7 @@ describe('crashes and restarts', () => {
     cluster.deploy(
       'exiter',
       `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'exiter', restart: 'never', async main(ctx) {
+       export default defineWorker({ searchPath: ['public'], name: 'exiter', restart: 'never', async main(ctx) {
          ctx.log.info('exiter calls process.exit(3)');
          process.exit(3);
        } });`,
@@ -109,19 +109,19 @@ describe('crashes and restarts', () => {
     cluster.deploy(
       'finisher',
       `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'finisher', restart: 1, async main(ctx) { ctx.log.info('finisher done'); } });`,
+       export default defineWorker({ searchPath: ['public'], name: 'finisher', restart: 1, async main(ctx) { ctx.log.info('finisher done'); } });`,
     );
     // a bundle that throws at import, and a manifest that is garbage
     cluster.deploy(
       'broken',
       `import { defineWorker } from 'pg-node-worker';
        const ok = process.env.PGNW_NEVER_SET;
-       export default defineWorker({ name: 'broken', restart: 'never', async main(ctx) { if (!ok) throw new Error('broken at start'); } });`,
+       export default defineWorker({ searchPath: ['public'], name: 'broken', restart: 'never', async main(ctx) { if (!ok) throw new Error('broken at start'); } });`,
     );
     cluster.deploy(
       'early',
       `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'early', start: 'postmaster', restart: 'never', async main(ctx) {
+       export default defineWorker({ searchPath: ['public'], name: 'early', start: 'postmaster', restart: 'never', async main(ctx) {
          try { ctx.sql\`SELECT 1\`; } catch (e: any) { ctx.log.info('early: no SQL: ' + e.code + ' ' + e.message + ' / database=' + ctx.worker.database); }
          while (!ctx.signal.aborted) await ctx.sleep(60000);
        } });`,
@@ -205,7 +205,7 @@ describe('several workers', () => {
     cluster.stop();
     const who = (name: string, db: string, role: string) => `
       import { defineWorker } from 'pg-node-worker';
-      export default defineWorker({ name: '${name}', database: '${db}', role: '${role}', async main(ctx) {
+      export default defineWorker({ searchPath: ['public'], name: '${name}', database: '${db}', role: '${role}', async main(ctx) {
         const r = ctx.sql\`SELECT current_user AS u, current_database() AS d\`[0];
         ctx.sql\`CREATE TABLE IF NOT EXISTS seen (u text, d text)\`;
         ctx.sql\`INSERT INTO seen VALUES (\${r.u}, \${r.d})\`;

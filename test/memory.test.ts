@@ -33,7 +33,7 @@ const GC = `const v8 = require('v8'); v8.setFlagsFromString('--expose-gc'); cons
 /** Fills memory with 1 MB Buffers until something gives; never catches. */
 const fillingWorker = (name: string, limitMb: number) => `
 import { defineWorker } from 'pg-node-worker';
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: '${name}',
   restart: 1,
   bufferLimitMb: ${limitMb},

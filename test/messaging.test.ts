@@ -12,7 +12,7 @@ let cluster: Cluster;
 
 const SVC = `
 import { defineWorker, PgError } from 'pg-node-worker';
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: 'svc',
   restart: 1,
   callers: ['svc_callers'],
@@ -38,7 +38,7 @@ export default defineWorker({
 
 const SLEEPER = `
 import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: 'napper', async main(ctx) {
+export default defineWorker({ searchPath: ['public'], name: 'napper', async main(ctx) {
   while (!ctx.signal.aborted) {
     const why = await ctx.sleep(30000);
     ctx.log.info('sleep ended: ' + why);
@@ -48,7 +48,7 @@ export default defineWorker({ name: 'napper', async main(ctx) {
 
 const SILENT = `
 import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: 'silent', async main(ctx) { while (!ctx.signal.aborted) await ctx.sleep(60000); } });
+export default defineWorker({ searchPath: ['public'], name: 'silent', async main(ctx) { while (!ctx.signal.aborted) await ctx.sleep(60000); } });
 `;
 
 const call = async (client: pg.Client | Cluster, payload: unknown, timeoutMs = 5000, worker = 'svc') => {
@@ -316,7 +316,7 @@ describe('an npm package called from SQL', () => {
       'slugs',
       `import { defineWorker } from 'pg-node-worker';
        import slug from 'tiny-slug';
-       export default defineWorker({ name: 'slugs', async main(ctx) {
+       export default defineWorker({ searchPath: ['public'], name: 'slugs', async main(ctx) {
          ctx.onCall((p: any) => slug(p.title));
          while (!ctx.signal.aborted) await ctx.sleep(60000);
        } });`,

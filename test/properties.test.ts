@@ -380,7 +380,7 @@ return JSON.stringify(enc(out));`;
 /** a bundle that starts, says so and ends (exit 0: not restarted) */
 const NOOP_WORKER = `
 import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: 'noop', restart: 'never', async main(ctx) { ctx.log.info('noop ran'); } });
+export default defineWorker({ searchPath: ['public'], name: 'noop', restart: 'never', async main(ctx) { ctx.log.info('noop ran'); } });
 `;
 
 interface WorkerRow {

@@ -11,7 +11,7 @@ let replica: Cluster;
 
 const probe = (name: string, start: string) => `
 import { defineWorker, PgError } from 'pg-node-worker';
-export default defineWorker({ name: '${name}', start: '${start}', restart: 1, async main(ctx) {
+export default defineWorker({ searchPath: ['public'], name: '${name}', start: '${start}', restart: 1, async main(ctx) {
   const n = ctx.sql\`SELECT count(*)::int AS n FROM facts\`[0].n;
   let write = 'ok';
   try { ctx.sql\`INSERT INTO facts VALUES (${'${'}ctx.worker.pid})\`; } catch (e) { write = (e as PgError).code; }

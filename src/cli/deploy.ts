@@ -40,6 +40,8 @@ export interface Manifest {
   nodeTarget: string;
   /** roles that may call/notify/wake it, comma-separated (omitted: admins only) */
   callers?: string;
+  /** the search_path, schema names comma-separated (omitted: pg_catalog only) */
+  searchPath?: string;
   /** V8 heap limit in MB (omitted: node_worker.heap_limit_mb) */
   heapLimitMb?: number;
   /** ArrayBuffer/Buffer limit in MB (omitted: node_worker.buffer_limit_mb) */
@@ -306,6 +308,7 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
     deployedAt: (opts.now ?? new Date()).toISOString(),
     nodeTarget: tgt.target,
     ...(definition.callers ? { callers: definition.callers.join(',') } : {}),
+    ...(definition.searchPath ? { searchPath: definition.searchPath.join(',') } : {}),
     ...(definition.heapLimitMb ? { heapLimitMb: definition.heapLimitMb } : {}),
     ...(definition.bufferLimitMb ? { bufferLimitMb: definition.bufferLimitMb } : {}),
   };

@@ -121,14 +121,15 @@ export function start(runtimeDir: string, bundlePath: string): void {
     if (!abort.signal.aborted) abort.abort(new Error('the worker is shutting down (SIGTERM)'));
   };
   const reloadHandlers = new Set<() => void>();
-  const inbox = new Inbox(native, info.name);
   const engine = new SqlEngine(native, stopRequested);
+  // made once the bundle is loaded (it reads the definition); messages wait in the inbox until then
+  let inbox: Inbox | null = null;
 
   (globalThis as Record<string, unknown>).__pgnwDispatch = (event: string) => {
     if (event === 'sigterm') {
       stopRequested();
     } else if (event === 'messages') {
-      inbox.deliver();
+      inbox?.deliver();
     } else if (event === 'reload') {
       for (const fn of [...reloadHandlers]) {
         try {
@@ -174,6 +175,8 @@ export function start(runtimeDir: string, bundlePath: string): void {
     fail(`loading bundle ${bundlePath} failed`, err);
     return;
   }
+  const messages = new Inbox(native, info.name, def.maxPendingCalls);
+  inbox = messages;
   if (def.name !== info.name)
     native.log(LOG_WARNING, `the bundle defines worker "${def.name}" but is deployed as "${info.name}"`);
 
@@ -219,12 +222,12 @@ export function start(runtimeDir: string, bundlePath: string): void {
         };
         const onAbort = () => finish('abort');
         const timer = setTimeout(() => finish('timeout'), Math.max(0, Number(ms) || 0));
-        const cancelWake = inbox.onWake(() => finish('wake'));
+        const cancelWake = messages.onWake(() => finish('wake'));
         abort.signal.addEventListener('abort', onAbort, { once: true });
       }),
-    onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => inbox.onCall(handler),
-    onMessage: (fn: Parameters<WorkerContext['onMessage']>[0]) => inbox.onMessage(fn),
-    messages: () => inbox.messages(abort.signal),
+    onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => messages.onCall(handler),
+    onMessage: (fn: Parameters<WorkerContext['onMessage']>[0]) => messages.onMessage(fn),
+    messages: () => messages.messages(abort.signal),
     onReload: (fn: () => void) => {
       if (typeof fn !== 'function') throw new TypeError('onReload(fn) expects a function');
       reloadHandlers.add(fn);

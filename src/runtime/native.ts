@@ -18,6 +18,23 @@ export interface NativePlan {
  */
 export type NativeResult = unknown;
 
+/** One message taken from the inbox (native/messaging.cc). */
+export type InboxEntry = [
+  isCall: boolean,
+  requestId: string,
+  callerProcno: number,
+  callerPid: number,
+  role: string,
+  database: string,
+  payloadJson: string,
+  /** notify: its inbox position, for ack() */
+  position: number,
+  /** call: ms until its caller gives up */
+  timeLeftMs: number,
+  /** notify: an earlier process of this worker had it and did not finish */
+  redelivered: boolean,
+];
+
 export interface NativeBridge {
   init(pgError: Function): void;
   info(): { name: string; database: string | null; role: string | null; pid: number; startedAt: number; forkToConnectedMs: number };
@@ -59,8 +76,12 @@ export interface NativeBridge {
   isInRecovery(): boolean;
   workerArgs(): string | null;
   // inbox (native/messaging.cc)
-  takeMessages(): [woken: boolean, messages: [isCall: boolean, requestId: string, callerProcno: number, callerPid: number, role: string, database: string, payloadJson: string][]];
+  takeMessages(): [woken: boolean, abandoned: boolean, messages: InboxEntry[]];
   reply(callerProcno: number, requestId: string, isError: boolean, sqlstate: string | null, text: string): boolean;
+  /** The notifications at these inbox positions were handled: their space is given back. */
+  ack(positions: number[]): void;
+  /** For each call: does its caller still wait for the reply? */
+  callsWaiting(procnos: number[], requestIds: string[]): boolean[];
   // buffer cache and shared regions (native/buffers.cc, native/shared.cc)
   buffersSnapshot(): {
     count: number;

@@ -61,7 +61,7 @@ function memoryAfterFullGc() {
   return { live: m.heapUsed, heapPhysical, anon, anonReleased: rssAnon() };
 }
 
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: '${name}',
   restart: 1,
   async main(ctx) {

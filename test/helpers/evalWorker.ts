@@ -31,7 +31,7 @@ function errorFields(e: any) {
   return out;
 }
 
-export default defineWorker({
+export default defineWorker({ searchPath: ['public'],
   name: ${JSON.stringify(name)},
   database: ${JSON.stringify(database)},
   restart: 1,
