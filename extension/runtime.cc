@@ -88,6 +88,8 @@ static std::atomic<bool> pgnw_exit_requested{false};
 static std::atomic<int> pgnw_exit_code{0};
 static std::atomic<bool> pgnw_interrupt_requested{false};
 static std::atomic<bool> pgnw_force_stopped{false};
+/* the watchdog stopped JS because it outlived the shutdown grace period */
+static std::atomic<bool> pgnw_grace_expired{false};
 /* a C++ allocation failed / V8 ran out of memory on a thread other than main */
 static std::atomic<bool> pgnw_cxx_out_of_memory{false};
 static std::atomic<bool> pgnw_oom_off_main_thread{false};
@@ -520,8 +522,12 @@ pgnw_watchdog(void *arg)
 
 		int64_t		since = pgnw_sigterm_at_ms.load();
 
-		if (since != 0 && pgnw_now_ms() - since >= pgnw_shutdown_grace_ms)
+		if (since != 0 && pgnw_now_ms() - since >= pgnw_shutdown_grace_ms &&
+			!pgnw_force_stopped.load())
+		{
+			pgnw_grace_expired = true;
 			pgnw_stop_js(true);
+		}
 	}
 	return nullptr;
 }
@@ -893,6 +899,23 @@ pgnw_terminate(void)
 	if (oom)
 		pgnw_v8_oom("std::bad_alloc", false);
 	pgnw_v8_fatal("std::terminate", what);
+}
+
+/* The main thread says that the watchdog had to stop JS at shutdown, once. */
+static void
+pgnw_report_grace_expired(void)
+{
+	static bool reported = false;
+
+	if (reported || !pgnw_grace_expired)
+		return;
+	reported = true;
+	HOLD_INTERRUPTS();
+	ereport(LOG,
+			(errmsg("node worker \"%s\" did not stop within node_worker.shutdown_grace_ms (%d ms): its JavaScript was stopped",
+					pgnw_worker_info.name, pgnw_shutdown_grace_ms),
+			 errhint("End main() when ctx.signal aborts; a statement cancelled because the worker is shutting down fails with SQLSTATE 57014, which should not be swallowed.")));
+	RESUME_INTERRUPTS();
 }
 
 /* The main thread says why the worker ran out of memory, once. */
@@ -1323,6 +1346,7 @@ pgnw_run_node(const PgnwManifest *manifest)
 			}
 		}
 		pgnw_report_out_of_memory();
+		pgnw_report_grace_expired();
 		exit_code = pgnw_exit_code;
 	}
 

@@ -25,6 +25,9 @@
       'defines': [
         'NAPI_VERSION=8',
         'NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS',
+        # a throw into a JS engine that is being stopped (node::Stop at shutdown) is dropped
+        # instead of napi_fatal_error: the worker is leaving anyway
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
         # PGXS compiles server code with _GNU_SOURCE (g++ defines it anyway; gcc does not)
         '_GNU_SOURCE',
       ],

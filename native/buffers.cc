@@ -56,6 +56,12 @@ RelationArg(const Napi::CallbackInfo &info, size_t i, size_t fork_i, std::string
 	if (i < info.Length() && info[i].IsString())
 	{
 		name = info[i].As<Napi::String>().Utf8Value();
+		/* PostgreSQL reads a C string: the name would end at the NUL, naming another relation */
+		if (name.find('\0') != std::string::npos)
+		{
+			Napi::TypeError::New(env, "a relation name must not contain NUL").ThrowAsJavaScriptException();
+			return false;
+		}
 		ref->name = name.c_str();
 	}
 	else if (i < info.Length() && info[i].IsNumber())
@@ -77,6 +83,11 @@ RelationArg(const Napi::CallbackInfo &info, size_t i, size_t fork_i, std::string
 	if (fork_i < info.Length() && info[fork_i].IsString())
 	{
 		fork = info[fork_i].As<Napi::String>().Utf8Value();
+		if (fork.find('\0') != std::string::npos)
+		{
+			Napi::TypeError::New(env, "fork must be 'main', 'fsm', 'vm' or 'init'").ThrowAsJavaScriptException();
+			return false;
+		}
 		ref->fork = fork.c_str();
 	}
 	else if (fork_i < info.Length() && !info[fork_i].IsNull() && !info[fork_i].IsUndefined())

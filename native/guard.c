@@ -175,7 +175,11 @@ pgnw_capture_error(PgnwError *err)
 	strlcpy(err->code, unpack_sql_state(edata->sqlerrcode), sizeof(err->code));
 	err->severity = strdup(edata->elevel >= FATAL ? "FATAL" :
 						   edata->elevel >= ERROR ? "ERROR" : "WARNING");
-	err->message = pgnw_strdup_or_null(edata->message);
+	/* the cancel that stops a worker reads the same for SQL and for the buffer cache */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && pgnw_shutdown_requested)
+		err->message = strdup("canceling statement because the worker is shutting down");
+	else
+		err->message = pgnw_strdup_or_null(edata->message);
 	err->detail = pgnw_strdup_or_null(edata->detail);
 	err->hint = pgnw_strdup_or_null(edata->hint);
 	err->context = pgnw_strdup_or_null(edata->context);

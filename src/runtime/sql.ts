@@ -262,10 +262,7 @@ export class SqlEngine {
 
   /** A statement cancelled by shutdown aborts ctx.signal before the error surfaces. */
   private failed(err: unknown): unknown {
-    if ((err as { code?: string })?.code === '57014' && this.native.shutdownRequested()) {
-      (err as Error).message = 'canceling statement because the worker is shutting down';
-      this.onShutdownCancel();
-    }
+    if ((err as { code?: string })?.code === '57014' && this.native.shutdownRequested()) this.onShutdownCancel();
     return err;
   }
 

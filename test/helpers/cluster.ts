@@ -193,6 +193,22 @@ export class Cluster {
     return r.stdout + r.stderr;
   }
 
+  /**
+   * Deploys a worker file of test/workers (real TypeScript the typecheck covers) with the
+   * project's CLI; the worker's name is the one its defineWorker() declares.
+   */
+  deployFile(file: string): string {
+    const source = path.isAbsolute(file) ? file : path.join(REPO, 'test', 'workers', file);
+    const copy = path.join(this.workersDir, path.basename(source));
+    fs.copyFileSync(source, copy);
+    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', copy, '-D', this.datadir], {
+      encoding: 'utf8',
+      env: { ...process.env },
+    });
+    if (r.status !== 0) throw new Error(`deploy of ${file} failed (${r.status}): ${r.stderr}${r.stdout}`);
+    return r.stdout + r.stderr;
+  }
+
   log(): string {
     try {
       return fs.readFileSync(this.logFile, 'utf8');
