@@ -48,22 +48,12 @@ import {
 import { Cluster, waitFor } from './helpers/cluster';
 import { evaluatorCluster, inWorker } from './helpers/evalWorker';
 import { RESET, workerDir } from './helpers/faults';
+import { runs } from './helpers/fc';
 
 // node-postgres reads date and timestamp as local time: make that UTC, like the worker
 process.env.TZ = 'UTC';
 // and sends Dates as UTC (BC years included)
 pg.defaults.parseInputDatesAsUTC = true;
-
-const RUNS = Math.max(1, Number(process.env.PGNW_FC_RUNS ?? 1));
-/**
- * fast-check's parameters: `n` runs (times PGNW_FC_RUNS), shrinking stopped `limitMs` after the
- * start (a failing property then reports a less minimal counterexample, with its seed and path:
- * the replay, FC_SEED/FC_PATH, shrinks without a limit)
- */
-const runs = (n: number, limitMs?: number): fc.Parameters<unknown> =>
-  process.env.FC_SEED
-    ? { numRuns: n * RUNS, seed: Number(process.env.FC_SEED), path: process.env.FC_PATH }
-    : { numRuns: n * RUNS, ...(limitMs ? { skipAllAfterTimeLimit: limitMs * RUNS } : {}) };
 
 /** what a crash of a server process looks like in the log */
 const CRASH = new RegExp(`${RESET.source}|server process .* was terminated|PANIC:`);

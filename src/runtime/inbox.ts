@@ -51,9 +51,14 @@ export class Inbox {
   private readonly pendingCalls = new Map<string, PendingCall>();
   private acks: number[] = [];
 
+  /**
+   * @param stopping the worker's ctx.signal: a consumer that fails or stops while it is aborted
+   *   was cut short by the shutdown, so its message is left to the next process.
+   */
   constructor(
     private readonly native: NativeBridge,
     private readonly workerName: string,
+    private readonly stopping: AbortSignal,
     private readonly maxPendingCalls = DEFAULT_MAX_PENDING_CALLS,
   ) {}
 
@@ -74,7 +79,8 @@ export class Inbox {
 
   /**
    * An async iterator of notifications; ends when signal aborts. A message counts as handled
-   * by this iterator when the loop asks for the next one or stops (break, return, throw).
+   * by this iterator when the loop asks for the next one, or stops (break, return, throw)
+   * while the worker is not shutting down.
    */
   messages(signal: AbortSignal): AsyncIterableIterator<Message> {
     const queue: Delivery[] = [];
@@ -88,12 +94,12 @@ export class Inbox {
     this.iterators.add(push);
     signal.addEventListener('abort', onAbort);
     this.flushBacklog();
-    const finishCurrent = () => {
-      if (current) this.consumed(current, true);
+    const finishCurrent = (handled: boolean) => {
+      if (current) this.consumed(current, handled);
       current = null;
     };
     const done = () => {
-      finishCurrent();
+      finishCurrent(!this.stopping.aborted);
       if (!this.iterators.delete(push)) return;
       signal.removeEventListener('abort', onAbort);
       // given to this loop but never taken: back to the others, or to the backlog
@@ -101,7 +107,7 @@ export class Inbox {
     };
     const iterator: AsyncIterableIterator<Message> = {
       next: async () => {
-        finishCurrent();
+        finishCurrent(true);
         while (queue.length === 0) {
           if (signal.aborted) {
             done();
@@ -247,29 +253,25 @@ export class Inbox {
   }
 
   private runHandler(fn: (m: Message) => unknown, d: Delivery): void {
-    const failed = (err: unknown) => this.native.log(LOG_ERROR, `onMessage handler failed: ${(err as Error)?.stack ?? err}`);
+    const failed = (err: unknown) => {
+      this.native.log(LOG_ERROR, `onMessage handler failed: ${(err as Error)?.stack ?? err}`);
+      this.consumed(d, !this.stopping.aborted);
+    };
     let r: unknown;
     try {
       r = fn(d.message);
     } catch (err) {
       failed(err);
-      this.consumed(d, true);
       return;
     }
-    if (r && typeof (r as Promise<unknown>).then === 'function') {
-      (r as Promise<unknown>).then(
-        () => this.consumed(d, true),
-        (err) => {
-          failed(err);
-          this.consumed(d, true);
-        },
-      );
-    } else this.consumed(d, true);
+    if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(() => this.consumed(d, true), failed);
+    else this.consumed(d, true);
   }
 
   /**
    * One consumer is done with d. A handler that threw still handled it (it is not retried: a
-   * message that always fails would block the inbox); an iterator that stopped before taking
+   * message that always fails would block the inbox), unless the worker is shutting down (the
+   * shutdown cut it short: the next process gets it); an iterator that stopped before taking
    * it did not, so once nobody handled it, it waits for the next consumer.
    */
   private consumed(d: Delivery, handled: boolean): void {

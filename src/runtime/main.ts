@@ -175,7 +175,7 @@ export function start(runtimeDir: string, bundlePath: string): void {
     fail(`loading bundle ${bundlePath} failed`, err);
     return;
   }
-  const messages = new Inbox(native, info.name, def.maxPendingCalls);
+  const messages = new Inbox(native, info.name, abort.signal, def.maxPendingCalls);
   inbox = messages;
   if (def.name !== info.name)
     native.log(LOG_WARNING, `the bundle defines worker "${def.name}" but is deployed as "${info.name}"`);

@@ -1,0 +1,14 @@
+/** A dynamic worker that records the notifications it gets, with its own name, in public.dyn_got. */
+import { defineWorker } from 'pg-node-worker';
+
+export default defineWorker({
+  name: 'dyn_a',
+  restart: 'never',
+  callers: ['dyn_a_callers'],
+  searchPath: ['public'],
+  async main(ctx) {
+    ctx.sql`CREATE TABLE IF NOT EXISTS dyn_got (worker text, payload jsonb)`;
+    ctx.log.info('dyn_a running');
+    for await (const m of ctx.messages()) ctx.sql`INSERT INTO dyn_got VALUES ('dyn_a', ${JSON.stringify(m.payload)}::jsonb)`;
+  },
+});
