@@ -16,6 +16,12 @@ export const DEFAULT_START: StartTime = 'recovery-finished';
 export const MAX_RESTART = 86400;
 /** NAMEDATALEN - 1 */
 const MAX_IDENT_BYTES = 63;
+/**
+ * The longest `callers` list, in bytes as the server counts them (its manifest field holds 512
+ * bytes with the NUL: PGNW_CALLERS_MAX in extension/pg_node_worker.h). Role names are UTF-8 in
+ * the manifest, so 'é' counts 2.
+ */
+const MAX_CALLERS_BYTES = 511;
 
 /** The fields of a definition that go into the manifest, with defaults applied. */
 export interface WorkerMetadata {
@@ -101,7 +107,12 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
     callers = d.callers.map((r) => checkIdent(where, 'each of callers', r));
     for (const r of callers)
       if (/[,"\s]/.test(r)) throw new TypeError(`${where}: callers: role ${JSON.stringify(r)} must not contain commas, quotes or spaces`);
-    if (callers.join(',').length > 511) throw new TypeError(`${where}: callers: the list is longer than 511 bytes`);
+    const bytes = Buffer.byteLength(callers.join(','), 'utf8');
+    if (bytes > MAX_CALLERS_BYTES)
+      throw new TypeError(
+        `${where}: callers: the list is ${bytes} bytes (UTF-8, with the commas between names), more than the ` +
+          `${MAX_CALLERS_BYTES} the server accepts: list fewer roles, or grant one role to the callers and list that`,
+      );
   }
 
   const searchPath = nameList(where, 'searchPath', 'schema', d.searchPath);

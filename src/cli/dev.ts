@@ -2,14 +2,16 @@
  * `pg-node-worker dev FILE`: a throwaway cluster running FILE, its log on the terminal, and a
  * rebuild + worker restart on every save.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BundleResult, bundleWorker } from './bundle';
 import { deploy, pgConfigCommand, resolveNodeTarget } from './deploy';
 import { CliError } from './errors';
-import { isRoot } from './fsutil';
+import { DirHandle, isRoot } from './fsutil';
 import { quoteConfString } from './pgconf';
+import { ignoreStreamErrors, printLine } from './terminal';
 import {
   lookupUser,
   OsUser,
@@ -103,6 +105,20 @@ export class WorkerLogFilter {
   }
 }
 
+/**
+ * Opens a regular file for reading, never through a link (the dev cluster's directory belongs to
+ * the server's OS user, who could put one in place of the log, aimed at a file only root may
+ * read) and never a FIFO (O_NONBLOCK: open does not wait for a writer).
+ */
+function openRegularFile(file: string): number {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new CliError(`${file} is not a regular file`);
+  }
+  return fd;
+}
+
 /** Follows a growing file: each poll() returns the complete lines appended since the last one. */
 export class FileTail {
   private offset = 0;
@@ -113,7 +129,7 @@ export class FileTail {
   poll(): string[] {
     let fd: number;
     try {
-      fd = fs.openSync(this.file, 'r');
+      fd = openRegularFile(this.file);
     } catch {
       return [];
     }
@@ -212,6 +228,28 @@ export class SourceWatcher {
 // ---------------------------------------------------------------------------------------------
 // The session
 
+/**
+ * Appends `text` to <dir>/data/postgresql.conf, as root never through a link: by then the
+ * directory belongs to the server's OS user (initdb ran as that user), who could have put a
+ * link to any file there.
+ */
+function appendToConf(dir: string, serverUser: OsUser | undefined, text: string): void {
+  const hint = serverUser
+    ? `: the dev cluster's directory belongs to ${serverUser.name}, and dev does not write through what that user placed there`
+    : '';
+  const top = DirHandle.open(dir, { followLinks: false, hint });
+  try {
+    const data = top.openDir('data', { followLinks: false });
+    try {
+      data.appendFile('postgresql.conf', text, serverUser?.uid);
+    } finally {
+      data.close();
+    }
+  } finally {
+    top.close();
+  }
+}
+
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -228,14 +266,41 @@ export function buildErrorLines(e: CliError): string[] {
   return lines.map((l) => '  ' + l);
 }
 
+/** The signals that end dev mode: Ctrl-C, kill, Ctrl-\, and a closed terminal or SSH session. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP'];
+
 /**
- * Run dev mode until SIGINT/SIGTERM (resolves 0 after the cleanup) or until the server dies
- * (resolves 1 after the cleanup). A failure while setting up rejects, after removing what was
- * created.
+ * Removes the dev directory. As root it runs `rm -rf` as the server's OS user: everything in it
+ * belongs to that user, who could swap a subdirectory for a link while a root-run recursive
+ * delete walks the tree, and root would then delete files elsewhere.
+ */
+async function removeDevDirectory(dir: string, serverUser: OsUser | undefined): Promise<void> {
+  if (!serverUser) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  const r = await runProgram('rm', ['-rf', '--', dir], { as: serverUser });
+  if (r.status !== 0) throw new CliError(`rm -rf ${dir} (as ${serverUser.name}) failed: ${(r.stdout + r.stderr).trim()}`);
+}
+
+/** removeDevDirectory, synchronously (for the process's 'exit' event). */
+function removeDevDirectorySync(dir: string, serverUser: OsUser | undefined): void {
+  if (!serverUser) fs.rmSync(dir, { recursive: true, force: true });
+  else spawnSync('rm', ['-rf', '--', dir], { uid: serverUser.uid, gid: serverUser.gid, stdio: 'ignore', cwd: '/' });
+}
+
+/**
+ * Run dev mode until SIGINT, SIGTERM, SIGQUIT or SIGHUP (resolves 0 after the cleanup) or until
+ * the server dies (resolves 1 after the cleanup). A failure while setting up rejects, after
+ * removing what was created. Should the process exit any other way before the cleanup is done (an
+ * uncaught error), the server is stopped (immediate mode) and the directory removed on the way out.
  */
 export async function dev(file: string, opts: DevOptions = {}): Promise<number> {
-  const out = opts.out ?? ((l: string) => void process.stdout.write(l + '\n'));
-  const err = opts.err ?? ((l: string) => void process.stderr.write(l + '\n'));
+  const out = opts.out ?? ((l: string) => printLine(process.stdout, l));
+  const err = opts.err ?? ((l: string) => printLine(process.stderr, l));
+  // after a hangup the terminal is gone: a write error must not end the process before cleanup
+  ignoreStreamErrors(process.stdout);
+  ignoreStreamErrors(process.stderr);
   const pgConfig = pgConfigCommand(opts.pgConfig);
   const port = opts.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`invalid port ${opts.port}`);
@@ -258,7 +323,7 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
     }
   }
 
-  // From here on, SIGINT/SIGTERM mean "stop the server, clean up, exit".
+  // From here on, the stop signals mean "stop the server, clean up, exit".
   let stopRequested = false;
   let serverDied = false;
   let wake: () => void = () => undefined;
@@ -271,13 +336,22 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
     if (stopRequested) err(`(${sig}: already stopping)`);
     else requestStop();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-dev-'));
   const datadir = path.join(dir, 'data');
   const logFile = path.join(dir, 'server.log');
   const pgCtl = pgProgram(pgConfig, 'pg_ctl');
+  // The last resort, disarmed when cleanup() is done: only synchronous work is possible here.
+  const onExit = () => {
+    spawnSync(pgCtl, ['stop', '-D', datadir, '-m', 'immediate', '-w', '-t', '30', '-s'], {
+      cwd: '/',
+      stdio: 'ignore',
+      ...(serverUser ? { uid: serverUser.uid, gid: serverUser.gid } : {}),
+    });
+    if (!opts.keep) removeDevDirectorySync(dir, serverUser);
+  };
+  process.on('exit', onExit);
   const target: PsqlTarget = {
     args: ['-h', dir, '-p', String(port), '-U', DEV_USER, '-d', 'postgres'],
     as: serverUser,
@@ -301,9 +375,9 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
   let watcher: SourceWatcher | undefined;
   let inflight: Promise<void> = Promise.resolve();
 
+  // The signal handlers stay until the end: a second SIGHUP or Ctrl-C during the cleanup must
+  // not end the process half-way with the server still running.
   const cleanup = async (): Promise<void> => {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
     watcher?.close();
     if (pollTimer) clearInterval(pollTimer);
     await inflight.catch(() => undefined);
@@ -321,20 +395,28 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
           (serverUser ? ` (as ${serverUser.name})` : ''),
       );
     } else {
-      fs.rmSync(dir, { recursive: true, force: true });
+      await removeDevDirectory(dir, serverUser);
       out(`stopped the server and removed ${dir}`);
     }
+    process.removeListener('exit', onExit);
+    for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
   };
 
   // --- set up: cluster, deployment, server, extension
   try {
-    fs.chmodSync(dir, 0o700); // trust authentication: the socket's directory is what protects the cluster
-    if (serverUser) fs.chownSync(dir, serverUser.uid, serverUser.gid);
+    const devDir = DirHandle.open(dir, { followLinks: false });
+    try {
+      // trust authentication: the socket's directory is what protects the cluster
+      devDir.setModeAndOwner(0o700, serverUser);
+    } finally {
+      devDir.close();
+    }
     out(`creating a throwaway cluster in ${dir}`);
     const initdb = pgProgram(pgConfig, 'initdb');
     await run(initdb, ['-D', datadir, '-A', 'trust', '-U', DEV_USER, '--no-sync', '-E', 'UTF8', '--locale=C', '--no-instructions'], 'initdb');
-    fs.appendFileSync(
-      path.join(datadir, 'postgresql.conf'),
+    appendToConf(
+      dir,
+      serverUser,
       [
         '',
         '# pg-node-worker dev',
@@ -368,8 +450,19 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
       await cleanup();
       return serverDied ? 1 : 0;
     }
-    if (fs.existsSync(logFile)) {
-      const lines = fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-20);
+    let logText: string | undefined;
+    try {
+      const fd = openRegularFile(logFile);
+      try {
+        logText = fs.readFileSync(fd, 'utf8');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      /* no log (yet), or not a file to read */
+    }
+    if (logText !== undefined) {
+      const lines = logText.trimEnd().split('\n').slice(-20);
       err(`last lines of the server log:`);
       for (const l of lines) err(`  | ${l}`);
     }

@@ -10,6 +10,8 @@ import { deploy, pgConfigCommand, resolveNodeTarget } from './deploy';
 import { dev } from './dev';
 import { status } from './status';
 import { CliError } from './errors';
+import { writeFileAtomic } from './fsutil';
+import { printLine } from './terminal';
 
 export const USAGE = `Usage:
   pg-node-worker deploy FILE [-D PGDATA] [--directory DIR] [--config-file CONF]
@@ -37,13 +39,18 @@ Commands:
            authentication, directory mode 0700), deploy FILE, start the server and
            show the worker's log lines. Every save of FILE or of a local file it
            imports rebuilds and restarts the worker; a build error is shown and the
-           previous code keeps running. Ctrl-C stops the server and removes the
-           directory.
+           previous code keeps running. Ctrl-C (or SIGTERM, SIGQUIT, SIGHUP: a
+           closed terminal) stops the server and removes the directory.
 
 Options:
   -D, --pgdata DIR       data directory (default: $PGDATA)
       --directory DIR    where the worker goes (default: the node_worker.directory
                          setting, relative to PGDATA; else PGDATA/node_worker)
+                         Run as root, deploy follows no symbolic link inside PGDATA
+                         (its owner can place them), and uses a node_worker.directory
+                         outside PGDATA only when it exists and belongs to PGDATA's
+                         owner (the setting is in files that owner can change);
+                         --directory DIR is taken as given.
       --config-file CONF the server's postgresql.conf when it is not in PGDATA and the
                          server was never started (else found from postmaster.opts)
       --target TARGET    esbuild target (default: the Node version of the installed
@@ -88,9 +95,10 @@ export interface Io {
   env: NodeJS.ProcessEnv;
 }
 
+/** Every line the CLI prints goes through printLine: control characters in it are escaped. */
 const defaultIo: Io = {
-  out: (l) => void process.stdout.write(l + '\n'),
-  err: (l) => void process.stderr.write(l + '\n'),
+  out: (l) => printLine(process.stdout, l),
+  err: (l) => printLine(process.stderr, l),
   env: process.env,
 };
 
@@ -210,7 +218,9 @@ export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
     if (out === path.resolve(file)) throw new CliError(`refusing to overwrite ${file} with its bundle: use -o`);
     try {
       fs.mkdirSync(path.dirname(out), { recursive: true });
-      fs.writeFileSync(out, code);
+      // a new file renamed into place: a link at OUT (which whoever can write in that directory
+      // may have put there) is replaced, not written through
+      writeFileAtomic(out, code, { mode: 0o644 });
     } catch (e) {
       throw new CliError(`cannot write ${out}: ${(e as Error).message}`);
     }
@@ -246,7 +256,7 @@ export function cli(argv: string[] = process.argv.slice(2)): void {
   run(argv).then(
     (code) => process.exit(code),
     (e) => {
-      process.stderr.write(`${e instanceof Error && e.stack ? e.stack : String(e)}\n`);
+      printLine(process.stderr, e instanceof Error && e.stack ? e.stack : String(e));
       process.exit(1);
     },
   );

@@ -120,12 +120,29 @@ export function readConfEntries(file: string, depth = 0, out: ConfEntry[] = []):
     throw new CliError(`${file}: configuration files nested too deeply (include loop?)`);
   }
   let text: string;
+  let fd: number | undefined;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // Links are followed (configuration files are symlinked on purpose); what is read is only
+    // searched for a few settings. O_NONBLOCK and the regular-file check: a FIFO put in a
+    // file's place must not hang the CLI.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    if (!fs.fstatSync(fd).isFile()) throw new CliError(`${file} is not a regular file: fix the configuration`);
+    text = fs.readFileSync(fd, 'utf8');
   } catch (e) {
+    if (e instanceof CliError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
     throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
+  return confEntriesOfText(text, file, depth, out);
+}
+
+/**
+ * The assignments of configuration text already read from `file` (which names it in the entries
+ * and anchors relative include paths), following its includes like readConfEntries.
+ */
+export function confEntriesOfText(text: string, file: string, depth = 0, out: ConfEntry[] = []): ConfEntry[] {
   const dir = path.dirname(file);
   text.split('\n').forEach((l, idx) => {
     const p = parseConfLine(l);

@@ -14,7 +14,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CliError } from './errors';
-import { isRoot } from './fsutil';
+import { DirHandle, FileContent, isRoot } from './fsutil';
 
 // ---------------------------------------------------------------------------------------------
 // Users
@@ -160,13 +160,27 @@ export function processExited(pid: number): boolean {
  * 8 status. Null when there is no such file (the server is not running).
  */
 export function readPostmasterPid(pgdata: string): PostmasterInfo | null {
-  let text: string;
+  // The server writes postmaster.pid as a regular file. A link in its place was put there by
+  // someone else (the data directory's owner can): reading through it as root would hand lines
+  // of any file to psql's command line (run as that owner) and to error messages.
+  const file = path.join(pgdata, 'postmaster.pid');
+  const hint =
+    ': the server writes postmaster.pid as a regular file, so someone else put this there; ' +
+    'the CLI does not read through it. Find out who, and remove it';
+  let dir: DirHandle | undefined;
+  let content: FileContent | undefined;
   try {
-    text = fs.readFileSync(path.join(pgdata, 'postmaster.pid'), 'utf8');
+    dir = DirHandle.open(pgdata, { followLinks: true, hint });
+    content = dir.readFile('postmaster.pid', { followLinks: false });
   } catch (e) {
+    if (e instanceof CliError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new CliError(`cannot read ${path.join(pgdata, 'postmaster.pid')}: ${(e as Error).message}`);
+    throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
+  } finally {
+    dir?.close();
   }
+  if (!content) return null;
+  const text = content.data.toString('utf8');
   const lines = text.split('\n');
   const pid = Math.abs(Number(lines[0]?.trim())); // negative: a single-user backend
   let socketDir = (lines[4] ?? '').trim();
@@ -261,7 +275,14 @@ export const PRELOADED_SQL = `SELECT 'pg_node_worker' = ANY (
   FROM unnest(string_to_array(current_setting('shared_preload_libraries'), ',')) AS l) AS pgnw_preloaded \\gset
 `;
 
-export type RestartOutcome = { ok: true; pid: number } | { ok: false; reason: 'not-preloaded' };
+export type RestartOutcome =
+  | { ok: true; pid: number }
+  | { ok: false; reason: 'not-preloaded' }
+  /** the server could not load the manifest on disk (`message`: its error); nothing was stopped */
+  | { ok: false; reason: 'refused'; message: string };
+
+/** node_worker.restart()'s error for a manifest it cannot load (it checks before stopping anything). */
+const MANIFEST_REFUSED_RE = /could not load node worker manifest/;
 
 /**
  * In the running server: CREATE EXTENSION IF NOT EXISTS pg_node_worker, then
@@ -281,7 +302,8 @@ SELECT 'pid=' || node_worker.restart(:'pgnw_name');
 \\endif
 `,
     { pgnw_name: name },
-  ).catch((e: unknown) => {
+  ).catch((e: unknown): string | RestartOutcome => {
+    if (e instanceof CliError && MANIFEST_REFUSED_RE.test(e.message)) return { ok: false, reason: 'refused', message: e.message };
     if (e instanceof CliError && /function node_worker\.restart\(.*\) does not exist/.test(e.message)) {
       throw new CliError(
         `${e.message}\n(the extension in database postgres is an older version: ALTER EXTENSION pg_node_worker UPDATE)`,
@@ -289,6 +311,7 @@ SELECT 'pid=' || node_worker.restart(:'pgnw_name');
     }
     throw e;
   });
+  if (typeof out !== 'string') return out;
   const m = /^pid=(\d+)$/m.exec(out);
   if (m) return { ok: true, pid: Number(m[1]) };
   if (/^not-preloaded$/m.test(out)) return { ok: false, reason: 'not-preloaded' };

@@ -4,6 +4,7 @@
 import { CliError } from './errors';
 import { conninfoTarget, localTarget, psql, PsqlTarget, readPostmasterPid } from './server';
 import { checkDataDirectory, pgConfigCommand } from './deploy';
+import { escapeControls, printLine } from './terminal';
 
 export interface StatusRow {
   name: string;
@@ -36,12 +37,16 @@ const COLUMNS: { key: keyof StatusRow; title: string; right?: boolean }[] = [
   { key: 'last_error', title: 'last_error' },
 ];
 
-/** Text of a cell: '-' for null; only the first line of an error. */
+/**
+ * Text of a cell: '-' for null; only the first line of an error; control characters escaped
+ * (the values come from the server, and an error message carries data), before the widths are
+ * measured so that the columns line up with what the terminal shows.
+ */
 function cell(row: StatusRow, key: keyof StatusRow): string {
   const v = row[key];
   if (v === null || v === undefined || v === '') return '-';
   const s = String(v);
-  return key === 'last_error' ? s.split('\n')[0].trimEnd() : s;
+  return escapeControls(key === 'last_error' ? s.split('\n')[0].trimEnd() : s);
 }
 
 /** The rows as an aligned table: a header, a rule, one line per row, then "(N workers)". */
@@ -95,7 +100,7 @@ export function statusTarget(opts: StatusOptions): PsqlTarget {
 
 /** Query node_worker.workers and print it. */
 export async function status(opts: StatusOptions): Promise<StatusRow[]> {
-  const log = opts.log ?? ((l: string) => void process.stdout.write(l + '\n'));
+  const log = opts.log ?? ((l: string) => printLine(process.stdout, l));
   const target = statusTarget(opts);
   let out: string;
   try {
