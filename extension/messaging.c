@@ -109,6 +109,7 @@ typedef struct PgnwMailbox
 {
 	uint64		request_id;
 	PgnwMailboxState state;
+	PgnwCallState abandoned;	/* why, when state is ABANDONED */
 	bool		is_error;
 	char		sqlstate[6];
 	uint32		len;
@@ -487,20 +488,35 @@ pgnw_name_arg(FunctionCallInfo fcinfo)
 
 /* ------------------------------------------------------------------ call */
 
-/* The caller gave up: a late reply is dropped, and the worker is told. */
-static void
-pgnw_abandon_call(int procno, uint64 request_id, int slot)
+/* A call waiting for its reply, for the cleanup when the caller gives up. */
+typedef struct PgnwWaitingCall
 {
-	PgnwMailbox *mb = pgnw_mailbox(procno);
+	int			procno;
+	uint64		request_id;
+	int			slot;
+	PgnwCallState why;			/* TIMED_OUT once the deadline passed, else CANCELLED */
+} PgnwWaitingCall;
+
+/*
+ * The caller gave up (its timeout, a cancel, an error, its session ending):
+ * a late reply is dropped, and the worker is told, so that the handler's
+ * meta.signal fires.  Runs on ERROR and on FATAL (PG_ENSURE_ERROR_CLEANUP).
+ */
+static void
+pgnw_abandon_call(int code, Datum arg)
+{
+	PgnwWaitingCall *w = (PgnwWaitingCall *) DatumGetPointer(arg);
+	PgnwMailbox *mb = pgnw_mailbox(w->procno);
 
 	LWLockAcquire(pgnw_msg->lock, LW_EXCLUSIVE);
-	if (mb->request_id == request_id && mb->state == PGNW_MAILBOX_WAITING)
+	if (mb->request_id == w->request_id && mb->state == PGNW_MAILBOX_WAITING)
 	{
 		mb->state = PGNW_MAILBOX_ABANDONED;
-		pgnw_inbox(slot)->abandons++;
+		mb->abandoned = w->why;
+		pgnw_inbox(w->slot)->abandons++;
 	}
 	LWLockRelease(pgnw_msg->lock);
-	pgnw_set_worker_latch(slot);
+	pgnw_set_worker_latch(w->slot);
 }
 
 /*
@@ -566,6 +582,7 @@ node_worker_call(PG_FUNCTION_ARGS)
 	bool		is_error = false;
 	char		sqlstate[6];
 	char	   *reply = NULL;
+	PgnwWaitingCall waiting;
 
 	if (timeout_ms <= 0)
 		ereport(ERROR,
@@ -614,7 +631,11 @@ node_worker_call(PG_FUNCTION_ARGS)
 	pgnw_set_worker_latch(t.slot);
 
 	/* wait for the reply; cancel, timeout, a dying worker and a wait cycle abandon it */
-	PG_TRY();
+	waiting.procno = procno;
+	waiting.request_id = request_id;
+	waiting.slot = t.slot;
+	waiting.why = PGNW_CALL_CANCELLED;
+	PG_ENSURE_ERROR_CLEANUP(pgnw_abandon_call, PointerGetDatum(&waiting));
 	{
 		for (;;)
 		{
@@ -638,6 +659,8 @@ node_worker_call(PG_FUNCTION_ARGS)
 
 			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 			if (left <= 0)
+				waiting.why = PGNW_CALL_TIMED_OUT;
+			if (left <= 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_QUERY_CANCELED),
 						 errmsg("call to node worker \"%s\" timed out after %d ms", name, timeout_ms),
@@ -659,12 +682,7 @@ node_worker_call(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
-	PG_CATCH();
-	{
-		pgnw_abandon_call(procno, request_id, t.slot);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	PG_END_ENSURE_ERROR_CLEANUP(pgnw_abandon_call, PointerGetDatum(&waiting));
 
 	if (is_error)
 	{
@@ -1107,20 +1125,25 @@ pgnw_worker_ack(int slot, uint64 *positions, int n)
 	LWLockRelease(pgnw_msg->lock);
 }
 
-/* For each call: does its caller still wait for the reply? */
+/* For each call: does its caller still wait for the reply, and if not, why? */
 void
-pgnw_worker_calls_waiting(const int *procnos, const uint64 *request_ids, int n, bool *waiting)
+pgnw_worker_call_states(const int *procnos, const uint64 *request_ids, int n, PgnwCallState *states)
 {
 	LWLockAcquire(pgnw_msg->lock, LW_SHARED);
 	for (int i = 0; i < n; i++)
 	{
 		PgnwMailbox *mb;
 
-		waiting[i] = false;
+		states[i] = PGNW_CALL_CANCELLED;
 		if (procnos[i] < 0 || procnos[i] >= MaxBackends)
 			continue;
 		mb = pgnw_mailbox(procnos[i]);
-		waiting[i] = mb->request_id == request_ids[i] && mb->state == PGNW_MAILBOX_WAITING;
+		if (mb->request_id != request_ids[i])
+			continue;
+		if (mb->state == PGNW_MAILBOX_WAITING)
+			states[i] = PGNW_CALL_WAITING;
+		else if (mb->state == PGNW_MAILBOX_ABANDONED)
+			states[i] = mb->abandoned;
 	}
 	LWLockRelease(pgnw_msg->lock);
 }

@@ -242,9 +242,17 @@ extern PGDLLEXPORT int pgnw_worker_take_messages(int slot, TimestampTz my_start,
 												bool *abandoned);
 /* notifications at these positions were handled: their space is free again */
 extern PGDLLEXPORT void pgnw_worker_ack(int slot, uint64 *positions, int n);
-/* for each call (caller procno, request id): does its caller still wait? */
-extern PGDLLEXPORT void pgnw_worker_calls_waiting(const int *procnos, const uint64 *request_ids,
-												  int n, bool *waiting);
+/* Where the caller of a call is */
+typedef enum PgnwCallState
+{
+	PGNW_CALL_WAITING = 0,		/* waits for the reply */
+	PGNW_CALL_TIMED_OUT,		/* gave up: its timeout_ms passed */
+	PGNW_CALL_CANCELLED			/* gave up: cancelled, failed or gone */
+} PgnwCallState;
+
+/* for each call (caller procno, request id): does its caller still wait, or why not? */
+extern PGDLLEXPORT void pgnw_worker_call_states(const int *procnos, const uint64 *request_ids,
+												int n, PgnwCallState *states);
 extern PGDLLEXPORT bool pgnw_worker_reply(int procno, uint64 request_id, bool is_error,
 										  const char *sqlstate, const char *data, uint32 len);
 

@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <string>
-#include <memory>
 #include <vector>
 
 #include "messaging.h"
@@ -64,72 +63,6 @@ TakeMessages(const Napi::CallbackInfo &info)
 	return out;
 }
 
-/* ack(positions: number[]): those notifications were handled */
-Napi::Value
-Ack(const Napi::CallbackInfo &info)
-{
-	Napi::Env	env = info.Env();
-	PgnwError	err = {};
-
-	if (info.Length() < 1 || !info[0].IsArray())
-	{
-		Napi::TypeError::New(env, "ack(positions) expects an array").ThrowAsJavaScriptException();
-		return env.Undefined();
-	}
-	Napi::Array list = info[0].As<Napi::Array>();
-	std::vector<uint64_t> positions;
-
-	positions.reserve(list.Length());
-	for (uint32_t i = 0; i < list.Length(); i++)
-	{
-		Napi::Value v = list.Get(i);
-
-		if (v.IsNumber())
-			positions.push_back((uint64_t) v.As<Napi::Number>().DoubleValue());
-	}
-	if (!pgnw_inbox_ack(positions.data(), (int) positions.size(), &err))
-		PgnwThrowPgError(env, &err);
-	return env.Undefined();
-}
-
-/* callsWaiting(procnos: number[], requestIds: string[]) → boolean[] */
-Napi::Value
-CallsWaiting(const Napi::CallbackInfo &info)
-{
-	Napi::Env	env = info.Env();
-	PgnwError	err = {};
-
-	if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsArray() ||
-		info[0].As<Napi::Array>().Length() != info[1].As<Napi::Array>().Length())
-	{
-		Napi::TypeError::New(env, "callsWaiting(procnos, requestIds) expects two arrays of one length")
-			.ThrowAsJavaScriptException();
-		return env.Undefined();
-	}
-	Napi::Array procs = info[0].As<Napi::Array>();
-	Napi::Array ids = info[1].As<Napi::Array>();
-	uint32_t	n = procs.Length();
-	std::vector<int> procnos(n);
-	std::vector<uint64_t> request_ids(n);
-	std::unique_ptr<bool[]> waiting(new bool[n > 0 ? n : 1]());
-
-	for (uint32_t i = 0; i < n; i++)
-	{
-		procnos[i] = procs.Get(i).ToNumber().Int32Value();
-		request_ids[i] = strtoull(ids.Get(i).ToString().Utf8Value().c_str(), nullptr, 10);
-	}
-	if (!pgnw_inbox_calls_waiting(procnos.data(), request_ids.data(), (int) n, waiting.get(), &err))
-	{
-		PgnwThrowPgError(env, &err);
-		return env.Undefined();
-	}
-	Napi::Array out = Napi::Array::New(env, n);
-
-	for (uint32_t i = 0; i < n; i++)
-		out.Set(i, Napi::Boolean::New(env, waiting[i]));
-	return out;
-}
-
 /* reply(callerProcno, requestId, isError, sqlstate | null, text) → delivered */
 Napi::Value
 Reply(const Napi::CallbackInfo &info)
@@ -160,6 +93,72 @@ Reply(const Napi::CallbackInfo &info)
 	return Napi::Boolean::New(env, delivered);
 }
 
+/* ack(positions: number[]): those notifications were handled */
+Napi::Value
+Ack(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	PgnwError	err = {};
+
+	if (info.Length() < 1 || !info[0].IsArray())
+	{
+		Napi::TypeError::New(env, "ack(positions) expects an array").ThrowAsJavaScriptException();
+		return env.Undefined();
+	}
+	Napi::Array list = info[0].As<Napi::Array>();
+	std::vector<uint64_t> positions;
+
+	positions.reserve(list.Length());
+	for (uint32_t i = 0; i < list.Length(); i++)
+	{
+		Napi::Value v = list.Get(i);
+
+		if (v.IsNumber())
+			positions.push_back((uint64_t) v.As<Napi::Number>().DoubleValue());
+	}
+	if (!pgnw_inbox_ack(positions.data(), (int) positions.size(), &err))
+		PgnwThrowPgError(env, &err);
+	return env.Undefined();
+}
+
+/* callStates(procnos: number[], requestIds: string[]) → (0 waiting | 1 timed out | 2 cancelled)[] */
+Napi::Value
+CallStates(const Napi::CallbackInfo &info)
+{
+	Napi::Env	env = info.Env();
+	PgnwError	err = {};
+
+	if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsArray() ||
+		info[0].As<Napi::Array>().Length() != info[1].As<Napi::Array>().Length())
+	{
+		Napi::TypeError::New(env, "callStates(procnos, requestIds) expects two arrays of one length")
+			.ThrowAsJavaScriptException();
+		return env.Undefined();
+	}
+	Napi::Array procs = info[0].As<Napi::Array>();
+	Napi::Array ids = info[1].As<Napi::Array>();
+	uint32_t	n = procs.Length();
+	std::vector<int> procnos(n);
+	std::vector<uint64_t> request_ids(n);
+	std::vector<int> states(n);
+
+	for (uint32_t i = 0; i < n; i++)
+	{
+		procnos[i] = procs.Get(i).ToNumber().Int32Value();
+		request_ids[i] = strtoull(ids.Get(i).ToString().Utf8Value().c_str(), nullptr, 10);
+	}
+	if (!pgnw_inbox_call_states(procnos.data(), request_ids.data(), (int) n, states.data(), &err))
+	{
+		PgnwThrowPgError(env, &err);
+		return env.Undefined();
+	}
+	Napi::Array out = Napi::Array::New(env, n);
+
+	for (uint32_t i = 0; i < n; i++)
+		out.Set(i, Napi::Number::New(env, states[i]));
+	return out;
+}
+
 }								/* namespace */
 
 void
@@ -168,5 +167,5 @@ RegisterMessaging(Napi::Env env, Napi::Object exports)
 	exports.Set("takeMessages", Napi::Function::New(env, TakeMessages));
 	exports.Set("reply", Napi::Function::New(env, Reply));
 	exports.Set("ack", Napi::Function::New(env, Ack));
-	exports.Set("callsWaiting", Napi::Function::New(env, CallsWaiting));
+	exports.Set("callStates", Napi::Function::New(env, CallStates));
 }

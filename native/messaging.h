@@ -39,9 +39,12 @@ extern bool pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, bool *a
 							PgnwError *err);
 /* the notifications at these positions were handled (the array is reordered) */
 extern bool pgnw_inbox_ack(uint64_t *positions, int n, PgnwError *err);
-/* for each call (caller procno, request id): does its caller still wait? */
-extern bool pgnw_inbox_calls_waiting(const int *procnos, const uint64_t *request_ids, int n,
-									 bool *waiting, PgnwError *err);
+/*
+ * For each call (caller procno, request id): 0 its caller still waits, 1 it
+ * timed out, 2 it was cancelled or is gone (PgnwCallState).
+ */
+extern bool pgnw_inbox_call_states(const int *procnos, const uint64_t *request_ids, int n,
+								   int *states, PgnwError *err);
 extern void pgnw_inbox_free(PgnwInboxMessage *msgs, int n);
 /* answer a call; *delivered is false when the caller gave up */
 extern bool pgnw_inbox_reply(int procno, uint64_t request_id, bool is_error, const char *sqlstate,

@@ -114,29 +114,33 @@ pgnw_inbox_ack(uint64_t *positions, int n, PgnwError *err)
 	return pgnw_guard(pgnw_op_ack, &a, err);
 }
 
-typedef struct PgnwWaitingArgs
+typedef struct PgnwStatesArgs
 {
 	const int  *procnos;
 	const uint64_t *request_ids;
 	int			n;
-	bool	   *waiting;
-} PgnwWaitingArgs;
+	int		   *states;
+} PgnwStatesArgs;
 
 static void
-pgnw_op_calls_waiting(void *arg)
+pgnw_op_call_states(void *arg)
 {
-	PgnwWaitingArgs *a = (PgnwWaitingArgs *) arg;
+	PgnwStatesArgs *a = (PgnwStatesArgs *) arg;
+	PgnwCallState *states = palloc(sizeof(PgnwCallState) * Max(a->n, 1));
 
-	pgnw_worker_calls_waiting(a->procnos, a->request_ids, a->n, a->waiting);
+	pgnw_worker_call_states(a->procnos, a->request_ids, a->n, states);
+	for (int i = 0; i < a->n; i++)
+		a->states[i] = (int) states[i];
+	pfree(states);
 }
 
 bool
-pgnw_inbox_calls_waiting(const int *procnos, const uint64_t *request_ids, int n, bool *waiting,
-						 PgnwError *err)
+pgnw_inbox_call_states(const int *procnos, const uint64_t *request_ids, int n, int *states,
+					   PgnwError *err)
 {
-	PgnwWaitingArgs a = {procnos, request_ids, n, waiting};
+	PgnwStatesArgs a = {procnos, request_ids, n, states};
 
-	return pgnw_guard(pgnw_op_calls_waiting, &a, err);
+	return pgnw_guard(pgnw_op_call_states, &a, err);
 }
 
 void

@@ -17,11 +17,11 @@ export const MAX_RESTART = 86400;
 /** NAMEDATALEN - 1 */
 const MAX_IDENT_BYTES = 63;
 /**
- * The longest `callers` list, in bytes as the server counts them (its manifest field holds 512
- * bytes with the NUL: PGNW_CALLERS_MAX in extension/pg_node_worker.h). Role names are UTF-8 in
- * the manifest, so 'é' counts 2.
+ * The longest `callers` or `searchPath` list, in bytes as the server counts them (its manifest
+ * fields hold 512 bytes with the NUL: PgnwManifest in extension/pg_node_worker.h). Names are
+ * UTF-8 in the manifest, so 'é' counts 2.
  */
-const MAX_CALLERS_BYTES = 511;
+const MAX_NAME_LIST_BYTES = 511;
 
 /** The fields of a definition that go into the manifest, with defaults applied. */
 export interface WorkerMetadata {
@@ -101,21 +101,8 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
     throw new TypeError(
       `${where}: start must be one of ${START_TIMES.map((s) => `'${s}'`).join(', ')} (got ${describe(d.start)})`,
     );
-  let callers: string[] | null = null;
-  if (d.callers !== undefined) {
-    if (!Array.isArray(d.callers)) throw new TypeError(`${where}: callers must be an array of role names`);
-    callers = d.callers.map((r) => checkIdent(where, 'each of callers', r));
-    for (const r of callers)
-      if (/[,"\s]/.test(r)) throw new TypeError(`${where}: callers: role ${JSON.stringify(r)} must not contain commas, quotes or spaces`);
-    const bytes = Buffer.byteLength(callers.join(','), 'utf8');
-    if (bytes > MAX_CALLERS_BYTES)
-      throw new TypeError(
-        `${where}: callers: the list is ${bytes} bytes (UTF-8, with the commas between names), more than the ` +
-          `${MAX_CALLERS_BYTES} the server accepts: list fewer roles, or grant one role to the callers and list that`,
-      );
-  }
-
-  const searchPath = nameList(where, 'searchPath', 'schema', d.searchPath);
+  const callers = nameList(where, 'callers', 'role', d.callers, 'list fewer roles, or grant one role to the callers and list that');
+  const searchPath = nameList(where, 'searchPath', 'schema', d.searchPath, 'list fewer schemas');
   if (d.maxPendingCalls !== undefined && (typeof d.maxPendingCalls !== 'number' || !Number.isInteger(d.maxPendingCalls) || d.maxPendingCalls < 1 || d.maxPendingCalls > 1_000_000))
     throw new TypeError(`${where}: maxPendingCalls must be an integer from 1 to 1000000 (got ${describe(d.maxPendingCalls)})`);
 
@@ -141,16 +128,21 @@ export function defineWorker<T extends WorkerDefinition>(def: T): T {
 
 /**
  * An optional list of names (roles, schemas) that the manifest keeps joined by commas: each a
- * valid identifier without commas; at most 511 bytes joined (the server's limit). Null when not
- * given.
+ * valid identifier without commas (the server compares them exactly), at most
+ * MAX_NAME_LIST_BYTES joined, counted as the server counts (UTF-8). Null when not given.
  */
-function nameList(where: string, field: string, what: string, v: unknown): string[] | null {
+function nameList(where: string, field: string, what: string, v: unknown, shorter: string): string[] | null {
   if (v === undefined) return null;
-  if (!Array.isArray(v) || v.length === 0) throw new TypeError(`${where}: ${field} must be a non-empty array of ${what} names`);
+  if (!Array.isArray(v)) throw new TypeError(`${where}: ${field} must be an array of ${what} names`);
   const names = v.map((n) => checkIdent(where, `each of ${field}`, n));
   for (const n of names)
     if (n.includes(',')) throw new TypeError(`${where}: ${field}: ${what} ${JSON.stringify(n)} must not contain commas`);
-  if (Buffer.byteLength(names.join(','), 'utf8') > 511) throw new TypeError(`${where}: ${field}: the list is longer than 511 bytes`);
+  const bytes = Buffer.byteLength(names.join(','), 'utf8');
+  if (bytes > MAX_NAME_LIST_BYTES)
+    throw new TypeError(
+      `${where}: ${field}: the list is ${bytes} bytes (UTF-8, with the commas between names), more than the ` +
+        `${MAX_NAME_LIST_BYTES} the server accepts: ${shorter}`,
+    );
   return names;
 }
 

@@ -162,7 +162,8 @@ describe('a database owner against a superuser worker', () => {
 describe('notifications are handled, kept, or counted: never gone without a trace', () => {
   it('a flood of 60 kB notifies makes notify() fail up front with 53400; the worker stays up and handles every accepted one', async () => {
     const pid = await cluster.workerPid('sec_svc');
-    await cluster.query(`SELECT node_worker.call('sec_svc', '{"op":"pace","ms":5}')`);
+    // the consumer waits for a wake(): the inbox fills however fast this machine is
+    await cluster.query(`SELECT node_worker.call('sec_svc', '{"op":"hold"}')`);
     const before = (await handled()).length;
     const clients = await Promise.all([1, 2, 3, 4].map(() => as('caller1')));
     let accepted = 0;
@@ -187,7 +188,7 @@ describe('notifications are handled, kept, or counted: never gone without a trac
     }
     console.log(`[flood] 60 kB notifies for 2.5 s: ${accepted} accepted, ${refused} refused with 53400`);
     expect(refused).toBeGreaterThan(0);
-    await cluster.query(`SELECT node_worker.call('sec_svc', '{"op":"pace","ms":0}')`);
+    await cluster.query("SELECT node_worker.wake('sec_svc')");
     await waitFor('every accepted notify handled', async () => (await handled()).length - before >= accepted, 60000);
     expect((await handled()).length - before).toBe(accepted);
     expect(await cluster.workerPid('sec_svc')).toBe(pid);
@@ -311,7 +312,7 @@ describe('calls', () => {
     ]);
   });
 
-  it('calls that are dead on arrival do not start; handlers past maxPendingCalls are refused with 53400 at once', async () => {
+  it('2,000 calls that give up after 1 ms leave the worker up; handlers past maxPendingCalls are refused with 53400 at once', async () => {
     const pid = await cluster.workerPid('sec_calls');
     const startedBefore = (await cluster.query(`SELECT node_worker.call('sec_calls', '{"op":"started"}') AS r`))[0].r as number;
     // 2,000 calls that give up after 1 ms: most are gone before the worker looks

@@ -21,6 +21,13 @@ const SQLSTATE_RE = /^[0-9A-Z]{5}$/;
 export const DEFAULT_CALL_ERROR_CODE = 'P0001';
 /** Calls handled at once unless the definition says otherwise. */
 export const DEFAULT_MAX_PENDING_CALLS = 1000;
+/** callStates(): PgnwCallState in extension/pg_node_worker.h */
+const CALL_WAITING = 0;
+const CALL_TIMED_OUT = 1;
+/** past a call's deadline, how long the worker waits to hear from its caller before it aborts the signal itself */
+const DEADLINE_SLACK_MS = 1000;
+
+const callerTimedOut = () => new DOMException('the caller stopped waiting: its timeout_ms passed', 'TimeoutError');
 
 type CallHandler = (payload: unknown, meta: CallMeta) => unknown;
 
@@ -191,10 +198,8 @@ export class Inbox {
       return;
     }
     const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(new DOMException('the caller stopped waiting: its timeout_ms passed', 'TimeoutError')),
-      Math.max(0, timeLeftMs),
-    );
+    // the caller says when it gives up (abortAbandonedCalls); this is for one that could not
+    const timer = setTimeout(() => controller.abort(callerTimedOut()), Math.max(0, timeLeftMs) + DEADLINE_SLACK_MS);
     this.pendingCalls.set(key, { controller, timer, procno, requestId });
     // not enumerable: meta as JSON (returned, logged) says only who called
     const meta = Object.freeze(
@@ -228,16 +233,17 @@ export class Inbox {
       );
   }
 
-  /** A caller gave up (cancel, terminate): abort the signals of the calls nobody waits for. */
+  /** A caller gave up (timeout, cancel, its session ended): abort the signals of the calls nobody waits for. */
   private abortAbandonedCalls(): void {
     const calls = [...this.pendingCalls.values()];
     if (calls.length === 0) return;
-    const waiting = this.native.callsWaiting(
+    const states = this.native.callStates(
       calls.map((c) => c.procno),
       calls.map((c) => c.requestId),
     );
     calls.forEach((c, i) => {
-      if (!waiting[i]) c.controller.abort(new DOMException('the caller stopped waiting: its statement ended', 'AbortError'));
+      if (states[i] === CALL_TIMED_OUT) c.controller.abort(callerTimedOut());
+      else if (states[i] !== CALL_WAITING) c.controller.abort(new DOMException('the caller stopped waiting: its statement ended', 'AbortError'));
     });
   }
 

@@ -80,8 +80,8 @@ export interface NativeBridge {
   reply(callerProcno: number, requestId: string, isError: boolean, sqlstate: string | null, text: string): boolean;
   /** The notifications at these inbox positions were handled: their space is given back. */
   ack(positions: number[]): void;
-  /** For each call: does its caller still wait for the reply? */
-  callsWaiting(procnos: number[], requestIds: string[]): boolean[];
+  /** For each call: 0 its caller still waits, 1 it timed out, 2 it was cancelled or is gone. */
+  callStates(procnos: number[], requestIds: string[]): number[];
   // buffer cache and shared regions (native/buffers.cc, native/shared.cc)
   buffersSnapshot(): {
     count: number;
