@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleWorker, evaluateBundle, validateDefinition } from '../src/cli/bundle';
-import { deploy, DeployOptions } from '../src/cli/deploy';
+import { deploy, DeployOptions, privilegeWarnings } from '../src/cli/deploy';
+import { definitionMetadata } from '../src/define';
 import { CliError } from '../src/cli/errors';
 import { buildErrorLines, FileTail, WorkerLogFilter } from '../src/cli/dev';
 import { run } from '../src/cli/main';
@@ -64,6 +65,18 @@ function load(code: string, sdk: Record<string, unknown>): any {
   fn(m.exports, (id: string) => (id === 'pg-node-worker' ? sdk : require(id)), m);
   return m.exports.default ?? m.exports;
 }
+
+describe('privilege warnings of deploy', () => {
+  const meta = (extra: object) => definitionMetadata({ name: 'w', main() {}, ...extra });
+  it('warn about a superuser worker, and more about one that resolves names through public', () => {
+    expect(privilegeWarnings(meta({}))).toEqual([expect.stringMatching(/runs as the bootstrap superuser/)]);
+    expect(privilegeWarnings(meta({ searchPath: ['app', 'public'] }))).toEqual([
+      expect.stringMatching(/bootstrap superuser/),
+      expect.stringMatching(/with 'public' in its searchPath: whoever can create objects there/),
+    ]);
+    expect(privilegeWarnings(meta({ role: 'app_worker', searchPath: ['public'] }))).toEqual([]);
+  });
+});
 
 describe('bundleWorker', () => {
   beforeAll(() => {
@@ -389,7 +402,7 @@ describe('deploy', () => {
     const pgdata = fakePgdata();
     const file = workerFile(simpleWorker(`name: 'counter', restart: 5,`), 'counter.ts');
     const { r, out, err } = await doDeploy(file, { pgdata });
-    expect(err).toEqual([]);
+    expect(err).toEqual([expect.stringMatching(/^warning: worker "counter" runs as the bootstrap superuser/)]);
 
     const dir = path.join(pgdata, 'node_worker');
     expect(r.directory).toBe(dir);

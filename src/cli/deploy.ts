@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { StartTime } from '../types';
+import type { WorkerMetadata } from '../define';
 import { BundleResult, bundleWorker, displayPath } from './bundle';
 import { printLine } from './terminal';
 import { CliError, UnsafePathError } from './errors';
@@ -381,6 +382,25 @@ function keepPrevious(dir: DirHandle, bundle: string, manifest: string): Previou
 }
 
 /**
+ * What deploy says about a worker that runs with more rights than it may need: as the bootstrap
+ * superuser (no role), and, worse, resolving names through schemas that non-superusers can
+ * create in (README: Threat model).
+ */
+export function privilegeWarnings(definition: WorkerMetadata): string[] {
+  if (definition.role !== null) return [];
+  const out = [
+    `worker "${definition.name}" runs as the bootstrap superuser (no role): give it a role with only the rights it needs (role: '...')`,
+  ];
+  const open = (definition.searchPath ?? []).filter((s) => s === 'public' || s === '$user');
+  if (open.length)
+    out.push(
+      `worker "${definition.name}" runs as a superuser with ${open.map((s) => `'${s}'`).join(', ')} in its searchPath: ` +
+        `whoever can create objects there (the database owner, for public) can run code as the worker; qualify names or use a role`,
+    );
+  return out;
+}
+
+/**
  * Deploys worker `file` into the data directory `opts.pgdata`: bundle, check, then write
  * `<name>.js`, `<name>.json` and the shared_preload_libraries line, and restart the worker when
  * asked. Every check, and finding the server to restart, happens before the first write; a
@@ -442,6 +462,7 @@ export async function deploy(file: string, opts: DeployOptions): Promise<DeployR
 
     const { code, definition, warnings } = opts.prebuilt ?? (await bundleWorker(file, { nodeTarget: tgt.target }));
     for (const w of warnings) warn(`warning: ${w}`);
+    for (const w of privilegeWarnings(definition)) warn(`warning: ${w}`);
 
     // Read and check everything before writing anything.
     const configFile = findConfigFile(pgdata, opts.configFile);
