@@ -4,30 +4,25 @@
 #   bash scripts/deps.sh           install what is missing (as root), or print the commands (not root)
 #   bash scripts/deps.sh --check   only report; exit 1 if something is missing (`make check-deps`)
 #
-# Environment: PG_CONFIG (default pg_config), PGNW_NODE_ROUTE=private to force the private route.
+# Environment: PG_CONFIG (default pg_config), PG_MAJOR (the server to install when none is: default
+# the release's own, what its `postgresql` package depends on), PGNW_NODE_ROUTE=private to force
+# the private route, PGNW_NODE_PREFIX (a libnode of your own: see scripts/node-env.sh).
 #
 # What it checks/installs (idempotent; a second run only checks):
-#   - postgresql-server-dev-<major of pg_config>   if `pg_config --pgxs` is missing
+#   - postgresql-<major> + postgresql-server-dev-<major>  when no server is installed (the release's
+#     major, or PG_MAJOR); postgresql-server-dev-<major of pg_config> if `pg_config --pgxs` is missing
 #   - build-essential g++ make python3             if a compiler/make/python3 is missing
 #   - libuv1-dev
-#   - the Node 18 runtime (libnode108), see docs/DESIGN.md "Runtime dependency":
+#   - the Node runtime (libnode of Node 18, 20, 22 or 24: whichever the release ships), see
+#     docs/DESIGN.md "Runtime dependency":
 #       system route  (Debian's nodejs, or no nodejs package): apt-get install libnode-dev
-#       private route (another vendor's nodejs, e.g. nodesource): apt-get download + dpkg -x into
-#                     .deps/libnode, fix dangling symlinks, copy acorn, acorn-walk,
-#                     cjs-module-lexer, undici into /usr/share/nodejs when absent
-#   - npm packages (npm ci) if node_modules is missing (also done when not root: it needs no privilege)
+#       private route (another vendor's nodejs, e.g. nodesource): apt-get download libnode-dev, its
+#                     libnode and the node-* packages of the files libnode reads at start-up,
+#                     dpkg -x into .deps/libnode, fix dangling symlinks, copy those files'
+#                     directories into /usr/share/nodejs when absent
+#   - npm (Debian's, with Debian's nodejs) and npm packages (npm ci) if node_modules is missing
+#     (npm ci is also done when not root: it needs no privilege)
 set -euo pipefail
-
-REQUIRED_NODE_MAJOR=18
-SONAME=libnode.so.108
-PRIVATE_DEBS=(libnode108 libnode-dev libc-ares2 node-acorn node-cjs-module-lexer node-undici node-busboy node-xtend)
-# Directories libnode108 reads from /usr/share/nodejs at start-up (it aborts without them);
-# undici-types only makes undici/types (a symlink) resolve.
-SHARE_DIRS=(acorn acorn-walk cjs-module-lexer undici)
-SHARE_EXTRA_DIRS=(undici-types)
-SHARE_FILES=(/usr/share/nodejs/cjs-module-lexer/lexer.js /usr/share/nodejs/cjs-module-lexer/dist/lexer.js
-             /usr/share/nodejs/undici/undici-fetch.js /usr/share/nodejs/acorn/dist/acorn.js
-             /usr/share/nodejs/acorn-walk/dist/walk.js)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 prefix=$repo/.deps/libnode
@@ -120,8 +115,14 @@ want_pkg() {  # want_pkg <package> <why>
   need "$1 ($2)"
 }
 
+# the major of the release's own PostgreSQL: what its `postgresql` metapackage depends on
+release_pg_major() {
+  apt_lists_empty && [ $act = 1 ] && apt_update_once >&2
+  apt-cache depends postgresql 2>/dev/null | sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -n1
+}
+
 # ---------------------------------------------------------------------------------------------
-# 1. PostgreSQL server headers (PGXS)
+# 1. PostgreSQL server and its headers (PGXS)
 pg_major=""
 if command -v "$PG_CONFIG" >/dev/null 2>&1; then
   pg_version=$("$PG_CONFIG" --version)
@@ -134,15 +135,18 @@ if command -v "$PG_CONFIG" >/dev/null 2>&1; then
     want_pkg "postgresql-server-dev-$pg_major" "PGXS for $PG_CONFIG ($pg_version)"
   fi
 else
-  # no pg_config at all: pick the newest installed server
+  # no pg_config at all: the newest installed server, or the release's (or PG_MAJOR's) if none
   srv=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n1 || true)
   if [ -n "$srv" ]; then
     pg_major=$(basename "$(dirname "$(dirname "$srv")")")
     want_pkg "postgresql-server-dev-$pg_major" "no '$PG_CONFIG' found; server $pg_major is installed"
-    say "note: then build with PG_CONFIG=/usr/lib/postgresql/$pg_major/bin/pg_config (or /usr/bin/pg_config)"
   else
-    die "no '$PG_CONFIG' and no PostgreSQL server under /usr/lib/postgresql: install the server (e.g. apt-get install postgresql-15 postgresql-server-dev-15) or set PG_CONFIG"
+    pg_major=${PG_MAJOR:-$(release_pg_major)}
+    [ -n "$pg_major" ] || die "no PostgreSQL server is installed and apt knows no 'postgresql' package to take its version from: set PG_MAJOR (e.g. PG_MAJOR=15) or install the server"
+    want_pkg "postgresql-$pg_major" "no PostgreSQL server is installed: PostgreSQL $pg_major${PG_MAJOR:+ (PG_MAJOR)}"
+    want_pkg "postgresql-server-dev-$pg_major" "its PGXS"
   fi
+  say "note: then build with PG_CONFIG=/usr/lib/postgresql/$pg_major/bin/pg_config (make test, make install and the CLI find it there)"
 fi
 
 # 2. tool chain
@@ -181,16 +185,24 @@ case $nodejs_vendor in
   other)  say "nodejs package: $nodejs_version (not Debian's: $nodejs_maint) -> private route ($prefix)";;
 esac
 
-sys_runtime_ok() {
-  local v; v=$(node_h_version /usr/include/node/node_version.h)
-  [ "${v%%.*}" = "$REQUIRED_NODE_MAJOR" ] && [ -e "/usr/lib/$MA/$SONAME" ]
+# the runtime node-env.sh finds for a route (its KEY=value words), or nothing
+runtime_of() {
+  local r
+  r=$(PGNW_NODE_PREFIX='' bash "$repo/scripts/node-env.sh" --make 2>/dev/null) || return 0
+  case " $r " in *" NODE_ROUTE=$1 "*) printf '%s\n' "$r" ;; esac
 }
+runtime_field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
-if [ "$route" = system ]; then
-  if sys_runtime_ok; then
-    say "ok: Node $(node_h_version /usr/include/node/node_version.h) headers in /usr/include/node, /usr/lib/$MA/$SONAME"
+if [ -n "${PGNW_NODE_PREFIX:-}" ]; then
+  route=prefix
+  r=$(bash "$repo/scripts/node-env.sh" --make) || die "PGNW_NODE_PREFIX=$PGNW_NODE_PREFIX: see above"
+  say "ok: Node $(runtime_field "$r" NODE_VERSION) in $PGNW_NODE_PREFIX (PGNW_NODE_PREFIX)"
+elif [ "$route" = system ]; then
+  r=$(runtime_of system)
+  if [ -n "$r" ]; then
+    say "ok: Node $(runtime_field "$r" NODE_VERSION) headers in /usr/include/node, /usr/lib/$MA/$(runtime_field "$r" NODE_SONAME)"
   else
-    want_pkg libnode-dev "Node $REQUIRED_NODE_MAJOR headers + $SONAME (system route)"
+    want_pkg libnode-dev "the release's Node headers + libnode (system route)"
   fi
 fi
 
@@ -215,58 +227,61 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
     plan "$cmd"
   fi
 fi
-if [ "$route" = system ] && [ $act = 1 ] && ! sys_runtime_ok; then
-  die "libnode-dev is installed but /usr/include/node/node_version.h is not Node $REQUIRED_NODE_MAJOR or /usr/lib/$MA/$SONAME is missing"
+if [ "$route" = system ] && [ $act = 1 ] && [ -z "$(runtime_of system)" ]; then
+  bash "$repo/scripts/node-env.sh" >/dev/null || true   # says what was found, and what is supported
+  die "libnode-dev is installed, but its Node is not one this runtime supports (see above)"
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 5. private route
+# 5. private route: the release's libnode-dev and libnode, unpacked into .deps/libnode
 p_lib=$prefix/usr/lib/$MA
-p_inc=$prefix/usr/include/node
 
 private_problems() {  # prints one line per problem of the extracted prefix; nothing = fine
-  local v l
-  v=$(node_h_version "$p_inc/node_version.h")
-  [ -n "$v" ] || { echo "$p_inc/node_version.h missing"; return 0; }
-  [ "${v%%.*}" = "$REQUIRED_NODE_MAJOR" ] || echo "$p_inc/node_version.h is Node $v, not $REQUIRED_NODE_MAJOR"
-  [ -f "$p_lib/$SONAME" ] || echo "$p_lib/$SONAME missing"
-  [ -e "$p_lib/libcares.so.2" ] || echo "$p_lib/libcares.so.2 missing"
+  local r so l
+  r=$(runtime_of private)
+  [ -n "$r" ] || { echo "no supported libnode + headers in ${prefix#"$repo"/}"; return 0; }
+  so=$(runtime_field "$r" NODE_SONAME)
   [ -e "$p_lib/libuv.so" ] || echo "$p_lib/libuv.so missing or dangling"
   while IFS= read -r l; do
     [ -n "$l" ] && echo "dangling symlink $l -> $(readlink "$l")"
   done < <(find "$prefix/usr/include" "$prefix/usr/lib" -xtype l 2>/dev/null)
-  if [ -f "$p_lib/$SONAME" ]; then
-    LD_LIBRARY_PATH=$p_lib ldd "$p_lib/$SONAME" 2>/dev/null | sed -n 's/^[[:space:]]*\(.*not found\)/ldd libnode: \1/p'
-  fi
+  LD_LIBRARY_PATH=$p_lib ldd "$p_lib/$so" 2>/dev/null | sed -n 's/^[[:space:]]*\(.*not found\)/ldd libnode: \1/p'
   return 0
 }
 
-share_missing() {  # prints the /usr/share/nodejs files libnode needs that are missing
+builtins_missing() {  # prints the /usr/share/nodejs files a libnode of major $1 needs that are missing
   local f
-  for f in "${SHARE_FILES[@]}"; do [ -e "$f" ] || echo "$f"; done
+  for f in $(bash "$repo/scripts/node-builtins.sh" "$1"); do [ -e "$f" ] || echo "$f"; done
+}
+
+# depends_of <deb>: the package names a .deb depends on (first of each alternative)
+depends_of() {
+  dpkg-deb -f "$1" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/[[:space:]]//g' | grep -v '^$' || true
 }
 
 extract_private() {
-  local tmp staging deb l t sys v deps d
+  local tmp staging deb l t sys v libnode_pkg node_pkgs rt_missing=() d
   tmp=$(mktemp -d /tmp/pgnw-deps.XXXXXX)
   # apt-get download runs as _apt (sandbox) when root: give it the directory
   chmod 755 "$tmp"
   if getent passwd _apt >/dev/null 2>&1; then chown _apt "$tmp"; else chmod 777 "$tmp"; fi
-  ( cd "$tmp" && apt_get download "${PRIVATE_DEBS[@]}" ) || { rm -rf "$tmp"; die "apt-get download ${PRIVATE_DEBS[*]} failed"; }
-  for d in "${PRIVATE_DEBS[@]}"; do
-    compgen -G "$tmp/${d}_*.deb" >/dev/null || { rm -rf "$tmp"; die "apt-get download did not produce $d"; }
-  done
-
-  # runtime libraries libnode108 links (other than the ones extracted here)
-  deps=$(dpkg-deb -f "$tmp"/libnode108_*.deb Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/[[:space:]]//g' | grep -v '^$' || true)
-  local rt_missing=()
-  for d in $deps; do
-    case " ${PRIVATE_DEBS[*]} " in *" $d "*) continue;; esac
+  ( cd "$tmp" && apt_get download libnode-dev ) || { rm -rf "$tmp"; die "apt-get download libnode-dev failed"; }
+  libnode_pkg=$(depends_of "$tmp"/libnode-dev_*.deb | grep -E '^libnode[0-9]+$' | head -n1)
+  [ -n "$libnode_pkg" ] || { rm -rf "$tmp"; die "libnode-dev depends on no libnodeN package"; }
+  ( cd "$tmp" && apt_get download "$libnode_pkg" ) || { rm -rf "$tmp"; die "apt-get download $libnode_pkg failed"; }
+  # the node-* packages hold what libnode reads from /usr/share/nodejs at start-up; the rest of
+  # its dependencies (libc-ares, libuv, ICU, OpenSSL...) are ordinary libraries, installed as such
+  node_pkgs=$(depends_of "$tmp/${libnode_pkg}"_*.deb | grep -E '^node-' || true)
+  if [ -n "$node_pkgs" ]; then
+    # shellcheck disable=SC2086
+    ( cd "$tmp" && apt_get download $node_pkgs ) || { rm -rf "$tmp"; die "apt-get download $node_pkgs failed"; }
+  fi
+  for d in $(depends_of "$tmp/${libnode_pkg}"_*.deb | grep -Ev '^node-'); do
     pkg_installed "$d" || rt_missing+=("$d")
   done
   if [ ${#rt_missing[@]} -gt 0 ]; then
     apt_get install -y --no-install-recommends "${rt_missing[@]}" || die "apt-get install ${rt_missing[*]} failed"
-    did+=("installed libnode108's runtime dependencies ${rt_missing[*]}")
+    did+=("installed $libnode_pkg's runtime dependencies ${rt_missing[*]}")
   fi
 
   staging=$prefix.new
@@ -277,10 +292,7 @@ extract_private() {
   done
   ( cd "$tmp" && for deb in *.deb; do dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb"; done ) >"$staging/.pgnw-packages"
   rm -rf "$tmp"
-
   v=$(node_h_version "$staging/usr/include/node/node_version.h")
-  [ "${v%%.*}" = "$REQUIRED_NODE_MAJOR" ] || die "downloaded libnode-dev is Node '${v:-?}', not $REQUIRED_NODE_MAJOR.x"
-  [ -f "$staging/usr/lib/$MA/$SONAME" ] || die "downloaded libnode108 has no usr/lib/$MA/$SONAME"
 
   # Relative symlinks that point outside the packages (libnode-dev's deps/uv/include/{uv,uv.h} ->
   # ../../../../uv*) dangle in the prefix: point them at the same path on the system.
@@ -304,17 +316,21 @@ extract_private() {
 
   rm -rf "$prefix"
   mv "$staging" "$prefix"
-  did+=("extracted Node $v (libnode108) into ${prefix#"$repo"/}")
+  did+=("extracted Node $v ($libnode_pkg) into ${prefix#"$repo"/}")
 }
 
-copy_share_dirs() {
-  local d
+# copy_builtins <major>: the /usr/share/nodejs directories libnode needs, from the extracted
+# packages, where the system has none (never overwritten); undici-types only makes undici/types
+# (a symlink) resolve
+copy_builtins() {
+  local d f
   mkdir -p /usr/share/nodejs
-  for d in "${SHARE_DIRS[@]}" "${SHARE_EXTRA_DIRS[@]}"; do
+  for d in $( (bash "$repo/scripts/node-builtins.sh" "$1"; echo /usr/share/nodejs/undici-types/x) |
+              sed 's|^/usr/share/nodejs/\([^/]*\)/.*|\1|' | sort -u); do
     if [ -e "/usr/share/nodejs/$d" ] || [ -L "/usr/share/nodejs/$d" ]; then
-      continue  # never overwrite
+      continue
     fi
-    [ -d "$prefix/usr/share/nodejs/$d" ] || die "$prefix/usr/share/nodejs/$d missing (re-run after rm -rf $prefix)"
+    [ -d "$prefix/usr/share/nodejs/$d" ] || { warn "$prefix/usr/share/nodejs/$d missing"; continue; }
     say "+ cp -a ${prefix#"$repo"/}/usr/share/nodejs/$d /usr/share/nodejs/"
     cp -a "$prefix/usr/share/nodejs/$d" /usr/share/nodejs/
     did+=("copied /usr/share/nodejs/$d")
@@ -324,7 +340,7 @@ copy_share_dirs() {
 if [ "$route" = private ]; then
   probs=$(private_problems)
   if [ -z "$probs" ]; then
-    say "ok: Node $(node_h_version "$p_inc/node_version.h") (libnode108) in ${prefix#"$repo"/}"
+    say "ok: Node $(runtime_field "$(runtime_of private)" NODE_VERSION) in ${prefix#"$repo"/}"
   else
     need "private libnode in ${prefix#"$repo"/}: $(printf '%s' "$probs" | paste -sd';' | sed 's/;/; /g')"
     if [ $act = 1 ]; then
@@ -332,25 +348,26 @@ if [ "$route" = private ]; then
       probs=$(private_problems)
       [ -z "$probs" ] || die "private libnode still incomplete: $probs"
     else
-      q=$(printf '%q' "$prefix")
-      plan "tmp=\$(mktemp -d) && chmod 777 \"\$tmp\" && (cd \"\$tmp\" && apt-get download ${PRIVATE_DEBS[*]}) && rm -rf $q && mkdir -p $q && for d in \"\$tmp\"/*.deb; do dpkg -x \"\$d\" $q; done && rm -rf \"\$tmp\""
-      plan "ln -sfn /usr/include/uv.h $q/usr/include/nodejs/deps/uv/include/uv.h && ln -sfn /usr/include/uv $q/usr/include/nodejs/deps/uv/include/uv && ln -sfn /usr/lib/$MA/libuv.so.1 $q/usr/lib/$MA/libuv.so"
+      plan "PGNW_NODE_ROUTE=private bash $(printf '%q' "$repo/scripts/deps.sh")   # as root: apt-get download libnode-dev, its libnode and node-* packages; dpkg -x into $(printf '%q' "$prefix")"
     fi
   fi
-  sm=$(share_missing)
-  if [ -n "$sm" ]; then
-    need "files libnode108 loads at start-up: $(printf '%s' "$sm" | paste -sd' ')"
-    if [ $act = 1 ]; then
-      copy_share_dirs
-      sm=$(share_missing)
-      [ -z "$sm" ] || die "still missing after copying (an existing /usr/share/nodejs dir lacks them; not overwritten): $sm"
+fi
+
+if [ "$route" = private ] || [ "$route" = prefix ]; then
+  r=$(bash "$repo/scripts/node-env.sh" --make 2>/dev/null || true)
+  major=$(runtime_field "$r" NODE_MAJOR)
+  if [ -n "$major" ]; then
+    bm=$(builtins_missing "$major")
+    if [ -z "$bm" ]; then
+      say "ok: the files libnode of Node $major reads from /usr/share/nodejs at start-up"
+    elif [ $act = 1 ] && [ "$route" = private ]; then
+      copy_builtins "$major"
+      bm=$(builtins_missing "$major")
+      [ -z "$bm" ] || die "still missing after copying (an existing /usr/share/nodejs dir lacks them; not overwritten): $bm"
     else
-      for d in "${SHARE_DIRS[@]}" "${SHARE_EXTRA_DIRS[@]}"; do
-        [ -e "/usr/share/nodejs/$d" ] || plan "mkdir -p /usr/share/nodejs && cp -a $(printf '%q' "$prefix")/usr/share/nodejs/$d /usr/share/nodejs/"
-      done
+      need "files libnode of Node $major loads at start-up: $(printf '%s' "$bm" | paste -sd' ')"
+      plan "install Debian's node-* packages that hold them (apt-get install node-acorn node-undici ...), or copy them into /usr/share/nodejs"
     fi
-  else
-    say "ok: /usr/share/nodejs/{${SHARE_DIRS[*]// /,}} (libnode's start-up builtins)"
   fi
 fi
 
@@ -369,10 +386,11 @@ else
   fi
 fi
 
-# the build/test tools (vitest 3 with vite 7, node-gyp 11) need a recent node to *run*; this is
-# independent of the Node 18 that is embedded
+# the build and test tools run on the machine's node (any of the supported majors); this is
+# independent of the Node that is embedded
 if command -v node >/dev/null 2>&1; then
   nv=$(node -p 'process.versions.node' 2>/dev/null || echo 0.0.0)
+  [ "${nv%%.*}" -ge 18 ] || die "node $nv runs the build and test tools; they need Node 18 or later"
   say "ok: node $nv (runs the build and test tools)"
 fi
 
