@@ -9,9 +9,10 @@
 #   make demo | bench | clean | distclean
 #
 # Variables: PG_CONFIG (default pg_config), DESTDIR.
-# The Node 18 runtime is located by scripts/node-env.sh (system route: Debian's libnode-dev;
-# private route: .deps/libnode); its values are passed to extension/Makefile as
-#   PG_CONFIG NODE_ROUTE NODE_INCLUDE NODE_LIBDIR NODE_PREFIX NODE_VERSION
+# The Node runtime (libnode of Node 18, 20, 22 or 24) is located by scripts/node-env.sh (system
+# route: Debian's libnode-dev; private route: .deps/libnode; prefix route: PGNW_NODE_PREFIX); its
+# values are passed to extension/Makefile as
+#   PG_CONFIG NODE_ROUTE NODE_INCLUDE NODE_LIBDIR NODE_PREFIX NODE_VERSION NODE_SONAME NODE_CXXSTD
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
@@ -31,19 +32,22 @@ NODE_GYP = $(NODE) $(TOP)/node_modules/node-gyp/bin/node-gyp.js
 # scripts/node-env.sh, run at most once per make invocation and only by targets that need it.
 # (A recursively expanded variable that replaces itself by its value on first use.)
 _NODE_ENV_RAW = $(eval _NODE_ENV_RAW := $$(shell bash '$(TOP)/scripts/node-env.sh' --make || echo NODE_ENV_FAILED))$(_NODE_ENV_RAW)
-_node_env = $(if $(filter NODE_ENV_FAILED,$(_NODE_ENV_RAW)),$(error scripts/node-env.sh found no Node 18 runtime (message above): run `make deps`),$(patsubst $(1)=%,%,$(filter $(1)=%,$(_NODE_ENV_RAW))))
+_node_env = $(if $(filter NODE_ENV_FAILED,$(_NODE_ENV_RAW)),$(error scripts/node-env.sh found no supported Node runtime (message above): run `make deps`),$(patsubst $(1)=%,%,$(filter $(1)=%,$(_NODE_ENV_RAW))))
 
 NODE_ROUTE   = $(call _node_env,NODE_ROUTE)
 NODE_INCLUDE = $(call _node_env,NODE_INCLUDE)
 NODE_LIBDIR  = $(call _node_env,NODE_LIBDIR)
 NODE_PREFIX  = $(call _node_env,NODE_PREFIX)
 NODE_VERSION = $(call _node_env,NODE_VERSION)
+NODE_SONAME  = $(call _node_env,NODE_SONAME)
+NODE_CXXSTD  = $(call _node_env,NODE_CXXSTD)
 # node-gyp --nodedir: the prefix holding include/node (/usr, or .deps/libnode/usr)
 NODE_GYP_NODEDIR = $(abspath $(NODE_INCLUDE)/../..)
 
 # what extension/Makefile receives
 EXT_VARS = PG_CONFIG='$(PG_CONFIG_PATH)' NODE_ROUTE='$(NODE_ROUTE)' NODE_INCLUDE='$(NODE_INCLUDE)' \
-           NODE_LIBDIR='$(NODE_LIBDIR)' NODE_PREFIX='$(NODE_PREFIX)' NODE_VERSION='$(NODE_VERSION)'
+           NODE_LIBDIR='$(NODE_LIBDIR)' NODE_PREFIX='$(NODE_PREFIX)' NODE_VERSION='$(NODE_VERSION)' \
+           NODE_SONAME='$(NODE_SONAME)' NODE_CXXSTD='$(NODE_CXXSTD)'
 
 # pkglibdir of the target server, asked once, only when installing
 _PKGLIBDIR = $(eval _PKGLIBDIR := $$(shell '$(PG_CONFIG_PATH)' --pkglibdir))$(_PKGLIBDIR)
@@ -77,11 +81,11 @@ extension:
 # pg_config), then an incremental build. --nodedir keeps node-gyp from downloading headers.
 native: node-modules
 	@set -e; \
-	cfg='nodedir=$(NODE_GYP_NODEDIR) pg_config=$(PG_CONFIG_PATH) version=$(NODE_VERSION)'; \
+	cfg='nodedir=$(NODE_GYP_NODEDIR) pg_config=$(PG_CONFIG_PATH) version=$(NODE_VERSION) std=$(NODE_CXXSTD)'; \
 	if [ ! -f native/build/Makefile ] || [ native/binding.gyp -nt native/build/Makefile ] || \
 	   [ "$$(cat native/build/.pgnw-config 2>/dev/null)" != "$$cfg" ]; then \
 	  echo "PG_CONFIG='$(PG_CONFIG_PATH)' $(NODE_GYP) configure --directory=native --nodedir='$(NODE_GYP_NODEDIR)'"; \
-	  $(GYP_ENV) $(NODE_GYP) configure --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn; \
+	  $(GYP_ENV) $(NODE_GYP) configure --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn -- -Dcxxstd=$(NODE_CXXSTD); \
 	  echo "$$cfg" > native/build/.pgnw-config; \
 	fi; \
 	echo "$(NODE_GYP) build --directory=native"; \
@@ -102,12 +106,10 @@ install: all
 	install -m 0644 dist/runtime.js '$(INSTDIR)/runtime.js'
 	install -m 0755 $(BRIDGE) '$(INSTDIR)/pg_node_worker_bridge.node'
 	printf '%s\n' '$(NODE_VERSION)' > '$(INSTDIR)/node-version.tmp' && chmod 0644 '$(INSTDIR)/node-version.tmp' && mv -f '$(INSTDIR)/node-version.tmp' '$(INSTDIR)/node-version'
-	@set -e; if [ '$(NODE_ROUTE)' = private ]; then \
+	@set -e; if [ '$(NODE_ROUTE)' != system ]; then \
 	  echo "install -d -m 0755 '$(INSTDIR)/lib'"; install -d -m 0755 '$(INSTDIR)/lib'; \
-	  for l in libnode.so.108 libcares.so.2; do \
-	    src=$$(readlink -f '$(NODE_LIBDIR)'/$$l); \
-	    echo "install -m 0755 $$src '$(INSTDIR)/lib/'$$l"; install -m 0755 "$$src" '$(INSTDIR)/lib/'$$l; \
-	  done; \
+	  src=$$(readlink -f '$(NODE_LIBDIR)/$(NODE_SONAME)'); \
+	  echo "install -m 0755 $$src '$(INSTDIR)/lib/$(NODE_SONAME)'"; install -m 0755 "$$src" '$(INSTDIR)/lib/$(NODE_SONAME)'; \
 	else \
 	  echo "rm -rf '$(INSTDIR)/lib'"; rm -rf '$(INSTDIR)/lib'; \
 	fi

@@ -3,7 +3,7 @@
   #
   # Build (top-level Makefile does this; node-gyp must never download headers):
   #   PG_CONFIG=/path/to/pg_config node node_modules/node-gyp/bin/node-gyp.js rebuild \
-  #       --directory=native --nodedir=<prefix holding include/node of Node 18>
+  #       --directory=native --nodedir=<prefix holding include/node>
   # where --nodedir is NODE_INCLUDE/../.. from scripts/node-env.sh (/usr, or .deps/libnode/usr).
   # pg_config: the PG_CONFIG environment variable, or node-gyp ... -- -Dpg_config=/path/to/pg_config
   #
@@ -12,6 +12,8 @@
   # links postgres or libnode.
   'variables': {
     'pg_config%': '<!(echo "${PG_CONFIG:-pg_config}")',
+    # the C++ standard the Node headers need: node-gyp configure ... -- -Dcxxstd=c++20 (Node 24)
+    'cxxstd%': 'c++17',
   },
   'targets': [
     {
@@ -34,8 +36,9 @@
       # what PGXS uses for server code, semantically relevant to PostgreSQL's headers
       'cflags': [ '-fno-strict-aliasing', '-fwrapv' ],
       'cflags_c': [ '-fexcess-precision=standard' ],
-      'cflags_cc': [ '-std=c++17', '-fno-exceptions', '-Wno-register' ],
-      'cflags_cc!': [ '-std=gnu++17', '-std=gnu++1y', '-std=gnu++14' ],
+      # the standard the Node headers need (node-env.sh's NODE_CXXSTD: c++20 from Node 24 on)
+      'cflags_cc': [ '-std=<(cxxstd)', '-fno-exceptions', '-Wno-register' ],
+      'cflags_cc!': [ '-std=gnu++20', '-std=gnu++17', '-std=gnu++1y', '-std=gnu++14' ],
       'ldflags': [ '-Wl,-z,undefs' ],
       'ldflags!': [ '-Wl,-z,defs', '-Wl,--no-undefined' ],
     },
