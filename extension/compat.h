@@ -124,4 +124,26 @@ typedef void pgnw_json_action_result;
 #define pgnw_guc_variables(n) (*(n) = GetNumConfigOptions(), get_guc_variables())
 #endif
 
+/*
+ * A wait event with a name of the extension's own (shown in pg_stat_activity
+ * and pg_wait_events): 17 added WaitEventExtensionNew; before, all waits of
+ * extensions are the anonymous PG_WAIT_EXTENSION.  Needs utils/wait_event.h.
+ */
+#if PG_VERSION_NUM >= 170000
+#define pgnw_wait_event_new(name) WaitEventExtensionNew(name)
+#else
+#define pgnw_wait_event_new(name) ((void) (name), PG_WAIT_EXTENSION)
+#endif
+
+/*
+ * 17 gave wait event sets a resource owner, which releases them on error;
+ * the runtime's set lives as long as the process (NULL: no owner).  18 moved
+ * the declaration to storage/waiteventset.h, which storage/latch.h includes.
+ */
+#if PG_VERSION_NUM >= 170000
+#define pgnw_create_wait_event_set(nevents) CreateWaitEventSet(NULL, (nevents))
+#else
+#define pgnw_create_wait_event_set(nevents) CreateWaitEventSet(TopMemoryContext, (nevents))
+#endif
+
 #endif							/* PGNW_COMPAT_H */

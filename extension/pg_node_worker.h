@@ -280,6 +280,19 @@ extern void pgnw_fill_bgworker(BackgroundWorker *worker, const PgnwManifest *m, 
 /* start a dynamic worker (ereports on error); returns its pid */
 extern PGDLLEXPORT pid_t pgnw_launch(const char *name, const char *args, int *slot_out);
 
+/* ---- wait_events.c: the names of a worker's waits (PostgreSQL 17 on) ---- */
+
+typedef enum PgnwWaitEvent
+{
+	PGNW_WAIT_MAIN = 0,			/* a worker idle in its event loop */
+	PGNW_WAIT_CALL,				/* a caller waiting for a worker's reply */
+	PGNW_WAIT_INBOX_FULL,		/* a sender waiting for room in an inbox */
+	PGNW_WAIT_CONTROL,			/* launch/stop/restart waiting for a worker process */
+	PGNW_NUM_WAIT_EVENTS
+} PgnwWaitEvent;
+
+extern PGDLLEXPORT uint32 pgnw_wait_event(PgnwWaitEvent which);
+
 #ifdef __cplusplus
 }
 #endif
