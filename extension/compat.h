@@ -2,10 +2,12 @@
  *
  * compat.h
  *	  Differences between the PostgreSQL major versions pg_node_worker
- *	  builds against (14 to 17).
+ *	  builds against (15 to 17).
  *
- * Every PG_VERSION_NUM test in the C code lives here; the rest of the code
- * uses the wrappers below.
+ * Every PG_VERSION_NUM test of extension/ and native/ lives here; the rest
+ * of the code uses the wrappers below.  Each wrapper says which header its
+ * expansion needs.  Below 15 the build stops (shmem_request_hook,
+ * InitMaterializedSRF and MarkGUCPrefixReserved appeared in 15).
  *
  * extension/compat.h
  *
@@ -21,17 +23,6 @@
 /* 15: shmem_request_hook, InitMaterializedSRF, MarkGUCPrefixReserved */
 #if PG_VERSION_NUM < 150000
 #error "pg_node_worker requires PostgreSQL 15 or later"
-#endif
-
-/*
- * Reserving the GUC prefix "node_worker.": MarkGUCPrefixReserved() appeared
- * in 15 and also removes existing placeholders; before that the same call
- * was EmitWarningsOnPlaceholders(), which only warns.
- */
-#if PG_VERSION_NUM >= 150000
-#define pgnw_reserve_guc_prefix(prefix) MarkGUCPrefixReserved(prefix)
-#else
-#define pgnw_reserve_guc_prefix(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
 
 /*
@@ -62,16 +53,12 @@ typedef void pgnw_json_action_result;
 
 /*
  * Parse analysis with parameter types inferred from the statement (what the
- * extended query protocol does for unspecified types): 15 added a
- * QueryEnvironment argument.  Needs parser/analyze.h.
+ * extended query protocol does for unspecified types).  The same call on
+ * every supported version; the bridge's one name for it.  Needs
+ * parser/analyze.h.
  */
-#if PG_VERSION_NUM >= 150000
 #define pgnw_parse_analyze_varparams(raw, sql, types, ntypes) \
 	parse_analyze_varparams((raw), (sql), (types), (ntypes), NULL)
-#else
-#define pgnw_parse_analyze_varparams(raw, sql, types, ntypes) \
-	parse_analyze_varparams((raw), (sql), (types), (ntypes))
-#endif
 
 /*
  * Buffer tags and relation file identities (native/buffers_ops.c): 16

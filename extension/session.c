@@ -76,6 +76,7 @@ pgnw_session_save(int *count)
 	return saved;
 }
 
+/* The value name had before the session started ("" when it did not exist). */
 static const char *
 pgnw_session_saved_value(const PgnwSavedSetting *saved, int n, const char *name)
 {

@@ -33,8 +33,8 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 
-#include "compat.h"
 #include "pg_node_worker.h"
+#include "shared.h"
 
 PG_FUNCTION_INFO_V1(node_worker_shared_regions);
 PG_FUNCTION_INFO_V1(node_worker_shared_read);
@@ -58,17 +58,20 @@ typedef struct PgnwRegionDir
 	PgnwRegion	regions[PGNW_MAX_REGIONS];
 } PgnwRegionDir;
 
+/* setting: node_worker.shared_memory_mb (defined in pg_node_worker.c) */
 int			pgnw_shared_memory_mb = 16;
 
-static PgnwRegionDir *pgnw_regions = NULL;
-static char *pgnw_pool = NULL;
+static PgnwRegionDir *pgnw_shared_dir = NULL;
+static char *pgnw_shared_pool = NULL;
 
+/* Bytes of the pool. */
 static Size
-pgnw_pool_size(void)
+pgnw_shared_pool_size(void)
 {
 	return (Size) pgnw_shared_memory_mb * 1024 * 1024;
 }
 
+/* Shared memory of the regions: their directory and the pool. */
 Size
 pgnw_shared_shmem_size(void)
 {
@@ -76,57 +79,44 @@ pgnw_shared_shmem_size(void)
 
 	/* the pool, plus room to align its start */
 	if (pgnw_shared_memory_mb > 0)
-		size = add_size(size, add_size(pgnw_pool_size(), PGNW_REGION_ALIGN));
+		size = add_size(size, add_size(pgnw_shared_pool_size(), PGNW_REGION_ALIGN));
 	return size;
 }
 
+/* Set up the directory and the pool; caller holds AddinShmemInitLock. */
 void
-pgnw_shared_define_gucs(void)
-{
-	DefineCustomIntVariable("node_worker.shared_memory_mb",
-							"Shared memory for the named regions of ctx.shared().",
-							"Regions are allocated from this pool and kept until the server stops; 0 disables ctx.shared().",
-							&pgnw_shared_memory_mb,
-							16,
-							0,
-							INT_MAX / 2,
-							PGC_POSTMASTER,
-							GUC_UNIT_MB,
-							NULL, NULL, NULL);
-}
-
-/* Called by supervisor.c's shmem_startup_hook, holding AddinShmemInitLock. */
-void
-pgnw_shared_shmem_startup(void)
+pgnw_shared_shmem_init(LWLock *lock)
 {
 	bool		found;
 	char	   *base;
 
 	base = ShmemInitStruct("pg_node_worker shared regions", pgnw_shared_shmem_size(), &found);
-	pgnw_regions = (PgnwRegionDir *) base;
-	pgnw_pool = pgnw_shared_memory_mb > 0 ?
+	pgnw_shared_dir = (PgnwRegionDir *) base;
+	pgnw_shared_pool = pgnw_shared_memory_mb > 0 ?
 		(char *) TYPEALIGN(PGNW_REGION_ALIGN, base + MAXALIGN(sizeof(PgnwRegionDir))) : NULL;
 	if (!found)
 	{
 		/* regions are zeroed when created: only the directory here */
-		memset(pgnw_regions, 0, sizeof(PgnwRegionDir));
-		pgnw_regions->lock = &(GetNamedLWLockTranche("pg_node_worker"))[2].lock;
-		pgnw_regions->pool_size = pgnw_shared_memory_mb > 0 ? pgnw_pool_size() : 0;
+		memset(pgnw_shared_dir, 0, sizeof(PgnwRegionDir));
+		pgnw_shared_dir->lock = lock;
+		pgnw_shared_dir->pool_size = pgnw_shared_memory_mb > 0 ? pgnw_shared_pool_size() : 0;
 	}
 }
 
+/* ERROR unless the library was preloaded and its shared memory exists. */
 static void
 pgnw_shared_check(void)
 {
-	if (pgnw_regions == NULL)
+	if (pgnw_shared_dir == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_node_worker's shared memory is not initialized"),
 				 errhint("Load pg_node_worker through shared_preload_libraries.")));
 }
 
+/* ERROR unless name is a valid region name. */
 static void
-pgnw_check_region_name(const char *name)
+pgnw_shared_check_name(const char *name)
 {
 	size_t		len = strlen(name);
 
@@ -137,14 +127,66 @@ pgnw_check_region_name(const char *name)
 				 errdetail("A region name is 1 to %d bytes long.", PGNW_REGION_NAME_MAX)));
 }
 
-/* the directory entry of name, or NULL; caller holds the lock */
-static PgnwRegion *
-pgnw_region_lookup(const char *name)
+/*
+ * The memory of the region called name and its size (*size), or NULL when
+ * there is none; caller holds the lock.
+ */
+static char *
+pgnw_shared_lookup(const char *name, Size *size)
 {
-	for (int i = 0; i < pgnw_regions->nregions; i++)
-		if (strcmp(pgnw_regions->regions[i].name, name) == 0)
-			return &pgnw_regions->regions[i];
+	for (int i = 0; i < pgnw_shared_dir->nregions; i++)
+	{
+		PgnwRegion *r = &pgnw_shared_dir->regions[i];
+
+		if (strcmp(r->name, name) == 0)
+		{
+			*size = r->size;
+			return pgnw_shared_pool + r->offset;
+		}
+	}
 	return NULL;
+}
+
+/*
+ * Create the region called name, of size bytes, zero-filled; caller holds
+ * the lock exclusively, which is released before any ERROR.
+ */
+static char *
+pgnw_shared_create(const char *name, Size size)
+{
+	Size		need = TYPEALIGN(PGNW_REGION_ALIGN, size);
+	Size		free_bytes = pgnw_shared_dir->pool_size - pgnw_shared_dir->used;
+	PgnwRegion *r;
+	char	   *ptr;
+
+	if (pgnw_shared_dir->nregions >= PGNW_MAX_REGIONS)
+	{
+		LWLockRelease(pgnw_shared_dir->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not create shared region \"%s\": all %d region names are in use",
+						name, PGNW_MAX_REGIONS),
+				 errhint("Regions live until the server stops; use fewer, larger regions.")));
+	}
+	if (size > free_bytes || need > free_bytes)
+	{
+		LWLockRelease(pgnw_shared_dir->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create shared region \"%s\" of %zu bytes: the pool has %zu of %zu bytes left",
+						name, (size_t) size, (size_t) free_bytes,
+						(size_t) pgnw_shared_dir->pool_size),
+				 errhint("Raise node_worker.shared_memory_mb (a server restart is needed); regions are kept until the server stops.")));
+	}
+	r = &pgnw_shared_dir->regions[pgnw_shared_dir->nregions];
+	strlcpy(r->name, name, sizeof(r->name));
+	r->offset = pgnw_shared_dir->used;
+	r->size = size;
+	ptr = pgnw_shared_pool + r->offset;
+	memset(ptr, 0, need);
+	pgnw_shared_dir->used += need;
+	pgnw_shared_dir->nregions++;
+	return ptr;
 }
 
 /*
@@ -155,17 +197,14 @@ pgnw_region_lookup(const char *name)
 void *
 pgnw_shared_region(const char *name, Size size, bool *created)
 {
-	PgnwRegion *r;
 	Size		existing = 0;
-	Size		need;
-	Size		free_bytes;
-	void	   *ptr = NULL;
+	char	   *ptr;
 
 	pgnw_shared_check();
-	pgnw_check_region_name(name);
+	pgnw_shared_check_name(name);
 	if (created)
 		*created = false;
-	if (pgnw_regions->pool_size == 0)
+	if (pgnw_shared_dir->pool_size == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("shared regions are disabled"),
@@ -176,59 +215,21 @@ pgnw_shared_region(const char *name, Size size, bool *created)
 				 errmsg("a shared region needs at least 1 byte")));
 
 	/* the common case, an existing region: a shared lock */
-	LWLockAcquire(pgnw_regions->lock, LW_SHARED);
-	r = pgnw_region_lookup(name);
-	if (r != NULL)
+	LWLockAcquire(pgnw_shared_dir->lock, LW_SHARED);
+	ptr = pgnw_shared_lookup(name, &existing);
+	LWLockRelease(pgnw_shared_dir->lock);
+	if (ptr == NULL)
 	{
-		existing = r->size;
-		ptr = pgnw_pool + r->offset;
-	}
-	LWLockRelease(pgnw_regions->lock);
-	if (r == NULL)
-	{
-		LWLockAcquire(pgnw_regions->lock, LW_EXCLUSIVE);
-		r = pgnw_region_lookup(name);
-		if (r != NULL)
+		LWLockAcquire(pgnw_shared_dir->lock, LW_EXCLUSIVE);
+		ptr = pgnw_shared_lookup(name, &existing);
+		if (ptr == NULL)
 		{
-			existing = r->size;
-			ptr = pgnw_pool + r->offset;
-		}
-		else
-		{
-			need = TYPEALIGN(PGNW_REGION_ALIGN, size);
-			free_bytes = pgnw_regions->pool_size - pgnw_regions->used;
-			if (pgnw_regions->nregions >= PGNW_MAX_REGIONS)
-			{
-				LWLockRelease(pgnw_regions->lock);
-				ereport(ERROR,
-						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-						 errmsg("could not create shared region \"%s\": all %d region names are in use",
-								name, PGNW_MAX_REGIONS),
-						 errhint("Regions live until the server stops; use fewer, larger regions.")));
-			}
-			if (size > free_bytes || need > free_bytes)
-			{
-				LWLockRelease(pgnw_regions->lock);
-				ereport(ERROR,
-						(errcode(ERRCODE_OUT_OF_MEMORY),
-						 errmsg("could not create shared region \"%s\" of %zu bytes: the pool has %zu of %zu bytes left",
-								name, (size_t) size, (size_t) free_bytes,
-								(size_t) pgnw_regions->pool_size),
-						 errhint("Raise node_worker.shared_memory_mb (a server restart is needed); regions are kept until the server stops.")));
-			}
-			r = &pgnw_regions->regions[pgnw_regions->nregions];
-			strlcpy(r->name, name, sizeof(r->name));
-			r->offset = pgnw_regions->used;
-			r->size = size;
-			ptr = pgnw_pool + r->offset;
-			memset(ptr, 0, need);
-			pgnw_regions->used += need;
-			pgnw_regions->nregions++;
+			ptr = pgnw_shared_create(name, size);
 			existing = size;
 			if (created)
 				*created = true;
 		}
-		LWLockRelease(pgnw_regions->lock);
+		LWLockRelease(pgnw_shared_dir->lock);
 	}
 	if (existing != size)
 		ereport(ERROR,
@@ -255,10 +256,10 @@ node_worker_shared_regions(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	copy = palloc(sizeof(PgnwRegion) * PGNW_MAX_REGIONS);
-	LWLockAcquire(pgnw_regions->lock, LW_SHARED);
-	n = pgnw_regions->nregions;
-	memcpy(copy, pgnw_regions->regions, sizeof(PgnwRegion) * n);
-	LWLockRelease(pgnw_regions->lock);
+	LWLockAcquire(pgnw_shared_dir->lock, LW_SHARED);
+	n = pgnw_shared_dir->nregions;
+	memcpy(copy, pgnw_shared_dir->regions, sizeof(PgnwRegion) * n);
+	LWLockRelease(pgnw_shared_dir->lock);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -284,7 +285,6 @@ node_worker_shared_read(PG_FUNCTION_ARGS)
 	char	   *name;
 	int64		offset;
 	int64		length;
-	PgnwRegion *r;
 	Size		size = 0;
 	char	   *src = NULL;
 	bytea	   *out;
@@ -296,17 +296,12 @@ node_worker_shared_read(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	offset = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
 	pgnw_shared_check();
-	pgnw_check_region_name(name);
+	pgnw_shared_check_name(name);
 
-	LWLockAcquire(pgnw_regions->lock, LW_SHARED);
-	r = pgnw_region_lookup(name);
-	if (r != NULL)
-	{
-		size = r->size;
-		src = pgnw_pool + r->offset;
-	}
-	LWLockRelease(pgnw_regions->lock);
-	if (r == NULL)
+	LWLockAcquire(pgnw_shared_dir->lock, LW_SHARED);
+	src = pgnw_shared_lookup(name, &size);
+	LWLockRelease(pgnw_shared_dir->lock);
+	if (src == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("shared region \"%s\" does not exist", name),

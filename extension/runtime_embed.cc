@@ -1,0 +1,561 @@
+/*-------------------------------------------------------------------------
+ *
+ * runtime_embed.cc
+ *		Node embedded in a worker process: process-wide start-up, the
+ *		isolate and its environment (Node's CommonEnvironmentSetup steps,
+ *		by hand), the helper threads, the bootstrap that loads runtime.js,
+ *		and the event loop, driven by PostgreSQL's WaitEventSet, which hands
+ *		events to JavaScript through the runtime's dispatch function.
+ *
+ * The loop waits on the latch, postmaster death and libuv's backend fd at
+ * once, for as long as libuv's next timer allows, so an idle worker sleeps
+ * with no CPU.  While JavaScript runs, the loop does not: the watchdog
+ * thread then services PostgreSQL interrupts by interrupting V8, and stops
+ * JavaScript that outlives a shutdown, runs out of memory, loses its
+ * postmaster, or has a thread that aborted.
+ *
+ * Node's C++ embedder API is not stable across majors; this file, with
+ * runtime_memory.cc, is pinned to Node 18.
+ *
+ * extension/runtime_embed.cc
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <node.h>
+#include <uv.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "runtime_embed.h"
+#include "runtime_memory.h"
+#include "runtime_process.h"
+#include "runtime_signals.h"
+
+#if NODE_MAJOR_VERSION != 18
+#error "pg_node_worker_runtime is written against Node 18's embedder API (libnode108)"
+#endif
+
+namespace node
+{
+/* exported by libnode, not declared in node.h: NewIsolate()'s settings */
+NODE_EXTERN void SetIsolateCreateParamsForNode(v8::Isolate::CreateParams *params);
+}
+
+extern "C"
+{
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "pg_node_worker.h"
+#include "runtime.h"
+}
+
+/* threads Node's platform runs for V8 (GC, compilation) */
+#define PGNW_PLATFORM_THREADS 2
+/* the watchdog's period, and how many periods between restoring handlers */
+#define PGNW_WATCHDOG_TICK_US (20 * 1000)
+#define PGNW_WATCHDOG_RESTORE_TICKS 5
+
+/* the worker's event loop (static: libuv keeps pointers into it) */
+static uv_loop_t pgnw_embed_loop;
+/* the watchdog asked V8 to run pgnw_v8_service_interrupts() */
+static std::atomic<bool> pgnw_embed_interrupt_requested{false};
+/* the watchdog stopped JS because it outlived the shutdown grace period */
+static std::atomic<bool> pgnw_embed_grace_expired{false};
+
+
+/* ------------------------------------------------------------- start-up */
+
+/* "--max-old-space-size=<heap_mb>" */
+static std::string
+pgnw_embed_heap_flag(int heap_mb)
+{
+	return "--max-old-space-size=" + std::to_string(heap_mb);
+}
+
+/*
+ * Node's per-process start-up, with everything that would touch process
+ * state PostgreSQL owns turned off (signals, stdio, resource limits,
+ * NODE_OPTIONS), then V8 on Node's platform.
+ */
+std::unique_ptr<node::MultiIsolatePlatform>
+pgnw_embed_start_node(int heap_mb, const sigset_t *saved_mask)
+{
+	std::vector<std::string> init_args = {"postgres", pgnw_embed_heap_flag(heap_mb)};
+	std::unique_ptr<node::InitializationResult> result =
+		node::InitializeOncePerProcess(init_args, {
+			node::ProcessInitializationFlags::kNoInitializeV8,
+			node::ProcessInitializationFlags::kNoInitializeNodeV8Platform,
+			node::ProcessInitializationFlags::kNoDefaultSignalHandling,
+			node::ProcessInitializationFlags::kNoStdioInitialization,
+			node::ProcessInitializationFlags::kDisableNodeOptionsEnv,
+			node::ProcessInitializationFlags::kNoAdjustResourceLimits,
+			node::ProcessInitializationFlags::kNoUseLargePages,
+			node::ProcessInitializationFlags::kNoPrintHelpOrVersionOutput,
+			node::ProcessInitializationFlags::kNoInitOpenSSL,
+		});
+
+	if (result->early_return() || !result->errors().empty())
+	{
+		pgnw_signals_restore_mask(saved_mask);
+		for (const std::string &err : result->errors())
+			ereport(LOG, (errmsg("node worker \"%s\": %s", pgnw_worker_info.name, err.c_str())));
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not initialize the Node.js runtime")));
+	}
+
+	std::unique_ptr<node::MultiIsolatePlatform> platform =
+		node::MultiIsolatePlatform::Create(PGNW_PLATFORM_THREADS);
+
+	v8::V8::InitializePlatform(platform.get());
+	v8::V8::Initialize();
+	return platform;
+}
+
+/*
+ * The isolate, as Node's NewIsolate() makes it but for one difference: its
+ * ArrayBuffer allocator is runtime_memory.cc's (Node's own, budgeted).
+ */
+v8::Isolate *
+pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, const sigset_t *saved_mask)
+{
+	v8::Isolate::CreateParams params;
+	v8::Isolate *isolate;
+
+	if (uv_loop_init(&pgnw_embed_loop) != 0)
+	{
+		pgnw_signals_restore_mask(saved_mask);
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not initialize the event loop")));
+	}
+	params.array_buffer_allocator = pgnw_memory_allocator();
+	node::SetIsolateCreateParamsForNode(&params);
+	isolate = v8::Isolate::Allocate();
+	platform->RegisterIsolate(isolate, &pgnw_embed_loop);
+	v8::Isolate::Initialize(isolate, params);
+	node::SetIsolateUpForNode(isolate);
+	return isolate;
+}
+
+/*
+ * Node's IsolateData, a context and the environment in it: argv is just
+ * "postgres", the heap limit is its one exec argument, and Node neither
+ * owns an inspector nor gives up process state it does not have.
+ */
+node::Environment *
+pgnw_embed_new_environment(v8::Isolate *isolate, node::MultiIsolatePlatform *platform,
+						   int heap_mb, v8::Local<v8::Context> *context,
+						   const sigset_t *saved_mask)
+{
+	std::vector<std::string> args = {"postgres"};
+	std::vector<std::string> exec_args = {pgnw_embed_heap_flag(heap_mb)};
+	node::IsolateData *isolate_data =
+		node::CreateIsolateData(isolate, &pgnw_embed_loop, platform, pgnw_memory_allocator());
+	node::Environment *env = nullptr;
+
+	*context = node::NewContext(isolate);
+	if (!context->IsEmpty())
+	{
+		v8::Context::Scope context_scope(*context);
+
+		env = node::CreateEnvironment(
+			isolate_data, *context, args, exec_args,
+			static_cast<node::EnvironmentFlags::Flags>(
+				node::EnvironmentFlags::kOwnsProcessState |
+				node::EnvironmentFlags::kNoCreateInspector));
+	}
+	if (env == nullptr)
+	{
+		pgnw_signals_restore_mask(saved_mask);
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not create the Node.js environment")));
+	}
+	pgnw_process_env = env;
+	return env;
+}
+
+/* process.exit() and Node's own exits go through pgnw_request_exit(). */
+void
+pgnw_embed_catch_process_exit(node::Environment *env)
+{
+	node::SetProcessExitHandler(env, [](node::Environment *e, int code) {
+		pgnw_request_exit(code);
+	});
+}
+
+
+/* ---------------------------------------------------------------- threads */
+
+/* The threadpool's first job: nothing, on a threadpool thread. */
+static void
+pgnw_thread_noop(uv_work_t *req)
+{
+}
+
+/* The threadpool's first job is done (main thread). */
+static void
+pgnw_embed_threadpool_done(uv_work_t *req, int status)
+{
+	*(bool *) req->data = true;
+}
+
+/*
+ * Runs on the main thread from inside V8 (node::RequestInterrupt), or from
+ * the loop: CHECK_FOR_INTERRUPTS, with no error escaping into V8.
+ */
+static void
+pgnw_v8_service_interrupts(void *arg)
+{
+	pgnw_embed_interrupt_requested = false;
+	if (!InterruptPending)
+		return;
+
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	pgnw_in_postgres = 1;
+	PG_TRY();
+	{
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* a cancel with no statement running has nothing to cancel */
+		if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
+			ereport(LOG,
+					(errmsg("node worker \"%s\": error while servicing interrupts: %s",
+							pgnw_worker_info.name, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgnw_in_postgres = 0;
+}
+
+/*
+ * The watchdog thread.  It never calls PostgreSQL: it reads flags set by
+ * signal handlers and asks the main thread to act.
+ *  - PostgreSQL interrupts (ProcSignalBarrier for DROP DATABASE, cancel, ...)
+ *    pending while JS runs: interrupt V8 and run CHECK_FOR_INTERRUPTS there.
+ *  - Postmaster gone, out of memory, a thread aborted, or SIGTERM plus
+ *    node_worker.shutdown_grace_ms: stop JS (and the statement running).
+ *  - Leaving cleanly failed for 10 s: abort, the crash it would have been.
+ */
+static void *
+pgnw_thread_watchdog(void *arg)
+{
+	for (unsigned long tick = 0;; tick++)
+	{
+		usleep(PGNW_WATCHDOG_TICK_US);
+
+		if (tick % PGNW_WATCHDOG_RESTORE_TICKS == 0)
+			pgnw_thread_restore_handlers();
+
+		if (InterruptPending && !pgnw_in_postgres && !pgnw_embed_interrupt_requested.exchange(true))
+			node::RequestInterrupt(pgnw_process_env, pgnw_v8_service_interrupts, nullptr);
+
+		/* the main thread only notices postmaster death in its wait */
+		if (getppid() != PostmasterPid)
+			pgnw_thread_stop_js(false);
+
+		/* out of memory, or a thread aborted: stop JS; the main thread leaves cleanly */
+		if (pgnw_sig_out_of_memory() || pgnw_sig_thread_abort_signal() != 0)
+			pgnw_thread_stop_js(true);
+
+		if (pgnw_sig_leaving_overdue())
+		{
+			signal(SIGABRT, SIG_DFL);
+			abort();
+		}
+
+		int64_t		since = pgnw_sig_term_at_ms();
+
+		if (since != 0 && pgnw_sig_now_ms() - since >= pgnw_shutdown_grace_ms &&
+			!pgnw_process_force_stopped.load())
+		{
+			pgnw_embed_grace_expired = true;
+			pgnw_thread_stop_js(true);
+		}
+	}
+	return nullptr;
+}
+
+/*
+ * Make the helper threads while every signal is blocked, so that they
+ * never take one: libuv's threadpool (made on first use, so one job is run)
+ * and the watchdog.
+ */
+void
+pgnw_embed_start_threads(void)
+{
+	uv_work_t	req;
+	bool		done = false;
+	pthread_t	watchdog;
+
+	req.data = &done;
+	uv_queue_work(&pgnw_embed_loop, &req, pgnw_thread_noop, pgnw_embed_threadpool_done);
+	while (!done)
+		uv_run(&pgnw_embed_loop, UV_RUN_ONCE);
+
+	if (pthread_create(&watchdog, NULL, pgnw_thread_watchdog, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start the watchdog thread: %m")));
+	pthread_detach(watchdog);
+}
+
+
+/* ----------------------------------------------------------- the loop */
+
+/* Call the runtime's dispatch function with an event name. */
+static void
+pgnw_embed_dispatch(v8::Isolate *isolate, v8::Local<v8::Context> context,
+					v8::Global<v8::Function> &dispatch, const char *event)
+{
+	v8::HandleScope scope(isolate);
+	v8::Local<v8::Value> argv[1] = {
+		v8::String::NewFromUtf8(isolate, event).ToLocalChecked()
+	};
+
+	(void) node::MakeCallback(isolate, context->Global(), dispatch.Get(isolate),
+							  1, argv, {0, 0});
+}
+
+/* SIGHUP: re-read the configuration; an error in it is reported, not raised. */
+static void
+pgnw_embed_reload_config(void)
+{
+	ConfigReloadPending = false;
+	pgnw_in_postgres = 1;
+	PG_TRY();
+	{
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	pgnw_in_postgres = 0;
+}
+
+/*
+ * Hand what happened since the last turn to JS: SIGTERM (once), a reload,
+ * and, after a latch wake-up, the messages from call(), notify() and
+ * wake().  Only after a latch wake-up: a notify whose transaction is still
+ * committing stays queued until its committer sets the latch again.
+ * Returns whether JS was called (then the next wait does not sleep).
+ */
+static bool
+pgnw_embed_handle_events(v8::Isolate *isolate, v8::Local<v8::Context> context,
+						 v8::Global<v8::Function> &dispatch, bool *sigterm_dispatched,
+						 bool latch_seen)
+{
+	bool		dispatched = false;
+
+	if (pgnw_sig_term_pending() && !*sigterm_dispatched)
+	{
+		*sigterm_dispatched = true;
+		pgnw_embed_dispatch(isolate, context, dispatch, "sigterm");
+		dispatched = true;
+	}
+	if (ConfigReloadPending)
+	{
+		pgnw_embed_reload_config();
+		pgnw_embed_dispatch(isolate, context, dispatch, "reload");
+		dispatched = true;
+	}
+	if (InterruptPending)
+		pgnw_v8_service_interrupts(nullptr);
+	if (latch_seen && pgnw_worker_has_messages(pgnw_worker_slot()))
+		pgnw_embed_dispatch(isolate, context, dispatch, "messages");
+	return dispatched;
+}
+
+/*
+ * One wait on the latch, postmaster death and libuv's backend fd: no sleep
+ * after a dispatch, none at all with nothing alive in libuv, else until
+ * libuv's next timer.  Returns whether the latch was set.
+ */
+static bool
+pgnw_embed_wait(WaitEventSet *set, bool dispatched)
+{
+	WaitEvent	events[3];
+	long		timeout;
+	int			n;
+	bool		latch_seen = false;
+
+	if (dispatched)
+		timeout = 0;
+	else if (!uv_loop_alive(&pgnw_embed_loop))
+		timeout = -1;
+	else
+		timeout = uv_backend_timeout(&pgnw_embed_loop);
+
+	n = WaitEventSetWait(set, timeout, events, 3, PG_WAIT_EXTENSION);
+	for (int i = 0; i < n; i++)
+	{
+		if (events[i].events & WL_POSTMASTER_DEATH)
+		{
+			/* nothing left to serve; leave without running more JS */
+			proc_exit(1);
+		}
+		if (events[i].events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch_seen = true;
+		}
+	}
+	return latch_seen;
+}
+
+/*
+ * The event loop: run what libuv has ready, hand events to JS, report what
+ * the other threads noticed, wait.  Until the worker leaves.
+ */
+static void
+pgnw_embed_loop_run(v8::Isolate *isolate, v8::Local<v8::Context> context,
+					v8::Global<v8::Function> &dispatch)
+{
+	WaitEventSet *set;
+	bool		sigterm_dispatched = false;
+	bool		latch_seen = true;	/* messages may have arrived before the loop */
+
+	set = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_POSTMASTER_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, uv_backend_fd(&pgnw_embed_loop), NULL, NULL);
+
+	while (!pgnw_process_exit_requested)
+	{
+		bool		dispatched;
+
+		uv_run(&pgnw_embed_loop, UV_RUN_NOWAIT);
+		if (pgnw_process_exit_requested)
+			break;
+		dispatched = pgnw_embed_handle_events(isolate, context, dispatch,
+											  &sigterm_dispatched, latch_seen);
+		pgnw_signals_report_restored();
+		pgnw_memory_report_exhaustion();
+		if (pgnw_process_exit_requested)
+			break;
+		latch_seen = pgnw_embed_wait(set, dispatched);
+	}
+	FreeWaitEventSet(set);
+}
+
+/* s as a JavaScript string literal */
+static std::string
+pgnw_embed_js_string(const char *s)
+{
+	std::string out = "\"";
+
+	for (const char *p = s; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			out += '\\';
+		out += *p;
+	}
+	return out + "\"";
+}
+
+/*
+ * The function runtime.js registered as globalThis.__pgnwDispatch, taken
+ * off the global object; false (and LOG) when there is none.
+ */
+static bool
+pgnw_embed_take_dispatch(v8::Isolate *isolate, v8::Local<v8::Context> context,
+						 v8::Global<v8::Function> &dispatch)
+{
+	v8::Local<v8::String> key = v8::String::NewFromUtf8Literal(isolate, "__pgnwDispatch");
+	v8::Local<v8::Value> fn;
+
+	if (!context->Global()->Get(context, key).ToLocal(&fn) || !fn->IsFunction())
+	{
+		ereport(LOG,
+				(errmsg("node worker \"%s\": the runtime did not register its dispatch function",
+						pgnw_worker_info.name)));
+		return false;
+	}
+	dispatch.Reset(isolate, fn.As<v8::Function>());
+	if (context->Global()->Delete(context, key).IsNothing())
+		ereport(DEBUG1, (errmsg("could not remove the dispatch function from the global object")));
+	return true;
+}
+
+/*
+ * Load runtime.js (from $libdir/pg_node_worker), which loads the bridge
+ * and the bundle and starts main(); then run the event loop until the
+ * worker leaves.  A bootstrap that fails ends the worker with exit 1.
+ */
+void
+pgnw_embed_run(node::Environment *env, v8::Isolate *isolate, v8::Local<v8::Context> context,
+			   const char *bundle_path)
+{
+	char		rtdir[MAXPGPATH];
+	v8::Global<v8::Function> dispatch;
+
+	snprintf(rtdir, sizeof(rtdir), "%s/pg_node_worker", pkglib_path);
+
+	std::string bootstrap =
+		"const rtdir = " + pgnw_embed_js_string(rtdir) + ";\n"
+		"const req = require('module').createRequire(rtdir + '/');\n"
+		"globalThis.require = req;\n"
+		"req(rtdir + '/runtime.js').start(" +
+		pgnw_embed_js_string(rtdir) + ", " + pgnw_embed_js_string(bundle_path) + ");\n";
+
+	v8::TryCatch try_catch(isolate);
+
+	if (node::LoadEnvironment(env, bootstrap.c_str()).IsEmpty() && !pgnw_process_exit_requested)
+	{
+		v8::String::Utf8Value msg(isolate, try_catch.Exception());
+
+		ereport(LOG,
+				(errmsg("node worker \"%s\" failed to start: %s",
+						pgnw_worker_info.name, *msg ? *msg : "unknown error")));
+		pgnw_request_exit(1);
+	}
+	if (pgnw_process_exit_requested)
+		return;
+	if (pgnw_embed_take_dispatch(isolate, context, dispatch))
+		pgnw_embed_loop_run(isolate, context, dispatch);
+	else
+		pgnw_request_exit(1);
+}
+
+/* The main thread says that the watchdog had to stop JS at shutdown, once. */
+void
+pgnw_embed_report_grace_expired(void)
+{
+	static bool reported = false;
+
+	if (reported || !pgnw_embed_grace_expired)
+		return;
+	reported = true;
+	HOLD_INTERRUPTS();
+	ereport(LOG,
+			(errmsg("node worker \"%s\" did not stop within node_worker.shutdown_grace_ms (%d ms): its JavaScript was stopped",
+					pgnw_worker_info.name, pgnw_shutdown_grace_ms),
+			 errhint("End main() when ctx.signal aborts; a statement cancelled because the worker is shutting down fails with SQLSTATE 57014, which should not be swallowed.")));
+	RESUME_INTERRUPTS();
+}
