@@ -41,13 +41,15 @@ NODE_PREFIX  = $(call _node_env,NODE_PREFIX)
 NODE_VERSION = $(call _node_env,NODE_VERSION)
 NODE_SONAME  = $(call _node_env,NODE_SONAME)
 NODE_CXXSTD  = $(call _node_env,NODE_CXXSTD)
+NODE_MAJOR   = $(call _node_env,NODE_MAJOR)
+NODE_SNAPSHOT = $(call _node_env,NODE_SNAPSHOT)
 # node-gyp --nodedir: the prefix holding include/node (/usr, or .deps/libnode/usr)
 NODE_GYP_NODEDIR = $(abspath $(NODE_INCLUDE)/../..)
 
 # what extension/Makefile receives
 EXT_VARS = PG_CONFIG='$(PG_CONFIG_PATH)' NODE_ROUTE='$(NODE_ROUTE)' NODE_INCLUDE='$(NODE_INCLUDE)' \
            NODE_LIBDIR='$(NODE_LIBDIR)' NODE_PREFIX='$(NODE_PREFIX)' NODE_VERSION='$(NODE_VERSION)' \
-           NODE_SONAME='$(NODE_SONAME)' NODE_CXXSTD='$(NODE_CXXSTD)'
+           NODE_SONAME='$(NODE_SONAME)' NODE_CXXSTD='$(NODE_CXXSTD)' NODE_SNAPSHOT='$(NODE_SNAPSHOT)'
 
 # pkglibdir of the target server, asked once, only when installing
 _PKGLIBDIR = $(eval _PKGLIBDIR := $$(shell '$(PG_CONFIG_PATH)' --pkglibdir))$(_PKGLIBDIR)
@@ -113,6 +115,7 @@ install: all
 	else \
 	  echo "rm -rf '$(INSTDIR)/lib'"; rm -rf '$(INSTDIR)/lib'; \
 	fi
+	@bash scripts/snapshot.sh '$(INSTDIR)' '$(NODE_VERSION)' '$(NODE_SNAPSHOT)'
 	@echo "installed into $(INSTDIR) (Node $(NODE_VERSION), $(NODE_ROUTE) route)"
 
 # The tests start real clusters of the PG_CONFIG's server with the INSTALLED extension, so this

@@ -163,7 +163,7 @@ pgnw_control_begin(const char *name)
 		LWLockRelease(pgnw_control_table->lock);
 		if (!busy)
 			return;
-		pgnw_supervisor_nap(10);
+		pgnw_supervisor_nap(10, PGNW_WAIT_CONTROL);
 	}
 }
 
@@ -299,7 +299,7 @@ pgnw_control_wait_until_running(int index, pid_t pid, const char *name)
 							name, (int) pid, PGNW_START_TIMEOUT_MS / 1000)));
 			return;
 		}
-		pgnw_supervisor_nap(5);
+		pgnw_supervisor_nap(5, PGNW_WAIT_CONTROL);
 	}
 }
 
@@ -363,7 +363,7 @@ pgnw_control_stop_all(const char *name)
 	{
 		while (kill(pids[i], 0) == 0 && GetCurrentTimestamp() < deadline)
 		{
-			pgnw_supervisor_nap(10);
+			pgnw_supervisor_nap(10, PGNW_WAIT_CONTROL);
 		}
 	}
 	pfree(pids);

@@ -307,7 +307,7 @@ pgnw_messaging_queue_call(const char *name, const PgnwTarget *t, PgnwMessage *h,
 					 errmsg("call to node worker \"%s\" timed out after %d ms: its inbox stayed full",
 							name, timeout_ms),
 					 errhint("The worker is not taking messages as fast as they come, or does not handle its notifications (ctx.messages(), ctx.onMessage()).")));
-		pgnw_supervisor_nap(10);
+		pgnw_supervisor_nap(10, PGNW_WAIT_INBOX_FULL);
 	}
 	pgnw_slot_set_latch(t->slot);
 }
@@ -356,7 +356,7 @@ pgnw_messaging_await_reply(const char *name, const PgnwTarget *t, const PgnwMess
 						 errdetail("Node worker \"%s\" (process %d) waits for a lock held by this transaction, while this transaction waits for the worker's reply.",
 								   name, (int) t->pid),
 						 errhint("Commit or roll back before calling the worker, or do not lock what its handler needs.")));
-			pgnw_supervisor_nap(Min(left, PGNW_CALLER_CHECK_MS));
+			pgnw_supervisor_nap(Min(left, PGNW_CALLER_CHECK_MS), PGNW_WAIT_CALL);
 		}
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(pgnw_messaging_abandon_call, PointerGetDatum(&waiting));
@@ -487,7 +487,7 @@ pgnw_messaging_notify_precommit(void)
 					 errmsg("the inbox of node worker \"%s\" stayed full for %d ms; the transaction was not committed",
 							n->name, PGNW_COMMIT_QUEUE_WAIT_MS),
 					 errhint("The worker is not keeping up with notify(); raise node_worker.queue_size_kb or slow down.")));
-		pgnw_supervisor_nap(10);
+		pgnw_supervisor_nap(10, PGNW_WAIT_INBOX_FULL);
 	}
 }
 

@@ -14,8 +14,11 @@
  * JavaScript that outlives a shutdown, runs out of memory, loses its
  * postmaster, or has a thread that aborted.
  *
- * Node's C++ embedder API is not stable across majors; this file, with
- * runtime_memory.cc, is pinned to Node 18.
+ * Node's C++ embedder API is not stable across majors: what differs between
+ * Node 18, 20, 22 and 24 is in node_compat.h.  From Node 20 on, a worker
+ * starts from a snapshot of Node's bootstrapped state when there is one
+ * (libnode's built-in one, or snapshot.blob made at install time), which
+ * saves compiling Node's own JavaScript at every start.
  *
  * extension/runtime_embed.cc
  *
@@ -32,14 +35,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "node_compat.h"
 #include "runtime_embed.h"
 #include "runtime_memory.h"
 #include "runtime_process.h"
 #include "runtime_signals.h"
-
-#if NODE_MAJOR_VERSION != 18
-#error "pg_node_worker_runtime is written against Node 18's embedder API (libnode108)"
-#endif
 
 namespace node
 {
@@ -59,6 +59,7 @@ extern "C"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "compat.h"
 #include "pg_node_worker.h"
 #include "runtime.h"
 }
@@ -95,7 +96,8 @@ std::unique_ptr<node::MultiIsolatePlatform>
 pgnw_embed_start_node(int heap_mb, const sigset_t *saved_mask)
 {
 	std::vector<std::string> init_args = {"postgres", pgnw_embed_heap_flag(heap_mb)};
-	std::unique_ptr<node::InitializationResult> result =
+	/* a unique_ptr up to Node 20, a shared_ptr from 22 on */
+	auto		result =
 		node::InitializeOncePerProcess(init_args, {
 			node::ProcessInitializationFlags::kNoInitializeV8,
 			node::ProcessInitializationFlags::kNoInitializeNodeV8Platform,
@@ -126,15 +128,55 @@ pgnw_embed_start_node(int heap_mb, const sigset_t *saved_mask)
 	return platform;
 }
 
+#if PGNW_HAVE_SNAPSHOT_API
+/* the snapshot the isolate was made from; V8 reads it while the isolate lives */
+static node::EmbedderSnapshotData::Pointer pgnw_embed_snapshot;
+#endif
+
 /*
- * The isolate, as Node's NewIsolate() makes it but for one difference: its
- * ArrayBuffer allocator is runtime_memory.cc's (Node's own, budgeted).
+ * The start-up snapshot to make the isolate from, or NULL: snapshot.blob
+ * in the runtime's directory when there is one (made at install time by
+ * the same Node, for a libnode built without its own), else libnode's
+ * built-in one when it has one.  A blob that does not load (another Node
+ * build: a libnode upgraded without reinstalling) is logged and ignored.
+ */
+static const void *
+pgnw_embed_snapshot_data(void)
+{
+#if PGNW_HAVE_SNAPSHOT_API
+	char		path[MAXPGPATH];
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "%s/pg_node_worker/snapshot.blob", pkglib_path);
+	f = fopen(path, "rb");
+	if (f != NULL)
+	{
+		pgnw_embed_snapshot = node::EmbedderSnapshotData::FromFile(f);
+		fclose(f);
+		if (!pgnw_embed_snapshot)
+			ereport(LOG,
+					(errmsg("node worker \"%s\": the start-up snapshot \"%s\" does not fit this Node build; starting without it",
+							pgnw_worker_info.name, path),
+					 errhint("Run make install again, which makes the snapshot with the installed Node.")));
+	}
+	if (!pgnw_embed_snapshot && PGNW_NODE_BUILTIN_SNAPSHOT)
+		pgnw_embed_snapshot = node::EmbedderSnapshotData::BuiltinSnapshotData();
+	return pgnw_embed_snapshot.get();
+#else
+	return NULL;
+#endif
+}
+
+/*
+ * The isolate, as Node's NewIsolate() makes it, with the ArrayBuffer
+ * allocator of runtime_memory.cc (Node's own, budgeted), from the start-up
+ * snapshot when there is one.
  */
 v8::Isolate *
 pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, const sigset_t *saved_mask)
 {
-	v8::Isolate::CreateParams params;
 	v8::Isolate *isolate;
+	const void *snapshot;
 
 	if (uv_loop_init(&pgnw_embed_loop) != 0)
 	{
@@ -143,19 +185,38 @@ pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, const sigset_t *sav
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("could not initialize the event loop")));
 	}
-	params.array_buffer_allocator = pgnw_memory_allocator();
-	node::SetIsolateCreateParamsForNode(&params);
-	isolate = v8::Isolate::Allocate();
-	platform->RegisterIsolate(isolate, &pgnw_embed_loop);
-	v8::Isolate::Initialize(isolate, params);
-	node::SetIsolateUpForNode(isolate);
+	snapshot = pgnw_embed_snapshot_data();
+#if PGNW_HAVE_SNAPSHOT_API
+	isolate = node::NewIsolate(pgnw_memory_allocator(), &pgnw_embed_loop, platform,
+							   static_cast<const node::EmbedderSnapshotData *>(snapshot));
+#else
+	{
+		v8::Isolate::CreateParams params;
+
+		(void) snapshot;
+		params.array_buffer_allocator = pgnw_memory_allocator();
+		node::SetIsolateCreateParamsForNode(&params);
+		isolate = v8::Isolate::Allocate();
+		platform->RegisterIsolate(isolate, &pgnw_embed_loop);
+		v8::Isolate::Initialize(isolate, params);
+		node::SetIsolateUpForNode(isolate);
+	}
+#endif
+	if (isolate == nullptr)
+	{
+		pgnw_signals_restore_mask(saved_mask);
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not create the JavaScript engine's isolate")));
+	}
 	return isolate;
 }
 
 /*
  * Node's IsolateData, a context and the environment in it: argv is just
  * "postgres", the heap limit is its one exec argument, and Node neither
- * owns an inspector nor gives up process state it does not have.
+ * owns an inspector nor gives up process state it does not have.  From a
+ * snapshot, the context is the snapshot's, already bootstrapped.
  */
 node::Environment *
 pgnw_embed_new_environment(v8::Isolate *isolate, node::MultiIsolatePlatform *platform,
@@ -164,20 +225,35 @@ pgnw_embed_new_environment(v8::Isolate *isolate, node::MultiIsolatePlatform *pla
 {
 	std::vector<std::string> args = {"postgres"};
 	std::vector<std::string> exec_args = {pgnw_embed_heap_flag(heap_mb)};
-	node::IsolateData *isolate_data =
-		node::CreateIsolateData(isolate, &pgnw_embed_loop, platform, pgnw_memory_allocator());
+	node::EnvironmentFlags::Flags flags = static_cast<node::EnvironmentFlags::Flags>(
+		node::EnvironmentFlags::kOwnsProcessState | node::EnvironmentFlags::kNoCreateInspector);
 	node::Environment *env = nullptr;
 
-	*context = node::NewContext(isolate);
-	if (!context->IsEmpty())
+#if PGNW_HAVE_SNAPSHOT_API
+	if (pgnw_embed_snapshot)
 	{
-		v8::Context::Scope context_scope(*context);
+		node::IsolateData *isolate_data =
+			node::CreateIsolateData(isolate, &pgnw_embed_loop, platform, pgnw_memory_allocator(),
+									pgnw_embed_snapshot.get());
 
-		env = node::CreateEnvironment(
-			isolate_data, *context, args, exec_args,
-			static_cast<node::EnvironmentFlags::Flags>(
-				node::EnvironmentFlags::kOwnsProcessState |
-				node::EnvironmentFlags::kNoCreateInspector));
+		env = node::CreateEnvironment(isolate_data, v8::Local<v8::Context>(), args, exec_args,
+									  flags);
+		if (env != nullptr)
+			*context = node::GetMainContext(env);
+	}
+	else
+#endif
+	{
+		node::IsolateData *isolate_data =
+			node::CreateIsolateData(isolate, &pgnw_embed_loop, platform, pgnw_memory_allocator());
+
+		*context = node::NewContext(isolate);
+		if (!context->IsEmpty())
+		{
+			v8::Context::Scope context_scope(*context);
+
+			env = node::CreateEnvironment(isolate_data, *context, args, exec_args, flags);
+		}
 	}
 	if (env == nullptr)
 	{
@@ -412,7 +488,7 @@ pgnw_embed_wait(WaitEventSet *set, bool dispatched)
 	else
 		timeout = uv_backend_timeout(&pgnw_embed_loop);
 
-	n = WaitEventSetWait(set, timeout, events, 3, PG_WAIT_EXTENSION);
+	n = WaitEventSetWait(set, timeout, events, 3, pgnw_wait_event(PGNW_WAIT_MAIN));
 	for (int i = 0; i < n; i++)
 	{
 		if (events[i].events & WL_POSTMASTER_DEATH)
@@ -441,7 +517,9 @@ pgnw_embed_loop_run(v8::Isolate *isolate, v8::Local<v8::Context> context,
 	bool		sigterm_dispatched = false;
 	bool		latch_seen = true;	/* messages may have arrived before the loop */
 
-	set = CreateWaitEventSet(TopMemoryContext, 3);
+	set = pgnw_create_wait_event_set(3);
+	/* its name is registered here, where an ERROR is still a plain start-up failure */
+	(void) pgnw_wait_event(PGNW_WAIT_MAIN);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_POSTMASTER_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(set, WL_SOCKET_READABLE, uv_backend_fd(&pgnw_embed_loop), NULL, NULL);

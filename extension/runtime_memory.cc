@@ -41,6 +41,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "node_compat.h"
 #include "runtime_memory.h"
 #include "runtime_process.h"
 #include "runtime_signals.h"
@@ -121,6 +122,7 @@ public:
 		return Take(length) ? Keep(length, inner->AllocateUninitialized(length)) : nullptr;
 	}
 
+#if PGNW_ALLOCATOR_HAS_REALLOCATE
 	/* a buffer resized: growth counts against the budget, shrinking gives back */
 	void	   *Reallocate(void *data, size_t old_length, size_t new_length) override
 	{
@@ -135,6 +137,7 @@ public:
 			used.fetch_sub(old_length - new_length);
 		return p;
 	}
+#endif
 
 	/* a buffer freed: its bytes go back to the budget */
 	void		Free(void *data, size_t length) override
@@ -492,7 +495,7 @@ pgnw_v8_near_heap_limit(void *data, size_t current_limit, size_t initial_limit)
 void
 pgnw_memory_install_handlers(v8::Isolate *isolate)
 {
-	isolate->SetOOMErrorHandler(pgnw_v8_oom);
+	pgnw_set_oom_handler(isolate, pgnw_v8_oom);
 	isolate->SetFatalErrorHandler(pgnw_v8_fatal);
 	std::set_new_handler(pgnw_v8_new_handler);
 	std::set_terminate(pgnw_v8_terminate);

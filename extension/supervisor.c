@@ -150,13 +150,14 @@ pgnw_supervisor_require_shmem(void)
 
 /*
  * Sleep on the latch for up to ms (a set latch ends it early), then serve
- * interrupts: the one way this library's SQL functions and workers wait.
+ * interrupts: the one way this library's SQL functions and workers wait;
+ * why names the wait in pg_stat_activity.
  */
 void
-pgnw_supervisor_nap(long ms)
+pgnw_supervisor_nap(long ms, PgnwWaitEvent why)
 {
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
+					 ms, pgnw_wait_event(why));
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 }
@@ -319,7 +320,7 @@ pgnw_supervisor_back_off(const char *name, int failures, long backoff_ms,
 
 		if (left <= 0 || should_stop())
 			break;
-		pgnw_supervisor_nap(left);
+		pgnw_supervisor_nap(left, PGNW_WAIT_MAIN);
 	}
 	if (should_stop())
 		return false;

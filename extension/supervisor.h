@@ -87,7 +87,7 @@ extern void pgnw_supervisor_shmem_init(LWLock *lock);
 extern int	pgnw_supervisor_add_static(const PgnwManifest *m);
 
 /* sleep on the latch for up to ms, then serve interrupts (all waits of this library) */
-extern void pgnw_supervisor_nap(long ms);
+extern void pgnw_supervisor_nap(long ms, PgnwWaitEvent why);
 
 /* ERROR unless the slot table exists (pg_node_worker preloaded) */
 extern void pgnw_supervisor_require_shmem(void);

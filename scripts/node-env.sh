@@ -10,6 +10,8 @@
 #   NODE_MAJOR=<18|20|22|24>
 #   NODE_SONAME=<libnode.so.N: N is NODE_MODULE_VERSION, as Debian names the library>
 #   NODE_CXXSTD=<the C++ standard its headers need: c++17, or c++20 from Node 24 on>
+#   NODE_SNAPSHOT=<1 when libnode carries Node's built-in start-up snapshot (its config.gypi says
+#                 node_use_node_snapshot), else 0>
 # With --make, prints the same as bare KEY=value words on one line (for the top-level Makefile).
 #
 # Routes, in this order:
@@ -114,6 +116,8 @@ if [ -z "$route" ]; then
 fi
 
 major=${version%%.*}
+snapshot=0
+grep -Eq "[\"']node_use_node_snapshot[\"']: *[\"']true[\"']" "$include/config.gypi" 2>/dev/null && snapshot=1
 cxxstd=c++17
 [ "$major" -ge 24 ] && cxxstd=c++20   # V8 13's headers need C++20
 
@@ -130,9 +134,9 @@ if [ "$mode" = make ]; then
   for v in "$include" "$libdir" "$prefix"; do
     case "$v" in *[[:space:]]*) echo "node-env.sh: path '$v' contains whitespace; make cannot handle it" >&2; exit 1 ;; esac
   done
-  printf 'NODE_ROUTE=%s NODE_INCLUDE=%s NODE_LIBDIR=%s NODE_PREFIX=%s NODE_VERSION=%s NODE_MAJOR=%s NODE_SONAME=%s NODE_CXXSTD=%s\n' \
-    "$route" "$include" "$libdir" "$prefix" "$version" "$major" "$soname" "$cxxstd"
+  printf 'NODE_ROUTE=%s NODE_INCLUDE=%s NODE_LIBDIR=%s NODE_PREFIX=%s NODE_VERSION=%s NODE_MAJOR=%s NODE_SONAME=%s NODE_CXXSTD=%s NODE_SNAPSHOT=%s\n' \
+    "$route" "$include" "$libdir" "$prefix" "$version" "$major" "$soname" "$cxxstd" "$snapshot"
 else
-  printf 'NODE_ROUTE=%q\nNODE_INCLUDE=%q\nNODE_LIBDIR=%q\nNODE_PREFIX=%q\nNODE_VERSION=%q\nNODE_MAJOR=%q\nNODE_SONAME=%q\nNODE_CXXSTD=%q\n' \
-    "$route" "$include" "$libdir" "$prefix" "$version" "$major" "$soname" "$cxxstd"
+  printf 'NODE_ROUTE=%q\nNODE_INCLUDE=%q\nNODE_LIBDIR=%q\nNODE_PREFIX=%q\nNODE_VERSION=%q\nNODE_MAJOR=%q\nNODE_SONAME=%q\nNODE_CXXSTD=%q\nNODE_SNAPSHOT=%q\n' \
+    "$route" "$include" "$libdir" "$prefix" "$version" "$major" "$soname" "$cxxstd" "$snapshot"
 fi

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# scripts/snapshot.sh INSTDIR NODE_VERSION BUILTIN — the start-up snapshot for `make install`.
+#
+# From Node 20 on, a worker starts from a snapshot of Node's bootstrapped state when it has one,
+# instead of compiling Node's own JavaScript at every start (docs/DESIGN.md, "Start-up"). A libnode
+# built with Node's built-in snapshot (BUILTIN=1: Debian's Node 24) needs nothing here. For one
+# built without (Debian's Node 20 and 22), this makes INSTDIR/snapshot.blob with `node
+# --build-snapshot`, if the machine's `node` is the same build as the libnode the runtime links
+# (same version, same libnode.so): a snapshot only loads into the Node build that made it. Else
+# workers start without one, as on Node 18 (which has no snapshot API). Never fails the install.
+set -uo pipefail
+instdir=$1 version=$2 builtin=$3
+blob=$instdir/snapshot.blob
+rm -f "$blob"
+[ "${version%%.*}" -ge 20 ] || exit 0
+if [ "$builtin" = 1 ]; then
+  echo "snapshot: libnode $version has Node's built-in start-up snapshot"
+  exit 0
+fi
+node=$(command -v node || true)
+if [ -z "$node" ] || [ "$("$node" -p process.versions.node 2>/dev/null)" != "$version" ] ||
+   ! ldd "$node" 2>/dev/null | grep -q 'libnode\.so'; then
+  echo "snapshot: no start-up snapshot (libnode $version has none built in, and no node of that build is on PATH to make one)"
+  exit 0
+fi
+entry=$(mktemp --suffix=.js)
+tmp=$(mktemp)
+if "$node" --snapshot-blob "$tmp" --build-snapshot "$entry" >/dev/null 2>&1; then
+  install -m 0644 "$tmp" "$blob" && echo "snapshot: made $blob with $node ($version)"
+else
+  echo "snapshot: $node --build-snapshot failed; workers start without a snapshot"
+fi
+rm -f "$entry" "$tmp"
+exit 0
