@@ -7,7 +7,7 @@
  * run: no server process crashed; the worker handled exactly the notifications of committed
  * transactions (savepoints rolled back excluded), each exactly once.
  *
- * Bounded: a fixed number of runs (PGNW_FC_RUNS multiplies it), about 20-40 s here. A failure
+ * Bounded: a fixed number of runs (PGNW_FC_RUNS multiplies it). A failure
  * prints the programs, fast-check's seed and path (replay: FC_SEED/FC_PATH, see helpers/fc.ts).
  */
 import fc from 'fast-check';

@@ -163,10 +163,12 @@ export function logEntry(log: string, pid: number, re: RegExp): string | null {
   const prefix = `[${pid}] `;
   const start = lines.findIndex((l) => l.includes(prefix) && re.test(l.slice(l.indexOf(prefix) + prefix.length)));
   if (start < 0) return null;
+  const newLine = new RegExp(`^${TS}`);
+  const detail = new RegExp(`\\[${pid}\\] (DETAIL|HINT|CONTEXT):  `);
   const out = [lines[start]];
   for (const l of lines.slice(start + 1)) {
-    if (!new RegExp(`^${TS}`).test(l) || new RegExp(`\\[${pid}\\] (DETAIL|HINT|CONTEXT):  `).test(l)) out.push(l);
-    else break;
+    if (newLine.test(l) && !detail.test(l)) break;
+    out.push(l);
   }
   return out.join('\n');
 }
@@ -174,8 +176,8 @@ export function logEntry(log: string, pid: number, re: RegExp): string | null {
 /**
  * The log entry that says why worker `name` (process `pid`) left: the runtime's line when it gives
  * up on a worker, or the error that ended it (uncaught, main failed, its bundle did not load), with
- * their DETAIL lines; null when there is none. Which of them it is depends on which thread or allocation noticed first: tests judge what
- * it says (see OUT_OF_MEMORY), not which one it is.
+ * their DETAIL lines; null when there is none. Which of them it is depends on which thread or
+ * allocation noticed first: tests judge what it says (see OUT_OF_MEMORY), not which one it is.
  */
 export function whyItLeft(log: string, pid: number, name: string): string | null {
   return logEntry(
