@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
+import { fixture, templateFile, type TemplateArgs, type TemplateName } from './workers';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 
@@ -181,27 +182,33 @@ export class Cluster {
     }
   }
 
-  /** Writes `source` as <name>.ts and deploys it with the project's CLI. */
-  deploy(name: string, source: string): string {
+  /**
+   * Writes `source` as <name>.ts and deploys it: for tests whose point is the text of the source
+   * (a generated blob, a package bundled from the worker's folder). Other workers are files of
+   * test/workers: deployFile(), deployTemplate().
+   */
+  deploySource(name: string, source: string): string {
     const file = path.join(this.workersDir, `${name}.ts`);
     fs.writeFileSync(file, source);
-    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', file, '-D', this.datadir], {
-      encoding: 'utf8',
-      env: { ...process.env },
-    });
-    if (r.status !== 0) throw new Error(`deploy of ${name} failed (${r.status}): ${r.stderr}${r.stdout}`);
-    return r.stdout + r.stderr;
+    return this.deployPath(file);
   }
 
   /**
-   * Deploys a worker file of test/workers (real TypeScript the typecheck covers) with the
-   * project's CLI; the worker's name is the one its defineWorker() declares.
+   * Deploys a worker file with the project's CLI: a file of test/workers (real TypeScript the
+   * typecheck covers, bundled where it is, so it may import its neighbours) or an absolute path.
+   * The worker's name is the one its defineWorker() declares.
    */
   deployFile(file: string): string {
-    const source = path.isAbsolute(file) ? file : path.join(REPO, 'test', 'workers', file);
-    const copy = path.join(this.workersDir, path.basename(source));
-    fs.copyFileSync(source, copy);
-    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', copy, '-D', this.datadir], {
+    return this.deployPath(fixture(file));
+  }
+
+  /** Deploys `<template>(...args)` of test/workers/templates (see test/helpers/workers.ts). */
+  deployTemplate<K extends TemplateName>(template: K, ...args: TemplateArgs<K>): string {
+    return this.deployPath(templateFile(this.workersDir, template, ...args));
+  }
+
+  private deployPath(file: string): string {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', file, '-D', this.datadir], {
       encoding: 'utf8',
       env: { ...process.env },
     });
@@ -273,4 +280,9 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** True while a process runs: a process that exited but was not reaped yet (a zombie) does not. */
+export function running(pid: number): boolean {
+  return alive(pid) && procStat(pid)?.[0] !== 'Z';
 }
