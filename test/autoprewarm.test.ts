@@ -54,7 +54,7 @@ describe('examples/autoprewarm.ts', () => {
   });
 
   it('with the worker, a warmed table is back in shared_buffers after a restart', async () => {
-    primary.deployFile(path.join(REPO, 'examples', 'autoprewarm.ts'));
+    await primary.deployFile(path.join(REPO, 'examples', 'autoprewarm.ts'));
     let from = primary.log().length;
     await primary.restart();
     // no dump file yet: nothing to load

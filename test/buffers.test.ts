@@ -38,7 +38,7 @@ beforeAll(async () => {
   await cluster.query('CREATE DATABASE plaindb OWNER plain');
   await cluster.query('CREATE TABLE t_secret AS SELECT g FROM generate_series(1, 1000) g', [], 'plaindb');
   // a second evaluator, running as the non-superuser role plain, in plaindb
-  cluster.deployTemplate('evaluator', 'evalplain', { database: 'plaindb', role: 'plain' });
+  await cluster.deployTemplate('evaluator', 'evalplain', { database: 'plaindb', role: 'plain' });
   // restart: shared_buffers starts empty, both evaluators run
   const from = cluster.log().length;
   await cluster.restart();

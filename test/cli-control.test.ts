@@ -25,8 +25,8 @@ describe('deploy --restart on a running server', () => {
   let c: Cluster;
   beforeAll(async () => {
     c = await Cluster.create();
-    c.deployTemplate('versioned', 'swap', 'v1');
-    c.deployFile('cli-control-oops.ts');
+    await c.deployTemplate('versioned', 'swap', 'v1');
+    await c.deployFile('cli-control-oops.ts');
     await c.start();
     c.run(path.join(PG_BIN, 'pgbench'), ['-i', '-s', '1', '-q', '-h', c.dir, '-p', String(c.port), '-U', 'postgres', 'postgres']);
   }, 60000);

@@ -30,8 +30,8 @@ const error = (sql: string, params: unknown[] = []) => cluster.query(sql, params
 
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { 'node_worker.max_failures': 3, max_worker_processes: 12 } });
-  cluster.deployTemplate('idle', 'steady');
-  for (const w of ['job', 'leader', 'crasher']) cluster.deployFile(`control-${w}.ts`);
+  await cluster.deployTemplate('idle', 'steady');
+  for (const w of ['job', 'leader', 'crasher']) await cluster.deployFile(`control-${w}.ts`);
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
 }, 60000);
@@ -51,7 +51,7 @@ describe('node_worker.workers', () => {
   });
 
   it('lists a worker deployed after the server started as stopped', async () => {
-    cluster.deployTemplate('idle', 'late');
+    await cluster.deployTemplate('idle', 'late');
     const [row] = await rows('late');
     expect(row).toMatchObject({ name: 'late', kind: 'static', pid: null, state: 'stopped' });
   });

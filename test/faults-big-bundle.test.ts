@@ -28,11 +28,11 @@ export default defineWorker({ searchPath: ['public'], name: 'big', restart: 1, a
   while (!ctx.signal.aborted) await ctx.sleep(60000);
 } });\n`;
     const t0 = process.hrtime.bigint();
-    cluster.deploySource('big', src);
+    await cluster.deploySource('big', src);
     deploySeconds = seconds(t0);
     // the same bundle in a cluster whose heap limit is smaller than the bundle
     small = await Cluster.create({ settings: { 'node_worker.heap_limit_mb': 64 } });
-    small.deployTemplate('idle', 'steady');
+    await small.deployTemplate('idle', 'steady');
     for (const f of ['big.js', 'big.json']) writeOwned(small, f, fs.readFileSync(path.join(workerDir(cluster), f)));
   }, 120000);
   afterAll(async () => {

@@ -22,7 +22,7 @@ describe('bad input at the CLI door', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create();
-    cluster.deployTemplate('idle', 'steady');
+    await cluster.deployTemplate('idle', 'steady');
   }, 60000);
   afterAll(async () => cluster?.destroy());
 
@@ -99,7 +99,7 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
 
   beforeAll(async () => {
     cluster = await Cluster.create({ settings: { max_worker_processes: 32, 'node_worker.max_failures': 3 } });
-    cluster.deployTemplate('idle', 'steady');
+    await cluster.deployTemplate('idle', 'steady');
     dir = workerDir(cluster);
     const steadyJs = fs.readFileSync(path.join(dir, 'steady.js'));
     const put = (file: string, text: string | Buffer, re?: RegExp) => {

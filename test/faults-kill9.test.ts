@@ -13,8 +13,8 @@ describe('kill -9 of a worker while 4 clients commit', () => {
   beforeAll(async () => {
     cluster = await Cluster.create();
     // a worker that commits in a loop too, so the kill lands in the middle of its transactions
-    cluster.deployFile('faults-kill9-writer.ts');
-    cluster.deployTemplate('idle', 'bystander');
+    await cluster.deployFile('faults-kill9-writer.ts');
+    await cluster.deployTemplate('idle', 'bystander');
     await cluster.start();
     await cluster.query('CREATE TABLE commits (client int NOT NULL, n int NOT NULL, PRIMARY KEY (client, n))');
     await cluster.waitForLog(/writer: writer: writing as pid/);

@@ -27,7 +27,7 @@ describe('security', () => {
       CREATE TABLE app_log (v text);
       GRANT SELECT, INSERT ON app_log TO app;`);
     cluster.stop();
-    cluster.deployFile('faults-security-limited.ts');
+    await cluster.deployFile('faults-security-limited.ts');
     // a bundle that is a symbolic link to a file outside the directory (see the test)
     outsideDir = path.join(cluster.dir, 'outside');
     fs.mkdirSync(outsideDir);

@@ -53,8 +53,8 @@ describe('hazards in a running cluster (server log on a regular file, pg_ctl -l)
 
   beforeAll(async () => {
     cluster = await Cluster.create({ settings: { 'node_worker.heap_limit_mb': 64 } });
-    cluster.deployTemplate('evaluator', 'evaluator');
-    for (const w of ['busy', 'spinner', 'hog']) cluster.deployFile(`hazards-${w}.ts`);
+    await cluster.deployTemplate('evaluator', 'evaluator');
+    for (const w of ['busy', 'spinner', 'hog']) await cluster.deployFile(`hazards-${w}.ts`);
     await cluster.start();
     await cluster.query('CREATE DATABASE other');
     await evaluatorReady(cluster);
@@ -429,7 +429,7 @@ describe('hazard 5 with logging_collector = on (stderr is the syslogger pipe)', 
     cluster = await Cluster.create({
       settings: { logging_collector: 'on', log_directory: "'log'", log_filename: "'server.log'" },
     });
-    cluster.deployFile('hazards-stdio.ts');
+    await cluster.deployFile('hazards-stdio.ts');
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());
@@ -469,9 +469,9 @@ describe('postmaster killed with kill -9', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create();
-    cluster.deployTemplate('idle', 'idle');
-    cluster.deployTemplate('stuck', 'looper', 'js');
-    cluster.deployTemplate('stuck', 'sleeper', 'sql');
+    await cluster.deployTemplate('idle', 'idle');
+    await cluster.deployTemplate('stuck', 'looper', 'js');
+    await cluster.deployTemplate('stuck', 'sleeper', 'sql');
     await cluster.start();
   }, 60000);
 

@@ -15,7 +15,7 @@ describe('a deployed worker', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create({ settings: { 'pgnw_test.value': "'one'" } });
-    cluster.deployTemplate('idle', 'idler');
+    await cluster.deployTemplate('idle', 'idler');
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());
@@ -62,8 +62,8 @@ describe('stopping a busy worker', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create();
-    cluster.deployTemplate('stuck', 'sleeper', 'sql');
-    cluster.deployTemplate('stuck', 'spinner', 'js');
+    await cluster.deployTemplate('stuck', 'sleeper', 'sql');
+    await cluster.deployTemplate('stuck', 'spinner', 'js');
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());
@@ -88,8 +88,8 @@ describe('crashes and restarts', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create();
-    cluster.deployTemplate('idle', 'steady');
-    for (const w of ['thrower', 'exiter', 'finisher', 'broken', 'early']) cluster.deployFile(`lifecycle-${w}.ts`);
+    await cluster.deployTemplate('idle', 'steady');
+    for (const w of ['thrower', 'exiter', 'finisher', 'broken', 'early']) await cluster.deployFile(`lifecycle-${w}.ts`);
     // a manifest that is garbage, and one whose bundle is missing
     fs.writeFileSync(path.join(cluster.datadir, 'node_worker', 'garbage.json'), '{ this is not json');
     fs.writeFileSync(path.join(cluster.datadir, 'node_worker', 'nobundle.json'),
@@ -169,8 +169,8 @@ describe('several workers', () => {
     await cluster.query('CREATE DATABASE db_a OWNER alice');
     await cluster.query('CREATE DATABASE db_b OWNER bob');
     cluster.stop();
-    cluster.deployTemplate('whoami', 'wa', 'db_a', 'alice');
-    cluster.deployTemplate('whoami', 'wb', 'db_b', 'bob');
+    await cluster.deployTemplate('whoami', 'wa', 'db_a', 'alice');
+    await cluster.deployTemplate('whoami', 'wb', 'db_b', 'bob');
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());

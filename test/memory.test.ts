@@ -129,7 +129,7 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
   it("a worker's bufferLimitMb overrides the setting; filling it uncaught is logged, exit 1, restarted; nothing else is touched", async () => {
     const bystander = await cluster.waitForWorker('bystander');
     const from = cluster.log().length;
-    cluster.deployFile('memory-filler.ts');
+    await cluster.deployFile('memory-filler.ts');
     await cluster.query("CREATE EXTENSION IF NOT EXISTS pg_node_worker; SELECT node_worker.launch('filler')");
     const first = Number((await cluster.waitForLog(/filler: filling from pid (\d+)/, 20000, from))[1]);
     const exit = await waitFor('the filler to exit', () => exitOf(cluster.log().slice(from), first), 20000);

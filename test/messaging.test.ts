@@ -26,7 +26,7 @@ const callError = (client: pg.Client | Cluster, payload: unknown, timeoutMs = 50
 
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { 'node_worker.queue_size_kb': 16, 'node_worker.max_message_kb': 8 } });
-  for (const w of ['svc', 'napper', 'silent']) cluster.deployFile(`messaging-${w}.ts`);
+  for (const w of ['svc', 'napper', 'silent']) await cluster.deployFile(`messaging-${w}.ts`);
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
   await waitFor('svc to serve calls', async () => (await call(cluster, { op: 'echo', value: 1 }).catch(() => null)) !== null, 20000);
@@ -270,7 +270,7 @@ describe('an npm package called from SQL', () => {
     fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'tiny-slug', version: '1.0.0', main: 'index.js' }));
     fs.writeFileSync(path.join(pkg, 'index.js'), "module.exports = (s) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');");
     // written from a string on purpose: the point is a package bundled from the worker's folder
-    cluster.deploySource(
+    await cluster.deploySource(
       'slugs',
       `import { defineWorker } from 'pg-node-worker';
        import slug from 'tiny-slug';

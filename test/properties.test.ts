@@ -395,7 +395,7 @@ describe('the manifest reader (fast-check)', () => {
   beforeAll(async () => {
     cluster = await Cluster.create({ settings: { max_worker_processes: 48, 'node_worker.max_failures': 2 } });
     await withLog(cluster, async () => {
-      cluster.deployFile('properties-noop.ts');
+      await cluster.deployFile('properties-noop.ts');
       dir = workerDir(cluster);
       noopBundle = fs.readFileSync(path.join(dir, 'noop.js'));
       const st = fs.statSync(cluster.datadir);

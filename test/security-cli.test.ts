@@ -213,8 +213,8 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
 describe('status escapes what the server says', () => {
   it('a worker error carrying terminal escapes reaches the terminal escaped, through -D and -d', async () => {
     const c = await cluster();
-    c.deployFile('security-cli-evil.ts');
-    c.deployFile('security-cli-evil2.ts');
+    await c.deployFile('security-cli-evil.ts');
+    await c.deployFile('security-cli-evil2.ts');
     await c.start();
     await c.query('CREATE EXTENSION pg_node_worker');
     await waitFor('both workers to fail', async () => {
@@ -334,7 +334,7 @@ describe('callers are measured in UTF-8 bytes, as the server does', () => {
 
   it('deploy --restart refuses such a list before writing: the running worker and its files stay as they were', async () => {
     const c = await cluster();
-    c.deployTemplate('idle', 'w17');
+    await c.deployTemplate('idle', 'w17');
     await c.start();
     await c.query(roles.map((r) => `CREATE ROLE "${r}";`).join('\n'));
     const pid = await c.waitForWorker('w17');
@@ -353,7 +353,7 @@ describe('callers are measured in UTF-8 bytes, as the server does', () => {
 
   it('a manifest the server refuses at --restart is rolled back to the previous deployment, or removed', async () => {
     const c = await cluster();
-    c.deployTemplate('idle', 'w17');
+    await c.deployTemplate('idle', 'w17');
     await c.start();
     await c.query('CREATE EXTENSION pg_node_worker');
     const pid = await c.waitForWorker('w17');

@@ -48,9 +48,9 @@ beforeAll(async () => {
       deadlock_timeout: "'200ms'",
     },
   });
-  cluster.deployFile('security-svc.ts');
-  cluster.deployFile('security-calls.ts');
-  cluster.deployFile('security-sink.ts');
+  await cluster.deployFile('security-svc.ts');
+  await cluster.deployFile('security-calls.ts');
+  await cluster.deployFile('security-sink.ts');
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
   for (const sql of [
@@ -146,7 +146,7 @@ describe('a database owner against a superuser worker', () => {
       await owner.end();
     }
     const logFrom = cluster.log().length;
-    cluster.deployFile('security-owned.ts');
+    await cluster.deployFile('security-owned.ts');
     await cluster.query("SELECT node_worker.restart('sec_owned')");
     const call = async (op: string) =>
       (await cluster.query<{ r: unknown }>('SELECT node_worker.call($1, $2::jsonb, 10000) AS r', ['sec_owned', JSON.stringify({ op })]))[0].r;
@@ -359,7 +359,7 @@ describe('roles and names', () => {
   });
 
   it('a role with no right gets 42501 for an unknown, a stopped and a running worker alike', async () => {
-    cluster.deployTemplate('recorder', 'dyn_a'); // deployed after start: known, never run
+    await cluster.deployTemplate('recorder', 'dyn_a'); // deployed after start: known, never run
     const c = await as('nobody');
     try {
       for (const name of ['no_such_worker', 'dyn_a', 'sec_svc'])
@@ -399,7 +399,7 @@ describe('control', () => {
   }, 60000);
 
   it('the worker that swallows its shutdown cancel leaves with exit 1 within the grace period, no abort, and the log says why', async () => {
-    cluster.deployFile('security-swallower.ts');
+    await cluster.deployFile('security-swallower.ts');
     const logFrom = cluster.log().length;
     const pid = (await cluster.query<{ pid: number }>("SELECT node_worker.launch('swallower') AS pid"))[0].pid;
     await sleep(300);
@@ -426,8 +426,8 @@ describe('the inbox belongs to one worker', () => {
     await small.query('CREATE ROLE dyn_b_callers NOLOGIN');
     await small.query('CREATE ROLE a_caller LOGIN IN ROLE dyn_a_callers');
     // deployed after start: dynamic only (launch()), so the one slot is reused
-    small.deployTemplate('recorder', 'dyn_a');
-    small.deployTemplate('recorder', 'dyn_b');
+    await small.deployTemplate('recorder', 'dyn_a');
+    await small.deployTemplate('recorder', 'dyn_b');
   }, 60000);
   afterAll(async () => small?.destroy());
 

@@ -17,7 +17,7 @@ const sqlError = (sql: string, params: unknown[] = []) => cluster.query(sql, par
 
 beforeAll(async () => {
   cluster = await evaluatorCluster({ settings: { 'node_worker.shared_memory_mb': 1 } });
-  cluster.deployFile('shared-adder.ts');
+  await cluster.deployFile('shared-adder.ts');
   await cluster.query('CREATE EXTENSION pg_node_worker');
 }, 60000);
 
@@ -81,7 +81,7 @@ describe('ctx.shared', () => {
   it('works in any worker, also one started by restart()', async () => {
     // deployed now, started by restart(); at the next server start it runs as a start:
     // 'postmaster' worker, without a database connection (see 'server restarts')
-    cluster.deployFile('shared-early.ts');
+    await cluster.deployFile('shared-early.ts');
     await cluster.query("SELECT node_worker.restart('early')");
     await waitFor('early to write', async () => (await read('early').catch(() => Buffer.alloc(4))).readInt32LE(0) === 7);
   });

@@ -12,8 +12,8 @@ let replica: Cluster;
 beforeAll(async () => {
   primary = await Cluster.create();
   // test/workers/templates/probe.ts: reads, tries a write, logs what happened and where it runs
-  primary.deployTemplate('probe', 'reader', 'consistent');
-  primary.deployTemplate('probe', 'writer', 'recovery-finished');
+  await primary.deployTemplate('probe', 'reader', 'consistent');
+  await primary.deployTemplate('probe', 'writer', 'recovery-finished');
   await primary.start();
   await primary.query('CREATE TABLE facts (x int)');
   await primary.query('INSERT INTO facts SELECT generate_series(1, 3)');

@@ -80,7 +80,7 @@ let postmasterStart: string;
 
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { max_prepared_transactions: 8, 'node_worker.shutdown_grace_ms': 2000 } });
-  cluster.deployFile('txfuzz-sink.ts');
+  await cluster.deployFile('txfuzz-sink.ts');
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
   await waitFor('fz_got', async () => (await cluster.query("SELECT to_regclass('public.fz_got') AS t"))[0].t);

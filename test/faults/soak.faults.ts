@@ -76,7 +76,7 @@ describe(`soak: pgbench -c 4 for ${WARMUP_SECONDS} + ${SOAK_SECONDS} s beside 4 
     );
     cluster.stop();
     // test/workers/templates/soak.ts: reads pgbench's tables and writes its own, reports its memory
-    for (const w of WORKERS) cluster.deployTemplate('soak', w);
+    for (const w of WORKERS) await cluster.deployTemplate('soak', w);
     await cluster.start();
     for (const w of WORKERS) await cluster.waitForLog(new RegExp(`${w}: ${w}: soaking as pid`), 20000);
   }, 180000);

@@ -3,7 +3,7 @@
  * unix socket in that dir (no TCP), the extension preloaded, run as an
  * unprivileged OS user when the tests run as root (PostgreSQL refuses root).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -187,7 +187,7 @@ export class Cluster {
    * (a generated blob, a package bundled from the worker's folder). Other workers are files of
    * test/workers: deployFile(), deployTemplate().
    */
-  deploySource(name: string, source: string): string {
+  deploySource(name: string, source: string): Promise<string> {
     const file = path.join(this.workersDir, `${name}.ts`);
     fs.writeFileSync(file, source);
     return this.deployPath(file);
@@ -198,22 +198,31 @@ export class Cluster {
    * typecheck covers, bundled where it is, so it may import its neighbours) or an absolute path.
    * The worker's name is the one its defineWorker() declares.
    */
-  deployFile(file: string): string {
+  deployFile(file: string): Promise<string> {
     return this.deployPath(fixture(file));
   }
 
   /** Deploys `<template>(...args)` of test/workers/templates (see test/helpers/workers.ts). */
-  deployTemplate<K extends TemplateName>(template: K, ...args: TemplateArgs<K>): string {
+  deployTemplate<K extends TemplateName>(template: K, ...args: TemplateArgs<K>): Promise<string> {
     return this.deployPath(templateFile(this.workersDir, template, ...args));
   }
 
-  private deployPath(file: string): string {
-    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', file, '-D', this.datadir], {
-      encoding: 'utf8',
-      env: { ...process.env },
+  /**
+   * Runs the CLI's deploy in a child process, without blocking this process: bundling a big
+   * worker takes seconds, and the test runner's own messages must go on meanwhile.
+   */
+  private deployPath(file: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', file, '-D', this.datadir],
+        { encoding: 'utf8', env: { ...process.env }, maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          if (err) reject(new Error(`deploy of ${file} failed (${(err as { code?: unknown }).code}): ${stderr}${stdout}`));
+          else resolve(stdout + stderr);
+        },
+      );
     });
-    if (r.status !== 0) throw new Error(`deploy of ${file} failed (${r.status}): ${r.stderr}${r.stdout}`);
-    return r.stdout + r.stderr;
   }
 
   log(): string {

@@ -116,8 +116,8 @@ export interface EvaluatorClusterOptions extends ClusterOptions {
 export async function evaluatorCluster(opts: EvaluatorClusterOptions = {}): Promise<Cluster> {
   const { bystander, start, ...clusterOptions } = opts;
   const cluster = await Cluster.create(clusterOptions);
-  cluster.deployTemplate('evaluator', 'evaluator');
-  if (bystander) cluster.deployTemplate('idle', 'bystander');
+  await cluster.deployTemplate('evaluator', 'evaluator');
+  if (bystander) await cluster.deployTemplate('idle', 'bystander');
   await (start ? start(cluster) : cluster.start());
   await evaluatorReady(cluster);
   return cluster;
