@@ -54,7 +54,7 @@ describe('examples/autoprewarm.ts', () => {
   });
 
   it('with the worker, a warmed table is back in shared_buffers after a restart', async () => {
-    primary.deploy('autoprewarm', fs.readFileSync(path.join(REPO, 'examples', 'autoprewarm.ts'), 'utf8'));
+    await primary.deployFile(path.join(REPO, 'examples', 'autoprewarm.ts'));
     let from = primary.log().length;
     await primary.restart();
     // no dump file yet: nothing to load

@@ -1,10 +1,10 @@
 /**
- * ctx.buffers figures (issue #5), on demand: PGNW_PERF=1 npx vitest run test/buffers-perf.test.ts
+ * ctx.buffers figures, on demand: PGNW_PERF=1 npx vitest run test/buffers-perf.test.ts
  *   - snapshot() of 1 GB shared_buffers (131072 buffers, mostly in use) vs
  *     SELECT count(*) FROM pg_buffercache, both run in the same worker process;
  *   - prewarm() MB/s vs pg_prewarm() on the same 256 MB table, each after a server restart (the
  *     blocks come from the OS page cache in both cases), alternating, median of 5.
- * Prints the figures; asserts only the issue's targets (snapshot >= 1x, prewarm >= 0.9x).
+ * Prints the figures; asserts only the targets (snapshot >= 1x, prewarm >= 0.9x).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from './helpers/cluster';

@@ -1,12 +1,12 @@
 /**
- * ctx.buffers (issue #5) on a real cluster: snapshot against pg_buffercache at the same moment,
+ * ctx.buffers on a real cluster: snapshot against pg_buffercache at the same moment,
  * stats, residency before/after a seq scan, prewarm of a whole table and of a block range,
  * readPage against pageinspect's get_raw_page, relation errors, and the privileges each call
  * needs (a worker running as a non-superuser role).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from './helpers/cluster';
-import { EVAL_WORKER_SOURCE, evaluatorCluster, inWorker, inWorkerError } from './helpers/evalWorker';
+import { evaluatorCluster, evaluatorReady, inWorker, inWorkerError } from './helpers/evalWorker';
 
 let cluster: Cluster;
 
@@ -38,11 +38,11 @@ beforeAll(async () => {
   await cluster.query('CREATE DATABASE plaindb OWNER plain');
   await cluster.query('CREATE TABLE t_secret AS SELECT g FROM generate_series(1, 1000) g', [], 'plaindb');
   // a second evaluator, running as the non-superuser role plain, in plaindb
-  cluster.deploy('evalplain', EVAL_WORKER_SOURCE('evalplain', 'plaindb').replace('restart: 1,', "restart: 1, role: 'plain',"));
+  await cluster.deployTemplate('evaluator', 'evalplain', { database: 'plaindb', role: 'plain' });
   // restart: shared_buffers starts empty, both evaluators run
   const from = cluster.log().length;
   await cluster.restart();
-  await cluster.waitForLog(/evaluator: evaluator ready/, 20000, from);
+  await evaluatorReady(cluster, from);
   await cluster.waitForLog(/evalplain: evaluator ready/, 20000, from);
 }, 120000);
 

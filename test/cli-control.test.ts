@@ -1,43 +1,15 @@
 /**
  * The CLI against running servers: deploy --restart swaps a worker's code while the server keeps
- * serving (issue #3), what deploy says and does when it cannot restart the worker, and status.
+ * serving, what deploy says and does when it cannot restart the worker, and status.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, PG_BIN, REPO, sleep } from './helpers/cluster';
+import { cliAsync as cli, run } from './helpers/cli';
+import { Cluster, PG_BIN, sleep } from './helpers/cluster';
+import { templateFile } from './helpers/workers';
 
-const CLI = path.join(REPO, 'bin', 'pg-node-worker.js');
 const ROOT = process.getuid?.() === 0;
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Environment of the CLI: as root it must find the database user itself (the data directory's owner). */
-function cliEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  if (ROOT) delete env.PGUSER;
-  else env.PGUSER = 'postgres'; // the clusters' superuser; not root: the owner is whoever runs the tests
-  return env;
-}
-
-function run(file: string, args: string[], opts: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: opts.env ?? process.env, uid: opts.uid, gid: opts.gid, cwd: '/' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-const cli = (...args: string[]) => run(process.execPath, [CLI, ...args], { env: cliEnv() });
 
 /** uid/gid of the server's OS user (the tests' clusters run as postgres when we are root). */
 function serverIds(datadir: string): { uid?: number; gid?: number } {
@@ -46,36 +18,15 @@ function serverIds(datadir: string): { uid?: number; gid?: number } {
   return { uid: st.uid, gid: st.gid };
 }
 
-const swapWorker = (version: string) => `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({
-  name: 'swap',
-  restart: 1,
-  async main(ctx) {
-    ctx.log.info('code ${version} running as pid ' + ctx.worker.pid);
-    while (!ctx.signal.aborted) await ctx.sleep(60000);
-  },
-});
-`;
-
-function writeWorker(c: Cluster, name: string, source: string): string {
-  const file = path.join(c.workersDir, `${name}.ts`);
-  fs.writeFileSync(file, source);
-  return file;
-}
+/** Writes the worker swap, logging that its code `version` runs (test/workers/templates/versioned.ts). */
+const swapFile = (c: Cluster, version: string) => templateFile(c.workersDir, 'versioned', 'swap', version);
 
 describe('deploy --restart on a running server', () => {
   let c: Cluster;
   beforeAll(async () => {
     c = await Cluster.create();
-    c.deploy('swap', swapWorker('v1'));
-    c.deploy(
-      'oops',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ name: 'oops', restart: 'never', async main() {
-         throw new Error('oops on the first line\\nand more on the second');
-       } });`,
-    );
+    await c.deployTemplate('versioned', 'swap', 'v1');
+    await c.deployFile('cli-control-oops.ts');
     await c.start();
     c.run(path.join(PG_BIN, 'pgbench'), ['-i', '-s', '1', '-q', '-h', c.dir, '-p', String(c.port), '-U', 'postgres', 'postgres']);
   }, 60000);
@@ -84,7 +35,7 @@ describe('deploy --restart on a running server', () => {
   it('without --restart, says how the new code starts and leaves the worker alone', async () => {
     const pid = await c.waitForWorker('swap');
     await c.waitForLog(new RegExp(`swap: code v1 running as pid ${pid}`));
-    const r = await cli('deploy', writeWorker(c, 'swap', swapWorker('v1b')), '-D', c.datadir);
+    const r = await cli('deploy', swapFile(c, 'v1b'), '-D', c.datadir);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(
       "next: the new code runs on the next restart of the worker (SELECT node_worker.restart('swap'), or deploy --restart) or of the server",
@@ -97,7 +48,7 @@ describe('deploy --restart on a running server', () => {
   it('swaps the code of one worker while a pgbench client keeps running without errors', async () => {
     const oldPid = await c.waitForWorker('swap');
     const postmaster = c.postmasterPid();
-    const file = writeWorker(c, 'swap', swapWorker('v2'));
+    const file = swapFile(c, 'v2');
 
     let benchDone = false;
     const bench = run(
@@ -171,7 +122,7 @@ describe('deploy --restart when the worker cannot be restarted', () => {
 
   it('a server started without pg_node_worker preloaded: says to restart the server, and does not', async () => {
     const postmaster = c.postmasterPid();
-    const file = writeWorker(c, 'swap', swapWorker('v1'));
+    const file = swapFile(c, 'v1');
     // first deploy: adds pg_node_worker to shared_preload_libraries, which the server has not loaded
     const first = await cli('deploy', file, '-D', c.datadir, '--restart');
     expect(first.status, first.stdout + first.stderr).toBe(2);
@@ -192,7 +143,7 @@ describe('deploy --restart when the worker cannot be restarted', () => {
 
   it('a stopped server: no restart attempted, the code runs at the next start', async () => {
     c.stop();
-    const r = await cli('deploy', writeWorker(c, 'swap', swapWorker('v2')), '-D', c.datadir, '--restart');
+    const r = await cli('deploy', swapFile(c, 'v2'), '-D', c.datadir, '--restart');
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/the server is not running: no restart attempted; the new code runs at the next start: pg_ctl start -D /);
     expect(fs.existsSync(path.join(c.datadir, 'postmaster.pid'))).toBe(false);

@@ -1,5 +1,7 @@
 // The pg-node-worker CLI: bundling, definition validation, deploy into a fake data directory.
-// No server needed.
+// No server needed. The bundling and validation tests write their worker sources from strings on
+// purpose: each source is the input under test (names and fields the types forbid, module shapes,
+// syntax errors, packages in the worker's folder). The others deploy files of test/workers.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -20,6 +22,7 @@ import {
   parseConfLine,
   splitLibraryList,
 } from '../src/cli/pgconf';
+import { fixture } from './helpers/workers';
 
 const TARGET = 'node18.20';
 const tmpRoots: string[] = [];
@@ -151,7 +154,7 @@ export default defineWorker({ name: 'uses_foo', main: () => answer() });
     expect(definition.name).toBe('uses_foo');
     expect(code).toContain('FOO_MARKER_');
     expect(code).not.toContain('require("foo")');
-    // the bundle no longer needs the folder
+    // the bundle does not need the folder
     const def = load(code, { defineWorker: (d: any) => d });
     expect(def.main()).toBe('FOO_MARKER_42');
   });
@@ -400,7 +403,7 @@ describe('deploy', () => {
 
   it('writes bundle and manifest, and adds pg_node_worker to shared_preload_libraries once', async () => {
     const pgdata = fakePgdata();
-    const file = workerFile(simpleWorker(`name: 'counter', restart: 5,`), 'counter.ts');
+    const file = fixture('cli-counter.ts');
     const { r, out, err } = await doDeploy(file, { pgdata });
     expect(err).toEqual([expect.stringMatching(/^warning: worker "counter" runs as the bootstrap superuser/)]);
 
@@ -461,7 +464,7 @@ describe('deploy', () => {
 
   it('extends the list that postgresql.auto.conf already sets', async () => {
     const pgdata = fakePgdata({ auto: AUTO_CONF_HEADER + `shared_preload_libraries = 'auto_explain'\nwork_mem = '8MB'\n` });
-    await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    await doDeploy(fixture('cli-w.ts'), { pgdata });
     expect(fs.readFileSync(path.join(pgdata, 'postgresql.auto.conf'), 'utf8')).toBe(
       AUTO_CONF_HEADER + `shared_preload_libraries = 'auto_explain, pg_node_worker'\nwork_mem = '8MB'\n`,
     );
@@ -470,7 +473,7 @@ describe('deploy', () => {
   it('creates postgresql.auto.conf when missing, and leaves postgresql.conf alone', async () => {
     const conf = `shared_preload_libraries = 'a'\nshared_preload_libraries = 'b,c'  # the last one wins\n#shared_preload_libraries = 'commented'\n`;
     const pgdata = fakePgdata({ auto: null, conf });
-    await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    await doDeploy(fixture('cli-w.ts'), { pgdata });
     const autoFile = path.join(pgdata, 'postgresql.auto.conf');
     expect(fs.readFileSync(autoFile, 'utf8')).toBe(AUTO_CONF_HEADER + `shared_preload_libraries = 'b, c, pg_node_worker'\n`);
     expect(mode(autoFile)).toBe(0o600);
@@ -480,7 +483,7 @@ describe('deploy', () => {
   it('leaves auto.conf alone when postgresql.conf already preloads pg_node_worker', async () => {
     const pgdata = fakePgdata({ conf: `shared_preload_libraries = 'pg_node_worker'\n` });
     const before = fs.readFileSync(path.join(pgdata, 'postgresql.auto.conf'), 'utf8');
-    const { r } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    const { r } = await doDeploy(fixture('cli-w.ts'), { pgdata });
     expect(r.preload.changed).toBe(false);
     expect(fs.readFileSync(path.join(pgdata, 'postgresql.auto.conf'), 'utf8')).toBe(before);
   });
@@ -491,7 +494,7 @@ describe('deploy', () => {
     const mainConf = write(path.join(etc, 'postgresql.conf'), `include_dir 'conf.d'\nnode_worker.directory = 'workers'\n`);
     const pgdata = fakePgdata({ conf: `shared_preload_libraries = 'not_this_one'\n` });
     write(path.join(pgdata, 'postmaster.opts'), `/usr/lib/postgresql/15/bin/postgres "-D" "${pgdata}" "-c" "config_file=${mainConf}"\n`);
-    const { r } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    const { r } = await doDeploy(fixture('cli-w.ts'), { pgdata });
     expect(r.directory).toBe(path.join(pgdata, 'workers'));
     expect(r.preload.value).toBe('from_conf_d, pg_node_worker');
   });
@@ -501,7 +504,7 @@ describe('deploy', () => {
       conf: `node_worker.directory = 'from_conf'\n`,
       auto: AUTO_CONF_HEADER + `node_worker.directory = 'from_auto'\n`,
     });
-    const file = workerFile(simpleWorker(`name: 'w',`));
+    const file = fixture('cli-w.ts');
     const a = await doDeploy(file, { pgdata });
     expect(a.r.directory).toBe(path.join(pgdata, 'from_auto'));
     expect(fs.existsSync(path.join(pgdata, 'from_auto', 'w.json'))).toBe(true);
@@ -522,21 +525,21 @@ describe('deploy', () => {
 
   it('falls back to node18 with a warning when the extension is not installed', async () => {
     const pgdata = fakePgdata();
-    const { r, err } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, pgConfig: path.join(tmpdir(), 'no-pg-config') });
+    const { r, err } = await doDeploy(fixture('cli-w.ts'), { pgdata, pgConfig: path.join(tmpdir(), 'no-pg-config') });
     expect(r.manifest.nodeTarget).toBe('node18');
     expect(err.join('\n')).toMatch(/^warning: cannot run .*no-pg-config.*bundling for node18/);
 
     const lib = tmpdir();
     const pgc = write(path.join(lib, 'pg_config'), `#!/bin/sh\necho ${lib}\necho PostgreSQL 16.1\n`);
     fs.chmodSync(pgc, 0o755);
-    const second = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, pgConfig: pgc });
+    const second = await doDeploy(fixture('cli-w.ts'), { pgdata, pgConfig: pgc });
     expect(second.r.manifest.nodeTarget).toBe('node18');
     expect(second.err.join('\n')).toMatch(/pg_node_worker is not installed/);
     expect(second.err.join('\n')).toMatch(/PostgreSQL 15 data directory but .* is PostgreSQL 16/);
   });
 
   it('refuses a missing data directory, a directory without PG_VERSION, a missing file', async () => {
-    const file = workerFile(simpleWorker(`name: 'w',`));
+    const file = fixture('cli-w.ts');
     const missing = path.join(tmpdir(), 'nope');
     await expect(doDeploy(file, { pgdata: missing })).rejects.toThrow(/data directory .*nope does not exist/);
     const notData = tmpdir();
@@ -560,7 +563,7 @@ describe('deploy', () => {
     fs.chownSync(pgdata, uid, gid);
     // auto.conf keeps its own owner
     fs.chownSync(path.join(pgdata, 'postgresql.auto.conf'), 1234, 1235);
-    const { r } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata });
+    const { r } = await doDeploy(fixture('cli-w.ts'), { pgdata });
     for (const p of [r.directory, r.bundlePath, r.manifestPath]) {
       const st = fs.statSync(p);
       expect([p, st.uid, st.gid]).toEqual([p, uid, gid]);
@@ -580,7 +583,7 @@ describe('deploy', () => {
       const pgdata = fakePgdata(preloaded);
       const pid = deadPid();
       pidFile(pgdata, pid, '/tmp');
-      const { r, out } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, restart: true });
+      const { r, out } = await doDeploy(fixture('cli-w.ts'), { pgdata, restart: true });
       expect(r.serverRunning).toBe(false);
       expect(r.restartedPid).toBeUndefined();
       expect(out[out.length - 1]).toMatch(
@@ -591,7 +594,7 @@ describe('deploy', () => {
     it('a running server that has not loaded pg_node_worker: deployed, told to restart the server, no connection', async () => {
       const pgdata = fakePgdata(); // preload added by this deploy
       pidFile(pgdata, process.pid, '/nonexistent-socket-dir');
-      const file = workerFile(simpleWorker(`name: 'w',`));
+      const file = fixture('cli-w.ts');
       await expect(doDeploy(file, { pgdata, restart: true })).rejects.toThrow(
         /worker "w" is deployed, but the running server \(pid \d+\) has not loaded pg_node_worker .*The server was not restarted: restart it to start the worker: pg_ctl restart -D /s,
       );
@@ -601,7 +604,7 @@ describe('deploy', () => {
     it('a server without a unix socket: says so', async () => {
       const pgdata = fakePgdata(preloaded);
       pidFile(pgdata, process.pid, '');
-      await expect(doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, restart: true })).rejects.toThrow(
+      await expect(doDeploy(fixture('cli-w.ts'), { pgdata, restart: true })).rejects.toThrow(
         /listens on no unix socket \(the socket directory line of postmaster.pid is empty/,
       );
     });
@@ -628,7 +631,7 @@ describe('deploy', () => {
         fs.chownSync(pgdata, Number(pw[2]), Number(pw[3]));
       }
       pidFile(pgdata, process.pid, '/run/some socket dir', 5433);
-      const { r, out } = await doDeploy(workerFile(simpleWorker(`name: 'w',`)), { pgdata, restart: true, pgConfig: pgc, nodeTarget: TARGET });
+      const { r, out } = await doDeploy(fixture('cli-w.ts'), { pgdata, restart: true, pgConfig: pgc, nodeTarget: TARGET });
       expect(r.restartedPid).toBe(4242);
       expect(out[out.length - 1]).toBe('restarted worker "w" with the new code: pid 4242 (the server kept running)');
 
@@ -786,7 +789,7 @@ describe('command line', () => {
 
   it('build writes the bundle and prints the definition', async () => {
     const dir = tmpdir();
-    const file = workerFile(simpleWorker(`name: 'b1', database: 'db',`), 'b1.ts', dir);
+    const file = fixture('cli-b1.ts');
     const outFile = path.join(dir, 'out', 'b1.js');
     const a = io();
     expect(await run(['build', file, '-o', outFile, '--target', 'node18.20'], a.io)).toBe(0);
@@ -799,7 +802,7 @@ describe('command line', () => {
   it('deploy takes PGDATA from the environment; CliErrors exit 2 without a stack', async () => {
     const pgdata = path.join(tmpdir(), 'nodata');
     const a = io({ PGDATA: pgdata });
-    expect(await run(['deploy', workerFile(simpleWorker(`name: 'w',`))], a.io)).toBe(2);
+    expect(await run(['deploy', fixture('cli-w.ts')], a.io)).toBe(2);
     expect(a.err).toEqual([`pg-node-worker: data directory ${pgdata} does not exist`]);
   });
 

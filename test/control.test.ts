@@ -1,11 +1,10 @@
 /**
- * The control surface (issue #3): the node_worker.workers view, launch /
+ * The control surface: the node_worker.workers view, launch /
  * stop / restart from SQL and from a worker, the supervisor's backoff and
  * failed state, and who may use them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, sleep, waitFor } from './helpers/cluster';
-import { idleWorker } from './helpers/workers';
 
 let cluster: Cluster;
 
@@ -31,36 +30,8 @@ const error = (sql: string, params: unknown[] = []) => cluster.query(sql, params
 
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { 'node_worker.max_failures': 3, max_worker_processes: 12 } });
-  cluster.deploy('steady', idleWorker('steady'));
-  cluster.deploy(
-    'job',
-    `import { defineWorker } from 'pg-node-worker';
-     export default defineWorker({ searchPath: ['public'], name: 'job', restart: 'never', async main(ctx) {
-       const args = ctx.args as { n?: number; sleepMs?: number } | null;
-       ctx.sql\`CREATE TABLE IF NOT EXISTS job_runs (pid int, args jsonb)\`;
-       ctx.sql\`INSERT INTO job_runs VALUES (\${ctx.worker.pid}, \${args === null ? null : JSON.stringify(args)}::jsonb)\`;
-       if (args?.sleepMs) await ctx.sleep(args.sleepMs);
-     } });`,
-  );
-  cluster.deploy(
-    'leader',
-    `import { defineWorker } from 'pg-node-worker';
-     export default defineWorker({ searchPath: ['public'], name: 'leader', restart: 'never', async main(ctx) {
-       const a = ctx.launch('job', { n: 1, sleepMs: 200 });
-       const b = ctx.launch('job', { n: 2, sleepMs: 400 });
-       ctx.log.info('launched ' + a.pid + ' and ' + b.pid);
-       const codes = await Promise.all([a.exited, b.exited]);
-       ctx.log.info('children exited with ' + codes.join(','));
-       try { ctx.launch('nope'); } catch (e: any) { ctx.log.info('launch of nope: ' + e.code + ' ' + e.message); }
-     } });`,
-  );
-  cluster.deploy(
-    'crasher',
-    `import { defineWorker, PgError } from 'pg-node-worker';
-     export default defineWorker({ searchPath: ['public'], name: 'crasher', restart: 1, async main(ctx) {
-       ctx.sql\`SELECT * FROM no_such_table\`;
-     } });`,
-  );
+  await cluster.deployTemplate('idle', 'steady');
+  for (const w of ['job', 'leader', 'crasher']) await cluster.deployFile(`control-${w}.ts`);
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
 }, 60000);
@@ -80,7 +51,7 @@ describe('node_worker.workers', () => {
   });
 
   it('lists a worker deployed after the server started as stopped', async () => {
-    cluster.deploy('late', idleWorker('late'));
+    await cluster.deployTemplate('idle', 'late');
     const [row] = await rows('late');
     expect(row).toMatchObject({ name: 'late', kind: 'static', pid: null, state: 'stopped' });
   });

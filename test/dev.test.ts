@@ -8,10 +8,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alive, procStat, REPO, sleep, waitFor } from './helpers/cluster';
+import { CLI } from './helpers/cli';
+import { REPO, running, sleep, waitFor } from './helpers/cluster';
 
-const CLI = path.join(REPO, 'bin', 'pg-node-worker.js');
-
+/** The worker's source, version by version: written from a string, since the test edits it (and breaks it). */
 const source = (text: string) => `import { defineWorker } from 'pg-node-worker';
 import { suffix } from './lib/suffix';
 export default defineWorker({
@@ -22,9 +22,6 @@ export default defineWorker({
   },
 });
 `;
-
-/** A process that exited but was not reaped yet (a zombie) is not running. */
-const running = (pid: number) => alive(pid) && procStat(pid)?.[0] !== 'Z';
 
 /** Processes whose command line mentions `needle` (a postmaster names its data directory). */
 function processesMentioning(needle: string): number[] {

@@ -11,7 +11,7 @@ let cluster: Cluster;
 
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { 'counted.naptime': 1 } });
-  cluster.deploy('counted', fs.readFileSync(path.join(REPO, 'examples', 'counted.ts'), 'utf8'));
+  await cluster.deployFile(path.join(REPO, 'examples', 'counted.ts'));
   await cluster.start();
   await cluster.waitForLog(/counted: initialized with "counted"\.counted, naptime 1 s/);
 }, 60000);

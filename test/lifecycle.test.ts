@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive, Cluster, cpuTicks, sleep, waitFor } from './helpers/cluster';
-import { idleWorker, sleepingWorker, spinningWorker } from './helpers/workers';
+import { fixtureLine } from './helpers/workers';
 
 const GRACE_MS = 2000;
 
@@ -15,7 +15,7 @@ describe('a deployed worker', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create({ settings: { 'pgnw_test.value': "'one'" } });
-    cluster.deploy('idler', idleWorker('idler'));
+    await cluster.deployTemplate('idle', 'idler');
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());
@@ -62,8 +62,8 @@ describe('stopping a busy worker', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create();
-    cluster.deploy('sleeper', sleepingWorker('sleeper'));
-    cluster.deploy('spinner', spinningWorker('spinner'));
+    await cluster.deployTemplate('stuck', 'sleeper', 'sql');
+    await cluster.deployTemplate('stuck', 'spinner', 'js');
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());
@@ -88,44 +88,9 @@ describe('crashes and restarts', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.create();
-    cluster.deploy('steady', idleWorker('steady'));
-    cluster.deploy(
-      'thrower',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ searchPath: ['public'], name: 'thrower', restart: 2, async main(ctx) {
-         ctx.log.info('thrower started');
-         setTimeout(() => { throw new Error('uncaught on purpose'); }, 200);
-         await ctx.sleep(60000);
-       } });`,
-    );
-    cluster.deploy(
-      'exiter',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ searchPath: ['public'], name: 'exiter', restart: 'never', async main(ctx) {
-         ctx.log.info('exiter calls process.exit(3)');
-         process.exit(3);
-       } });`,
-    );
-    cluster.deploy(
-      'finisher',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ searchPath: ['public'], name: 'finisher', restart: 1, async main(ctx) { ctx.log.info('finisher done'); } });`,
-    );
-    // a bundle that throws at import, and a manifest that is garbage
-    cluster.deploy(
-      'broken',
-      `import { defineWorker } from 'pg-node-worker';
-       const ok = process.env.PGNW_NEVER_SET;
-       export default defineWorker({ searchPath: ['public'], name: 'broken', restart: 'never', async main(ctx) { if (!ok) throw new Error('broken at start'); } });`,
-    );
-    cluster.deploy(
-      'early',
-      `import { defineWorker } from 'pg-node-worker';
-       export default defineWorker({ searchPath: ['public'], name: 'early', start: 'postmaster', restart: 'never', async main(ctx) {
-         try { ctx.sql\`SELECT 1\`; } catch (e: any) { ctx.log.info('early: no SQL: ' + e.code + ' ' + e.message + ' / database=' + ctx.worker.database); }
-         while (!ctx.signal.aborted) await ctx.sleep(60000);
-       } });`,
-    );
+    await cluster.deployTemplate('idle', 'steady');
+    for (const w of ['thrower', 'exiter', 'finisher', 'broken', 'early']) await cluster.deployFile(`lifecycle-${w}.ts`);
+    // a manifest that is garbage, and one whose bundle is missing
     fs.writeFileSync(path.join(cluster.datadir, 'node_worker', 'garbage.json'), '{ this is not json');
     fs.writeFileSync(path.join(cluster.datadir, 'node_worker', 'nobundle.json'),
       JSON.stringify({ format: 1, name: 'nobundle', database: 'postgres', role: null, restart: 1, start: 'recovery-finished', bundle: 'nobundle.js' }));
@@ -143,8 +108,9 @@ describe('crashes and restarts', () => {
 
   it('restarts a worker after an uncaught exception, after its interval, logging the stack; others untouched', async () => {
     const steady = await cluster.waitForWorker('steady');
-    // the stack points at the user's .ts (the bundle's inline source map)
-    const first = await cluster.waitForLog(/\[(\d+)\] ERROR:  thrower: uncaught exception: Error: uncaught on purpose\n\s*at .*thrower\.ts:4:\d+/);
+    // the stack points at the line of the user's .ts that threw (the bundle's inline source map)
+    const line = fixtureLine('lifecycle-thrower.ts', "throw new Error('uncaught on purpose')");
+    const first = await cluster.waitForLog(new RegExp(`\\[(\\d+)\\] ERROR:  thrower: uncaught exception: Error: uncaught on purpose\\n\\s*at .*lifecycle-thrower\\.ts:${line}:\\d+`));
     const crashedAt = Date.now();
     const firstPid = Number(first[1]);
     await waitFor('a second thrower process', () => {
@@ -203,16 +169,8 @@ describe('several workers', () => {
     await cluster.query('CREATE DATABASE db_a OWNER alice');
     await cluster.query('CREATE DATABASE db_b OWNER bob');
     cluster.stop();
-    const who = (name: string, db: string, role: string) => `
-      import { defineWorker } from 'pg-node-worker';
-      export default defineWorker({ searchPath: ['public'], name: '${name}', database: '${db}', role: '${role}', async main(ctx) {
-        const r = ctx.sql\`SELECT current_user AS u, current_database() AS d\`[0];
-        ctx.sql\`CREATE TABLE IF NOT EXISTS seen (u text, d text)\`;
-        ctx.sql\`INSERT INTO seen VALUES (\${r.u}, \${r.d})\`;
-        while (!ctx.signal.aborted) await ctx.sleep(60000);
-      } });`;
-    cluster.deploy('wa', who('wa', 'db_a', 'alice'));
-    cluster.deploy('wb', who('wb', 'db_b', 'bob'));
+    await cluster.deployTemplate('whoami', 'wa', 'db_a', 'alice');
+    await cluster.deployTemplate('whoami', 'wb', 'db_b', 'bob');
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());

@@ -8,9 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, waitFor } from './helpers/cluster';
-import { EVAL_WORKER_SOURCE, evaluatorReady, inWorker } from './helpers/evalWorker';
+import { evaluatorCluster, evaluatorReady, GC, inWorker, submit } from './helpers/evalWorker';
 import { ABORT, exitOf, RESET } from './helpers/faults';
-import { idleWorker } from './helpers/workers';
 
 const MB = 1024 * 1024;
 
@@ -27,36 +26,11 @@ async function startedAt(cluster: Cluster, pid: number): Promise<number> {
   return Date.parse(rows[0].t.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
 }
 
-/** JS for the evaluator: a function that forces a full GC. */
-const GC = `const v8 = require('v8'); v8.setFlagsFromString('--expose-gc'); const gc = require('vm').runInNewContext('gc');`;
-
-/** Fills memory with 1 MB Buffers until something gives; never catches. */
-const fillingWorker = (name: string, limitMb: number) => `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'],
-  name: '${name}',
-  restart: 1,
-  bufferLimitMb: ${limitMb},
-  async main(ctx) {
-    ctx.log.info('filling from pid ' + ctx.worker.pid);
-    const keep: Buffer[] = [];
-    for (;;) {
-      keep.push(Buffer.alloc(1024 * 1024, 1));
-      if (keep.length % 16 === 0) ctx.log.info('held ' + keep.length + ' MB');
-    }
-  },
-});
-`;
-
 describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
   let cluster: Cluster;
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ settings: { 'node_worker.buffer_limit_mb': 256 } });
-    cluster.deploy('evaluator', EVAL_WORKER_SOURCE());
-    cluster.deploy('bystander', idleWorker('bystander'));
-    await cluster.start();
-    await evaluatorReady(cluster);
+    cluster = await evaluatorCluster({ settings: { 'node_worker.buffer_limit_mb': 256 }, bystander: true });
   }, 60000);
   afterAll(async () => cluster?.destroy());
 
@@ -90,7 +64,7 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
     expect(r.work).toEqual([true, '2d711642', '1.1.1970', 2, 'abc', '{"a":[1,{"b":2}]}']);
     expect(r.dropped).toBeGreaterThan(4096);
     expect(r.after).toBeLessThan(r.before - 4096);
-    // an idle worker keeps few file pages mapped (9 MB here; ~40 MB stayed mapped before it unmapped them)
+    // an idle worker keeps few file pages mapped: it unmapped its libraries' start-up pages
     expect(idleFileKb).toBeLessThan(20 * 1024);
     expect(await cluster.workerPid('bystander')).toBe(bystander);
   });
@@ -155,7 +129,7 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
   it("a worker's bufferLimitMb overrides the setting; filling it uncaught is logged, exit 1, restarted; nothing else is touched", async () => {
     const bystander = await cluster.waitForWorker('bystander');
     const from = cluster.log().length;
-    cluster.deploy('filler', fillingWorker('filler', 64));
+    await cluster.deployFile('memory-filler.ts');
     await cluster.query("CREATE EXTENSION IF NOT EXISTS pg_node_worker; SELECT node_worker.launch('filler')");
     const first = Number((await cluster.waitForLog(/filler: filling from pid (\d+)/, 20000, from))[1]);
     const exit = await waitFor('the filler to exit', () => exitOf(cluster.log().slice(from), first), 20000);
@@ -181,11 +155,12 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
     const pid = await cluster.waitForWorker('evaluator');
     const bystander = await cluster.waitForWorker('bystander');
     const from = cluster.log().length;
-    await cluster.query('INSERT INTO pgnw_jobs (code) VALUES ($1)', [
+    await submit(
+      cluster,
       `const { Worker } = require('worker_threads');
        new Worker('const keep = []; for (;;) keep.push(new Array(100000).fill(0).map((_, i) => ({ i })));', { eval: true });
        return 1;`,
-    ]);
+    );
     const exit = await waitFor('the evaluator to exit', () => exitOf(cluster.log().slice(from), pid), 60000);
     const log = cluster.log().slice(from);
     const line = log.match(new RegExp(`\\[${pid}\\] ERROR:  evaluator: uncaught exception: Error \\[ERR_WORKER_OUT_OF_MEMORY\\]: .*`));
@@ -195,7 +170,7 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
     expect(log).not.toMatch(RESET);
     expect(log).not.toMatch(ABORT);
     await cluster.waitForWorker('evaluator', 20000, pid);
-    await cluster.waitForLog(/evaluator ready/, 20000, from);
+    await evaluatorReady(cluster, from);
     expect(await cluster.workerPid('bystander')).toBe(bystander);
     expect(await inWorker(cluster, 'return ctx.sql`SELECT 41 + 1 AS x`[0].x')).toBe(42);
   }, 90000);

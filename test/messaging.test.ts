@@ -1,5 +1,5 @@
 /**
- * node_worker.call() / notify() / wake() (issue #4) against real workers:
+ * node_worker.call() / notify() / wake() against real workers:
  * round trips, concurrency, errors, timeouts, cancel, size limits,
  * transactional delivery and order, a full inbox, a worker restarted with
  * calls in flight, permissions.
@@ -9,47 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, sleep, waitFor } from './helpers/cluster';
 
 let cluster: Cluster;
-
-const SVC = `
-import { defineWorker, PgError } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'],
-  name: 'svc',
-  restart: 1,
-  callers: ['svc_callers'],
-  async main(ctx) {
-    ctx.sql\`CREATE TABLE IF NOT EXISTS got (seq serial PRIMARY KEY, payload jsonb, role text)\`;
-    ctx.onCall(async (p: any, meta) => {
-      switch (p?.op) {
-        case 'echo': return { got: p.value, meta };
-        case 'slow': await new Promise((r) => setTimeout(r, p.ms)); return { slept: p.ms };
-        case 'fail': { const e: any = new Error('boom ' + p.n); if (p.code) e.code = p.code; throw e; }
-        case 'big': return 'x'.repeat(p.n);
-        case 'sql': return ctx.sql\`SELECT \${p.v}::int + 1 AS r\`[0].r;
-        case 'block': { const end = Date.now() + p.ms; while (Date.now() < end) {} return 'unblocked'; }
-        default: return null;
-      }
-    });
-    for await (const m of ctx.messages()) {
-      ctx.sql\`INSERT INTO got (payload, role) VALUES (\${JSON.stringify(m.payload)}::jsonb, \${m.role})\`;
-    }
-  },
-});
-`;
-
-const SLEEPER = `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'], name: 'napper', async main(ctx) {
-  while (!ctx.signal.aborted) {
-    const why = await ctx.sleep(30000);
-    ctx.log.info('sleep ended: ' + why);
-  }
-} });
-`;
-
-const SILENT = `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'], name: 'silent', async main(ctx) { while (!ctx.signal.aborted) await ctx.sleep(60000); } });
-`;
 
 const call = async (client: pg.Client | Cluster, payload: unknown, timeoutMs = 5000, worker = 'svc') => {
   const sql = 'SELECT node_worker.call($1, $2::jsonb, $3) AS r';
@@ -67,9 +26,7 @@ const callError = (client: pg.Client | Cluster, payload: unknown, timeoutMs = 50
 
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { 'node_worker.queue_size_kb': 16, 'node_worker.max_message_kb': 8 } });
-  cluster.deploy('svc', SVC);
-  cluster.deploy('napper', SLEEPER);
-  cluster.deploy('silent', SILENT);
+  for (const w of ['svc', 'napper', 'silent']) await cluster.deployFile(`messaging-${w}.ts`);
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
   await waitFor('svc to serve calls', async () => (await call(cluster, { op: 'echo', value: 1 }).catch(() => null)) !== null, 20000);
@@ -312,7 +269,8 @@ describe('an npm package called from SQL', () => {
     fs.mkdirSync(pkg, { recursive: true });
     fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'tiny-slug', version: '1.0.0', main: 'index.js' }));
     fs.writeFileSync(path.join(pkg, 'index.js'), "module.exports = (s) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');");
-    cluster.deploy(
+    // written from a string on purpose: the point is a package bundled from the worker's folder
+    await cluster.deploySource(
       'slugs',
       `import { defineWorker } from 'pg-node-worker';
        import slug from 'tiny-slug';

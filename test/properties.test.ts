@@ -1,5 +1,5 @@
 /**
- * Property-based tests (fast-check), issue #6:
+ * Property-based tests (fast-check):
  *
  * - JS <-> PostgreSQL value conversion: for every type of the README's Values table (arrays
  *   too, NULLs, empty arrays, unicode, int8's ends, NaN/+-Infinity/-0, dates at the edges), a
@@ -367,12 +367,6 @@ return JSON.stringify(enc(out));`;
 
 // =================================================================================== manifests
 
-/** a bundle that starts, says so and ends (exit 0: not restarted) */
-const NOOP_WORKER = `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'], name: 'noop', restart: 'never', async main(ctx) { ctx.log.info('noop ran'); } });
-`;
-
 interface WorkerRow {
   raw: Buffer;
   state: string;
@@ -401,7 +395,7 @@ describe('the manifest reader (fast-check)', () => {
   beforeAll(async () => {
     cluster = await Cluster.create({ settings: { max_worker_processes: 48, 'node_worker.max_failures': 2 } });
     await withLog(cluster, async () => {
-      cluster.deploy('noop', NOOP_WORKER);
+      await cluster.deployFile('properties-noop.ts');
       dir = workerDir(cluster);
       noopBundle = fs.readFileSync(path.join(dir, 'noop.js'));
       const st = fs.statSync(cluster.datadir);

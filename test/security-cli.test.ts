@@ -3,7 +3,7 @@
  * clusters as the `postgres` OS user; each test does what that user (or text that reaches a
  * worker's error message) can do, then runs the CLI the way an admin would, as root.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,28 +13,11 @@ import { bundleWorker } from '../src/cli/bundle';
 import { deploy } from '../src/cli/deploy';
 import { CliError } from '../src/cli/errors';
 import { definitionMetadata } from '../src/define';
-import { alive, Cluster, procStat, REPO, sleep, waitFor } from './helpers/cluster';
-import { idleWorker } from './helpers/workers';
+import { CLI, cli } from './helpers/cli';
+import { Cluster, REPO, running, sleep, waitFor } from './helpers/cluster';
+import { fixture, templateFile } from './helpers/workers';
 
-const CLI = path.join(REPO, 'bin', 'pg-node-worker.js');
 const ROOT = process.getuid?.() === 0;
-
-interface CliRun {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the CLI as the admin would: as root, without PGUSER (it then connects as the data
- * directory's owner).
- */
-function cli(args: string[], cwd = '/'): CliRun {
-  const env = { ...process.env };
-  delete env.PGUSER;
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env, cwd, timeout: 60000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const clusters: Cluster[] = [];
 const scratch: string[] = [];
@@ -63,11 +46,8 @@ function asPostgres(c: Cluster, script: string): void {
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-function writeWorker(c: Cluster, name: string, source: string): string {
-  const file = path.join(c.workersDir, `${name}.ts`);
-  fs.writeFileSync(file, source);
-  return file;
-}
+/** Writes the worker file of test/workers/templates/idle.ts named `name` among the cluster's sources. */
+const idleFile = (c: Cluster, name: string, opts: { callers?: string[] } = {}) => templateFile(c.workersDir, 'idle', name, opts);
 
 const owner = (p: string) => {
   const st = fs.lstatSync(p);
@@ -82,7 +62,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
     const link = path.join(c.datadir, 'node_worker');
     asPostgres(c, `ln -s ${q(target)} ${q(link)}`);
 
-    const r = cli(['deploy', writeWorker(c, 'w13', idleWorker('w13')), '-D', c.datadir]);
+    const r = cli(['deploy', idleFile(c, 'w13'), '-D', c.datadir]);
     expect(r.status, r.stdout + r.stderr).toBe(2);
     expect(r.stderr).toMatch(/node_worker.* is a symbolic link/);
     expect(owner(target)).toEqual(before);
@@ -99,7 +79,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
       `ln -s ${q(target)} ${q(path.join(c.datadir, 'workers'))} && ` +
         `echo "node_worker.directory = 'workers/sub'" >> ${q(path.join(c.datadir, 'postgresql.conf'))}`,
     );
-    const r = cli(['deploy', writeWorker(c, 'w13', idleWorker('w13')), '-D', c.datadir]);
+    const r = cli(['deploy', idleFile(c, 'w13'), '-D', c.datadir]);
     expect(r.status, r.stdout + r.stderr).toBe(2);
     expect(r.stderr).toMatch(/workers.* is a symbolic link/);
     expect(fs.readdirSync(target)).toEqual(['precious']);
@@ -112,7 +92,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
     const auto = path.join(c.datadir, 'postgresql.auto.conf');
     asPostgres(c, `rm -f ${q(auto)} && ln -s ${q(secret)} ${q(auto)}`);
 
-    const r = cli(['deploy', writeWorker(c, 'w13', idleWorker('w13')), '-D', c.datadir]);
+    const r = cli(['deploy', idleFile(c, 'w13'), '-D', c.datadir]);
     expect(r.status, r.stdout + r.stderr).toBe(2);
     expect(r.stderr).toMatch(/postgresql\.auto\.conf is a symbolic link/);
     expect(fs.lstatSync(auto).isSymbolicLink()).toBe(true);
@@ -138,7 +118,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
     const c = await cluster();
     const target = rootDir();
     const auto = path.join(c.datadir, 'postgresql.auto.conf');
-    const file = writeWorker(c, 'w13', idleWorker('w13'));
+    const file = idleFile(c, 'w13');
 
     // as ALTER SYSTEM SET node_worker.directory = ... would
     asPostgres(c, `echo "node_worker.directory = '${target}'" >> ${q(auto)}`);
@@ -175,7 +155,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
   it('--directory: follows links on the admin\'s path, but none the postgres user could have placed', async () => {
     const c = await cluster();
     const target = rootDir();
-    const file = writeWorker(c, 'w13', idleWorker('w13'));
+    const file = idleFile(c, 'w13');
     // the admin means ~postgres-like c.dir/workers; postgres got there first
     const planted = path.join(c.dir, 'workers');
     asPostgres(c, `ln -s ${q(target)} ${q(planted)}`);
@@ -210,7 +190,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
     const c = await cluster();
     const dir = path.join(c.datadir, 'node_worker');
     fs.mkdirSync(dir, { mode: 0o755 }); // root made it, say by hand
-    const r = cli(['deploy', writeWorker(c, 'w13', idleWorker('w13')), '-D', c.datadir]);
+    const r = cli(['deploy', idleFile(c, 'w13'), '-D', c.datadir]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(owner(dir)).toEqual({ uid: 0, gid: 0, mode: 0o755 });
     expect(r.stderr).toMatch(/warning: .*node_worker belongs to uid 0, not to the data directory's owner/);
@@ -221,7 +201,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
   it('build does not write through a link the postgres user planted in the output directory', async () => {
     const c = await cluster();
     const victim = path.join(rootDir(), 'precious');
-    const file = writeWorker(c, 'w13', idleWorker('w13'));
+    const file = idleFile(c, 'w13');
     asPostgres(c, `ln -s ${q(victim)} ${q(path.join(c.dir, 'w13.js'))}`);
     const r = cli(['build', file], c.dir); // an admin in ~postgres: ./w13.js
     expect(r.status, r.stdout + r.stderr).toBe(0);
@@ -233,21 +213,8 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
 describe('status escapes what the server says', () => {
   it('a worker error carrying terminal escapes reaches the terminal escaped, through -D and -d', async () => {
     const c = await cluster();
-    c.deploy(
-      'evil',
-      `import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: 'evil', restart: 'never', async main(ctx) {
-  ctx.sql.unsafe("SELECT E'\\\\x1b]0;pwned\\\\x07\\\\x1b[2J'::text::int");
-} });`,
-    );
-    c.deploy(
-      'evil2',
-      `import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: 'evil2', restart: 'never', async main(ctx) {
-  const evil = '\\x1b]0;pwned\\x07\\u009b31m\\u202eevil\\r';
-  ctx.sql\`SELECT \${evil}::text::int\`;
-} });`,
-    );
+    await c.deployFile('security-cli-evil.ts');
+    await c.deployFile('security-cli-evil2.ts');
     await c.start();
     await c.query('CREATE EXTENSION pg_node_worker');
     await waitFor('both workers to fail', async () => {
@@ -282,8 +249,6 @@ export default defineWorker({ name: 'evil2', restart: 'never', async main(ctx) {
 });
 
 describe('dev', () => {
-  /** A process that exited but was not reaped yet (a zombie) is not running. */
-  const running = (pid: number) => alive(pid) && procStat(pid)?.[0] !== 'Z';
   let child: ChildProcess | undefined;
   let devDir: string | undefined;
   const srcDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-devsrc-'));
@@ -301,10 +266,8 @@ describe('dev', () => {
     child = devDir = undefined;
   });
 
-  /** Starts dev on a worker and waits until the server runs; returns its directory and postmaster pid. */
-  async function startDev(port: number, source = idleWorker('hup')): Promise<{ output: () => string; exited: Promise<number | null>; postmaster: number }> {
-    const file = path.join(srcDir, 'hup.ts');
-    fs.writeFileSync(file, source);
+  /** Starts dev on a worker file and waits until the server runs; returns its output, exit and postmaster pid. */
+  async function startDev(port: number, file = templateFile(srcDir, 'idle', 'hup')): Promise<{ output: () => string; exited: Promise<number | null>; postmaster: number }> {
     let output = '';
     const exited = new Promise<number | null>((resolve) => {
       child = spawn(process.execPath, [CLI, 'dev', file, '--port', String(port)], { cwd: REPO, env: { ...process.env } });
@@ -326,12 +289,7 @@ describe('dev', () => {
     ['SIGQUIT', 5443],
   ] as const)('%s stops the server and removes the directory (SIGHUP: a closed terminal or a dropped SSH session)', async (signal, port) => {
     // what the worker logs reaches the terminal escaped, like everything else dev prints
-    const source = `import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: 'hup', async main(ctx) {
-  ctx.log.info('title \\x1b]0;pwned\\x07 here');
-  while (!ctx.signal.aborted) await ctx.sleep(60000);
-} });`;
-    const { output, exited, postmaster } = await startDev(port, source);
+    const { output, exited, postmaster } = await startDev(port, fixture('security-cli-hup.ts'));
     await waitFor('the worker\'s log line', () => /hup: title .*here/.test(output()), 15000).catch((e) => {
       throw new Error(`${(e as Error).message}\n--- dev output ---\n${output()}`);
     });
@@ -376,7 +334,7 @@ describe('callers are measured in UTF-8 bytes, as the server does', () => {
 
   it('deploy --restart refuses such a list before writing: the running worker and its files stay as they were', async () => {
     const c = await cluster();
-    c.deploy('w17', idleWorker('w17'));
+    await c.deployTemplate('idle', 'w17');
     await c.start();
     await c.query(roles.map((r) => `CREATE ROLE "${r}";`).join('\n'));
     const pid = await c.waitForWorker('w17');
@@ -384,7 +342,7 @@ describe('callers are measured in UTF-8 bytes, as the server does', () => {
     const bundle = path.join(c.datadir, 'node_worker', 'w17.js');
     const before = [sha(manifest), sha(bundle)];
 
-    const file = writeWorker(c, 'w17', idleWorker('w17', `callers: ${JSON.stringify(roles)},`));
+    const file = idleFile(c, 'w17', { callers: roles });
     const r = cli(['deploy', file, '-D', c.datadir, '--restart']);
     expect(r.status, r.stdout + r.stderr).toBe(2);
     expect(r.stderr).toMatch(/callers: the list is 629 bytes/);
@@ -395,7 +353,7 @@ describe('callers are measured in UTF-8 bytes, as the server does', () => {
 
   it('a manifest the server refuses at --restart is rolled back to the previous deployment, or removed', async () => {
     const c = await cluster();
-    c.deploy('w17', idleWorker('w17'));
+    await c.deployTemplate('idle', 'w17');
     await c.start();
     await c.query('CREATE EXTENSION pg_node_worker');
     const pid = await c.waitForWorker('w17');
@@ -404,7 +362,7 @@ describe('callers are measured in UTF-8 bytes, as the server does', () => {
 
     // a definition the CLI's checks did not see (as from a CLI and a server of different versions)
     const deployRefused = async (name: string) => {
-      const file = writeWorker(c, name, idleWorker(name, `callers: ['changed'],`));
+      const file = idleFile(c, name, { callers: ['changed'] });
       const built = await bundleWorker(file, { nodeTarget: 'node18' });
       const prebuilt = { ...built, nodeTarget: 'node18', definition: { ...built.definition, callers: roles } };
       const lines: string[] = [];

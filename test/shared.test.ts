@@ -1,5 +1,5 @@
 /**
- * ctx.shared (issue #5): named shared memory regions as SharedArrayBuffers, Atomics across
+ * ctx.shared: named shared memory regions as SharedArrayBuffers, Atomics across
  * worker processes, size mismatch and pool exhaustion, node_worker.shared_regions and
  * node_worker.shared_read() from SQL, lifetime across worker and server restarts.
  */
@@ -10,38 +10,6 @@ import { evaluatorCluster, inWorker, inWorkerError } from './helpers/evalWorker'
 
 let cluster: Cluster;
 
-// Each adder: joins a start barrier (so that all of them run at once), then increments the
-// counters n times: Atomics.add on an Int32Array and on a BigInt64Array, a compareExchange loop,
-// and a plain (non-atomic) ++ for comparison; then marks itself done.
-const ADDER = `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: 'adder', restart: 'never', async main(ctx) {
-  const { region, n, workers } = ctx.args as { region: string; n: number; workers: number };
-  const sab = ctx.shared(region, 64);
-  const i32 = new Int32Array(sab);
-  const i64 = new BigInt64Array(sab);
-  Atomics.add(i32, 2, 1);
-  const deadline = Date.now() + 30000;
-  while (Atomics.load(i32, 2) < workers && Date.now() < deadline) {}
-  for (let i = 0; i < n; i++) {
-    Atomics.add(i32, 0, 1);
-    Atomics.add(i64, 4, 1n);
-    let old;
-    do { old = Atomics.load(i32, 10); } while (Atomics.compareExchange(i32, 10, old, old + 1) !== old);
-    i32[12]++;
-  }
-  Atomics.add(i32, 1, 1);
-} });
-`;
-
-const POSTMASTER_WORKER = `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ name: 'early', start: 'postmaster', restart: 'never', async main(ctx) {
-  Atomics.store(new Int32Array(ctx.shared('early', 8)), 0, 7);
-  while (!ctx.signal.aborted) await ctx.sleep(60000);
-} });
-`;
-
 const read = async (name: string, offset?: number, length?: number): Promise<Buffer> =>
   (await cluster.query<{ b: Buffer }>('SELECT node_worker.shared_read($1, $2, $3) AS b', [name, offset ?? 0, length ?? null]))[0].b;
 
@@ -49,7 +17,7 @@ const sqlError = (sql: string, params: unknown[] = []) => cluster.query(sql, par
 
 beforeAll(async () => {
   cluster = await evaluatorCluster({ settings: { 'node_worker.shared_memory_mb': 1 } });
-  cluster.deploy('adder', ADDER);
+  await cluster.deployFile('shared-adder.ts');
   await cluster.query('CREATE EXTENSION pg_node_worker');
 }, 60000);
 
@@ -113,7 +81,7 @@ describe('ctx.shared', () => {
   it('works in any worker, also one started by restart()', async () => {
     // deployed now, started by restart(); at the next server start it runs as a start:
     // 'postmaster' worker, without a database connection (see 'server restarts')
-    cluster.deploy('early', POSTMASTER_WORKER);
+    await cluster.deployFile('shared-early.ts');
     await cluster.query("SELECT node_worker.restart('early')");
     await waitFor('early to write', async () => (await read('early').catch(() => Buffer.alloc(4))).readInt32LE(0) === 7);
   });

@@ -161,7 +161,7 @@ describe('values from JS to PostgreSQL', () => {
   });
 
   it('sends an object for a bool as its JSON, as node-postgres does: the server refuses it, a circular one is a TypeError', async () => {
-    // found by the property suite: objects used to be sent as their truthiness (always true)
+    // not as its truthiness (always true)
     const e = await inWorkerError(cluster, 'ctx.sql`SELECT ${{ a: 1 }}::bool`');
     expect(e).toMatchObject({ isPgError: true, code: '22P02' });
     const e2 = await inWorkerError(cluster, 'const o = { a: 1 }; o.self = o; ctx.sql`SELECT ${o}::bool`');
@@ -354,7 +354,7 @@ describe('cursors', () => {
   });
 });
 
-describe('plan cache, cached column names and big results (issue #7)', () => {
+describe('plan cache, cached column names and big results', () => {
   it('sees added, dropped, retyped and renamed columns through a cached SELECT * (1 row and 20 rows)', async () => {
     const r = await inWorker(
       cluster,

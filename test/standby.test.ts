@@ -9,21 +9,11 @@ import { Cluster, waitFor } from './helpers/cluster';
 let primary: Cluster;
 let replica: Cluster;
 
-const probe = (name: string, start: string) => `
-import { defineWorker, PgError } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'], name: '${name}', start: '${start}', restart: 1, async main(ctx) {
-  const n = ctx.sql\`SELECT count(*)::int AS n FROM facts\`[0].n;
-  let write = 'ok';
-  try { ctx.sql\`INSERT INTO facts VALUES (${'${'}ctx.worker.pid})\`; } catch (e) { write = (e as PgError).code; }
-  ctx.log.info('recovery=' + ctx.isInRecovery() + ' rows=' + n + ' write=' + write);
-  while (!ctx.signal.aborted) await ctx.sleep(60000);
-} });
-`;
-
 beforeAll(async () => {
   primary = await Cluster.create();
-  primary.deploy('reader', probe('reader', 'consistent'));
-  primary.deploy('writer', probe('writer', 'recovery-finished'));
+  // test/workers/templates/probe.ts: reads, tries a write, logs what happened and where it runs
+  await primary.deployTemplate('probe', 'reader', 'consistent');
+  await primary.deployTemplate('probe', 'writer', 'recovery-finished');
   await primary.start();
   await primary.query('CREATE TABLE facts (x int)');
   await primary.query('INSERT INTO facts SELECT generate_series(1, 3)');

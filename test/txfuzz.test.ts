@@ -7,7 +7,7 @@
  * run: no server process crashed; the worker handled exactly the notifications of committed
  * transactions (savepoints rolled back excluded), each exactly once.
  *
- * Bounded: a fixed number of runs (PGNW_FC_RUNS multiplies it), about 20-40 s here. A failure
+ * Bounded: a fixed number of runs (PGNW_FC_RUNS multiplies it). A failure
  * prints the programs, fast-check's seed and path (replay: FC_SEED/FC_PATH, see helpers/fc.ts).
  */
 import fc from 'fast-check';
@@ -80,7 +80,7 @@ let postmasterStart: string;
 
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { max_prepared_transactions: 8, 'node_worker.shutdown_grace_ms': 2000 } });
-  cluster.deployFile('fuzz-sink.ts');
+  await cluster.deployFile('txfuzz-sink.ts');
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
   await waitFor('fz_got', async () => (await cluster.query("SELECT to_regclass('public.fz_got') AS t"))[0].t);

@@ -3,11 +3,12 @@
  * unix socket in that dir (no TCP), the extension preloaded, run as an
  * unprivileged OS user when the tests run as root (PostgreSQL refuses root).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
+import { fixture, templateFile, type TemplateArgs, type TemplateName } from './workers';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 
@@ -181,32 +182,47 @@ export class Cluster {
     }
   }
 
-  /** Writes `source` as <name>.ts and deploys it with the project's CLI. */
-  deploy(name: string, source: string): string {
+  /**
+   * Writes `source` as <name>.ts and deploys it: for tests whose point is the text of the source
+   * (a generated blob, a package bundled from the worker's folder). Other workers are files of
+   * test/workers: deployFile(), deployTemplate().
+   */
+  deploySource(name: string, source: string): Promise<string> {
     const file = path.join(this.workersDir, `${name}.ts`);
     fs.writeFileSync(file, source);
-    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', file, '-D', this.datadir], {
-      encoding: 'utf8',
-      env: { ...process.env },
-    });
-    if (r.status !== 0) throw new Error(`deploy of ${name} failed (${r.status}): ${r.stderr}${r.stdout}`);
-    return r.stdout + r.stderr;
+    return this.deployPath(file);
   }
 
   /**
-   * Deploys a worker file of test/workers (real TypeScript the typecheck covers) with the
-   * project's CLI; the worker's name is the one its defineWorker() declares.
+   * Deploys a worker file with the project's CLI: a file of test/workers (real TypeScript the
+   * typecheck covers, bundled where it is, so it may import its neighbours) or an absolute path.
+   * The worker's name is the one its defineWorker() declares.
    */
-  deployFile(file: string): string {
-    const source = path.isAbsolute(file) ? file : path.join(REPO, 'test', 'workers', file);
-    const copy = path.join(this.workersDir, path.basename(source));
-    fs.copyFileSync(source, copy);
-    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', copy, '-D', this.datadir], {
-      encoding: 'utf8',
-      env: { ...process.env },
+  deployFile(file: string): Promise<string> {
+    return this.deployPath(fixture(file));
+  }
+
+  /** Deploys `<template>(...args)` of test/workers/templates (see test/helpers/workers.ts). */
+  deployTemplate<K extends TemplateName>(template: K, ...args: TemplateArgs<K>): Promise<string> {
+    return this.deployPath(templateFile(this.workersDir, template, ...args));
+  }
+
+  /**
+   * Runs the CLI's deploy in a child process, without blocking this process: bundling a big
+   * worker takes seconds, and the test runner's own messages must go on meanwhile.
+   */
+  private deployPath(file: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [path.join(REPO, 'bin', 'pg-node-worker.js'), 'deploy', file, '-D', this.datadir],
+        { encoding: 'utf8', env: { ...process.env }, maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          if (err) reject(new Error(`deploy of ${file} failed (${(err as { code?: unknown }).code}): ${stderr}${stdout}`));
+          else resolve(stdout + stderr);
+        },
+      );
     });
-    if (r.status !== 0) throw new Error(`deploy of ${file} failed (${r.status}): ${r.stderr}${r.stdout}`);
-    return r.stdout + r.stderr;
   }
 
   log(): string {
@@ -273,4 +289,9 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** True while a process runs: a process that exited but was not reaped yet (a zombie) does not. */
+export function running(pid: number): boolean {
+  return alive(pid) && procStat(pid)?.[0] !== 'Z';
 }

@@ -1,5 +1,6 @@
 /**
- * Helpers shared by the fault tests (test/faults.test.ts, test/faults/*.faults.ts).
+ * What the tests that break things share: how the server log says a child crashed, aborted or
+ * exited, the memory of a process, manifests and files written into node_worker.directory by hand.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,7 +8,7 @@ import pg from 'pg';
 import { Cluster, PG_BIN, procStat } from './cluster';
 
 /** what the postmaster logs when a child crashed and it resets the cluster */
-export const RESET = /terminated by signal|terminating any other active server processes|all server processes terminated; reinitializing/;
+export const RESET = /terminated by signal|was terminated by|terminating any other active server processes|all server processes terminated/;
 /** what libnode/V8 print when the process aborts (static destructors, fatal errors) */
 export const ABORT = /Disposing the isolate|FATAL ERROR|Fatal error in|Native stack trace|Aborted|core dumped/;
 /** the %m timestamp at the start of a server log line */
@@ -151,3 +152,40 @@ export function exitOf(log: string, pid: number): string | null {
   const m = new RegExp(`\\(PID ${pid}\\) (exited with exit code \\d+|was terminated by signal \\d+)`).exec(log);
   return m ? m[1] : null;
 }
+
+/**
+ * The log entry of process `pid` whose first line matches `re` (searched after the `[pid] `
+ * prefix): that line, its continuation lines (a stack) and the DETAIL, HINT and CONTEXT lines
+ * after it; null when there is none.
+ */
+export function logEntry(log: string, pid: number, re: RegExp): string | null {
+  const lines = log.split('\n');
+  const prefix = `[${pid}] `;
+  const start = lines.findIndex((l) => l.includes(prefix) && re.test(l.slice(l.indexOf(prefix) + prefix.length)));
+  if (start < 0) return null;
+  const newLine = new RegExp(`^${TS}`);
+  const detail = new RegExp(`\\[${pid}\\] (DETAIL|HINT|CONTEXT):  `);
+  const out = [lines[start]];
+  for (const l of lines.slice(start + 1)) {
+    if (newLine.test(l) && !detail.test(l)) break;
+    out.push(l);
+  }
+  return out.join('\n');
+}
+
+/**
+ * The log entry that says why worker `name` (process `pid`) left: the runtime's line when it gives
+ * up on a worker, or the error that ended it (uncaught, main failed, its bundle did not load), with
+ * their DETAIL lines; null when there is none. Which of them it is depends on which thread or
+ * allocation noticed first: tests judge what it says (see OUT_OF_MEMORY), not which one it is.
+ */
+export function whyItLeft(log: string, pid: number, name: string): string | null {
+  return logEntry(
+    log,
+    pid,
+    new RegExp(`^(LOG:  node worker "${name}"[: ]|ERROR:  ${name}: |FATAL:  |PANIC:  )`),
+  );
+}
+
+/** what whyItLeft() says when memory ran out (the V8 heap, a Buffer, Node's own allocations) */
+export const OUT_OF_MEMORY = /memory|heap|allocation failed/i;

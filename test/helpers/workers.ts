@@ -1,38 +1,50 @@
 /**
- * Worker sources the tests deploy more than once.
+ * Worker files for the tests. Every worker a test deploys is TypeScript the typecheck covers
+ * (`npx tsc -p test`):
+ *
+ * - test/workers/<test file>-<worker>.ts: a worker one test file uses, deployed as it is
+ *   (Cluster.deployFile, or its path given to the CLI);
+ * - test/workers/templates/: workers the tests deploy under several names or with other
+ *   settings. Cluster.deployTemplate() and templateFile() write a two-line entry file,
+ *   `export default <template>(...arguments)`, and deploy that: the arguments are checked
+ *   against the template's parameters here and must be plain JSON values.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as Templates from '../workers/templates';
 
-/** Idles on ctx.sleep until SIGTERM; logs start and a clean stop, and reloads with a setting. */
-export const idleWorker = (name: string, extra = '') => `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'],
-  name: '${name}',
-  restart: 1,
-  ${extra}
-  async main(ctx) {
-    ctx.log.info('started as pid ' + ctx.worker.pid);
-    ctx.onReload(() => ctx.log.info('reloaded, setting is ' + ctx.setting('pgnw_test.value')));
-    while (!ctx.signal.aborted) await ctx.sleep(60000);
-    ctx.log.info('stopping cleanly');
-  },
-});
-`;
+export const WORKERS_DIR = path.resolve(__dirname, '..', 'workers');
+const TEMPLATES = path.join(WORKERS_DIR, 'templates');
 
-/** Spins in \`while (true) {}\` after logging 'entering busy loop'. */
-export const spinningWorker = (name: string) => `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'], name: '${name}', async main(ctx) {
-  ctx.log.info('entering busy loop');
-  let i = 0;
-  while (true) { i++; }
-} });
-`;
+export type TemplateName = keyof typeof Templates;
+export type TemplateArgs<K extends TemplateName> = Parameters<(typeof Templates)[K]>;
 
-/** Sits in SELECT pg_sleep(600) after logging 'entering pg_sleep'; logs how it ended. */
-export const sleepingWorker = (name: string) => `
-import { defineWorker } from 'pg-node-worker';
-export default defineWorker({ searchPath: ['public'], name: '${name}', async main(ctx) {
-  ctx.log.info('entering pg_sleep');
-  try { ctx.sql\`SELECT pg_sleep(600)\`; } catch (e: any) { ctx.log.info('pg_sleep ended with ' + e.code + ', aborted=' + ctx.signal.aborted); }
-} });
-`;
+/** The absolute path of a worker file of test/workers. */
+export function fixture(file: string): string {
+  return path.isAbsolute(file) ? file : path.join(WORKERS_DIR, file);
+}
+
+/** The 1-based line of a worker file of test/workers that contains `text` (for stack traces). */
+export function fixtureLine(file: string, text: string): number {
+  const lines = fs.readFileSync(fixture(file), 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.includes(text));
+  if (i < 0) throw new Error(`${file} has no line with ${JSON.stringify(text)}`);
+  return i + 1;
+}
+
+/**
+ * Writes `<dir>/<name>.ts`, where name is the first argument (every template takes the worker's
+ * name first): `export default <template>(...args)` of test/workers/templates. Returns its path.
+ */
+export function templateFile<K extends TemplateName>(dir: string, template: K, ...args: TemplateArgs<K>): string {
+  const name = args[0];
+  if (typeof name !== 'string') throw new Error(`template ${template}: the first argument is the worker's name`);
+  // JSON.stringify would turn an undefined argument into null, which no default parameter takes
+  const list = args.map((a) => (a === undefined ? 'undefined' : JSON.stringify(a))).join(', ');
+  const file = path.join(dir, `${name}.ts`);
+  fs.writeFileSync(
+    file,
+    `import { ${template} } from ${JSON.stringify(path.join(TEMPLATES, template))};\nexport default ${template}(${list});\n`,
+  );
+  return file;
+}

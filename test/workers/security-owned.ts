@@ -1,6 +1,7 @@
 /**
- * A superuser worker in a database another role owns, written as the README once showed:
- * an unqualified INSERT INTO audit. Reports the settings it runs with.
+ * A superuser worker in a database another role owns, with an unqualified INSERT INTO audit
+ * (no searchPath: the name must not resolve to a table of that role's). Reports the settings it
+ * runs with.
  */
 import { defineWorker, PgError } from 'pg-node-worker';
 
