@@ -53,7 +53,9 @@
 #   --refresh          re-make the bases of the selected ENVs even when not stale
 #   --system-packages  install PostgreSQL + its server headers before `make deps`, as .ci/run does
 #                      (today's `make deps` stops when no PostgreSQL is installed)
-#   --faults           also run the fault suite (`npm run test:faults`, ~6 min)
+#   --faults           also run the fault suite (`npm run test:faults`, ~6 min) in every ENV;
+#                      ENV+faults (e.g. sid+faults) runs it in that ENV only. PGNW_SOAK_SECONDS and
+#                      PGNW_SOAK_WARMUP_SECONDS, when set, reach the suite (a shorter soak)
 #   --pre CMD          run CMD (bash, in /src, as root) before `make deps`: for trying a workaround
 #                      without committing it (a "pre" phase; not what CI should run)
 #   --no-cache         no download caches (see MATRIX_CACHE below): a cold run, as a new user's
@@ -328,6 +330,9 @@ root_cmd() {
   local root=$1; shift
   local extra=()
   [ "${NODE_MAJOR:-}" = 22 ] && extra+=(PGNW_NODE_MAJOR=22 PGNW_NODE_PREFIX=/opt/libnode127)
+  # the fault suite's soak length, when the caller shortens it
+  [ -n "${PGNW_SOAK_SECONDS:-}" ] && extra+=(PGNW_SOAK_SECONDS="$PGNW_SOAK_SECONDS")
+  [ -n "${PGNW_SOAK_WARMUP_SECONDS:-}" ] && extra+=(PGNW_SOAK_WARMUP_SECONDS="$PGNW_SOAK_WARMUP_SECONDS")
   RCMD=(chroot "$root" /usr/bin/env -i PATH=$CHROOT_PATH HOME=/root USER=root LOGNAME=root SHELL=/bin/bash
     TERM=dumb LANG=C.UTF-8 CI=true NODE_EXTRA_CA_CERTS=$CA_BUNDLE DEBIAN_FRONTEND=noninteractive
     PG_MAJOR="$PG_MAJOR" PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
@@ -415,19 +420,23 @@ run_phase() {
   return $rc
 }
 
-# test_counts <root>: "passed failed" from /src/.tmp/vitest.json, "- -" when there is none
+# test_counts <root>: "passed failed" from /src/.tmp/vitest.json (and vitest-faults.json, when the
+# fault suite ran), "- -" when there is none
 test_counts() {
-  local root=$1 json=$1/src/.tmp/vitest.json out=""
-  [ -f "$json" ] || { echo "- -"; return 0; }
+  local root=$1 out="" f jsons=() inside=()
+  for f in vitest.json vitest-faults.json; do
+    [ -f "$root/src/.tmp/$f" ] && jsons+=("$root/src/.tmp/$f") && inside+=("/src/.tmp/$f")
+  done
+  [ ${#jsons[@]} -gt 0 ] || { echo "- -"; return 0; }
   if command -v node >/dev/null 2>&1; then
-    out=$(node "$root/src/scripts/test-summary.mjs" "$json" 2>/dev/null || true)
+    out=$(node "$root/src/scripts/test-summary.mjs" "${jsons[@]}" 2>/dev/null || true)
   elif [ -x "$root/usr/bin/node" ] && mountpoint -q "$root/proc"; then
-    out=$(chroot "$root" /usr/bin/node /src/scripts/test-summary.mjs /src/.tmp/vitest.json 2>/dev/null || true)
+    out=$(chroot "$root" /usr/bin/node /src/scripts/test-summary.mjs "${inside[@]}" 2>/dev/null || true)
   fi
   if [[ $out =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
     echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
   else
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["numPassedTests"], r["numFailedTests"])' "$json" 2>/dev/null || echo "- -"
+    python3 -c 'import json,sys; rs=[json.load(open(f)) for f in sys.argv[1:]]; print(sum(r["numPassedTests"] for r in rs), sum(r["numFailedTests"] for r in rs))' "${jsons[@]}" 2>/dev/null || echo "- -"
   fi
 }
 
@@ -483,7 +492,9 @@ run_env() {
   run_phase deps "$root" 'cd /src && make deps'
   run_phase build "$root" 'cd /src && make -j"$MAKE_JOBS"'
   run_phase test "$root" 'cd /src && make test'
-  [ "$FAULTS" = 1 ] && run_phase faults "$root" 'cd /src && npm run test:faults'
+  if [ "$FAULTS" = 1 ] || [[ " ${FAULT_ENVS[*]-} " == *" $env "* ]]; then
+    run_phase faults "$root" 'cd /src && npm run test:faults'
+  fi
   status=ok
 }
 
@@ -532,6 +543,7 @@ shell_mode() {
 
 KEEP=0 REFRESH=0 SYSTEM_PKGS=0 FAULTS=0 USE_CACHE=1 JOBS=1 SHELL_TARGET="" ROOT_MODE="" PRE_CMD=""
 envs=()
+FAULT_ENVS=()
 while [ $# -gt 0 ]; do
   case $1 in
     -j|--jobs) JOBS=${2:?}; shift ;;
@@ -549,6 +561,8 @@ while [ $# -gt 0 ]; do
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
     -*) die "unknown option $1 (see --help)" ;;
+    *+faults) env_config "${1%+faults}" || die "unknown ENV '${1%+faults}' (one of: ${ALL_ENVS[*]})"
+              envs+=("${1%+faults}"); FAULT_ENVS+=("${1%+faults}") ;;
     *) env_config "$1" || die "unknown ENV '$1' (one of: ${ALL_ENVS[*]})"; envs+=("$1") ;;
   esac
   shift
