@@ -9,10 +9,15 @@ export const DEFINITION_BRAND: unique symbol = Symbol.for('pg-node-worker.defini
 
 /** A worker name: it names the files <name>.js/<name>.json and the process "node_worker <name>". */
 export const WORKER_NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+/** The values of `start`, in the order the server reaches them. */
 export const START_TIMES: readonly StartTime[] = ['postmaster', 'consistent', 'recovery-finished'];
+/** The database of a definition that names none. */
 export const DEFAULT_DATABASE = 'postgres';
+/** The restart interval (seconds) of a definition that gives none. */
 export const DEFAULT_RESTART = 10;
+/** The start time of a definition that gives none. */
 export const DEFAULT_START: StartTime = 'recovery-finished';
+/** The longest restart interval (seconds): a day. */
 export const MAX_RESTART = 86400;
 /** NAMEDATALEN - 1 */
 const MAX_IDENT_BYTES = 63;
