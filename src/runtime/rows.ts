@@ -150,7 +150,7 @@ function rowsOf(layout: number, m: Makers | undefined, h: ArrayLike<number>, pay
  * `raw` is then [payload, names, kinds]), the new shape is stored on `holder`; otherwise the
  * holder's shape is the result's.
  */
-export function decodeResult<T>(h: ArrayLike<number>, raw: unknown, holder: ShapeHolder | null, cache: RowMakerCache): Result<T> {
+export function decodeResult<T = Row>(h: ArrayLike<number>, raw: unknown, holder: ShapeHolder | null, cache: RowMakerCache): Result<T> {
   let payload = raw;
   let shape: Shape | null = holder === null ? null : holder.shape;
   if (h[H_FIELDS] === 1) {
