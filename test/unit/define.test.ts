@@ -34,9 +34,11 @@ describe('definitionMetadata', () => {
     for (const [k, v] of rest) expect(v, k).toBeNull();
   });
 
-  it('keeps the lists as given', () => {
+  it('keeps the lists as given; an empty list is none', () => {
     const m = definitionMetadata({ name: 'w', main, callers: ['b', 'a'], searchPath: ['s'] });
     expect([m.callers, m.searchPath]).toEqual([['b', 'a'], ['s']]);
+    const empty = definitionMetadata({ name: 'w', main, callers: [], searchPath: [] });
+    expect([empty.callers, empty.searchPath]).toEqual([null, null]);
   });
 
   it('refuses what is not an object, and a definition without main', () => {

@@ -24,6 +24,8 @@ export interface ManifestCase {
   differs?: string;
   /** why the server cannot be asked */
   serverSkip?: string;
+  /** anything else worth knowing */
+  note?: string;
 }
 
 /** `{"$repeat": [text, n]}` anywhere in a value stands for text repeated n times. */
