@@ -63,13 +63,13 @@ describe('manifest edge cases against the server', () => {
     }
   });
 
-  // why define.ts leaves an empty list out of the manifest
-  it('the server refuses an empty searchPath and takes an empty callers list', async () => {
+  // a hand-written manifest may say "no names" with an empty string, as define.ts says it by leaving the list out
+  it('the server takes an empty searchPath or callers list as none', async () => {
     const c = { case: 'empty lists', definition: { name: 'mc_empty' }, accept: true };
     const manifest = (field: string) => JSON.stringify({ ...JSON.parse(renderManifest(c)), [field]: '' });
-    place(c, manifest('searchPath'));
-    expect(await readBack()).toMatchObject({ state: 'failed', last_error: expect.stringContaining('field "searchPath" must be schema names of 1 to 63 bytes') });
-    place(c, manifest('callers'));
-    expect(await readBack()).toEqual({ state: 'stopped', last_error: null });
+    for (const field of ['searchPath', 'callers']) {
+      place(c, manifest(field));
+      expect(await readBack()).toEqual({ state: 'stopped', last_error: null });
+    }
   });
 });
