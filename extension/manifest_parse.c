@@ -451,21 +451,26 @@ pgnw_manifest_take_sha256(const char *s, PgnwManifest *out, char *errbuf)
 	return true;
 }
 
-/* searchPath (optional): schema names separated by commas */
+/*
+ * callers and searchPath (optional): names (of roles, of schemas) separated
+ * by commas, each 1 to NAMEDATALEN - 1 bytes; "" is no name at all.
+ */
 static bool
-pgnw_manifest_take_search_path(const char *s, PgnwManifest *out, char *errbuf)
+pgnw_manifest_take_name_list(const char *s, PgnwField field, const char *what, char *dst,
+							 size_t dstsize, char *errbuf)
 {
-	if (!pgnw_manifest_copy(s, PGNW_FIELD_SEARCH_PATH, out->search_path,
-							sizeof(out->search_path), errbuf))
+	if (!pgnw_manifest_copy(s, field, dst, dstsize, errbuf))
 		return false;
+	if (s[0] == '\0')
+		return true;
 	for (const char *p = s;;)
 	{
 		const char *comma = strchr(p, ',');
 		size_t		len = comma ? (size_t) (comma - p) : strlen(p);
 
 		if (len == 0 || len >= NAMEDATALEN)
-			return pgnw_manifest_fail(errbuf, "field \"searchPath\" must be schema names of 1 to %d bytes separated by commas",
-									  NAMEDATALEN - 1);
+			return pgnw_manifest_fail(errbuf, "field \"%s\" must be %s names of 1 to %d bytes separated by commas",
+									  pgnw_manifest_field_names[field], what, NAMEDATALEN - 1);
 		if (comma == NULL)
 			break;
 		p = comma + 1;
@@ -508,10 +513,12 @@ pgnw_manifest_validate(PgnwParseState *ps, const char *dir, const char *expected
 		pgnw_manifest_get_string(ps, PGNW_FIELD_SHA256, false, true, &s, errbuf) &&
 		(s == NULL || pgnw_manifest_take_sha256(s, out, errbuf)) &&
 		pgnw_manifest_get_string(ps, PGNW_FIELD_CALLERS, false, true, &s, errbuf) &&
-		(s == NULL || pgnw_manifest_copy(s, PGNW_FIELD_CALLERS, out->callers,
-										 sizeof(out->callers), errbuf)) &&
+		(s == NULL || pgnw_manifest_take_name_list(s, PGNW_FIELD_CALLERS, "role", out->callers,
+												   sizeof(out->callers), errbuf)) &&
 		pgnw_manifest_get_string(ps, PGNW_FIELD_SEARCH_PATH, false, true, &s, errbuf) &&
-		(s == NULL || pgnw_manifest_take_search_path(s, out, errbuf)) &&
+		(s == NULL || pgnw_manifest_take_name_list(s, PGNW_FIELD_SEARCH_PATH, "schema",
+												   out->search_path, sizeof(out->search_path),
+												   errbuf)) &&
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_HEAP_LIMIT, 16, 65536,
 									&out->heap_limit_mb, errbuf) &&
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_BUFFER_LIMIT, 16, 1048576,

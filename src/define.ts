@@ -9,10 +9,15 @@ export const DEFINITION_BRAND: unique symbol = Symbol.for('pg-node-worker.defini
 
 /** A worker name: it names the files <name>.js/<name>.json and the process "node_worker <name>". */
 export const WORKER_NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+/** The values of `start`, in the order the server reaches them. */
 export const START_TIMES: readonly StartTime[] = ['postmaster', 'consistent', 'recovery-finished'];
+/** The database of a definition that names none. */
 export const DEFAULT_DATABASE = 'postgres';
+/** The restart interval (seconds) of a definition that gives none. */
 export const DEFAULT_RESTART = 10;
+/** The start time of a definition that gives none. */
 export const DEFAULT_START: StartTime = 'recovery-finished';
+/** The longest restart interval (seconds): a day. */
 export const MAX_RESTART = 86400;
 /** NAMEDATALEN - 1 */
 const MAX_IDENT_BYTES = 63;
@@ -32,9 +37,9 @@ export interface WorkerMetadata {
   /** seconds, or 'never' */
   restart: number | 'never';
   start: StartTime;
-  /** roles that may call/notify/wake it besides admins; null: none */
+  /** roles that may call/notify/wake it besides admins; null: none (also for an empty list) */
   callers: string[] | null;
-  /** the session's search_path; null: pg_catalog only */
+  /** the session's search_path; null: pg_catalog only (also for an empty list) */
   searchPath: string[] | null;
   /** V8 heap limit in MB; null: node_worker.heap_limit_mb */
   heapLimitMb: number | null;
@@ -129,11 +134,13 @@ export function defineWorker<T extends WorkerDefinition>(def: T): T {
 /**
  * An optional list of names (roles, schemas) that the manifest keeps joined by commas: each a
  * valid identifier without commas (the server compares them exactly), at most
- * MAX_NAME_LIST_BYTES joined, counted as the server counts (UTF-8). Null when not given.
+ * MAX_NAME_LIST_BYTES joined, counted as the server counts (UTF-8). Null when not given or empty:
+ * an empty list means what no list means, and the server refuses an empty searchPath.
  */
 function nameList(where: string, field: string, what: string, v: unknown, shorter: string): string[] | null {
   if (v === undefined) return null;
   if (!Array.isArray(v)) throw new TypeError(`${where}: ${field} must be an array of ${what} names`);
+  if (v.length === 0) return null;
   const names = v.map((n) => checkIdent(where, `each of ${field}`, n));
   for (const n of names)
     if (n.includes(',')) throw new TypeError(`${where}: ${field}: ${what} ${JSON.stringify(n)} must not contain commas`);

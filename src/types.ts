@@ -187,6 +187,7 @@ export interface BufferStats {
   readonly usageAverage: number;
 }
 
+/** Options of ctx.buffers.prewarm(). */
 export interface PrewarmOptions {
   /** Default `'main'`. */
   fork?: ForkName;

@@ -161,6 +161,9 @@ return JSON.stringify(enc(out));`;
     return dec(JSON.parse(await inWorker(cluster, code))) as Outcome[];
   }
 
+  /** An array whose elements, at any depth, are all empty arrays. */
+  const onlyEmptyArrays = (v: unknown): boolean => Array.isArray(v) && v.every(onlyEmptyArrays);
+
   /** Why the worker's outcome for v is wrong, or null. */
   function judge(spec: ValueSpec, v: unknown, w: Outcome & { ie?: Outcome['e'] }, o: Outcome): string | null {
     if (w.e) {
@@ -176,7 +179,8 @@ return JSON.stringify(enc(out));`;
     if (o.e && o.e.isPgError) return `the worker returned ${show(w.v)} where PostgreSQL refuses the value from node-postgres (${o.e.code}: ${o.e.message})`;
     if (w.te) return `the worker's ::text of the value failed: ${w.te.code}: ${w.te.message}`;
     if (!o.e && w.t !== o.t) return `the server saw another value: the worker's is ${JSON.stringify(w.t)}, node-postgres's ${JSON.stringify(o.t)}`;
-    if (!spec.roundTrips(v, w.v)) return `the round trip gave ${show(w.v)}`;
+    // PostgreSQL 17 reads '{{},{}}' as the empty array (15 and 16 refuse it), as it reads for node-postgres
+    if (!spec.roundTrips(v, w.v) && !(onlyEmptyArrays(v) && w.t === '{}')) return `the round trip gave ${show(w.v)}`;
     if (!o.e) {
       const read = spec.fromPg(o.v);
       if (read !== NO_ORACLE && !sameValue(w.v, read)) return `the worker reads ${show(w.v)}, node-postgres ${show(read)}`;

@@ -232,10 +232,21 @@ it('delivers exactly the notifications of committed transactions, each once, wha
       for (const gid of prepared) await admin.query(`ROLLBACK PREPARED '${gid}'`);
       // every committed notification arrives...
       const got = async () => (await admin.query<{ id: number }>('SELECT id FROM fz_got ORDER BY id')).rows.map((r) => r.id);
-      await waitFor(`run ${run}: ${expected.length} notifications handled`, async () => {
+      try {
+        await waitFor(`run ${run}: ${expected.length} notifications handled`, async () => {
+          const ids = new Set(await got());
+          return expected.every((id) => ids.has(id));
+        }, 20000);
+      } catch (err) {
+        // what the worker and the server did, for the one who reads the failure
         const ids = new Set(await got());
-        return expected.every((id) => ids.has(id));
-      }, 20000);
+        const [w] = (await admin.query("SELECT pid, state, restarts, last_error, messages_pending, messages_lost FROM node_worker.workers WHERE name = 'fz'")).rows;
+        const lines = cluster.log().split('\n').filter((l) => /node worker|fz|restart|background worker/.test(l)).slice(-60);
+        throw new Error(
+          `${(err as Error).message}\n  missing: ${expected.filter((id) => !ids.has(id)).join(', ')}; errors absorbed: ${errors.join(', ') || 'none'}` +
+            `\n  worker: ${JSON.stringify(w)}\n  server log:\n    ${lines.join('\n    ')}`,
+        );
+      }
       // ...once, and nothing else does
       await sleep(200);
       expect(await got()).toEqual([...expected].sort((a, b) => a - b));

@@ -13,11 +13,13 @@ import { CliError } from './errors';
 import { DEFINITION_BRAND, definitionMetadata, type WorkerMetadata } from '../define';
 export type { WorkerMetadata } from '../define';
 
+/** How to bundle a worker. */
 export interface BundleOptions {
   /** esbuild target, e.g. 'node18.20' (the Node embedded in the server, not the CLI's own) */
   nodeTarget: string;
 }
 
+/** A bundled worker and its checked definition. */
 export interface BundleResult {
   /** the bundled CommonJS code (with an inline source map) */
   code: string;

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BundleResult, bundleWorker } from './bundle';
-import { deploy, pgConfigCommand, resolveNodeTarget } from './deploy';
+import { deploy } from './deploy';
+import { pgConfigCommand, resolveNodeTarget } from './installed';
 import { CliError } from './errors';
 import { DirHandle, isRoot } from './fsutil';
 import { quoteConfString } from './pgconf';
@@ -24,6 +25,7 @@ import {
   runProgram,
 } from './server';
 
+/** The options of dev mode (the CLI's, and hooks for tests). */
 export interface DevOptions {
   /** the port of the socket (the socket is in the cluster's own directory, so any port works) */
   port?: number;
@@ -37,6 +39,7 @@ export interface DevOptions {
   debounceMs?: number;
 }
 
+/** The dev cluster's superuser, and the OS user its server runs as when dev runs as root. */
 export const DEV_USER = 'postgres';
 const DEFAULT_PORT = 5432;
 const LOG_POLL_MS = 100;
@@ -289,6 +292,328 @@ function removeDevDirectorySync(dir: string, serverUser: OsUser | undefined): vo
   else spawnSync('rm', ['-rf', '--', dir], { uid: serverUser.uid, gid: serverUser.gid, stdio: 'ignore', cwd: '/' });
 }
 
+/** What a dev session runs with, settled before the cluster is made. */
+interface DevSettings {
+  /** the worker file, absolute */
+  absFile: string;
+  /** the worker's name (dev keeps it: a renamed worker is not deployed) */
+  name: string;
+  opts: DevOptions;
+  out: (line: string) => void;
+  err: (line: string) => void;
+  pgConfig: string;
+  port: number;
+  nodeTarget: string;
+  /** the OS user the server runs as, when dev runs as root */
+  serverUser: OsUser | undefined;
+}
+
+/** The throwaway cluster's places, and how psql reaches it. */
+interface DevCluster {
+  dir: string;
+  datadir: string;
+  logFile: string;
+  pgCtl: string;
+  target: PsqlTarget;
+}
+
+/** As root, the server runs as DEV_USER: PostgreSQL refuses to run as root. */
+function devServerUser(): OsUser | undefined {
+  if (!isRoot()) return undefined;
+  const serverUser = lookupUser(DEV_USER);
+  if (!serverUser) {
+    throw new CliError(
+      `as root, dev runs the server as the OS user "${DEV_USER}" (PostgreSQL refuses to run as root), ` +
+        `and there is none: create it, or run dev as an ordinary user`,
+    );
+  }
+  return serverUser;
+}
+
+/** A new temporary directory for the cluster and the places in it. */
+function makeDevCluster(s: DevSettings): DevCluster {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-dev-'));
+  return {
+    dir,
+    datadir: path.join(dir, 'data'),
+    logFile: path.join(dir, 'server.log'),
+    pgCtl: pgProgram(s.pgConfig, 'pg_ctl'),
+    target: {
+      args: ['-h', dir, '-p', String(s.port), '-U', DEV_USER, '-d', 'postgres'],
+      as: s.serverUser,
+      label: 'the dev server',
+    },
+  };
+}
+
+/** The postgresql.conf lines of a dev cluster. */
+function devSettings(dir: string, port: number): string {
+  return [
+    '',
+    '# pg-node-worker dev',
+    `listen_addresses = ''`,
+    `unix_socket_directories = ${quoteConfString(dir)}`,
+    `port = ${port}`,
+    `shared_preload_libraries = 'pg_node_worker'`,
+    `node_worker.shutdown_grace_ms = 1000`,
+    `fsync = off`,
+    `log_line_prefix = '%m [%p] '`,
+    '',
+  ].join('\n');
+}
+
+/** The last lines of the server log, if there is one to read (not a link, not a FIFO). */
+function serverLogTail(logFile: string, lines: number): string[] | undefined {
+  let logText: string | undefined;
+  try {
+    const fd = openRegularFile(logFile);
+    try {
+      logText = fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* no log (yet), or not a file to read */
+  }
+  return logText === undefined ? undefined : logText.trimEnd().split('\n').slice(-lines);
+}
+
+/**
+ * One run of dev mode: the cluster, the log on the terminal, the watch-rebuild-restart loop and
+ * the cleanup, whatever ends it.
+ */
+class DevSession {
+  private stopRequested = false;
+  private serverDied = false;
+  private wake: () => void = () => undefined;
+  private readonly stopped = new Promise<void>((resolve) => (this.wake = resolve));
+  private cluster!: DevCluster;
+  private tail!: FileTail;
+  private readonly filter: WorkerLogFilter;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private postmasterPid: number | undefined;
+  private watcher: SourceWatcher | undefined;
+  private inflight: Promise<void> = Promise.resolve();
+  /** one build at a time; saves during a build make one more build after it */
+  private building = false;
+  private again = false;
+
+  constructor(
+    private readonly s: DevSettings,
+    private bundle: BundleResult,
+  ) {
+    this.filter = new WorkerLogFilter(s.name);
+  }
+
+  private requestStop(): void {
+    this.stopRequested = true;
+    this.wake();
+  }
+
+  /** The stop signals mean "stop the server, clean up, exit". */
+  private readonly onSignal = (sig: NodeJS.Signals): void => {
+    if (this.stopRequested) this.s.err(`(${sig}: already stopping)`);
+    else this.requestStop();
+  };
+
+  /** The last resort, disarmed when cleanup() is done: only synchronous work is possible here. */
+  private readonly onExit = (): void => {
+    const { datadir, dir, pgCtl } = this.cluster;
+    const serverUser = this.s.serverUser;
+    spawnSync(pgCtl, ['stop', '-D', datadir, '-m', 'immediate', '-w', '-t', '30', '-s'], {
+      cwd: '/',
+      stdio: 'ignore',
+      ...(serverUser ? { uid: serverUser.uid, gid: serverUser.gid } : {}),
+    });
+    if (!this.s.opts.keep) removeDevDirectorySync(dir, serverUser);
+  };
+
+  /** Runs the session to its end; see dev(). */
+  async run(): Promise<number> {
+    for (const sig of STOP_SIGNALS) process.on(sig, this.onSignal);
+    this.cluster = makeDevCluster(this.s);
+    process.on('exit', this.onExit);
+    this.tail = new FileTail(this.cluster.logFile);
+    try {
+      await this.setUp();
+    } catch (e) {
+      if (this.stopRequested) {
+        // Ctrl-C while setting up (it also reached initdb or pg_ctl): not an error
+        await this.cleanup();
+        return this.serverDied ? 1 : 0;
+      }
+      const lines = serverLogTail(this.cluster.logFile, 20);
+      if (lines !== undefined) {
+        this.s.err(`last lines of the server log:`);
+        for (const l of lines) this.s.err(`  | ${l}`);
+      }
+      await this.cleanup().catch((e2) => this.s.err(`cleanup failed: ${errorText(e2)}`));
+      throw e;
+    }
+    if (this.stopRequested) {
+      await this.cleanup();
+      return 0;
+    }
+    this.announce();
+    this.watcher = new SourceWatcher(() => this.onChange(), this.s.opts.debounceMs ?? 100, (m) => this.s.err(`warning: ${m}`));
+    this.watcher.set([this.s.absFile, ...this.bundle.inputs]);
+    await this.stopped;
+    await this.cleanup();
+    return this.serverDied ? 1 : 0;
+  }
+
+  /** Runs a program as the server's OS user in the dev directory; throws when it fails. */
+  private async runAsServer(prog: string, args: string[], what: string): Promise<void> {
+    const r = await runProgram(prog, args, { as: this.s.serverUser, cwd: this.cluster.dir, env: { LC_ALL: 'C' } });
+    if (r.status !== 0) throw new CliError(`${what} failed (${r.status ?? r.signal}):\n${(r.stdout + r.stderr).trimEnd()}`);
+  }
+
+  /** Deploys a bundle into the dev cluster. */
+  private async deployBundle(bundle: BundleResult): Promise<void> {
+    const { absFile, pgConfig, nodeTarget } = this.s;
+    await deploy(absFile, { pgdata: this.cluster.datadir, pgConfig, prebuilt: { ...bundle, nodeTarget }, log: () => undefined, warn: this.s.err });
+  }
+
+  /** The cluster, the deployment, the server, the extension. */
+  private async setUp(): Promise<void> {
+    const { dir, datadir, logFile, pgCtl } = this.cluster;
+    const { serverUser, pgConfig } = this.s;
+    const devDir = DirHandle.open(dir, { followLinks: false });
+    try {
+      // trust authentication: the socket's directory is what protects the cluster
+      devDir.setModeAndOwner(0o700, serverUser);
+    } finally {
+      devDir.close();
+    }
+    this.s.out(`creating a throwaway cluster in ${dir}`);
+    const initdb = pgProgram(pgConfig, 'initdb');
+    await this.runAsServer(initdb, ['-D', datadir, '-A', 'trust', '-U', DEV_USER, '--no-sync', '-E', 'UTF8', '--locale=C', '--no-instructions'], 'initdb');
+    appendToConf(dir, serverUser, devSettings(dir, this.s.port));
+    await this.deployBundle(this.bundle);
+    if (this.stopRequested) return;
+    this.pollTimer = setInterval(() => this.poll(), LOG_POLL_MS);
+    await this.runAsServer(pgCtl, ['start', '-D', datadir, '-l', logFile, '-w', '-t', '60', '-s'], 'pg_ctl start');
+    this.postmasterPid = readPostmasterPid(datadir)?.pid;
+    await psql(pgConfig, this.cluster.target, 'SET client_min_messages = warning;\nCREATE EXTENSION IF NOT EXISTS pg_node_worker;\n');
+  }
+
+  /** Every LOG_POLL_MS: the new log lines, and whether the server is still there. */
+  private poll(): void {
+    this.drainLog();
+    if (!this.stopRequested && this.postmasterPid !== undefined && processExited(this.postmasterPid)) {
+      this.s.err(`the server (pid ${this.postmasterPid}) is gone`);
+      this.serverDied = true;
+      this.requestStop();
+    }
+  }
+
+  private drainLog(): void {
+    for (const l of this.tail.poll()) {
+      const shown = this.filter.push(l);
+      if (shown !== null) this.s.out(shown);
+    }
+  }
+
+  private announce(): void {
+    const { out, port, name, opts } = this.s;
+    const dir = this.cluster.dir;
+    out(`server running (pid ${this.postmasterPid}); connect with: psql -h ${dir} -p ${port} -U ${DEV_USER}`);
+    out(`worker "${name}" deployed; watching ${this.bundle.inputs.map(rel).join(', ')}`);
+    out(`Ctrl-C stops the server and ${opts.keep ? 'keeps' : 'removes'} ${dir}`);
+  }
+
+  /**
+   * Stops the server and removes (or keeps) the directory. The signal handlers stay until the
+   * end: a second SIGHUP or Ctrl-C during the cleanup must not end the process half-way with the
+   * server still running.
+   */
+  private async cleanup(): Promise<void> {
+    const { dir, datadir, logFile, pgCtl } = this.cluster;
+    const { serverUser, out, err } = this.s;
+    this.watcher?.close();
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    await this.inflight.catch(() => undefined);
+    const pm = readPostmasterPid(datadir);
+    if (pm && pm.alive) {
+      const r = await runProgram(pgCtl, ['stop', '-D', datadir, '-m', 'fast', '-w', '-t', '60', '-s'], { as: serverUser, cwd: dir });
+      if (r.status !== 0) err(`pg_ctl stop failed: ${(r.stdout + r.stderr).trim()}`);
+      // pg_ctl returns when postmaster.pid is gone; the process itself exits a moment later
+      for (let i = 0; i < 100 && !processExited(pm.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    }
+    this.drainLog();
+    if (this.s.opts.keep) {
+      out(
+        `kept ${dir} (server stopped): start it again with pg_ctl start -D ${datadir} -l ${logFile}` +
+          (serverUser ? ` (as ${serverUser.name})` : ''),
+      );
+    } else {
+      await removeDevDirectory(dir, serverUser);
+      out(`stopped the server and removed ${dir}`);
+    }
+    process.removeListener('exit', this.onExit);
+    for (const sig of STOP_SIGNALS) process.removeListener(sig, this.onSignal);
+  }
+
+  /** A save: build now, or once more after the build that runs. */
+  private onChange(): void {
+    if (this.stopRequested) return;
+    if (this.building) {
+      this.again = true;
+      return;
+    }
+    this.building = true;
+    this.inflight = (async () => {
+      do {
+        this.again = false;
+        await this.buildOnce();
+      } while (this.again && !this.stopRequested);
+      this.building = false;
+    })();
+  }
+
+  /** A build that failed: say so, keep the old code, rebuild on a save of any source file. */
+  private buildFailed(e: CliError): void {
+    this.watcher!.anyFile = true;
+    this.s.err(`build failed; worker "${this.s.name}" keeps running the previous code:`);
+    for (const l of buildErrorLines(e)) this.s.err(l);
+  }
+
+  /** One build; on success deploy and restart the worker. Never throws. */
+  private async buildOnce(): Promise<void> {
+    const { absFile, nodeTarget, name, err } = this.s;
+    try {
+      let next: BundleResult;
+      try {
+        next = await bundleWorker(absFile, { nodeTarget });
+      } catch (e) {
+        if (!(e instanceof CliError)) throw e;
+        if (!this.stopRequested) this.buildFailed(e);
+        return;
+      }
+      if (this.stopRequested) return;
+      this.watcher!.anyFile = false;
+      this.watcher!.set([absFile, ...next.inputs]);
+      for (const w of next.warnings) err(`warning: ${w}`);
+      if (next.definition.name !== name) {
+        err(
+          `the worker is now named "${next.definition.name}", not "${name}": dev keeps running "${name}" ` +
+            `with the previous code (restart dev to rename it)`,
+        );
+        return;
+      }
+      this.bundle = next;
+      await this.deployBundle(next);
+      const r = await restartWorker(this.s.pgConfig, this.cluster.target, name);
+      if (!r.ok) throw new Error('pg_node_worker is not loaded in the dev server');
+      this.filter.addPid(r.pid);
+      this.drainLog();
+      this.s.out(`restarted ${name} (pid ${r.pid})`);
+    } catch (e) {
+      if (!this.stopRequested) err(`could not restart "${name}": ${errorText(e)}`);
+    }
+  }
+}
+
 /**
  * Run dev mode until SIGINT, SIGTERM, SIGQUIT or SIGHUP (resolves 0 after the cleanup) or until
  * the server dies (resolves 1 after the cleanup). A failure while setting up rejects, after
@@ -308,235 +633,9 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
   const nodeTarget = opts.nodeTarget ?? resolveNodeTarget(pgConfig, err).target;
 
   // Build first: a file that does not build needs no cluster.
-  let bundle: BundleResult = await bundleWorker(absFile, { nodeTarget });
+  const bundle = await bundleWorker(absFile, { nodeTarget });
   for (const w of bundle.warnings) err(`warning: ${w}`);
-  const name = bundle.definition.name;
-
-  let serverUser: OsUser | undefined;
-  if (isRoot()) {
-    serverUser = lookupUser(DEV_USER);
-    if (!serverUser) {
-      throw new CliError(
-        `as root, dev runs the server as the OS user "${DEV_USER}" (PostgreSQL refuses to run as root), ` +
-          `and there is none: create it, or run dev as an ordinary user`,
-      );
-    }
-  }
-
-  // From here on, the stop signals mean "stop the server, clean up, exit".
-  let stopRequested = false;
-  let serverDied = false;
-  let wake: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => (wake = resolve));
-  const requestStop = () => {
-    stopRequested = true;
-    wake();
-  };
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (stopRequested) err(`(${sig}: already stopping)`);
-    else requestStop();
-  };
-  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
-
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-dev-'));
-  const datadir = path.join(dir, 'data');
-  const logFile = path.join(dir, 'server.log');
-  const pgCtl = pgProgram(pgConfig, 'pg_ctl');
-  // The last resort, disarmed when cleanup() is done: only synchronous work is possible here.
-  const onExit = () => {
-    spawnSync(pgCtl, ['stop', '-D', datadir, '-m', 'immediate', '-w', '-t', '30', '-s'], {
-      cwd: '/',
-      stdio: 'ignore',
-      ...(serverUser ? { uid: serverUser.uid, gid: serverUser.gid } : {}),
-    });
-    if (!opts.keep) removeDevDirectorySync(dir, serverUser);
-  };
-  process.on('exit', onExit);
-  const target: PsqlTarget = {
-    args: ['-h', dir, '-p', String(port), '-U', DEV_USER, '-d', 'postgres'],
-    as: serverUser,
-    label: 'the dev server',
-  };
-  const run = async (prog: string, args: string[], what: string) => {
-    const r = await runProgram(prog, args, { as: serverUser, cwd: dir, env: { LC_ALL: 'C' } });
-    if (r.status !== 0) throw new CliError(`${what} failed (${r.status ?? r.signal}):\n${(r.stdout + r.stderr).trimEnd()}`);
-  };
-
-  const filter = new WorkerLogFilter(name);
-  const tail = new FileTail(logFile);
-  const drainLog = () => {
-    for (const l of tail.poll()) {
-      const shown = filter.push(l);
-      if (shown !== null) out(shown);
-    }
-  };
-  let pollTimer: NodeJS.Timeout | undefined;
-  let postmasterPid: number | undefined;
-  let watcher: SourceWatcher | undefined;
-  let inflight: Promise<void> = Promise.resolve();
-
-  // The signal handlers stay until the end: a second SIGHUP or Ctrl-C during the cleanup must
-  // not end the process half-way with the server still running.
-  const cleanup = async (): Promise<void> => {
-    watcher?.close();
-    if (pollTimer) clearInterval(pollTimer);
-    await inflight.catch(() => undefined);
-    const pm = readPostmasterPid(datadir);
-    if (pm && pm.alive) {
-      const r = await runProgram(pgCtl, ['stop', '-D', datadir, '-m', 'fast', '-w', '-t', '60', '-s'], { as: serverUser, cwd: dir });
-      if (r.status !== 0) err(`pg_ctl stop failed: ${(r.stdout + r.stderr).trim()}`);
-      // pg_ctl returns when postmaster.pid is gone; the process itself exits a moment later
-      for (let i = 0; i < 100 && !processExited(pm.pid); i++) await new Promise((r) => setTimeout(r, 50));
-    }
-    drainLog();
-    if (opts.keep) {
-      out(
-        `kept ${dir} (server stopped): start it again with pg_ctl start -D ${datadir} -l ${logFile}` +
-          (serverUser ? ` (as ${serverUser.name})` : ''),
-      );
-    } else {
-      await removeDevDirectory(dir, serverUser);
-      out(`stopped the server and removed ${dir}`);
-    }
-    process.removeListener('exit', onExit);
-    for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
-  };
-
-  // --- set up: cluster, deployment, server, extension
-  try {
-    const devDir = DirHandle.open(dir, { followLinks: false });
-    try {
-      // trust authentication: the socket's directory is what protects the cluster
-      devDir.setModeAndOwner(0o700, serverUser);
-    } finally {
-      devDir.close();
-    }
-    out(`creating a throwaway cluster in ${dir}`);
-    const initdb = pgProgram(pgConfig, 'initdb');
-    await run(initdb, ['-D', datadir, '-A', 'trust', '-U', DEV_USER, '--no-sync', '-E', 'UTF8', '--locale=C', '--no-instructions'], 'initdb');
-    appendToConf(
-      dir,
-      serverUser,
-      [
-        '',
-        '# pg-node-worker dev',
-        `listen_addresses = ''`,
-        `unix_socket_directories = ${quoteConfString(dir)}`,
-        `port = ${port}`,
-        `shared_preload_libraries = 'pg_node_worker'`,
-        `node_worker.shutdown_grace_ms = 1000`,
-        `fsync = off`,
-        `log_line_prefix = '%m [%p] '`,
-        '',
-      ].join('\n'),
-    );
-    await deploy(absFile, { pgdata: datadir, pgConfig, prebuilt: { ...bundle, nodeTarget }, log: () => undefined, warn: err });
-    if (!stopRequested) {
-      pollTimer = setInterval(() => {
-        drainLog();
-        if (!stopRequested && postmasterPid !== undefined && processExited(postmasterPid)) {
-          err(`the server (pid ${postmasterPid}) is gone`);
-          serverDied = true;
-          requestStop();
-        }
-      }, LOG_POLL_MS);
-      await run(pgCtl, ['start', '-D', datadir, '-l', logFile, '-w', '-t', '60', '-s'], 'pg_ctl start');
-      postmasterPid = readPostmasterPid(datadir)?.pid;
-      await psql(pgConfig, target, 'SET client_min_messages = warning;\nCREATE EXTENSION IF NOT EXISTS pg_node_worker;\n');
-    }
-  } catch (e) {
-    if (stopRequested) {
-      // Ctrl-C while setting up (it also reached initdb or pg_ctl): not an error
-      await cleanup();
-      return serverDied ? 1 : 0;
-    }
-    let logText: string | undefined;
-    try {
-      const fd = openRegularFile(logFile);
-      try {
-        logText = fs.readFileSync(fd, 'utf8');
-      } finally {
-        fs.closeSync(fd);
-      }
-    } catch {
-      /* no log (yet), or not a file to read */
-    }
-    if (logText !== undefined) {
-      const lines = logText.trimEnd().split('\n').slice(-20);
-      err(`last lines of the server log:`);
-      for (const l of lines) err(`  | ${l}`);
-    }
-    await cleanup().catch((e2) => err(`cleanup failed: ${errorText(e2)}`));
-    throw e;
-  }
-  if (stopRequested) {
-    await cleanup();
-    return 0;
-  }
-
-  out(`server running (pid ${postmasterPid}); connect with: psql -h ${dir} -p ${port} -U ${DEV_USER}`);
-  out(`worker "${name}" deployed; watching ${bundle.inputs.map(rel).join(', ')}`);
-  out(`Ctrl-C stops the server and ${opts.keep ? 'keeps' : 'removes'} ${dir}`);
-
-  // --- watch, rebuild, redeploy, restart
-  /** One build; on success deploy and restart the worker. Never throws. */
-  const buildOnce = async (): Promise<void> => {
-    try {
-      let next: BundleResult;
-      try {
-        next = await bundleWorker(absFile, { nodeTarget });
-      } catch (e) {
-        if (!(e instanceof CliError)) throw e;
-        if (stopRequested) return;
-        watcher!.anyFile = true;
-        err(`build failed; worker "${name}" keeps running the previous code:`);
-        for (const l of buildErrorLines(e)) err(l);
-        return;
-      }
-      if (stopRequested) return;
-      watcher!.anyFile = false;
-      watcher!.set([absFile, ...next.inputs]);
-      for (const w of next.warnings) err(`warning: ${w}`);
-      if (next.definition.name !== name) {
-        err(
-          `the worker is now named "${next.definition.name}", not "${name}": dev keeps running "${name}" ` +
-            `with the previous code (restart dev to rename it)`,
-        );
-        return;
-      }
-      bundle = next;
-      await deploy(absFile, { pgdata: datadir, pgConfig, prebuilt: { ...next, nodeTarget }, log: () => undefined, warn: err });
-      const r = await restartWorker(pgConfig, target, name);
-      if (!r.ok) throw new Error('pg_node_worker is not loaded in the dev server');
-      filter.addPid(r.pid);
-      drainLog();
-      out(`restarted ${name} (pid ${r.pid})`);
-    } catch (e) {
-      if (!stopRequested) err(`could not restart "${name}": ${errorText(e)}`);
-    }
-  };
-  // one build at a time; saves during a build make one more build after it
-  let building = false;
-  let again = false;
-  const onChange = () => {
-    if (stopRequested) return;
-    if (building) {
-      again = true;
-      return;
-    }
-    building = true;
-    inflight = (async () => {
-      do {
-        again = false;
-        await buildOnce();
-      } while (again && !stopRequested);
-      building = false;
-    })();
-  };
-  watcher = new SourceWatcher(onChange, opts.debounceMs ?? 100, (m) => err(`warning: ${m}`));
-  watcher.set([absFile, ...bundle.inputs]);
-
-  await stopped;
-  await cleanup();
-  return serverDied ? 1 : 0;
+  const serverUser = devServerUser();
+  const settings: DevSettings = { absFile, name: bundle.definition.name, opts, out, err, pgConfig, port, nodeTarget, serverUser };
+  return new DevSession(settings, bundle).run();
 }

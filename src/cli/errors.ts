@@ -9,10 +9,6 @@ export class CliError extends Error {
   }
 }
 
-export function isCliError(e: unknown): e is CliError {
-  return e instanceof CliError;
-}
-
 /**
  * A path the CLI will not write through: a symbolic link, something other than the directory or
  * regular file expected, a file with more than one name, or an entry that changed between two

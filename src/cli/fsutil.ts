@@ -19,17 +19,20 @@ import { UnsafePathError } from './errors';
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 const PROC_FD = '/proc/self/fd';
 
+/** An OS owner: a file's, or what the CLI fchowns to. */
 export interface Owner {
   uid: number;
   gid: number;
 }
 
+/** How writeFileAtomic makes the new file. */
 export interface AtomicWriteOptions {
   mode: number;
   /** fchown the new file to this owner (only possible as root) */
   owner?: Owner;
 }
 
+/** How DirHandle.open treats a link at the path. */
 export interface OpenOptions {
   /**
    * follow a symbolic link at this path. True only for what the person running the CLI named
@@ -41,6 +44,7 @@ export interface OpenOptions {
   hint?: string;
 }
 
+/** A file read through a DirHandle. */
 export interface FileContent {
   data: Buffer;
   /** of the file that was read (fstat of the descriptor) */
@@ -56,6 +60,7 @@ export function effectiveUid(): number {
   return typeof process.geteuid === 'function' ? process.geteuid() : -1;
 }
 
+/** The CLI runs as root. */
 export function isRoot(): boolean {
   return effectiveUid() === 0;
 }
@@ -367,6 +372,7 @@ function explainOpenError(
   return new UnsafePathError(where, `${where} is not ${expected}${hint}`);
 }
 
+/** How openPath walks and creates the components. */
 export interface OpenPathOptions {
   /**
    * follow links in the components that exist already. Below a component the CLI created,

@@ -6,13 +6,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundleWorker, displayPath } from './bundle';
-import { deploy, pgConfigCommand, resolveNodeTarget } from './deploy';
+import { deploy } from './deploy';
+import { pgConfigCommand, resolveNodeTarget } from './installed';
 import { dev } from './dev';
 import { status } from './status';
 import { CliError } from './errors';
 import { writeFileAtomic } from './fsutil';
 import { printLine } from './terminal';
 
+/** The text of --help. */
 export const USAGE = `Usage:
   pg-node-worker deploy FILE [-D PGDATA] [--directory DIR] [--config-file CONF]
                              [--target node18.20] [--restart]
@@ -89,6 +91,7 @@ Environment:
 Exit status: 0 done, 2 usage or input error (message on stderr), 1 internal error.
 `;
 
+/** Where the CLI prints, and the environment it reads. */
 export interface Io {
   out: (line: string) => void;
   err: (line: string) => void;
@@ -128,116 +131,137 @@ const OPTIONS = {
   version: { type: 'boolean', short: 'v' },
 } as const;
 
-const ALLOWED: Record<string, readonly string[]> = {
-  deploy: ['pgdata', 'directory', 'config-file', 'target', 'restart', 'help'],
-  build: ['out', 'target', 'help'],
-  status: ['dbname', 'pgdata', 'help'],
-  dev: ['port', 'keep', 'target', 'help'],
-};
-
 function usageError(msg: string): CliError {
   return new CliError(`${msg}\nTry 'pg-node-worker --help'.`);
+}
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>['values'];
+
+/** argv parsed by OPTIONS. */
+function parseCommandLine(argv: string[]): { values: Values; positionals: string[] } {
+  try {
+    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw usageError((e as Error).message);
+  }
+}
+
+/** The one FILE argument of deploy, build and dev. */
+function oneFile(command: string, rest: string[]): string {
+  if (rest.length !== 1) throw usageError(`${command} takes one FILE (got ${rest.length})`);
+  return rest[0];
+}
+
+async function runStatus(values: Values, rest: string[], io: Io): Promise<number> {
+  if (rest.length !== 0) throw usageError(`status takes no FILE (got ${rest.length} argument${rest.length === 1 ? '' : 's'})`);
+  if (values.dbname !== undefined && values.pgdata !== undefined) throw usageError('status takes -d or -D, not both');
+  const pgdata = values.dbname === undefined ? values.pgdata || io.env.PGDATA : undefined;
+  if (values.dbname === undefined && !pgdata) throw usageError('status needs -d CONNSTRING or -D PGDATA (or PGDATA set)');
+  await status({ conninfo: values.dbname, pgdata, pgConfig: pgConfigCommand(io.env.PG_CONFIG), log: io.out });
+  return 0;
+}
+
+async function runDev(values: Values, rest: string[], io: Io): Promise<number> {
+  const file = oneFile('dev', rest);
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) throw usageError(`invalid --port ${values.port}`);
+  }
+  return await dev(file, {
+    port,
+    keep: values.keep,
+    nodeTarget: values.target,
+    pgConfig: pgConfigCommand(io.env.PG_CONFIG),
+    out: io.out,
+    err: io.err,
+  });
+}
+
+async function runDeploy(values: Values, rest: string[], io: Io): Promise<number> {
+  const file = oneFile('deploy', rest);
+  const pgdata = values.pgdata || io.env.PGDATA;
+  if (!pgdata) throw usageError('no data directory: use -D PGDATA or set PGDATA');
+  await deploy(file, {
+    pgdata,
+    directory: values.directory,
+    configFile: values['config-file'],
+    nodeTarget: values.target,
+    pgConfig: pgConfigCommand(io.env.PG_CONFIG),
+    restart: values.restart,
+    log: io.out,
+    warn: io.err,
+  });
+  return 0;
+}
+
+async function runBuild(values: Values, rest: string[], io: Io): Promise<number> {
+  const file = oneFile('build', rest);
+  const nodeTarget = values.target ?? resolveNodeTarget(pgConfigCommand(io.env.PG_CONFIG), io.err).target;
+  const { code, definition, warnings } = await bundleWorker(file, { nodeTarget });
+  for (const w of warnings) io.err(`warning: ${w}`);
+  const out = path.resolve(values.out ?? `${definition.name}.js`);
+  if (out === path.resolve(file)) throw new CliError(`refusing to overwrite ${file} with its bundle: use -o`);
+  try {
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    // a new file renamed into place: a link at OUT (which whoever can write in that directory
+    // may have put there) is replaced, not written through
+    writeFileAtomic(out, code, { mode: 0o644 });
+  } catch (e) {
+    throw new CliError(`cannot write ${out}: ${(e as Error).message}`);
+  }
+  io.out(
+    JSON.stringify(
+      {
+        ...definition,
+        nodeTarget,
+        bundle: displayPath(out),
+        bytes: Buffer.byteLength(code, 'utf8'),
+        sha256: createHash('sha256').update(code, 'utf8').digest('hex'),
+      },
+      null,
+      2,
+    ),
+  );
+  return 0;
+}
+
+/** Each command: the options it takes and what runs it. */
+const COMMANDS: Record<string, { options: readonly string[]; run: (values: Values, rest: string[], io: Io) => Promise<number> }> = {
+  deploy: { options: ['pgdata', 'directory', 'config-file', 'target', 'restart', 'help'], run: runDeploy },
+  build: { options: ['out', 'target', 'help'], run: runBuild },
+  status: { options: ['dbname', 'pgdata', 'help'], run: runStatus },
+  dev: { options: ['port', 'keep', 'target', 'help'], run: runDev },
+};
+
+/** The command line after parsing: its exit status. */
+async function dispatch(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseCommandLine(argv);
+  if (values.version) {
+    io.out(`pg-node-worker ${version()}`);
+    return 0;
+  }
+  if (positionals.length === 0 && !values.help) {
+    io.err(USAGE.trimEnd());
+    return 2;
+  }
+  if (values.help) {
+    io.out(USAGE.trimEnd());
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  const spec = Object.prototype.hasOwnProperty.call(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!spec) throw usageError(`unknown command "${command}"`);
+  for (const [k, v] of Object.entries(values)) {
+    if (v !== undefined && !spec.options.includes(k)) throw usageError(`option --${k} does not apply to ${command}`);
+  }
+  return await spec.run(values, rest, io);
 }
 
 /** Run the CLI; returns the exit status. Does not exit. */
 export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-    } catch (e) {
-      throw usageError((e as Error).message);
-    }
-    const { values, positionals } = parsed;
-    if (values.version) {
-      io.out(`pg-node-worker ${version()}`);
-      return 0;
-    }
-    if (values.help || positionals.length === 0) {
-      if (positionals.length === 0 && !values.help) {
-        io.err(USAGE.trimEnd());
-        return 2;
-      }
-      io.out(USAGE.trimEnd());
-      return 0;
-    }
-    const [command, ...rest] = positionals;
-    const allowed = ALLOWED[command];
-    if (!allowed) throw usageError(`unknown command "${command}"`);
-    for (const [k, v] of Object.entries(values)) {
-      if (v !== undefined && !allowed.includes(k)) throw usageError(`option --${k} does not apply to ${command}`);
-    }
-    if (command === 'status') {
-      if (rest.length !== 0) throw usageError(`status takes no FILE (got ${rest.length} argument${rest.length === 1 ? '' : 's'})`);
-      if (values.dbname !== undefined && values.pgdata !== undefined) throw usageError('status takes -d or -D, not both');
-      const pgdata = values.dbname === undefined ? values.pgdata || io.env.PGDATA : undefined;
-      if (values.dbname === undefined && !pgdata) throw usageError('status needs -d CONNSTRING or -D PGDATA (or PGDATA set)');
-      await status({ conninfo: values.dbname, pgdata, pgConfig: pgConfigCommand(io.env.PG_CONFIG), log: io.out });
-      return 0;
-    }
-    if (rest.length !== 1) throw usageError(`${command} takes one FILE (got ${rest.length})`);
-    const file = rest[0];
-
-    if (command === 'dev') {
-      let port: number | undefined;
-      if (values.port !== undefined) {
-        port = Number(values.port);
-        if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) throw usageError(`invalid --port ${values.port}`);
-      }
-      return await dev(file, {
-        port,
-        keep: values.keep,
-        nodeTarget: values.target,
-        pgConfig: pgConfigCommand(io.env.PG_CONFIG),
-        out: io.out,
-        err: io.err,
-      });
-    }
-
-    if (command === 'deploy') {
-      const pgdata = values.pgdata || io.env.PGDATA;
-      if (!pgdata) throw usageError('no data directory: use -D PGDATA or set PGDATA');
-      await deploy(file, {
-        pgdata,
-        directory: values.directory,
-        configFile: values['config-file'],
-        nodeTarget: values.target,
-        pgConfig: pgConfigCommand(io.env.PG_CONFIG),
-        restart: values.restart,
-        log: io.out,
-        warn: io.err,
-      });
-      return 0;
-    }
-
-    // build
-    const nodeTarget = values.target ?? resolveNodeTarget(pgConfigCommand(io.env.PG_CONFIG), io.err).target;
-    const { code, definition, warnings } = await bundleWorker(file, { nodeTarget });
-    for (const w of warnings) io.err(`warning: ${w}`);
-    const out = path.resolve(values.out ?? `${definition.name}.js`);
-    if (out === path.resolve(file)) throw new CliError(`refusing to overwrite ${file} with its bundle: use -o`);
-    try {
-      fs.mkdirSync(path.dirname(out), { recursive: true });
-      // a new file renamed into place: a link at OUT (which whoever can write in that directory
-      // may have put there) is replaced, not written through
-      writeFileAtomic(out, code, { mode: 0o644 });
-    } catch (e) {
-      throw new CliError(`cannot write ${out}: ${(e as Error).message}`);
-    }
-    io.out(
-      JSON.stringify(
-        {
-          ...definition,
-          nodeTarget,
-          bundle: displayPath(out),
-          bytes: Buffer.byteLength(code, 'utf8'),
-          sha256: createHash('sha256').update(code, 'utf8').digest('hex'),
-        },
-        null,
-        2,
-      ),
-    );
-    return 0;
+    return await dispatch(argv, io);
   } catch (e) {
     if (e instanceof CliError) {
       io.err(`pg-node-worker: ${e.message}`);

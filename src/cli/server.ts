@@ -19,6 +19,7 @@ import { DirHandle, FileContent, isRoot } from './fsutil';
 // ---------------------------------------------------------------------------------------------
 // Users
 
+/** An OS user by name and ids. */
 export interface OsUser {
   uid: number;
   gid: number;
@@ -80,6 +81,7 @@ export function pgProgram(pgConfig: string, prog: string): string {
   return prog;
 }
 
+/** How a program run by runProgram ended, and what it printed. */
 export interface RunResult {
   status: number | null;
   signal: NodeJS.Signals | null;
@@ -87,6 +89,7 @@ export interface RunResult {
   stderr: string;
 }
 
+/** How runProgram runs a program. */
 export interface RunOptions {
   /** run as this OS user (only possible as root) */
   as?: OsUser;
@@ -124,6 +127,7 @@ export function runProgram(file: string, args: string[], opts: RunOptions = {}):
 // ---------------------------------------------------------------------------------------------
 // postmaster.pid
 
+/** What postmaster.pid says about a server. */
 export interface PostmasterInfo {
   pid: number;
   /** true when a process with that pid exists */
@@ -135,6 +139,7 @@ export interface PostmasterInfo {
   status: string;
 }
 
+/** A process with this pid exists (it may belong to another user). */
 export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
@@ -275,6 +280,7 @@ export const PRELOADED_SQL = `SELECT 'pg_node_worker' = ANY (
   FROM unnest(string_to_array(current_setting('shared_preload_libraries'), ',')) AS l) AS pgnw_preloaded \\gset
 `;
 
+/** What restartWorker achieved. */
 export type RestartOutcome =
   | { ok: true; pid: number }
   | { ok: false; reason: 'not-preloaded' }

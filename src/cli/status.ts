@@ -3,9 +3,11 @@
  */
 import { CliError } from './errors';
 import { conninfoTarget, localTarget, psql, PsqlTarget, readPostmasterPid } from './server';
-import { checkDataDirectory, pgConfigCommand } from './deploy';
+import { checkDataDirectory } from './deploy';
+import { pgConfigCommand } from './installed';
 import { escapeControls, printLine } from './terminal';
 
+/** One row of node_worker.workers as status prints it. */
 export interface StatusRow {
   name: string;
   kind: string;
@@ -17,6 +19,7 @@ export interface StatusRow {
   last_error: string | null;
 }
 
+/** Which server status asks, and where it prints. */
 export interface StatusOptions {
   /** a connection string or database name (psql -d), run as the current OS user */
   conninfo?: string;

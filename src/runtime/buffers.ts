@@ -26,6 +26,7 @@ function blockArg(what: string, name: string, value: unknown): number | null {
   return value;
 }
 
+/** ctx.buffers: the buffer cache as pg_buffercache, pg_prewarm and get_raw_page see it, through the bridge. */
 export function makeBuffers(native: NativeBridge): Buffers {
   return Object.freeze({
     snapshot: () => Object.freeze(native.buffersSnapshot()),

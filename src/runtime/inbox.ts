@@ -48,6 +48,7 @@ interface PendingCall {
   readonly requestId: string;
 }
 
+/** The worker's inbox: calls, notifications and wakes as they arrive (see the top of this file). */
 export class Inbox {
   private callHandler: CallHandler | null = null;
   private readonly messageHandlers = new Set<(m: Message) => unknown>();

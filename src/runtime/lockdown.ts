@@ -61,6 +61,11 @@ function logStream(native: NativeBridge, level: number): Writable {
   });
 }
 
+/**
+ * Makes the process safe to share with PostgreSQL before any user code runs: console and
+ * process.stdout/stderr go to the server log, and the APIs that would take signals, processes or
+ * the process's identity away from the server are refused (RefusedApiError).
+ */
 export function lockDown(native: NativeBridge): void {
   // console → server log
   const at = (level: number) => (...args: unknown[]) => native.log(level, format(...args));

@@ -1,11 +1,10 @@
 /**
  * The JavaScript side of a worker process (bundled to runtime.js).
  *
- * runtime.cc starts Node and calls start(): it loads the bridge, locks
- * down the process, loads the deployed bundle with 'pg-node-worker'
- * provided by this runtime, builds ctx and runs main().  runtime.cc then
- * drives the event loop and calls the dispatch function registered here
- * for PostgreSQL events (SIGTERM, SIGHUP).
+ * runtime.cc starts Node and calls start(): it loads the bridge, locks down the process
+ * (lockdown.ts), loads the deployed bundle with 'pg-node-worker' provided by this runtime, builds
+ * ctx (context.ts) and runs main(). runtime.cc then drives the event loop and calls the dispatch
+ * function registered here for PostgreSQL events (SIGTERM, SIGHUP, messages in the inbox).
  */
 import { constants as osConstants } from 'os';
 import Module = require('module');
@@ -14,16 +13,17 @@ import * as path from 'path';
 import { format } from 'util';
 import { defineWorker, DEFINITION_BRAND, definitionMetadata } from '../define';
 import { PgError } from '../errors';
-import type { Logger, SleepResult, WorkerContext, WorkerDefinition, WorkerHandle } from '../types';
-import { makeBuffers, makeShared } from './buffers';
+import type { WorkerDefinition } from '../types';
+import { makeContext } from './context';
 import { Inbox } from './inbox';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
-import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
+import { LOG_ERROR, LOG_INFO, LOG_WARNING } from './native';
 import { SqlEngine } from './sql';
 
 const STACK_LINES = 20;
 
+/** An error (or anything thrown) as the server log shows it: its stack, and a PgError's fields. */
 function describe(err: unknown): string {
   if (typeof err === 'string') return err;
   if (err instanceof Error) {
@@ -57,62 +57,120 @@ function loadBundle(bundlePath: string, sdk: object): unknown {
   return exported && typeof exported === 'object' && 'default' in exported ? exported.default : exported;
 }
 
-function parseArgs(text: string | null): unknown {
-  if (text === null) return null;
-  return JSON.parse(text);
-}
-
-const CHILD_POLL_MS = 50;
-
-/** ctx.launch: start a dynamic worker; its exit is noticed by polling its slot while awaited. */
-function launchWorker(native: NativeBridge, name: string, args: unknown): WorkerHandle {
-  if (typeof name !== 'string') throw new TypeError('launch(name, args?): name must be a string');
-  let json: string | null = null;
-  if (args !== undefined && args !== null) {
-    json = JSON.stringify(args);
-    if (json === undefined) throw new TypeError('launch(name, args?): args must be JSON-serialisable');
-  }
-  const { pid, slot } = native.launch(name, json);
-  const exited = new Promise<number>((resolve) => {
-    const timer = setInterval(() => {
-      const code = native.childExitCode(slot, pid);
-      if (code !== null) {
-        clearInterval(timer);
-        resolve(code);
-      }
-    }, CHILD_POLL_MS);
-  });
-  return Object.freeze({ name, pid, exited });
-}
-
-export function start(runtimeDir: string, bundlePath: string): void {
-  // RTLD_NOW: a missing symbol (a broken install) fails here, as a JS error and exit 1, instead of
-  // a lazy-binding failure later that kills the process with 127 and resets the whole cluster
+/**
+ * Loads the bridge. RTLD_NOW: a missing symbol (a broken install) fails here, as a JS error and
+ * exit 1, instead of a lazy-binding failure later that kills the process with 127 and resets the
+ * whole cluster.
+ */
+function loadBridge(runtimeDir: string): NativeBridge {
   const bridge = { exports: {} as NativeBridge };
   process.dlopen(bridge, path.join(runtimeDir, 'pg_node_worker_bridge.node'), osConstants.dlopen.RTLD_NOW);
-  const native = bridge.exports;
-  native.init(PgError);
-  const info = native.info();
-  let exiting = false;
+  return bridge.exports;
+}
 
-  const exit = (code: number) => {
-    if (exiting) return;
-    exiting = true;
-    native.exit(code);
-  };
+/** How the process ends: once, through the bridge. */
+class Exit {
+  private exiting = false;
+
+  constructor(private readonly native: NativeBridge) {}
+
+  /** Ends the worker with `code` (the first call wins). */
+  exit(code: number): void {
+    if (this.exiting) return;
+    this.exiting = true;
+    this.native.exit(code);
+  }
 
   /** Logs err with its stack, records it for node_worker.workers, and exits 1. */
-  const fail = (what: string, err: unknown) => {
+  fail(what: string, err: unknown): void {
     const text = `${what}: ${describe(err)}`;
-    native.log(LOG_ERROR, text);
+    this.native.log(LOG_ERROR, text);
     const code = err instanceof PgError ? err.code : null;
-    native.reportError(code, text.split('\n').slice(0, 8).join('\n'));
-    exit(1);
+    this.native.reportError(code, text.split('\n').slice(0, 8).join('\n'));
+    this.exit(1);
+  }
+}
+
+/** What runtime.cc's events (SIGTERM, inbox messages, SIGHUP) do; installed as globalThis.__pgnwDispatch. */
+function installDispatch(native: NativeBridge, stopRequested: () => void, inbox: () => Inbox | null, reloadHandlers: Set<() => void>): void {
+  (globalThis as Record<string, unknown>).__pgnwDispatch = (event: string) => {
+    if (event === 'sigterm') {
+      stopRequested();
+    } else if (event === 'messages') {
+      inbox()?.deliver();
+    } else if (event === 'reload') {
+      for (const fn of [...reloadHandlers]) {
+        try {
+          fn();
+        } catch (err) {
+          native.log(LOG_ERROR, `onReload handler failed: ${describe(err)}`);
+        }
+      }
+    }
   };
+}
+
+/**
+ * The 'pg-node-worker' module as the bundle sees it.
+ *
+ * `__internal` is for the project's tests and diagnostics, not part of the SDK's API: it may
+ * change without notice. signalStats(): how many signals the runtime's trampolines saw on the
+ * main thread, forwarded from other threads, and how many replaced handlers it put back.
+ * releaseMemory(dropFilePages?): a full GC that gives V8's spare pages back, then malloc_trim; with
+ * true also the libraries' pages unmapped, as 1 s after start (memory tests; returns their kB).
+ */
+function makeSdk(native: NativeBridge): object {
+  const internal = Object.freeze({
+    signalStats: () => native.signalStats(),
+    releaseMemory: (dropFilePages?: boolean) => native.releaseMemory(dropFilePages === true),
+  });
+  return Object.freeze({ defineWorker, PgError, DEFINITION_BRAND, RefusedApiError, __internal: internal, default: undefined });
+}
+
+/** Why what a bundle exports is not a worker definition, or null when it is one. */
+function definitionProblem(loaded: unknown): string | null {
+  if (!loaded || typeof loaded !== 'object' || !(loaded as Record<symbol, unknown>)[DEFINITION_BRAND])
+    return 'it has no default export made by defineWorker()';
+  try {
+    definitionMetadata(loaded);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return null;
+}
+
+/** Loads the bundle and checks its definition; null (after exit.fail) when that fails. */
+function loadDefinition(bundlePath: string, sdk: object, exit: Exit): WorkerDefinition | null {
+  // bundles carry an inline source map: stacks in the server log point at the user's .ts lines
+  process.setSourceMapsEnabled(true);
+  try {
+    const loaded = loadBundle(bundlePath, sdk);
+    const problem = definitionProblem(loaded);
+    if (problem !== null) {
+      exit.fail(`bundle ${bundlePath} does not export a valid worker (export default defineWorker({...}))`, problem);
+      return null;
+    }
+    return loaded as WorkerDefinition;
+  } catch (err) {
+    exit.fail(`loading bundle ${bundlePath} failed`, err);
+    return null;
+  }
+}
+
+/**
+ * Runs in the worker process, called by runtime.cc: loads the bridge, locks the process down,
+ * loads the deployed bundle at `bundlePath`, builds ctx and runs the definition's main(). The
+ * worker exits 0 when main() resolves, 1 when it fails or anything is left uncaught.
+ */
+export function start(runtimeDir: string, bundlePath: string): void {
+  const native = loadBridge(runtimeDir);
+  native.init(PgError);
+  const info = native.info();
+  const exit = new Exit(native);
 
   // Fatal paths first: anything uncaught is logged with its stack, exit 1.
-  process.on('uncaughtException', (err) => fail('uncaught exception', err));
-  process.on('unhandledRejection', (reason) => fail('unhandled promise rejection', reason));
+  process.on('uncaughtException', (err) => exit.fail('uncaught exception', err));
+  process.on('unhandledRejection', (reason) => exit.fail('unhandled promise rejection', reason));
 
   lockDown(native);
 
@@ -124,132 +182,24 @@ export function start(runtimeDir: string, bundlePath: string): void {
   const engine = new SqlEngine(native, stopRequested);
   // made once the bundle is loaded (it reads the definition); messages wait in the inbox until then
   let inbox: Inbox | null = null;
+  installDispatch(native, stopRequested, () => inbox, reloadHandlers);
 
-  (globalThis as Record<string, unknown>).__pgnwDispatch = (event: string) => {
-    if (event === 'sigterm') {
-      stopRequested();
-    } else if (event === 'messages') {
-      inbox?.deliver();
-    } else if (event === 'reload') {
-      for (const fn of [...reloadHandlers]) {
-        try {
-          fn();
-        } catch (err) {
-          native.log(LOG_ERROR, `onReload handler failed: ${describe(err)}`);
-        }
-      }
-    }
-  };
-
-  // `__internal` is for the project's tests and diagnostics, not part of the SDK's API: it may
-  // change without notice. signalStats(): how many signals the runtime's trampolines saw on the
-  // main thread, forwarded from other threads, and how many replaced handlers it put back.
-  // releaseMemory(dropFilePages?): a full GC that gives V8's spare pages back, then malloc_trim; with
-  // true also the libraries' pages unmapped, as 1 s after start (memory tests; returns their kB).
-  const internal = Object.freeze({
-    signalStats: () => native.signalStats(),
-    releaseMemory: (dropFilePages?: boolean) => native.releaseMemory(dropFilePages === true),
-  });
-  const sdk = Object.freeze({ defineWorker, PgError, DEFINITION_BRAND, RefusedApiError, __internal: internal, default: undefined });
-
-  let def: WorkerDefinition;
-  // bundles carry an inline source map: stacks in the server log point at the user's .ts lines
-  process.setSourceMapsEnabled(true);
-  try {
-    const loaded = loadBundle(bundlePath, sdk);
-    let problem: string | null = null;
-    if (!loaded || typeof loaded !== 'object' || !(loaded as Record<symbol, unknown>)[DEFINITION_BRAND]) problem = 'it has no default export made by defineWorker()';
-    else {
-      try {
-        definitionMetadata(loaded);
-      } catch (e) {
-        problem = (e as Error).message;
-      }
-    }
-    if (problem !== null) {
-      fail(`bundle ${bundlePath} does not export a valid worker (export default defineWorker({...}))`, problem);
-      return;
-    }
-    def = loaded as WorkerDefinition;
-  } catch (err) {
-    fail(`loading bundle ${bundlePath} failed`, err);
-    return;
-  }
+  const def = loadDefinition(bundlePath, makeSdk(native), exit);
+  if (def === null) return;
   const messages = new Inbox(native, info.name, abort.signal, def.maxPendingCalls);
   inbox = messages;
   if (def.name !== info.name)
     native.log(LOG_WARNING, `the bundle defines worker "${def.name}" but is deployed as "${info.name}"`);
 
-  const at = (level: number) => (...args: unknown[]) => native.log(level, format(...args));
-  const log: Logger = {
-    debug: at(LOG_DEBUG),
-    info: at(LOG_INFO),
-    notice: at(LOG_NOTICE),
-    warning: at(LOG_WARNING),
-    error: at(LOG_ERROR),
-  };
-
-  const MB = 1024 * 1024;
-  const ctx: WorkerContext = Object.freeze({
-    worker: Object.freeze({
-      name: info.name,
-      pid: info.pid,
-      database: info.database,
-      role: info.role,
-      startedAt: info.startedAt,
-      memory: () => {
-        const m = native.memoryUsage();
-        return Object.freeze({
-          heapLimitMb: Math.round(m.heapLimit / MB),
-          bufferLimitMb: m.bufferLimit === null ? null : Math.floor(m.bufferLimit / MB),
-          buffersMb: m.buffers / MB,
-          buffersPeakMb: m.buffersPeak / MB,
-          buffersRefused: m.refused,
-        });
-      },
-    }),
-    sql: engine.makeSql(() => true),
-    transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
-    signal: abort.signal,
-    sleep: (ms: number) =>
-      new Promise<SleepResult>((resolve) => {
-        if (abort.signal.aborted) return resolve('abort');
-        const finish = (why: SleepResult) => {
-          clearTimeout(timer);
-          abort.signal.removeEventListener('abort', onAbort);
-          cancelWake();
-          resolve(why);
-        };
-        const onAbort = () => finish('abort');
-        const timer = setTimeout(() => finish('timeout'), Math.max(0, Number(ms) || 0));
-        const cancelWake = messages.onWake(() => finish('wake'));
-        abort.signal.addEventListener('abort', onAbort, { once: true });
-      }),
-    onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => messages.onCall(handler),
-    onMessage: (fn: Parameters<WorkerContext['onMessage']>[0]) => messages.onMessage(fn),
-    messages: () => messages.messages(abort.signal),
-    onReload: (fn: () => void) => {
-      if (typeof fn !== 'function') throw new TypeError('onReload(fn) expects a function');
-      reloadHandlers.add(fn);
-      return () => void reloadHandlers.delete(fn);
-    },
-    setting: (name: string) => native.setting(String(name)),
-    log,
-    args: parseArgs(native.workerArgs()),
-    launch: (name: string, args?: unknown) => launchWorker(native, name, args),
-    isInRecovery: () => native.isInRecovery(),
-    buffers: makeBuffers(native),
-    shared: makeShared(native),
-  }) as WorkerContext;
-
+  const ctx = makeContext({ native, info, engine, messages, signal: abort.signal, reloadHandlers });
   native.markRunning();
   Promise.resolve()
     .then(() => def.main(ctx))
     .then(
-      () => exit(0),
+      () => exit.exit(0),
       (err) => {
         if (abort.signal.aborted) native.log(LOG_INFO, `main ended while shutting down: ${err instanceof Error ? err.message : String(err)}`);
-        else fail('main failed', err);
+        else exit.fail('main failed', err);
       },
     );
 }

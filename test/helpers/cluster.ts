@@ -18,6 +18,11 @@ function pgConfig(flag: string): string {
 
 export const PG_BIN = process.env.PG_BIN ?? pgConfig('--bindir');
 
+/** The Node version the installed runtime embeds (make install writes it next to runtime.js). */
+export function installedNodeVersion(): string {
+  return fs.readFileSync(path.join(pgConfig('--pkglibdir'), 'pg_node_worker', 'node-version'), 'utf8').trim();
+}
+
 /** uid/gid to run the server as: ourselves, or `postgres` when we are root. */
 function serverUser(): { uid: number; gid: number; name: string } | null {
   if (process.getuid?.() !== 0) return null;

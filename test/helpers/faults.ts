@@ -189,3 +189,11 @@ export function whyItLeft(log: string, pid: number, name: string): string | null
 
 /** what whyItLeft() says when memory ran out (the V8 heap, a Buffer, Node's own allocations) */
 export const OUT_OF_MEMORY = /memory|heap|allocation failed/i;
+
+/**
+ * The message of the RangeError an ArrayBuffer past the budget throws: V8's words for a refused
+ * backing store (up to V8 12, Node 22: "Array buffer allocation failed"; V8 13, Node 24: "Failed
+ * to allocate memory").
+ */
+export const BUFFER_REFUSED = /^(Array buffer allocation failed|Failed to allocate memory)$/;
+export const BUFFER_REFUSED_TEXT = 'RangeError: (?:Array buffer allocation failed|Failed to allocate memory)';

@@ -1,0 +1,130 @@
+/**
+ * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
+ */
+import { format } from 'util';
+import type { Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
+import { makeBuffers, makeShared } from './buffers';
+import type { Inbox } from './inbox';
+import type { NativeBridge } from './native';
+import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
+import type { SqlEngine } from './sql';
+
+const CHILD_POLL_MS = 50;
+const MB = 1024 * 1024;
+
+/** What ctx is made of. */
+export interface ContextParts {
+  native: NativeBridge;
+  /** what native.info() said at start */
+  info: ReturnType<NativeBridge['info']>;
+  engine: SqlEngine;
+  messages: Inbox;
+  /** aborted when the worker is asked to stop (ctx.signal) */
+  signal: AbortSignal;
+  /** the ctx.onReload handlers, called on SIGHUP */
+  reloadHandlers: Set<() => void>;
+}
+
+/** ctx.launch: start a dynamic worker; its exit is noticed by polling its slot while awaited. */
+export function launchWorker(native: NativeBridge, name: string, args: unknown): WorkerHandle {
+  if (typeof name !== 'string') throw new TypeError('launch(name, args?): name must be a string');
+  let json: string | null = null;
+  if (args !== undefined && args !== null) {
+    json = JSON.stringify(args);
+    if (json === undefined) throw new TypeError('launch(name, args?): args must be JSON-serialisable');
+  }
+  const { pid, slot } = native.launch(name, json);
+  const exited = new Promise<number>((resolve) => {
+    const timer = setInterval(() => {
+      const code = native.childExitCode(slot, pid);
+      if (code !== null) {
+        clearInterval(timer);
+        resolve(code);
+      }
+    }, CHILD_POLL_MS);
+  });
+  return Object.freeze({ name, pid, exited });
+}
+
+/** ctx.log: each level formats its arguments as console.log does and goes to the server log. */
+export function makeLogger(native: NativeBridge): Logger {
+  const at = (level: number) => (...args: unknown[]) => native.log(level, format(...args));
+  return {
+    debug: at(LOG_DEBUG),
+    info: at(LOG_INFO),
+    notice: at(LOG_NOTICE),
+    warning: at(LOG_WARNING),
+    error: at(LOG_ERROR),
+  };
+}
+
+/** ctx.worker: who the worker is, and its memory figures on demand. */
+function workerInfo(native: NativeBridge, info: ContextParts['info']): WorkerInfo {
+  return Object.freeze({
+    name: info.name,
+    pid: info.pid,
+    database: info.database,
+    role: info.role,
+    startedAt: info.startedAt,
+    memory: () => {
+      const m = native.memoryUsage();
+      return Object.freeze({
+        heapLimitMb: Math.round(m.heapLimit / MB),
+        bufferLimitMb: m.bufferLimit === null ? null : Math.floor(m.bufferLimit / MB),
+        buffersMb: m.buffers / MB,
+        buffersPeakMb: m.buffersPeak / MB,
+        buffersRefused: m.refused,
+      });
+    },
+  });
+}
+
+/** ctx.sleep: resolves 'timeout' after ms, 'wake' on node_worker.wake(), 'abort' when asked to stop. */
+function makeSleep(signal: AbortSignal, messages: Inbox): (ms: number) => Promise<SleepResult> {
+  return (ms: number) =>
+    new Promise<SleepResult>((resolve) => {
+      if (signal.aborted) return resolve('abort');
+      const finish = (why: SleepResult) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        cancelWake();
+        resolve(why);
+      };
+      const onAbort = () => finish('abort');
+      const timer = setTimeout(() => finish('timeout'), Math.max(0, Number(ms) || 0));
+      const cancelWake = messages.onWake(() => finish('wake'));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+}
+
+function parseArgs(text: string | null): unknown {
+  if (text === null) return null;
+  return JSON.parse(text);
+}
+
+/** Builds the frozen ctx. */
+export function makeContext(parts: ContextParts): WorkerContext {
+  const { native, info, engine, messages, signal, reloadHandlers } = parts;
+  return Object.freeze({
+    worker: workerInfo(native, info),
+    sql: engine.makeSql(() => true),
+    transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
+    signal,
+    sleep: makeSleep(signal, messages),
+    onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => messages.onCall(handler),
+    onMessage: (fn: Parameters<WorkerContext['onMessage']>[0]) => messages.onMessage(fn),
+    messages: () => messages.messages(signal),
+    onReload: (fn: () => void) => {
+      if (typeof fn !== 'function') throw new TypeError('onReload(fn) expects a function');
+      reloadHandlers.add(fn);
+      return () => void reloadHandlers.delete(fn);
+    },
+    setting: (name: string) => native.setting(String(name)),
+    log: makeLogger(native),
+    args: parseArgs(native.workerArgs()),
+    launch: (name: string, args?: unknown) => launchWorker(native, name, args),
+    isInRecovery: () => native.isInRecovery(),
+    buffers: makeBuffers(native),
+    shared: makeShared(native),
+  }) as WorkerContext;
+}

@@ -1,0 +1,51 @@
+/**
+ * The CLI's command line (src/cli/main.ts run()) where it ends before any command runs: help,
+ * version, usage errors. No server, no files.
+ */
+import { describe, expect, it } from 'vitest';
+import { run, USAGE } from '../../src/cli/main';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await run(argv, { out: (l) => out.push(l), err: (l) => err.push(l), env: {} });
+  return { code, out, err };
+}
+
+describe('pg-node-worker command line', () => {
+  it('--help prints the usage; no arguments print it to stderr with status 2', async () => {
+    expect(await cli('--help')).toEqual({ code: 0, out: [USAGE.trimEnd()], err: [] });
+    expect(await cli('deploy', '--help')).toEqual({ code: 0, out: [USAGE.trimEnd()], err: [] });
+    expect(await cli()).toEqual({ code: 2, out: [], err: [USAGE.trimEnd()] });
+  });
+
+  it('--version', async () => {
+    const r = await cli('--version');
+    expect(r.code).toBe(0);
+    expect(r.out[0]).toMatch(/^pg-node-worker \d+\.\d+\.\d+/);
+  });
+
+  it.each([
+    [['frobnicate', 'x.ts'], 'unknown command "frobnicate"'],
+    [['toString', 'x.ts'], 'unknown command "toString"'],
+    [['__proto__'], 'unknown command "__proto__"'],
+    [['build', 'x.ts', '--restart'], 'option --restart does not apply to build'],
+    [['deploy', 'x.ts', '--bogus'], "Unknown option '--bogus'"],
+    [['deploy'], 'deploy takes one FILE (got 0)'],
+    [['build', 'a.ts', 'b.ts'], 'build takes one FILE (got 2)'],
+    [['deploy', 'x.ts'], 'no data directory: use -D PGDATA or set PGDATA'],
+    [['status', 'x.ts'], 'status takes no FILE (got 1 argument)'],
+    [['status'], 'status needs -d CONNSTRING or -D PGDATA (or PGDATA set)'],
+    [['status', '-d', 'db', '-D', '/tmp'], 'status takes -d or -D, not both'],
+    [['dev', 'x.ts', '--port', '0'], 'invalid --port 0'],
+    [['dev', 'x.ts', '--port', '1e3'], 'invalid --port 1e3'],
+    [['dev', '--port', '5432'], 'dev takes one FILE (got 0)'],
+  ])('%j is a usage error', async (argv, message) => {
+    const r = await cli(...argv);
+    expect(r.code).toBe(2);
+    expect(r.out).toEqual([]);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toContain(`pg-node-worker: ${message}`);
+    expect(r.err[0]).toMatch(/\nTry 'pg-node-worker --help'\.$/);
+  });
+});
