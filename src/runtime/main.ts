@@ -19,7 +19,7 @@ import { makeBuffers, makeShared } from './buffers';
 import { Inbox } from './inbox';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
-import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
+import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING, checkBridgeConstants } from './native';
 import { SqlEngine } from './sql';
 
 const STACK_LINES = 20;
@@ -91,6 +91,7 @@ export function start(runtimeDir: string, bundlePath: string): void {
   const bridge = { exports: {} as NativeBridge };
   process.dlopen(bridge, path.join(runtimeDir, 'pg_node_worker_bridge.node'), osConstants.dlopen.RTLD_NOW);
   const native = bridge.exports;
+  checkBridgeConstants(native);
   native.init(PgError);
   const info = native.info();
   let exiting = false;
