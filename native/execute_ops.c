@@ -287,7 +287,7 @@ exec_op_execute(void *arg)
 	bool		streamed = false;
 
 	pgnw_op_start_statement(NULL);
-	pgnw_op_connect_spi();
+	pgnw_xact_connect_spi();
 	/* array values live in SPI's procedure context: until SPI_finish */
 	pgnw_result_begin();
 

@@ -248,7 +248,7 @@ pgnw_op_start_statement(void *arg)
 
 /* The statement connects to SPI; its end calls SPI_finish. */
 void
-pgnw_op_connect_spi(void)
+pgnw_xact_connect_spi(void)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -22,7 +22,7 @@
  */
 extern void pgnw_op_start_statement(void *arg);
 /* the statement also connected to SPI (SPI_finish at its end) */
-extern void pgnw_op_connect_spi(void);
+extern void pgnw_xact_connect_spi(void);
 extern void pgnw_op_end_statement(void *arg);
 
 #endif							/* PGNW_XACT_OPS_H */
