@@ -18,7 +18,11 @@
   'targets': [
     {
       'target_name': 'pg_node_worker_bridge',
-      'sources': [ 'bridge.cc', 'guard.c', 'control.cc', 'control_ops.c', 'messaging.cc', 'messaging_ops.c',
+      'sources': [ 'bridge.cc', 'guard.c',
+                   'sql.cc', 'convert.cc', 'convert_ops.c', 'plan_ops.c', 'execute_ops.c',
+                   'result_ops.c', 'xact_ops.c',
+                   'log.cc', 'log_ops.c', 'process.cc',
+                   'control.cc', 'control_ops.c', 'messaging.cc', 'messaging_ops.c',
                    'buffers.cc', 'buffers_ops.c', 'shared.cc' ],
       'include_dirs': [
         '<!(node -p "require(\'node-addon-api\').include_dir")',

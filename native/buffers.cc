@@ -1,7 +1,7 @@
 /*
  * buffers.cc — N-API side of ctx.buffers: snapshot, stats, residency,
- * prewarm, readPage.  PostgreSQL is reached only through buffers_ops.c
- * (guarded); no PostgreSQL headers here.
+ * prewarm, readPage.  PostgreSQL is reached only through buffers.h
+ * (buffers_ops.c).
  */
 #include <napi.h>
 
@@ -10,11 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "bridge.h"
 #include "buffers.h"
-
-void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
-void		RegisterShared(Napi::Env env, Napi::Object exports);
-Napi::ArrayBuffer PgnwNewArrayBuffer(Napi::Env env, size_t bytes);
 
 namespace
 {
@@ -246,15 +243,15 @@ ReadPage(const Napi::CallbackInfo &info)
 	return Adopt(env, page, (uint32_t) len);
 }
 
+/* ctx.buffers' functions, by the names the runtime calls them */
+const PgnwExport buffers_exports[] = {
+	{"buffersSnapshot", Snapshot},
+	{"buffersStats", Stats},
+	{"buffersResidency", Residency},
+	{"buffersPrewarm", Prewarm},
+	{"buffersReadPage", ReadPage},
+};
+
 }								/* namespace */
 
-void
-RegisterBuffers(Napi::Env env, Napi::Object exports)
-{
-	exports.Set("buffersSnapshot", Napi::Function::New(env, Snapshot));
-	exports.Set("buffersStats", Napi::Function::New(env, Stats));
-	exports.Set("buffersResidency", Napi::Function::New(env, Residency));
-	exports.Set("buffersPrewarm", Napi::Function::New(env, Prewarm));
-	exports.Set("buffersReadPage", Napi::Function::New(env, ReadPage));
-	RegisterShared(env, exports);
-}
+extern const PgnwExports PgnwBuffersExports = {buffers_exports, sizeof(buffers_exports) / sizeof(buffers_exports[0])};

@@ -3,7 +3,7 @@
  * buffers.h
  *		The buffer cache (ctx.buffers) and named shared regions (ctx.shared)
  *		as plain C for the N-API layer (buffers.cc, shared.cc); implemented
- *		in buffers_ops.c and shared_ops.c through the guard of guard.h.
+ *		in buffers_ops.c through the guard of guard.h.
  *
  *-------------------------------------------------------------------------
  */

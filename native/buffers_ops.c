@@ -59,8 +59,12 @@ typedef struct PgnwBufCall
 	ResourceOwner oldowner;
 } PgnwBufCall;
 
+/*
+ * Run c->op inside a transaction of its own, or a subtransaction of the
+ * worker's, with a memory context that goes at its end (arg: PgnwBufCall).
+ */
 static void
-pgnw_op_call(void *arg)
+buffers_op_call(void *arg)
 {
 	PgnwBufCall *c = (PgnwBufCall *) arg;
 	MemoryContext tmp;
@@ -104,9 +108,9 @@ pgnw_op_call(void *arg)
 	MemoryContextSwitchTo(c->oldcxt);
 }
 
-/* after an error in pgnw_op_call: roll back what it started */
+/* after an error in buffers_op_call: roll back what it started */
 static void
-pgnw_op_call_abort(void *arg)
+buffers_op_call_abort(void *arg)
 {
 	PgnwBufCall *c = (PgnwBufCall *) arg;
 
@@ -121,8 +125,9 @@ pgnw_op_call_abort(void *arg)
 	MemoryContextSwitchTo(c->oldcxt);
 }
 
+/* Run op(arg) with buffers_op_call; on an error, roll back what it started. */
 static bool
-pgnw_buffers_call(PgnwOperation op, void *arg, bool snapshot, PgnwError *err)
+buffers_call(PgnwOperation op, void *arg, bool snapshot, PgnwError *err)
 {
 	PgnwBufCall c = {op, arg, snapshot, false, false, NULL, NULL};
 	PgnwError	abort_err = {0};
@@ -133,9 +138,9 @@ pgnw_buffers_call(PgnwOperation op, void *arg, bool snapshot, PgnwError *err)
 					   "Workers with start: 'postmaster' have no database; use start: 'consistent' or 'recovery-finished'.");
 		return false;
 	}
-	if (pgnw_guard(pgnw_op_call, &c, err))
+	if (pgnw_guard(buffers_op_call, &c, err))
 		return true;
-	if ((c.own_xact || c.subxact) && !pgnw_guard(pgnw_op_call_abort, &c, &abort_err))
+	if ((c.own_xact || c.subxact) && !pgnw_guard(buffers_op_call_abort, &c, &abort_err))
 		ereport(FATAL,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not roll back after an error: %s",
@@ -148,7 +153,7 @@ pgnw_buffers_call(PgnwOperation op, void *arg, bool snapshot, PgnwError *err)
 
 /* pg_buffercache's rule (PostgreSQL 15): the privileges of pg_monitor */
 static void
-pgnw_require_monitor(void)
+buffers_require_monitor(void)
 {
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_MONITOR))
 		ereport(ERROR,
@@ -160,8 +165,9 @@ pgnw_require_monitor(void)
 
 /* ------------------------------------------------------------ relations */
 
+/* the fork named fork (NULL: main); forkname_to_number rejects other names */
 static ForkNumber
-pgnw_fork(const char *fork)
+buffers_fork(const char *fork)
 {
 	return fork == NULL ? MAIN_FORKNUM : forkname_to_number(fork);
 }
@@ -171,7 +177,7 @@ pgnw_fork(const char *fork)
  * ends) and check that it has storage this backend may read.
  */
 static Relation
-pgnw_open_relation(const PgnwRelationRef *ref)
+buffers_open_relation(const PgnwRelationRef *ref)
 {
 	Relation	rel;
 
@@ -204,7 +210,7 @@ pgnw_open_relation(const PgnwRelationRef *ref)
 
 /* blocks in the fork; 0 when the fork does not exist (vm before a vacuum) */
 static BlockNumber
-pgnw_fork_blocks(Relation rel, ForkNumber fork)
+buffers_fork_blocks(Relation rel, ForkNumber fork)
 {
 	if (!smgrexists(RelationGetSmgr(rel), fork))
 		return 0;
@@ -213,8 +219,9 @@ pgnw_fork_blocks(Relation rel, ForkNumber fork)
 
 /* ------------------------------------------------------------- snapshot */
 
+/* malloc, or the ERROR palloc would raise (the bridge frees with free()) */
 static void *
-pgnw_malloc_or_error(size_t size)
+buffers_malloc_or_error(size_t size)
 {
 	void	   *p = malloc(size > 0 ? size : 1);
 
@@ -226,22 +233,23 @@ pgnw_malloc_or_error(size_t size)
 	return p;
 }
 
+/* Every valid buffer's header into the snapshot (arg), one header lock at a time. */
 static void
-pgnw_op_snapshot(void *arg)
+buffers_op_snapshot(void *arg)
 {
 	PgnwBufferSnapshot *s = (PgnwBufferSnapshot *) arg;
 	uint32_t	n = 0;
 
-	pgnw_require_monitor();
+	buffers_require_monitor();
 
 	s->total = (uint32_t) NBuffers;
-	s->database = pgnw_malloc_or_error(sizeof(uint32_t) * NBuffers);
-	s->tablespace = pgnw_malloc_or_error(sizeof(uint32_t) * NBuffers);
-	s->relfilenode = pgnw_malloc_or_error(sizeof(uint32_t) * NBuffers);
-	s->block = pgnw_malloc_or_error(sizeof(uint32_t) * NBuffers);
-	s->fork = pgnw_malloc_or_error(NBuffers);
-	s->dirty = pgnw_malloc_or_error(NBuffers);
-	s->usage = pgnw_malloc_or_error(NBuffers);
+	s->database = buffers_malloc_or_error(sizeof(uint32_t) * NBuffers);
+	s->tablespace = buffers_malloc_or_error(sizeof(uint32_t) * NBuffers);
+	s->relfilenode = buffers_malloc_or_error(sizeof(uint32_t) * NBuffers);
+	s->block = buffers_malloc_or_error(sizeof(uint32_t) * NBuffers);
+	s->fork = buffers_malloc_or_error(NBuffers);
+	s->dirty = buffers_malloc_or_error(NBuffers);
+	s->usage = buffers_malloc_or_error(NBuffers);
 
 	for (int i = 0; i < NBuffers; i++)
 	{
@@ -266,7 +274,7 @@ pgnw_op_snapshot(void *arg)
 
 /* shrink an array to count entries (the snapshot filled at most NBuffers) */
 static void *
-pgnw_shrink(void *p, size_t bytes)
+buffers_shrink(void *p, size_t bytes)
 {
 	void	   *q;
 
@@ -279,11 +287,12 @@ pgnw_shrink(void *p, size_t bytes)
 	return q ? q : p;
 }
 
+/* Every valid buffer of shared_buffers, column by column (pg_monitor). */
 bool
 pgnw_buffers_snapshot(PgnwBufferSnapshot *out, PgnwError *err)
 {
 	memset(out, 0, sizeof(*out));
-	if (!pgnw_buffers_call(pgnw_op_snapshot, out, false, err))
+	if (!buffers_call(buffers_op_snapshot, out, false, err))
 	{
 		pgnw_buffers_snapshot_free(out);
 		return false;
@@ -292,17 +301,18 @@ pgnw_buffers_snapshot(PgnwBufferSnapshot *out, PgnwError *err)
 	{
 		size_t		n = out->count;
 
-		out->database = pgnw_shrink(out->database, n * sizeof(uint32_t));
-		out->tablespace = pgnw_shrink(out->tablespace, n * sizeof(uint32_t));
-		out->relfilenode = pgnw_shrink(out->relfilenode, n * sizeof(uint32_t));
-		out->block = pgnw_shrink(out->block, n * sizeof(uint32_t));
-		out->fork = pgnw_shrink(out->fork, n);
-		out->dirty = pgnw_shrink(out->dirty, n);
-		out->usage = pgnw_shrink(out->usage, n);
+		out->database = buffers_shrink(out->database, n * sizeof(uint32_t));
+		out->tablespace = buffers_shrink(out->tablespace, n * sizeof(uint32_t));
+		out->relfilenode = buffers_shrink(out->relfilenode, n * sizeof(uint32_t));
+		out->block = buffers_shrink(out->block, n * sizeof(uint32_t));
+		out->fork = buffers_shrink(out->fork, n);
+		out->dirty = buffers_shrink(out->dirty, n);
+		out->usage = buffers_shrink(out->usage, n);
 	}
 	return true;
 }
 
+/* Free what the bridge did not take of a snapshot. */
 void
 pgnw_buffers_snapshot_free(PgnwBufferSnapshot *s)
 {
@@ -324,12 +334,12 @@ pgnw_buffers_snapshot_free(PgnwBufferSnapshot *s)
  * the header lock, which is exact enough for counts.
  */
 static void
-pgnw_op_stats(void *arg)
+buffers_op_stats(void *arg)
 {
 	PgnwBufferStats *s = (PgnwBufferStats *) arg;
 	uint64		usage = 0;
 
-	pgnw_require_monitor();
+	buffers_require_monitor();
 	memset(s, 0, sizeof(*s));
 	s->total = (uint32_t) NBuffers;
 	for (int i = 0; i < NBuffers; i++)
@@ -348,10 +358,11 @@ pgnw_op_stats(void *arg)
 	s->usage_average = s->used > 0 ? (double) usage / s->used : 0.0;
 }
 
+/* Counts over shared_buffers (pg_monitor). */
 bool
 pgnw_buffers_stats(PgnwBufferStats *out, PgnwError *err)
 {
-	return pgnw_buffers_call(pgnw_op_stats, out, false, err);
+	return buffers_call(buffers_op_stats, out, false, err);
 }
 
 /* ------------------------------------------------------------ residency */
@@ -363,20 +374,21 @@ typedef struct PgnwResidencyArgs
 	int64_t		cached;
 } PgnwResidencyArgs;
 
+/* The fork's size and how many of its blocks are cached (arg: PgnwResidencyArgs). */
 static void
-pgnw_op_residency(void *arg)
+buffers_op_residency(void *arg)
 {
 	PgnwResidencyArgs *a = (PgnwResidencyArgs *) arg;
-	ForkNumber	fork = pgnw_fork(a->ref->fork);
+	ForkNumber	fork = buffers_fork(a->ref->fork);
 	Relation	rel;
 	Oid			db;
 	Oid			spc;
 	Oid			filenode;
 	int64		cached = 0;
 
-	pgnw_require_monitor();
-	rel = pgnw_open_relation(a->ref);
-	a->blocks = pgnw_fork_blocks(rel, fork);
+	buffers_require_monitor();
+	rel = buffers_open_relation(a->ref);
+	a->blocks = buffers_fork_blocks(rel, fork);
 	db = pgnw_rel_db(rel);
 	spc = pgnw_rel_spc(rel);
 	filenode = pgnw_rel_filenode(rel);
@@ -402,13 +414,14 @@ pgnw_op_residency(void *arg)
 	a->cached = cached;
 }
 
+/* How much of a relation's fork is in shared_buffers (pg_monitor). */
 bool
 pgnw_buffers_residency(const PgnwRelationRef *rel, int64_t *blocks, int64_t *cached,
 					   PgnwError *err)
 {
 	PgnwResidencyArgs a = {rel, 0, 0};
 
-	if (!pgnw_buffers_call(pgnw_op_residency, &a, true, err))
+	if (!buffers_call(buffers_op_residency, &a, true, err))
 		return false;
 	*blocks = a.blocks;
 	*cached = a.cached;
@@ -427,12 +440,13 @@ typedef struct PgnwPrewarmArgs
 	int64_t		done;
 } PgnwPrewarmArgs;
 
+/* Read blocks first..last of the fork into shared_buffers (arg: PgnwPrewarmArgs). */
 static void
-pgnw_op_prewarm(void *arg)
+buffers_op_prewarm(void *arg)
 {
 	PgnwPrewarmArgs *a = (PgnwPrewarmArgs *) arg;
-	ForkNumber	fork = pgnw_fork(a->ref->fork);
-	Relation	rel = pgnw_open_relation(a->ref);
+	ForkNumber	fork = buffers_fork(a->ref->fork);
+	Relation	rel = buffers_open_relation(a->ref);
 	AclResult	aclresult;
 	int64		nblocks;
 	int64		first = 0;
@@ -481,13 +495,14 @@ pgnw_op_prewarm(void *arg)
 	relation_close(rel, NoLock);
 }
 
+/* Read a relation's blocks into shared_buffers, as pg_prewarm's 'buffer' mode (SELECT). */
 bool
 pgnw_buffers_prewarm(const PgnwRelationRef *rel, bool has_first, int64_t first,
 					 bool has_last, int64_t last, int64_t *done, PgnwError *err)
 {
 	PgnwPrewarmArgs a = {rel, has_first, first, has_last, last, 0};
 
-	if (!pgnw_buffers_call(pgnw_op_prewarm, &a, true, err))
+	if (!buffers_call(buffers_op_prewarm, &a, true, err))
 		return false;
 	*done = a.done;
 	return true;
@@ -502,8 +517,9 @@ typedef struct PgnwReadPageArgs
 	uint8_t    *page;			/* malloc'd */
 } PgnwReadPageArgs;
 
+/* Copy one page under a share content lock (arg: PgnwReadPageArgs). */
 static void
-pgnw_op_read_page(void *arg)
+buffers_op_read_page(void *arg)
 {
 	PgnwReadPageArgs *a = (PgnwReadPageArgs *) arg;
 	ForkNumber	fork;
@@ -515,15 +531,15 @@ pgnw_op_read_page(void *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be superuser to use raw page functions")));
-	fork = pgnw_fork(a->ref->fork);
-	rel = pgnw_open_relation(a->ref);
-	if (a->block < 0 || a->block >= (int64) pgnw_fork_blocks(rel, fork))
+	fork = buffers_fork(a->ref->fork);
+	rel = buffers_open_relation(a->ref);
+	if (a->block < 0 || a->block >= (int64) buffers_fork_blocks(rel, fork))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("block number " INT64_FORMAT " is out of range for relation \"%s\"",
 						(int64) a->block, RelationGetRelationName(rel))));
 
-	a->page = pgnw_malloc_or_error(BLCKSZ);
+	a->page = buffers_malloc_or_error(BLCKSZ);
 	buf = ReadBufferExtended(rel, fork, (BlockNumber) a->block, RBM_NORMAL, NULL);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	memcpy(a->page, BufferGetPage(buf), BLCKSZ);
@@ -532,13 +548,14 @@ pgnw_op_read_page(void *arg)
 	relation_close(rel, NoLock);
 }
 
+/* A copy of one page of a relation, as get_raw_page (superuser). */
 bool
 pgnw_buffers_read_page(const PgnwRelationRef *rel, int64_t block, uint8_t **page, size_t *len,
 					   PgnwError *err)
 {
 	PgnwReadPageArgs a = {rel, block, NULL};
 
-	if (!pgnw_buffers_call(pgnw_op_read_page, &a, true, err))
+	if (!buffers_call(buffers_op_read_page, &a, true, err))
 	{
 		free(a.page);
 		return false;
@@ -558,21 +575,23 @@ typedef struct PgnwSharedArgs
 	bool		created;
 } PgnwSharedArgs;
 
+/* Find or create the named region (arg: PgnwSharedArgs). */
 static void
-pgnw_op_shared_open(void *arg)
+buffers_op_shared_open(void *arg)
 {
 	PgnwSharedArgs *a = (PgnwSharedArgs *) arg;
 
 	a->ptr = pgnw_shared_region(a->name, (Size) a->size, &a->created);
 }
 
+/* The named shared region (created zero-filled on first use). */
 bool
 pgnw_shared_open(const char *name, size_t size, void **ptr, bool *created, PgnwError *err)
 {
 	PgnwSharedArgs a = {name, size, NULL, false};
 
 	/* no transaction: only the region directory and its LWLock */
-	if (!pgnw_guard(pgnw_op_shared_open, &a, err))
+	if (!pgnw_guard(buffers_op_shared_open, &a, err))
 		return false;
 	*ptr = a.ptr;
 	*created = a.created;

@@ -1,18 +1,15 @@
 /*
  * control.cc — N-API side of the control surface: ctx.launch, the worker's
- * own state in node_worker.workers, ctx.isInRecovery.  PostgreSQL is only
- * reached through control_ops.c (guarded); no PostgreSQL headers here.
+ * own state in node_worker.workers, ctx.isInRecovery, the launch arguments.
+ * PostgreSQL is only reached through control.h (control_ops.c).
  */
 #include <napi.h>
 
 #include <string>
 
 #include "../extension/runtime.h"
+#include "bridge.h"
 #include "control.h"
-
-void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
-void		RegisterMessaging(Napi::Env env, Napi::Object exports);
-void		RegisterBuffers(Napi::Env env, Napi::Object exports);
 
 namespace
 {
@@ -61,6 +58,7 @@ ChildExitCode(const Napi::CallbackInfo &info)
 	return Napi::Number::New(env, exit_code);
 }
 
+/* markRunning(): main() runs (node_worker.workers) */
 Napi::Value
 MarkRunning(const Napi::CallbackInfo &info)
 {
@@ -79,6 +77,7 @@ ReportError(const Napi::CallbackInfo &info)
 	return info.Env().Undefined();
 }
 
+/* isInRecovery() → the server is in recovery (a standby) */
 Napi::Value
 IsInRecovery(const Napi::CallbackInfo &info)
 {
@@ -102,17 +101,16 @@ WorkerArgs(const Napi::CallbackInfo &info)
 	return Napi::String::New(info.Env(), pgnw_worker_info.args);
 }
 
+/* the control surface's functions, by the names the runtime calls them */
+const PgnwExport control_exports[] = {
+	{"launch", Launch},
+	{"childExitCode", ChildExitCode},
+	{"markRunning", MarkRunning},
+	{"reportError", ReportError},
+	{"isInRecovery", IsInRecovery},
+	{"workerArgs", WorkerArgs},
+};
+
 }								/* namespace */
 
-void
-RegisterControl(Napi::Env env, Napi::Object exports)
-{
-	exports.Set("launch", Napi::Function::New(env, Launch));
-	exports.Set("childExitCode", Napi::Function::New(env, ChildExitCode));
-	exports.Set("markRunning", Napi::Function::New(env, MarkRunning));
-	exports.Set("reportError", Napi::Function::New(env, ReportError));
-	exports.Set("isInRecovery", Napi::Function::New(env, IsInRecovery));
-	exports.Set("workerArgs", Napi::Function::New(env, WorkerArgs));
-	RegisterMessaging(env, exports);
-	RegisterBuffers(env, exports);
-}
+extern const PgnwExports PgnwControlExports = {control_exports, sizeof(control_exports) / sizeof(control_exports[0])};

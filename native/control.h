@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * control.h
- *		The worker's side of the control surface (issue #3), as plain C for
- *		the N-API layer (control.cc): launching workers, the worker's own
- *		state in node_worker.workers, recovery status.  Implemented in
- *		control_ops.c through the guard of guard.h.
+ *		The worker's side of the control surface, as plain C for the N-API
+ *		layer (control.cc): launching workers, the worker's own state in
+ *		node_worker.workers, recovery status.  Implemented in control_ops.c
+ *		through the guard of guard.h.
  *
  *-------------------------------------------------------------------------
  */

@@ -1,6 +1,7 @@
 /*
- * messaging.cc — N-API side of a worker's inbox: takeMessages() and reply().
- * PostgreSQL is reached only through messaging_ops.c (guarded).
+ * messaging.cc — N-API side of a worker's inbox: takeMessages(), reply(),
+ * ack() and callStates().  PostgreSQL is reached only through messaging.h
+ * (messaging_ops.c).
  */
 #include <napi.h>
 
@@ -8,9 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "bridge.h"
 #include "messaging.h"
-
-void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
 
 namespace
 {
@@ -121,7 +121,7 @@ Ack(const Napi::CallbackInfo &info)
 	return env.Undefined();
 }
 
-/* callStates(procnos: number[], requestIds: string[]) → (0 waiting | 1 timed out | 2 cancelled)[] */
+/* callStates(procnos: number[], requestIds: string[]) → contract.h PGNW_CALLER_* per call */
 Napi::Value
 CallStates(const Napi::CallbackInfo &info)
 {
@@ -159,13 +159,14 @@ CallStates(const Napi::CallbackInfo &info)
 	return out;
 }
 
+/* the inbox's functions, by the names the runtime calls them */
+const PgnwExport messaging_exports[] = {
+	{"takeMessages", TakeMessages},
+	{"reply", Reply},
+	{"ack", Ack},
+	{"callStates", CallStates},
+};
+
 }								/* namespace */
 
-void
-RegisterMessaging(Napi::Env env, Napi::Object exports)
-{
-	exports.Set("takeMessages", Napi::Function::New(env, TakeMessages));
-	exports.Set("reply", Napi::Function::New(env, Reply));
-	exports.Set("ack", Napi::Function::New(env, Ack));
-	exports.Set("callStates", Napi::Function::New(env, CallStates));
-}
+extern const PgnwExports PgnwMessagingExports = {messaging_exports, sizeof(messaging_exports) / sizeof(messaging_exports[0])};

@@ -40,8 +40,8 @@ extern bool pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, bool *a
 /* the notifications at these positions were handled (the array is reordered) */
 extern bool pgnw_inbox_ack(uint64_t *positions, int n, PgnwError *err);
 /*
- * For each call (caller procno, request id): 0 its caller still waits, 1 it
- * timed out, 2 it was cancelled or is gone (PgnwCallState).
+ * For each call (caller procno, request id): does its caller still wait
+ * (contract.h PGNW_CALLER_*)?
  */
 extern bool pgnw_inbox_call_states(const int *procnos, const uint64_t *request_ids, int n,
 								   int *states, PgnwError *err);

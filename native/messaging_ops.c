@@ -12,7 +12,14 @@
 #include "utils/timestamp.h"
 
 #include "../extension/pg_node_worker.h"
+#include "contract.h"
 #include "messaging.h"
+
+/* callStates() hands the extension's PgnwCallState on as contract.h's values */
+StaticAssertDecl((int) PGNW_CALL_WAITING == (int) PGNW_CALLER_WAITING &&
+				 (int) PGNW_CALL_TIMED_OUT == (int) PGNW_CALLER_TIMED_OUT &&
+				 (int) PGNW_CALL_CANCELLED == (int) PGNW_CALLER_GONE,
+				 "PgnwCallState and contract.h's PGNW_CALLER_* differ");
 
 typedef struct PgnwTakeArgs
 {
@@ -22,8 +29,9 @@ typedef struct PgnwTakeArgs
 	bool		abandoned;
 } PgnwTakeArgs;
 
+/* a malloc'd copy of s ("" for NULL), or the ERROR of no memory */
 static char *
-pgnw_strdup_or_empty(const char *s)
+messaging_strdup_or_empty(const char *s)
 {
 	char	   *copy = strdup(s ? s : "");
 
@@ -32,8 +40,9 @@ pgnw_strdup_or_empty(const char *s)
 	return copy;
 }
 
+/* Take the deliverable messages as malloc'd PgnwInboxMessages (arg: PgnwTakeArgs). */
 static void
-pgnw_op_take(void *arg)
+messaging_op_take(void *arg)
 {
 	PgnwTakeArgs *a = (PgnwTakeArgs *) arg;
 	PgnwTakenMessage *msgs;
@@ -58,9 +67,9 @@ pgnw_op_take(void *arg)
 		m->request_id = msgs[i].header.request_id;
 		m->caller_procno = msgs[i].header.caller_procno;
 		m->caller_pid = msgs[i].header.caller_pid;
-		m->role = pgnw_strdup_or_empty(msgs[i].header.role);
-		m->database = pgnw_strdup_or_empty(msgs[i].header.database);
-		m->payload = pgnw_strdup_or_empty(msgs[i].payload);
+		m->role = messaging_strdup_or_empty(msgs[i].header.role);
+		m->database = messaging_strdup_or_empty(msgs[i].header.database);
+		m->payload = messaging_strdup_or_empty(msgs[i].payload);
 		m->payload_len = msgs[i].header.payload_len;
 		m->position = msgs[i].position;
 		m->time_left_ms = m->is_call ? (double) (msgs[i].header.deadline - now) / 1000.0 : 0;
@@ -70,6 +79,7 @@ pgnw_op_take(void *arg)
 	MemoryContextDelete(cxt);
 }
 
+/* The deliverable messages of this worker's inbox, and whether it was woken. */
 bool
 pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, bool *abandoned, PgnwError *err)
 {
@@ -81,7 +91,7 @@ pgnw_inbox_take(PgnwInboxMessage **out, int *n, bool *woken, bool *abandoned, Pg
 	*abandoned = false;
 	if (pgnw_worker_slot() < 0)
 		return true;
-	if (!pgnw_guard(pgnw_op_take, &a, err))
+	if (!pgnw_guard(messaging_op_take, &a, err))
 		return false;
 	*out = a.out;
 	*n = a.n;
@@ -96,14 +106,16 @@ typedef struct PgnwAckArgs
 	int			n;
 } PgnwAckArgs;
 
+/* Give back the space of handled notifications (arg: PgnwAckArgs). */
 static void
-pgnw_op_ack(void *arg)
+messaging_op_ack(void *arg)
 {
 	PgnwAckArgs *a = (PgnwAckArgs *) arg;
 
 	pgnw_worker_ack(pgnw_worker_slot(), a->positions, a->n);
 }
 
+/* The notifications at these positions were handled. */
 bool
 pgnw_inbox_ack(uint64_t *positions, int n, PgnwError *err)
 {
@@ -111,7 +123,7 @@ pgnw_inbox_ack(uint64_t *positions, int n, PgnwError *err)
 
 	if (pgnw_worker_slot() < 0 || n <= 0)
 		return true;
-	return pgnw_guard(pgnw_op_ack, &a, err);
+	return pgnw_guard(messaging_op_ack, &a, err);
 }
 
 typedef struct PgnwStatesArgs
@@ -122,8 +134,9 @@ typedef struct PgnwStatesArgs
 	int		   *states;
 } PgnwStatesArgs;
 
+/* Look up each call's caller (arg: PgnwStatesArgs). */
 static void
-pgnw_op_call_states(void *arg)
+messaging_op_call_states(void *arg)
 {
 	PgnwStatesArgs *a = (PgnwStatesArgs *) arg;
 	PgnwCallState *states = palloc(sizeof(PgnwCallState) * Max(a->n, 1));
@@ -134,15 +147,17 @@ pgnw_op_call_states(void *arg)
 	pfree(states);
 }
 
+/* For each call, does its caller still wait (contract.h PGNW_CALLER_*)? */
 bool
 pgnw_inbox_call_states(const int *procnos, const uint64_t *request_ids, int n, int *states,
 					   PgnwError *err)
 {
 	PgnwStatesArgs a = {procnos, request_ids, n, states};
 
-	return pgnw_guard(pgnw_op_call_states, &a, err);
+	return pgnw_guard(messaging_op_call_states, &a, err);
 }
 
+/* Free the messages of pgnw_inbox_take. */
 void
 pgnw_inbox_free(PgnwInboxMessage *msgs, int n)
 {
@@ -166,8 +181,9 @@ typedef struct PgnwReplyArgs
 	bool		delivered;
 } PgnwReplyArgs;
 
+/* Hand the reply to the caller's mailbox (arg: PgnwReplyArgs). */
 static void
-pgnw_op_reply(void *arg)
+messaging_op_reply(void *arg)
 {
 	PgnwReplyArgs *a = (PgnwReplyArgs *) arg;
 
@@ -175,13 +191,14 @@ pgnw_op_reply(void *arg)
 									 a->data, a->len);
 }
 
+/* Answer a call; *delivered is false when its caller gave up. */
 bool
 pgnw_inbox_reply(int procno, uint64_t request_id, bool is_error, const char *sqlstate,
 				 const char *data, uint32_t len, bool *delivered, PgnwError *err)
 {
 	PgnwReplyArgs a = {procno, request_id, is_error, sqlstate, data, len, false};
 
-	if (!pgnw_guard(pgnw_op_reply, &a, err))
+	if (!pgnw_guard(messaging_op_reply, &a, err))
 		return false;
 	*delivered = a.delivered;
 	return true;

@@ -1,7 +1,7 @@
 /*
  * shared.cc — ctx.shared(name, bytes): a named region of PostgreSQL shared
  * memory (extension/shared.c) handed to JavaScript as a SharedArrayBuffer.
- * PostgreSQL is reached only through buffers_ops.c (guarded).
+ * PostgreSQL is reached only through buffers.h (buffers_ops.c).
  *
  * N-API cannot make a SharedArrayBuffer over memory it does not own, so
  * this uses V8's API directly, which ties it to Node 18's V8 (10.2) like
@@ -24,9 +24,8 @@
 #include <cstring>
 #include <string>
 
+#include "bridge.h"
 #include "buffers.h"
-
-void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
 
 namespace
 {
@@ -39,10 +38,8 @@ NewSharedArrayBuffer(void *data, size_t length)
 	std::unique_ptr<v8::BackingStore> store =
 		v8::SharedArrayBuffer::NewBackingStore(data, length,
 											   [](void *, size_t, void *) {}, nullptr);
-	v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
-	v8::Local<v8::Value> value = sab;
 
-	return reinterpret_cast<napi_value>(*value);
+	return PgnwToNapi(v8::SharedArrayBuffer::New(isolate, std::move(store)));
 }
 
 /* sharedOpen(name, bytes) → [SharedArrayBuffer, created] */
@@ -84,10 +81,11 @@ SharedOpen(const Napi::CallbackInfo &info)
 	return out;
 }
 
+/* sharedOpen, by the names the runtime calls them */
+const PgnwExport shared_exports[] = {
+	{"sharedOpen", SharedOpen},
+};
+
 }								/* namespace */
 
-void
-RegisterShared(Napi::Env env, Napi::Object exports)
-{
-	exports.Set("sharedOpen", Napi::Function::New(env, SharedOpen));
-}
+extern const PgnwExports PgnwSharedExports = {shared_exports, sizeof(shared_exports) / sizeof(shared_exports[0])};

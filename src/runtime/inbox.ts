@@ -14,16 +14,13 @@
  */
 import type { CallMeta, Message, SenderMeta } from '../types';
 import type { InboxEntry, NativeBridge } from './native';
-import { LOG_ERROR, LOG_WARNING } from './native';
+import { CALL_TIMED_OUT, CALL_WAITING, LOG_ERROR, LOG_WARNING } from './native';
 
 const SQLSTATE_RE = /^[0-9A-Z]{5}$/;
 /** SQLSTATE of a handler error that carries none: PL/pgSQL's RAISE EXCEPTION default. */
 export const DEFAULT_CALL_ERROR_CODE = 'P0001';
 /** Calls handled at once unless the definition says otherwise. */
 export const DEFAULT_MAX_PENDING_CALLS = 1000;
-/** callStates(): PgnwCallState in extension/pg_node_worker.h */
-const CALL_WAITING = 0;
-const CALL_TIMED_OUT = 1;
 /** past a call's deadline, how long the worker waits to hear from its caller before it aborts the signal itself */
 const DEADLINE_SLACK_MS = 1000;
 

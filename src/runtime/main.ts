@@ -18,7 +18,7 @@ import { makeContext } from './context';
 import { Inbox } from './inbox';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
-import { LOG_ERROR, LOG_INFO, LOG_WARNING } from './native';
+import { LOG_ERROR, LOG_INFO, LOG_WARNING, checkBridgeConstants } from './native';
 import { SqlEngine } from './sql';
 
 const STACK_LINES = 20;
@@ -65,6 +65,7 @@ function loadBundle(bundlePath: string, sdk: object): unknown {
 function loadBridge(runtimeDir: string): NativeBridge {
   const bridge = { exports: {} as NativeBridge };
   process.dlopen(bridge, path.join(runtimeDir, 'pg_node_worker_bridge.node'), osConstants.dlopen.RTLD_NOW);
+  checkBridgeConstants(bridge.exports);
   return bridge.exports;
 }
 

@@ -1,5 +1,6 @@
 /**
- * The shape of the N-API bridge (native/bridge.cc) as the runtime sees it.
+ * The shape of the N-API bridge (native/bridge.cc) as the runtime sees it, and the numbers both
+ * sides must agree on (native/contract.h), checked when the worker starts.
  */
 
 export interface NativePlan {
@@ -14,7 +15,7 @@ export interface NativePlan {
  *   H_FIELDS 0: the payload; 1: [payload, column names, column kinds (COL_*)]
  *   payload by H_LAYOUT: NONE undefined; SCALAR the one value of a 1x1 result;
  *   FLAT the values row-major (few rows); COLUMNS per column [data, nulls, offsets]
- *   (see ColumnsToJs in bridge.cc).
+ *   (see ColumnToJs in native/convert.cc).
  */
 export type NativeResult = unknown;
 
@@ -36,6 +37,8 @@ export type InboxEntry = [
 ];
 
 export interface NativeBridge {
+  /** native/contract.h's numbers by name, and COMMANDS (see checkBridgeConstants) */
+  constants: Record<string, unknown>;
   init(pgError: Function): void;
   info(): { name: string; database: string | null; role: string | null; pid: number; startedAt: number; forkToConnectedMs: number };
   prepare(sql: string): NativePlan;
@@ -64,11 +67,10 @@ export interface NativeBridge {
   /** The ArrayBuffer budget (bytes): held now, the peak, the limit (null: none), allocations refused; the heap limit in effect. */
   memoryUsage(): { buffers: number; buffersPeak: number; bufferLimit: number | null; refused: number; heapLimit: number };
   shutdownRequested(): boolean;
-  /** A full GC that shrinks V8's young generation, then malloc_trim (an idle worker's start-up garbage). */
   /** A full GC and malloc_trim; with dropFilePages, the libraries' pages unmapped too (their kB returned). */
   releaseMemory(dropFilePages?: boolean): number;
 
-  // control surface (native/control.cc, issue #3)
+  // control surface (native/control.cc)
   launch(name: string, args: string | null): { pid: number; slot: number };
   childExitCode(slot: number, pid: number): number | null;
   markRunning(): void;
@@ -102,13 +104,17 @@ export interface NativeBridge {
   sharedOpen(name: string, bytes: number): [buffer: SharedArrayBuffer, created: boolean];
 }
 
+// The numbers of native/contract.h. They are constants here (the row-making code reads them for
+// every result); checkBridgeConstants() makes sure the installed bridge has the same.
+
+// log levels of log()
 export const LOG_DEBUG = 0;
 export const LOG_INFO = 1;
 export const LOG_NOTICE = 2;
 export const LOG_WARNING = 3;
 export const LOG_ERROR = 4;
 
-// the result header (bridge.cc H_*)
+// the result header's slots
 export const H_COMMAND = 0;
 export const H_COUNT = 1;
 export const H_SHAPE = 2;
@@ -117,17 +123,18 @@ export const H_NCOLS = 4;
 export const H_LAYOUT = 5;
 export const H_FIELDS = 6;
 export const H_RETYPED = 7;
+export const H_SIZE = 8;
 // H_RETYPED values
 export const RETYPED = 1; // the plan's parameter types changed: planTypes
 export const RETYPED_HELD = 2; // and the call was not run: serialise again, call again
 
-// payload layouts (bridge.cc LAYOUT_*)
+// payload layouts
 export const LAYOUT_NONE = 0;
 export const LAYOUT_SCALAR = 1;
 export const LAYOUT_FLAT = 2;
 export const LAYOUT_COLUMNS = 3;
 
-// column kinds (guard.h PgnwColKind)
+// column kinds
 export const COL_BOOL = 1;
 export const COL_INT32 = 2;
 export const COL_FLOAT64 = 3;
@@ -138,5 +145,64 @@ export const COL_JSON = 7;
 export const COL_BYTES = 8;
 export const COL_VALUES = 9;
 
-/** guard.h PgnwCommand, by value */
+/** LAYOUT_COLUMNS: row r of a text column is data[r >>> TEXT_CHUNK_BITS][r & (2 ** TEXT_CHUNK_BITS - 1)] */
+export const TEXT_CHUNK_BITS = 13;
+/** LAYOUT_COLUMNS: a JSON column whose offsets slot is this holds parsed values (else chunks of text) */
+export const JSON_PARSED = 1;
+
+// callStates(): does the caller of a call still wait?
+export const CALL_WAITING = 0;
+export const CALL_TIMED_OUT = 1;
+/** cancelled, failed or gone */
+export const CALL_CANCELLED = 2;
+
+/** the result's command (H_COMMAND), by value */
 export const COMMANDS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'UTILITY'] as const;
+
+/** Every value above by the name the bridge exports it under (native/bridge.cc's table). */
+export const CONSTANTS: Readonly<Record<string, number | readonly string[]>> = Object.freeze({
+  LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERROR,
+  H_COMMAND, H_COUNT, H_SHAPE, H_NROWS, H_NCOLS, H_LAYOUT, H_FIELDS, H_RETYPED, H_SIZE,
+  RETYPED, RETYPED_HELD,
+  LAYOUT_NONE, LAYOUT_SCALAR, LAYOUT_FLAT, LAYOUT_COLUMNS,
+  COL_BOOL, COL_INT32, COL_FLOAT64, COL_INT64, COL_DATE, COL_TEXT, COL_JSON, COL_BYTES, COL_VALUES,
+  TEXT_CHUNK_BITS, JSON_PARSED,
+  CALL_WAITING, CALL_TIMED_OUT, CALL_CANCELLED,
+  COMMANDS,
+});
+
+function sameConstant(a: unknown, b: number | readonly string[]): boolean {
+  if (typeof b === 'number') return a === b;
+  return Array.isArray(a) && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function showConstant(v: unknown): string {
+  return v === undefined ? 'nothing' : JSON.stringify(v);
+}
+
+/**
+ * Throws unless the loaded bridge's constants (exports.constants, native/contract.h) are the ones
+ * this runtime.js was built with: a bridge and a runtime.js from different builds would misread
+ * results and log levels. The error names each value they disagree on.
+ */
+export function checkBridgeConstants(bridge: { constants?: unknown }): void {
+  const theirs = bridge.constants;
+  if (typeof theirs !== 'object' || theirs === null) {
+    throw new Error(
+      'pg_node_worker_bridge.node exports no constants: it is older than runtime.js; rebuild and reinstall both (make && make install)',
+    );
+  }
+  const got = theirs as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const [name, ours] of Object.entries(CONSTANTS)) {
+    if (!sameConstant(got[name], ours)) problems.push(`${name} is ${showConstant(got[name])} in the bridge but ${showConstant(ours)} in runtime.js`);
+  }
+  for (const name of Object.keys(got)) {
+    if (!(name in CONSTANTS)) problems.push(`${name} is ${showConstant(got[name])} in the bridge but unknown to runtime.js`);
+  }
+  if (problems.length > 0) {
+    throw new Error(
+      `pg_node_worker_bridge.node and runtime.js come from different builds: ${problems.join('; ')}; rebuild and reinstall both (make && make install)`,
+    );
+  }
+}

@@ -1,0 +1,82 @@
+/*
+ * bridge.h — what the .cc files of the N-API bridge share (C++ only).
+ *
+ * Everything here may throw into V8 (leave a JS exception pending) and
+ * never calls PostgreSQL except through the boundary functions of the C
+ * headers (see the rule in guard.h).
+ */
+#ifndef PGNW_BRIDGE_H
+#define PGNW_BRIDGE_H
+
+#include <napi.h>
+#include <v8.h>
+
+#include <cstring>
+
+#include "guard.h"
+#include "result.h"
+
+/* Throw a PgError (the class init() was given) built from err, then clear err. */
+void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
+
+/*
+ * A new ArrayBuffer of `bytes` uninitialised bytes from the worker's
+ * ArrayBuffer budget, or an empty value with a RangeError pending
+ * (process.cc).
+ */
+Napi::ArrayBuffer PgnwNewArrayBuffer(Napi::Env env, size_t bytes);
+
+/*
+ * A napi_value is a v8::Local<v8::Value> in disguise in Node 18
+ * (js_native_api_v8.h: V8LocalValueFromJsValue), the version this runtime is
+ * pinned to; the hot paths and V8-only objects (SharedArrayBuffer) use that.
+ */
+inline napi_value
+PgnwToNapi(v8::Local<v8::Value> local)
+{
+	return reinterpret_cast<napi_value>(*local);
+}
+
+/* the v8::Local behind a napi_value (see PgnwToNapi) */
+inline v8::Local<v8::Value>
+PgnwToV8(napi_value value)
+{
+	v8::Local<v8::Value> local;
+
+	static_assert(sizeof(local) == sizeof(value), "napi_value is a v8::Local");
+	memcpy(static_cast<void *>(&local), &value, sizeof(value));
+	return local;
+}
+
+/* convert.cc: keep JSON.parse (init()) */
+void		PgnwConvertInit(Napi::Env env);
+
+/*
+ * convert.cc: the payload of a result and its layout (PGNW_LAYOUT_*), or
+ * undefined with a JS exception pending
+ */
+Napi::Value PgnwResultToJs(Napi::Env env, PgnwResult &res, int *layout);
+
+/* one function on the bridge's exports */
+struct PgnwExport
+{
+	const char *name;
+	Napi::Value (*fn) (const Napi::CallbackInfo &info);
+};
+
+/* a module's functions, put on the bridge's exports by bridge.cc */
+struct PgnwExports
+{
+	const PgnwExport *functions;
+	size_t		count;
+};
+
+extern const PgnwExports PgnwSqlExports;		/* sql.cc */
+extern const PgnwExports PgnwLogExports;		/* log.cc */
+extern const PgnwExports PgnwProcessExports;	/* process.cc */
+extern const PgnwExports PgnwControlExports;	/* control.cc */
+extern const PgnwExports PgnwMessagingExports;	/* messaging.cc */
+extern const PgnwExports PgnwBuffersExports;	/* buffers.cc */
+extern const PgnwExports PgnwSharedExports;		/* shared.cc */
+
+#endif							/* PGNW_BRIDGE_H */
