@@ -60,7 +60,10 @@ BRIDGE = native/build/Release/pg_node_worker_bridge.node
 # as DESTDIR) out of it
 GYP_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PG_CONFIG='$(PG_CONFIG_PATH)'
 
-.PHONY: all deps check-deps extension native ts node-modules install test demo bench clean distclean help
+.PHONY: all deps check-deps check-pg extension native ts node-modules install test demo bench clean distclean help
+
+# the PostgreSQL majors the source supports (extension/compat.h holds the differences)
+PG_SUPPORTED = 15 16 17 18
 
 # ---------------------------------------------------------------------------------------------
 all: extension native ts
@@ -75,13 +78,21 @@ check-deps:
 help:
 	@sed -n '3,14p' $(TOP)/Makefile | sed 's/^# \{0,1\}//'
 
-extension:
+# one line naming the server found and the supported ones, before anything compiles
+check-pg:
+	@v=$$('$(PG_CONFIG_PATH)' --version 2>/dev/null) || { \
+	  echo "make: cannot run $(PG_CONFIG_PATH): set PG_CONFIG to the server's pg_config, or run make deps"; exit 1; }; \
+	m=$$(printf '%s\n' "$$v" | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p'); \
+	case " $(PG_SUPPORTED) " in *" $$m "*) ;; *) \
+	  echo "make: $(PG_CONFIG_PATH) is $$v; pg_node_worker supports PostgreSQL $(PG_SUPPORTED)"; exit 1 ;; esac
+
+extension: check-pg
 	@test -f extension/Makefile || { echo "extension/Makefile is missing"; exit 1; }
 	$(MAKE) -C extension $(EXT_VARS)
 
 # node-gyp: configure only when needed (first build, binding.gyp changed, other Node headers or
 # pg_config), then an incremental build. --nodedir keeps node-gyp from downloading headers.
-native: node-modules
+native: node-modules check-pg
 	@set -e; \
 	cfg='nodedir=$(NODE_GYP_NODEDIR) pg_config=$(PG_CONFIG_PATH) version=$(NODE_VERSION) std=$(NODE_CXXSTD)'; \
 	if [ ! -f native/build/Makefile ] || [ native/binding.gyp -nt native/build/Makefile ] || \

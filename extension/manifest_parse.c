@@ -49,6 +49,7 @@ typedef enum PgnwField
 	PGNW_FIELD_HEAP_LIMIT,
 	PGNW_FIELD_BUFFER_LIMIT,
 	PGNW_FIELD_SEARCH_PATH,
+	PGNW_FIELD_NODE_TARGET,
 	PGNW_NUM_FIELDS
 } PgnwField;
 
@@ -65,6 +66,7 @@ static const char *const pgnw_manifest_field_names[PGNW_NUM_FIELDS] = {
 	"heapLimitMb",
 	"bufferLimitMb",
 	"searchPath",
+	"nodeTarget",
 };
 
 /* The value of one top-level field, as seen by the JSON parser */
@@ -429,6 +431,49 @@ pgnw_manifest_take_bundle(const char *s, const char *dir, PgnwManifest *out, cha
 	return true;
 }
 
+/*
+ * nodeTarget (optional): the Node version the bundle was built for, as
+ * esbuild's target names it: "node<major>", "node<major>.<minor>" or
+ * "node<major>.<minor>.<patch>".  The worker refuses a bundle built for a
+ * newer Node than the one it embeds (its syntax or APIs may be missing).
+ */
+static bool
+pgnw_manifest_take_node_target(const char *s, PgnwManifest *out, char *errbuf)
+{
+	int			parts[3] = {0, 0, 0};
+	int			n = 0;
+	const char *p = s;
+
+	if (strncmp(p, "node", 4) != 0)
+		return pgnw_manifest_fail(errbuf, "field \"nodeTarget\" must look like \"node24\" or \"node24.11\"");
+	p += 4;
+	for (;;)
+	{
+		int			digits = 0;
+		long		v = 0;
+
+		while (*p >= '0' && *p <= '9' && digits < 6)
+		{
+			v = v * 10 + (*p - '0');
+			p++;
+			digits++;
+		}
+		if (digits == 0 || n >= 3)
+			return pgnw_manifest_fail(errbuf, "field \"nodeTarget\" must look like \"node24\" or \"node24.11\"");
+		parts[n++] = (int) v;
+		if (*p == '\0')
+			break;
+		if (*p != '.')
+			return pgnw_manifest_fail(errbuf, "field \"nodeTarget\" must look like \"node24\" or \"node24.11\"");
+		p++;
+	}
+	if (parts[0] == 0)
+		return pgnw_manifest_fail(errbuf, "field \"nodeTarget\" must name a Node major version above 0");
+	out->node_target_major = parts[0];
+	out->node_target_minor = parts[1];
+	return true;
+}
+
 /* sha256 (optional): 64 hex digits, kept in lower case */
 static bool
 pgnw_manifest_take_sha256(const char *s, PgnwManifest *out, char *errbuf)
@@ -519,6 +564,8 @@ pgnw_manifest_validate(PgnwParseState *ps, const char *dir, const char *expected
 		(s == NULL || pgnw_manifest_take_name_list(s, PGNW_FIELD_SEARCH_PATH, "schema",
 												   out->search_path, sizeof(out->search_path),
 												   errbuf)) &&
+		pgnw_manifest_get_string(ps, PGNW_FIELD_NODE_TARGET, false, true, &s, errbuf) &&
+		(s == NULL || pgnw_manifest_take_node_target(s, out, errbuf)) &&
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_HEAP_LIMIT, 16, 65536,
 									&out->heap_limit_mb, errbuf) &&
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_BUFFER_LIMIT, 16, 1048576,

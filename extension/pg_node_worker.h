@@ -76,6 +76,8 @@ typedef struct PgnwManifest
 	char		search_path[512];	/* schemas, comma-separated; "" = pg_catalog only */
 	int			heap_limit_mb;	/* 0 = node_worker.heap_limit_mb */
 	int			buffer_limit_mb;	/* 0 = node_worker.buffer_limit_mb */
+	int			node_target_major;	/* Node the bundle was built for; 0 = not recorded */
+	int			node_target_minor;
 } PgnwManifest;
 
 /*

@@ -188,6 +188,34 @@ pgnw_connect(const PgnwManifest *manifest)
 }
 
 /*
+ * Refuses a bundle built for a newer Node than the one this runtime embeds
+ * (a manifest copied from another server, or a deploy with --target): its
+ * syntax or the APIs it calls may be missing here, and it would fail later,
+ * somewhere in the user's code.  ERROR, with the reason in last_error.
+ */
+static void
+pgnw_check_node_target(const PgnwManifest *m)
+{
+	char		why[256];
+
+	if (m->node_target_major == 0)
+		return;
+	if (m->node_target_major < NODE_MAJOR_VERSION ||
+		(m->node_target_major == NODE_MAJOR_VERSION &&
+		 m->node_target_minor <= NODE_MINOR_VERSION))
+		return;
+	snprintf(why, sizeof(why),
+			 "bundle built for Node %d.%d but this server runs Node %s; deploy the worker again from this server",
+			 m->node_target_major, m->node_target_minor, NODE_VERSION_STRING);
+	pgnw_worker_set_error("0A000", why);
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("node worker \"%s\": bundle built for Node %d.%d, newer than this server's Node %s",
+					m->name, m->node_target_major, m->node_target_minor, NODE_VERSION_STRING),
+			 errhint("Deploy the worker again with pg-node-worker deploy against this server: it bundles for the Node version the server embeds.")));
+}
+
+/*
  * The worker's entry point (bgw_function_name); main_arg is its slot.
  */
 void
@@ -212,6 +240,7 @@ pg_node_worker_main(Datum main_arg)
 		proc_exit(0);
 	pgnw_worker_info.args = args;
 	pgnw_verify_bundle(&manifest);
+	pgnw_check_node_target(&manifest);
 
 	strlcpy(pgnw_worker_info.name, manifest.name, sizeof(pgnw_worker_info.name));
 	if (manifest.start_time != BgWorkerStart_PostmasterStart)

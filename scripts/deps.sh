@@ -123,11 +123,17 @@ release_pg_major() {
 
 # ---------------------------------------------------------------------------------------------
 # 1. PostgreSQL server and its headers (PGXS)
+SUPPORTED_PG="15 16 17 18"
+pg_supported() {
+  case " $SUPPORTED_PG " in *" $1 "*) return 0 ;; esac
+  die "PostgreSQL $1 ($2) is not supported: pg_node_worker supports PostgreSQL ${SUPPORTED_PG// /, } (set PG_CONFIG or PG_MAJOR to one of them)"
+}
 pg_major=""
 if command -v "$PG_CONFIG" >/dev/null 2>&1; then
   pg_version=$("$PG_CONFIG" --version)
   pg_major=$(printf '%s\n' "$pg_version" | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p')
   [ -n "$pg_major" ] || die "cannot parse the major version from '$PG_CONFIG --version': $pg_version"
+  pg_supported "$pg_major" "$PG_CONFIG"
   pgxs=$("$PG_CONFIG" --pgxs 2>/dev/null || true)
   if [ -n "$pgxs" ] && [ -f "$pgxs" ] && [ -f "$("$PG_CONFIG" --includedir-server)/postgres.h" ]; then
     say "ok: PostgreSQL $pg_major server headers + PGXS ($pgxs)"
@@ -139,10 +145,12 @@ else
   srv=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n1 || true)
   if [ -n "$srv" ]; then
     pg_major=$(basename "$(dirname "$(dirname "$srv")")")
+    pg_supported "$pg_major" "the newest server installed, $srv"
     want_pkg "postgresql-server-dev-$pg_major" "no '$PG_CONFIG' found; server $pg_major is installed"
   else
     pg_major=${PG_MAJOR:-$(release_pg_major)}
     [ -n "$pg_major" ] || die "no PostgreSQL server is installed and apt knows no 'postgresql' package to take its version from: set PG_MAJOR (e.g. PG_MAJOR=15) or install the server"
+    pg_supported "$pg_major" "${PG_MAJOR:+PG_MAJOR}${PG_MAJOR:-the postgresql package of this release}"
     want_pkg "postgresql-$pg_major" "no PostgreSQL server is installed: PostgreSQL $pg_major${PG_MAJOR:+ (PG_MAJOR)}"
     want_pkg "postgresql-server-dev-$pg_major" "its PGXS"
   fi

@@ -431,7 +431,7 @@ describe('deploy', () => {
       bundle: 'counter.js',
       sha256: createHash('sha256').update(fs.readFileSync(js)).digest('hex'),
       deployedAt: '2026-11-27T10:00:00.000Z',
-      nodeTarget: 'node18.20',
+      nodeTarget: 'node18.20.4',
     });
     expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, MAX_BUNDLE_BYTES } from '../src/cli/deploy';
 import { CliError } from '../src/cli/errors';
 import { cli } from './helpers/cli';
-import { Cluster, waitFor } from './helpers/cluster';
+import { Cluster, installedNodeVersion, waitFor } from './helpers/cluster';
 import { ABORT, exitOf, logTime, manifest, pidsOf, RESET, TS, workerDir, writeOwned } from './helpers/faults';
 
 describe('bad input at the CLI door', () => {
@@ -130,6 +130,8 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
     put('role_empty.json', manifest('role_empty', { role: '', bundle: 'steady.js' }), /field "role" must be a non-empty string or null/);
     put('role_obj.json', manifest('role_obj', { role: { name: 'x' }, bundle: 'steady.js' }), /field "role" must be a string or null/);
     put('sha_bad.json', manifest('sha_bad', { sha256: 'xyz', bundle: 'steady.js' }), /field "sha256" must be 64 hexadecimal digits or null/);
+    put('target_bad.json', manifest('target_bad', { nodeTarget: 'node', bundle: 'steady.js' }), /field "nodeTarget" must look like "node24" or "node24.11"/);
+    put('target_num.json', manifest('target_num', { nodeTarget: 24, bundle: 'steady.js' }), /field "nodeTarget" must be a string/);
     // names: a file name can hold neither '/' nor NUL, so those arrive through the "name" field
     put('mismatch.json', manifest('steady', { bundle: 'steady.js' }), /field "name" does not match the file name "mismatch\.json"/);
     put('slash.json', manifest('a/b', { bundle: 'steady.js' }), /field "name" is not a valid worker name/);
@@ -226,6 +228,9 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
     put('tampered.json', manifest('tampered', { bundle: 'tampered.js', sha256: sha(steadyJs), restart: 2 }));
     put('verified.js', steadyJs);
     put('verified.json', manifest('verified', { bundle: 'verified.js', sha256: sha(steadyJs).toUpperCase(), restart: 2 }));
+    // --- a bundle built for a newer Node than the server embeds (a manifest copied from another server)
+    put('newer.js', steadyJs);
+    put('newer.json', manifest('newer', { bundle: 'newer.js', nodeTarget: 'node99.1', restart: 2 }));
 
     await cluster.start();
   }, 60000);
@@ -244,6 +249,17 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
     await cluster.waitForLog(/verified: started as pid \d+/, 15000);
   });
 
+  it('a bundle built for a newer Node than the server embeds is refused before it runs (0A000, last_error names both versions)', async () => {
+    const embedded = installedNodeVersion();
+    const m = await cluster.waitForLog(/\[(\d+)\] ERROR:  node worker "newer": bundle built for Node 99\.1, newer than this server's Node ([0-9.]+)\n[^\n]*HINT:  Deploy the worker again/, 15000);
+    expect(m[2]).toBe(embedded);
+    expect(await waitFor('newer to exit', () => exitOf(cluster.log(), Number(m[1])), 10000)).toBe('exited with exit code 1');
+    expect(cluster.log()).not.toMatch(/newer: started as pid/);
+    await cluster.query('CREATE EXTENSION IF NOT EXISTS pg_node_worker');
+    const row = (await view())['newer'];
+    expect(row.last_error).toBe(`bundle built for Node 99.1 but this server runs Node ${embedded}; deploy the worker again from this server`);
+  });
+
   it('the postmaster logs one line per bad manifest, naming the file and the reason, and registers only the good ones', async () => {
     const log = cluster.log();
     for (const [file, re] of Object.entries(skipped)) {
@@ -254,7 +270,7 @@ describe('bad input at the server door: manifests, bundles, databases, roles', (
     }
     console.log(`[doors] ${Object.keys(skipped).length} bad manifests, each skipped with one LOG line, e.g. ${log.match(/LOG:  pg_node_worker: skipping worker manifest ".*\/up\.json".*/)?.[0]}`);
     const registered = [...log.matchAll(/pg_node_worker: registered worker "([^"]+)"/g)].map((m) => m[1]).sort();
-    expect(registered).toEqual(['steady', 'nodb', 'norole', 'later', 'tampered', 'verified', ...Object.keys(broken)].sort());
+    expect(registered).toEqual(['steady', 'nodb', 'norole', 'later', 'tampered', 'verified', 'newer', ...Object.keys(broken)].sort());
     // hidden files and other extensions are not looked at
     expect(log).not.toMatch(/\.hidden\.json|\.tmp-1-abcd|notes\.txt/);
     // the manifests that point outside the directory never ran anything

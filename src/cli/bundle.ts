@@ -8,6 +8,7 @@ import Module = require('node:module');
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as vm from 'node:vm';
+import * as semver from 'semver';
 import { CliError } from './errors';
 
 import { DEFINITION_BRAND, definitionMetadata, type WorkerMetadata } from '../define';
@@ -108,9 +109,71 @@ export async function bundleWorker(file: string, opts: BundleOptions): Promise<B
   return {
     code,
     definition,
-    warnings: result.warnings.map((m) => formatMessage(m, dir)),
+    warnings: [
+      ...result.warnings.map((m) => formatMessage(m, dir)),
+      ...engineWarnings(bundledPackages(result.metafile, dir), opts.nodeTarget),
+    ],
     inputs: localInputs(result.metafile, dir),
   };
+}
+
+/** A package esbuild took files from: its folder and what its package.json says. */
+export interface BundledPackage {
+  dir: string;
+  name: string;
+  version: string;
+  engines?: string;
+}
+
+/** The npm packages the bundle took files from (each package folder under a node_modules). */
+export function bundledPackages(metafile: esbuild.Metafile, dir: string): BundledPackage[] {
+  const found = new Map<string, BundledPackage>();
+  for (const key of Object.keys(metafile.inputs)) {
+    if (/^[a-z-]+:/i.test(key) && !path.isAbsolute(key)) continue;
+    const parts = path.resolve(dir, key).split(path.sep);
+    const at = parts.lastIndexOf('node_modules');
+    if (at < 0 || at + 1 >= parts.length) continue;
+    const depth = parts[at + 1].startsWith('@') ? 2 : 1;
+    const pkgDir = parts.slice(0, at + 1 + depth).join(path.sep);
+    if (found.has(pkgDir)) continue;
+    let json: { name?: unknown; version?: unknown; engines?: { node?: unknown } } = {};
+    try {
+      json = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+    } catch {
+      /* a package without a readable package.json states no engines */
+    }
+    found.set(pkgDir, {
+      dir: pkgDir,
+      name: typeof json.name === 'string' ? json.name : parts.slice(at + 1, at + 1 + depth).join('/'),
+      version: typeof json.version === 'string' ? json.version : '?',
+      engines: typeof json.engines?.node === 'string' ? json.engines.node : undefined,
+    });
+  }
+  return [...found.values()];
+}
+
+/**
+ * One warning per bundled package whose engines.node excludes the Node the bundle is built for
+ * (`nodeTarget`, e.g. 'node18.20': read as 18.20.0): such a package may call what that Node lacks
+ * and fail at run time, inside the server. A range that semver cannot read is named too.
+ */
+export function engineWarnings(packages: BundledPackage[], nodeTarget: string): string[] {
+  const version = semver.coerce(nodeTarget.replace(/^node/, ''));
+  if (!version) return [];
+  const out: string[] = [];
+  for (const p of packages) {
+    if (p.engines === undefined) continue;
+    const range = semver.validRange(p.engines);
+    if (range === null) {
+      out.push(`${p.name}@${p.version} states engines.node ${JSON.stringify(p.engines)}, which is not a version range`);
+    } else if (!semver.satisfies(version, range, { includePrerelease: true })) {
+      out.push(
+        `${p.name}@${p.version} requires Node ${p.engines} (its engines.node) but the server embeds Node ` +
+          `${nodeTarget.replace(/^node/, '')}: the worker may fail at run time where it uses what that Node lacks`,
+      );
+    }
+  }
+  return out;
 }
 
 /** The metafile's inputs that are files of the user's project (not node_modules, not virtual). */

@@ -63,10 +63,10 @@ export function resolveNodeTarget(pgConfig: string, warn: (l: string) => void): 
     );
     return { target: FALLBACK_NODE_TARGET, pkglibdir, pgMajor };
   }
-  const m = /^v?(\d+)\.(\d+)/.exec(version);
+  const m = /^v?(\d+)\.(\d+)(\.\d+)?/.exec(version);
   if (!m) {
     warn(`warning: ${file} says ${JSON.stringify(version)}, not a version; bundling for ${FALLBACK_NODE_TARGET}`);
     return { target: FALLBACK_NODE_TARGET, pkglibdir, pgMajor };
   }
-  return { target: `node${m[1]}.${m[2]}`, pkglibdir, pgMajor };
+  return { target: `node${m[1]}.${m[2]}${m[3] ?? ''}`, pkglibdir, pgMajor };
 }

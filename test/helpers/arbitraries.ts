@@ -665,7 +665,9 @@ export function dateLiteralArb(): fc.Arbitrary<PgLiteral> {
 // ----------------------------------------------------------------- manifests
 
 /** The fields the reader knows (docs/DESIGN.md), in the order it checks them. */
-export const MANIFEST_FIELDS = ['format', 'name', 'database', 'role', 'restart', 'start', 'bundle', 'sha256', 'callers', 'heapLimitMb', 'bufferLimitMb'] as const;
+export const MANIFEST_FIELDS = [
+  'format', 'name', 'database', 'role', 'restart', 'start', 'bundle', 'sha256', 'callers', 'searchPath', 'nodeTarget', 'heapLimitMb', 'bufferLimitMb',
+] as const;
 /** A key the reader is about to learn (bufferLimitMb, being added): kept out of the generated keys. */
 const RESERVED_KEYS = new Set<string>(MANIFEST_FIELDS);
 
@@ -832,9 +834,22 @@ export function expectManifest(fileName: Buffer, content: Buffer, dir: string): 
   const sha = str('sha256', false, true);
   if (!sha.ok) return invalid(sha.why);
   if (sha.value !== null && !/^[0-9a-fA-F]{64}$/.test(sha.value)) return invalid(/^field "sha256" must be 64 hexadecimal digits or null$/);
-  const callers = str('callers', false, true);
-  if (!callers.ok) return invalid(callers.why);
-  if (callers.value !== null && bytes(callers.value) >= 512) return invalid(/^field "callers" is longer than 511 bytes$/);
+  for (const [field, what] of [['callers', 'role'], ['searchPath', 'schema']] as const) {
+    const list = str(field, false, true);
+    if (!list.ok) return invalid(list.why);
+    if (list.value === null) continue;
+    if (bytes(list.value) >= 512) return invalid(new RegExp(`^field "${field}" is longer than 511 bytes$`));
+    // "" is no name at all; otherwise every name between commas is 1 to 63 bytes
+    if (list.value !== '' && list.value.split(',').some((n) => bytes(n) === 0 || bytes(n) >= 64))
+      return invalid(new RegExp(`^field "${field}" must be ${what} names of 1 to 63 bytes separated by commas$`));
+  }
+  const target = str('nodeTarget', false, true);
+  if (!target.ok) return invalid(target.why);
+  if (target.value !== null) {
+    const m = /^node(\d{1,6})(\.\d{1,6}){0,2}$/.exec(target.value);
+    if (!m) return invalid(/^field "nodeTarget" must look like "node24" or "node24\.11"$/);
+    if (Number(m[1]) === 0) return invalid(/^field "nodeTarget" must name a Node major version above 0$/);
+  }
   for (const [field, max] of [['heapLimitMb', 65536n], ['bufferLimitMb', 1048576n]] as const) {
     const mb = raw.get(field);
     if (mb === undefined || mb === 'null') continue;
@@ -900,7 +915,11 @@ const validFields: fc.Arbitrary<Record<string, unknown>> = fc
       heapLimitMb: fc.option(fc.oneof(fc.integer({ min: 16, max: 65536 }), fc.constantFrom(16, 65536)), { nil: null }),
       bufferLimitMb: fc.option(fc.oneof(fc.integer({ min: 16, max: 1048576 }), fc.constantFrom(16, 1048576)), { nil: null }),
       deployedAt: fc.date({ noInvalidDate: true, min: new Date(0), max: new Date(4e12) }).map((d) => d.toISOString()),
-      nodeTarget: fc.constant('node18'),
+      searchPath: fc.option(fc.oneof(fc.constantFrom('', 'pg_catalog', 'public,$user', ',', 'a,,b'), fc.string({ unit: 'grapheme-ascii', maxLength: 40 })), { nil: null }),
+      nodeTarget: fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom('node18', 'node18.20.4', 'node24.11', 'node99') },
+        { weight: 1, arbitrary: fc.constantFrom('node', 'node0', 'v18', 'node18.x', 'node1.2.3.4', 'node1234567', '18') },
+      ),
     },
     { requiredKeys: ['database', 'restart', 'start', 'bundle'] },
   )
