@@ -62,6 +62,10 @@ GYP_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PG_CONFIG='$(PG_CONFIG_PATH)'
 
 .PHONY: all deps check-deps check-pg extension native ts node-modules install test demo bench clean distclean help
 
+# heap limits (MB) to make start-up snapshots for where libnode has none of its own
+# (scripts/snapshot.sh); 256 is node_worker.heap_limit_mb's default
+SNAPSHOT_HEAP_MB ?= 256
+
 # the PostgreSQL majors the source supports (extension/compat.h holds the differences)
 PG_SUPPORTED = 15 16 17 18
 
@@ -126,7 +130,7 @@ install: all
 	else \
 	  echo "rm -rf '$(INSTDIR)/lib'"; rm -rf '$(INSTDIR)/lib'; \
 	fi
-	@bash scripts/snapshot.sh '$(INSTDIR)' '$(NODE_VERSION)' '$(NODE_SNAPSHOT)'
+	@bash scripts/snapshot.sh '$(INSTDIR)' '$(NODE_VERSION)' '$(NODE_SNAPSHOT)' $(SNAPSHOT_HEAP_MB)
 	@echo "installed into $(INSTDIR) (Node $(NODE_VERSION), $(NODE_ROUTE) route)"
 
 # The tests start real clusters of the PG_CONFIG's server with the INSTALLED extension, so this

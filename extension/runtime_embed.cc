@@ -90,7 +90,9 @@ pgnw_embed_heap_flag(int heap_mb)
 /*
  * Node's per-process start-up, with everything that would touch process
  * state PostgreSQL owns turned off (signals, stdio, resource limits,
- * NODE_OPTIONS), then V8 on Node's platform.
+ * NODE_OPTIONS), then V8 on Node's platform.  The heap limit is V8's one
+ * flag: V8 folds its flags into the tag a start-up snapshot must match, so
+ * a snapshot blob is made per heap limit (pgnw_embed_snapshot_data).
  */
 std::unique_ptr<node::MultiIsolatePlatform>
 pgnw_embed_start_node(int heap_mb, const sigset_t *saved_mask)
@@ -134,20 +136,23 @@ static node::EmbedderSnapshotData::Pointer pgnw_embed_snapshot;
 #endif
 
 /*
- * The start-up snapshot to make the isolate from, or NULL: snapshot.blob
- * in the runtime's directory when there is one (made at install time by
- * the same Node, for a libnode built without its own), else libnode's
- * built-in one when it has one.  A blob that does not load (another Node
- * build: a libnode upgraded without reinstalling) is logged and ignored.
+ * The start-up snapshot to make the isolate from, or NULL.  A libnode
+ * built without a snapshot of its own gets snapshot-<heap_mb>.blob in the
+ * runtime's directory, made at install time by the same Node with the same
+ * heap limit (scripts/snapshot.sh: V8 refuses a blob made under other
+ * flags, and the heap limit is one).  No blob for this heap limit: start
+ * without one, slower, said at DEBUG1.  A blob that does not load (a libnode
+ * upgraded without reinstalling) is logged and ignored.  Else libnode's
+ * built-in snapshot when it has one (it is not checked against the flags).
  */
 static const void *
-pgnw_embed_snapshot_data(void)
+pgnw_embed_snapshot_data(int heap_mb)
 {
 #if PGNW_HAVE_SNAPSHOT_API
 	char		path[MAXPGPATH];
 	FILE	   *f;
 
-	snprintf(path, sizeof(path), "%s/pg_node_worker/snapshot.blob", pkglib_path);
+	snprintf(path, sizeof(path), "%s/pg_node_worker/snapshot-%d.blob", pkglib_path, heap_mb);
 	f = fopen(path, "rb");
 	if (f != NULL)
 	{
@@ -159,10 +164,15 @@ pgnw_embed_snapshot_data(void)
 							pgnw_worker_info.name, path),
 					 errhint("Run make install again, which makes the snapshot with the installed Node.")));
 	}
+	else if (!PGNW_NODE_BUILTIN_SNAPSHOT)
+		ereport(DEBUG1,
+				(errmsg_internal("node worker \"%s\": no start-up snapshot for a heap limit of %d MB (%s); starting without one",
+								 pgnw_worker_info.name, heap_mb, path)));
 	if (!pgnw_embed_snapshot && PGNW_NODE_BUILTIN_SNAPSHOT)
 		pgnw_embed_snapshot = node::EmbedderSnapshotData::BuiltinSnapshotData();
 	return pgnw_embed_snapshot.get();
 #else
+	(void) heap_mb;
 	return NULL;
 #endif
 }
@@ -173,7 +183,7 @@ pgnw_embed_snapshot_data(void)
  * snapshot when there is one.
  */
 v8::Isolate *
-pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, const sigset_t *saved_mask)
+pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, const sigset_t *saved_mask)
 {
 	v8::Isolate *isolate;
 	const void *snapshot;
@@ -185,7 +195,7 @@ pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, const sigset_t *sav
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("could not initialize the event loop")));
 	}
-	snapshot = pgnw_embed_snapshot_data();
+	snapshot = pgnw_embed_snapshot_data(heap_mb);
 #if PGNW_HAVE_SNAPSHOT_API
 	isolate = node::NewIsolate(pgnw_memory_allocator(), &pgnw_embed_loop, platform,
 							   static_cast<const node::EmbedderSnapshotData *>(snapshot));

@@ -29,7 +29,7 @@ extern std::unique_ptr<node::MultiIsolatePlatform> pgnw_embed_start_node(int hea
 																		 const sigset_t *saved_mask);
 
 /* the worker's isolate, on its event loop, with the budgeted allocator; ERROR on failure */
-extern v8::Isolate *pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform,
+extern v8::Isolate *pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb,
 										   const sigset_t *saved_mask);
 
 /*

@@ -82,6 +82,15 @@ describe('privilege warnings of deploy', () => {
 });
 
 describe('bundleWorker', () => {
+  it('warns about a bundled package whose engines.node excludes the target Node (abbrev of this project)', async () => {
+    // abbrev (a dependency of node-gyp here) says ^18.17.0 || >=20.5.0
+    const file = fixture('cli-engines.ts');
+    const r = await bundleWorker(file, { nodeTarget: 'node18.16' });
+    expect(r.warnings.filter((w) => w.startsWith('abbrev@'))).toHaveLength(1);
+    const ok = await bundleWorker(file, { nodeTarget: 'node18.20.4' });
+    expect(ok.warnings.filter((w) => w.startsWith('abbrev@'))).toEqual([]);
+  });
+
   beforeAll(() => {
     // the premise of "no node_modules": nothing above os.tmpdir() provides packages
     for (let d = os.tmpdir(); ; d = path.dirname(d)) {

@@ -15,7 +15,7 @@ const TARGET = 'node18.20';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-templates-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const fixtures = fs.readdirSync(WORKERS_DIR).filter((f) => f.endsWith('.ts')).sort();
+const fixtures = fs.readdirSync(WORKERS_DIR).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).sort();
 
 describe('fixtures', () => {
   it('are named after the test file that uses them', () => {

@@ -1,13 +1,13 @@
 /**
  * deploy's warning about bundled npm packages whose engines.node excludes the embedded Node
- * (src/cli/bundle.ts: bundledPackages, engineWarnings). No server: package folders in a temp dir,
- * and one real bundle of a package from this project's own node_modules.
+ * (src/cli/bundle.ts: bundledPackages, engineWarnings). No server: package folders in a temp dir;
+ * test/cli.test.ts bundles a real package.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundledPackages, bundleWorker, engineWarnings, type BundledPackage } from '../../src/cli/bundle';
+import { bundledPackages, engineWarnings, type BundledPackage } from '../../src/cli/bundle';
 
 const pkg = (name: string, engines?: string): BundledPackage => ({ dir: `/x/node_modules/${name}`, name, version: '1.0.0', engines });
 
@@ -53,12 +53,4 @@ describe('bundledPackages', () => {
     ]);
   });
 
-  it('a real bundle: deploy warns about a package of this project that needs a newer Node 18', async () => {
-    // abbrev (a dependency of node-gyp here) says ^18.17.0 || >=20.5.0
-    const file = path.join(__dirname, '..', 'workers', 'cli-engines.ts');
-    const r = await bundleWorker(file, { nodeTarget: 'node18.16' });
-    expect(r.warnings.filter((w) => w.startsWith('abbrev@'))).toHaveLength(1);
-    const ok = await bundleWorker(file, { nodeTarget: 'node18.20.4' });
-    expect(ok.warnings.filter((w) => w.startsWith('abbrev@'))).toEqual([]);
-  });
 });

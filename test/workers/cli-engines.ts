@@ -1,4 +1,4 @@
-// A worker that bundles an npm package stating engines.node (test/unit/engines.test.ts).
+// A worker that bundles an npm package stating engines.node (test/cli.test.ts).
 import abbrev from 'abbrev';
 import { defineWorker } from 'pg-node-worker';
 
