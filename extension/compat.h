@@ -26,6 +26,14 @@
 #endif
 
 /*
+ * 18 replaced the postfix pg_attribute_noreturn() with pg_noreturn, which
+ * goes before the declaration; GCC and Clang take the attribute there too.
+ */
+#if PG_VERSION_NUM < 180000 && !defined(pg_noreturn)
+#define pg_noreturn __attribute__((noreturn))
+#endif
+
+/*
  * JSON lexer construction.  17 takes an optional caller-provided struct as
  * first argument (NULL = palloc one); earlier versions always palloc.  We
  * always want de-escaped strings (need_escapes) in UTF-8.

@@ -21,6 +21,7 @@
 #include "utils/date.h"
 #include "utils/timestamp.h"
 
+#include "../extension/compat.h"
 #include "contract.h"
 #include "convert.h"
 
@@ -58,7 +59,7 @@ extern PgnwTypeInfo *pgnw_convert_type_info(Oid typid);
 extern void pgnw_convert_datum(Datum d, PgnwTypeInfo *ti, PgnwValue *v);
 
 /* Raise the ERROR for a date/timestamp a JS Date cannot hold. */
-extern void pgnw_convert_date_out_of_range(Oid typid) pg_attribute_noreturn();
+pg_noreturn extern void pgnw_convert_date_out_of_range(Oid typid);
 
 /*
  * ms since 1970 of a date/timestamp/timestamptz Datum, +-Infinity for
