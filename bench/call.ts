@@ -1,11 +1,12 @@
 /**
  * `npm run bench:call` (also run by `npm run bench`, after bench/run.ts):
- * node_worker.call() round trips (issue #4, target 7 of issue #7) beside the
- * usual alternative, measured in ONE run on ONE throwaway cluster
+ * node_worker.call() round trips (target 7 of bench/run.ts's table: a
+ * synchronous call from SQL into a worker, p50 under 100 us and ten times the
+ * usual alternative) beside that alternative, measured in ONE run on ONE throwaway cluster
  * (test/helpers/cluster.ts: initdb in a temp dir, unix socket only, run as
  * `postgres` when we are root). Figures, not a test: nothing asserts on speed.
  *
- * The cluster runs one worker, `svc`, whose handler is
+ * The cluster runs one worker, `svc` (bench/workers/svc.ts), whose handler is
  * `ctx.onCall((p) => ({ echo: p }))`; every payload is `{"i": <n>}`.
  *
  * 1. call() inside the backend (no client in the measurement):
@@ -57,6 +58,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type pg from 'pg';
 import { Cluster, REPO, waitFor } from '../test/helpers/cluster';
+import { benchWorker } from './deploy';
 
 /** A positive whole number from the environment, or the default. */
 function count(name: string, dflt: number): number {
@@ -79,19 +81,6 @@ const CALL_TIMEOUT_MS = 5000;
 const BARRIER_KEY = 4242;
 const P50_TARGET_US = 100;
 const FASTER_TARGET = 10;
-
-const SVC = `
-import { defineWorker } from 'pg-node-worker';
-
-export default defineWorker({
-  name: 'svc',
-  restart: 1,
-  async main(ctx) {
-    ctx.onCall((p) => ({ echo: p }));
-    while (!ctx.signal.aborted) await ctx.sleep(3600000);
-  },
-});
-`;
 
 /** The alternative's daemon: `node -e DAEMON <config json>`, prints `ready` once it LISTENs. */
 const DAEMON = `
@@ -453,7 +442,7 @@ async function main(): Promise<void> {
   status('creating the cluster, deploying svc');
   const c = await Cluster.create();
   cluster = c;
-  c.deploy('svc', SVC);
+  await c.deployFile(benchWorker('svc.ts'));
   await c.start();
   const connect = async () => {
     const cl = await c.client();
@@ -539,7 +528,7 @@ async function main(): Promise<void> {
   if (facts.loadStart > 0.5)
     p('  WARNING: other processes were using the CPU when the run began: figures may be lower and noisier than on an idle machine');
   p();
-  p('call() round trip (issues #4, #7) vs pg_notify to an external node-postgres daemon replying through a table row + NOTIFY');
+  p('call() round trip vs pg_notify to an external node-postgres daemon replying through a table row + NOTIFY');
   p(table(
     ['#', 'what', 'call()', 'alternative', 'faster', 'target', 'met'],
     rows.map((r) => {

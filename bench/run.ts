@@ -3,18 +3,23 @@
  *
  * One process, two throwaway clusters (test/helpers/cluster.ts: initdb in a
  * temp dir, unix socket only, run as `postgres` when we are root):
- *   A (shared_buffers = 256MB) runs the throughput figures:
+ *   A (shared_buffers = 512MB) runs the throughput figures:
  *     1. SELECT 1 calls/s: TS worker (ctx.sql per call / inside one
  *        ctx.transaction), the C reference bgworker (SPI_execute_plan of a kept
  *        plan, and the naive SPI_execute of the text per call), node-postgres
  *        over the unix socket;
  *     2. fetches from pre-filled tables (so the query itself is cheap and the
  *        conversion to JS shows): 1M (int4, text) rows and N (int4, int8,
- *        float8, bool, text, timestamptz, jsonb, numeric) rows;
+ *        float8, bool, text, timestamptz, jsonb, numeric) rows, FETCH_RUNS
+ *        times each, every field of every row read (TS and node-postgres);
+ *        min / median / max of each side, the ratio of the medians and the
+ *        worst ratio (slowest TS run / fastest node-postgres run);
  *     3. a cursor over 10M rows in a fresh worker: its peak RSS (VmHWM) vs idle;
  *   B (max_worker_processes = 40) runs start-up, memory and scale:
  *     4. fork -> first line of user code over 5 server starts, vs a bare
- *        `node -e ''` spawned by this process;
+ *        `node -e ''` spawned by this process (PGNW_BENCH_NODE, else
+ *        /usr/bin/node; marked "other Node build" when its major is not the
+ *        embedded Node's);
  *     5. idle PSS with 2 and with 4 workers running; idle CPU;
  *     6. 32 workers: time from `pg_ctl start` returning to 32 node_worker rows
  *        in pg_stat_activity; pgbench -C connection time with the extension
@@ -22,13 +27,18 @@
  * It prints one table (figure, baseline, ratio, target, met?) and writes it to
  * bench/results/latest.json and bench/results/latest.svg.
  *
+ * The TS workers are files of bench/workers/ (typechecked by bench/tsconfig.json),
+ * deployed with the CLI: as they are, or through a two-line entry calling a
+ * template with this run's values (bench/deploy.ts).
+ *
  * The C reference (bench/spi_reference.c) is built by `make -C bench`
  * (PGXS), copied into cluster A's temp dir and loaded by absolute path, so
  * nothing is installed into the server's pkglibdir.  The extension itself
  * must be installed (`make install`), the CLI built (`npm run build`).
  *
  * Environment: PGNW_BENCH_SELECT1_MS (2000), PGNW_BENCH_CURSOR_ROWS (10000000),
- * PGNW_BENCH_ROWS8 (500000), PGNW_BENCH_ONLY (comma list of phases:
+ * PGNW_BENCH_ROWS8 (500000), PGNW_BENCH_NODE (the bare node of row 4;
+ * /usr/bin/node), PGNW_BENCH_ONLY (comma list of phases:
  * select1,fetch,cursor,startup,memory,scale; default all).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -38,11 +48,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { Cluster, PG_BIN, REPO, sleep, waitFor } from '../test/helpers/cluster';
+import { Cluster, installedNodeVersion, PG_BIN, REPO, sleep, waitFor } from '../test/helpers/cluster';
+import { benchWorker, deployBenchTemplate } from './deploy';
+import { cursorSql, FETCH2_SQL, FETCH8_SQL, readRows2, readRows8, type Row2, type Row8 } from './workers/queries';
 
 const SELECT1_MS = Number(process.env.PGNW_BENCH_SELECT1_MS ?? 2000);
 const SELECT1_WARMUP_MS = 300;
-const FETCH_RUNS = 3;
+const FETCH_RUNS = 5;
 const ROWS2 = 1000000;
 const ROWS8 = Number(process.env.PGNW_BENCH_ROWS8 ?? 500000);
 const CURSOR_ROWS = Number(process.env.PGNW_BENCH_CURSOR_ROWS ?? 10000000);
@@ -52,195 +64,9 @@ const BARE_NODE_RUNS = 10;
 const SCALE_WORKERS = 32;
 const PGBENCH_SECONDS = 3;
 const ONLY = new Set((process.env.PGNW_BENCH_ONLY ?? 'select1,fetch,cursor,startup,memory,scale').split(',').map((x) => x.trim()));
-const FETCH2_SQL = 'SELECT i, t FROM bench_rows';
-const FETCH8_SQL = 'SELECT a, b, c, d, e, f, g, h FROM bench_rows8';
-const CURSOR_SQL = `SELECT i, md5(i::text) AS t FROM generate_series(1, ${CURSOR_ROWS}) i`;
-const NODE_BIN = '/usr/bin/node';
-
-// ------------------------------------------------------------------ workers
-
-/** Takes jobs from bench_jobs, writes figures to bench_results. */
-const BENCH_WORKER = `
-import { defineWorker } from 'pg-node-worker';
-
-export default defineWorker({ searchPath: ['public'],
-  name: 'pgnw_bench',
-  restart: 'never',
-  async main(ctx) {
-    const record = (run: string, key: string, value: number, note: string | null = null) => {
-      ctx.sql\`INSERT INTO bench_results(run, key, value, note) VALUES (\${run}, \${key}, \${value}, \${note})\`;
-    };
-
-    // SELECT 1 until ms have passed (checking the clock every 64 calls); calls/s
-    const select1 = (sql: any, ms: number) => {
-      let n = 0, sum = 0;
-      const t0 = performance.now();
-      let t = t0;
-      do {
-        for (let k = 0; k < 64; k++) sum += sql\`SELECT 1\`[0]['?column?'];
-        n += 64;
-        t = performance.now();
-      } while (t - t0 < ms);
-      if (sum !== n) throw new Error('SELECT 1 returned something else');
-      return n / ((t - t0) / 1000);
-    };
-
-    const fetch2 = () => ctx.sql\`${FETCH2_SQL}\` as any[];
-    const fetch8 = () => ctx.sql\`${FETCH8_SQL}\` as any[];
-    const check2 = (rows: any[]) => {
-      if (rows.length !== ${ROWS2} || typeof rows[0].i !== 'number' || rows[0].t.length !== 32) throw new Error('unexpected result: ' + rows.length + ' rows');
-    };
-    const check8 = (rows: any[]) => {
-      const r = rows[0];
-      if (rows.length !== ${ROWS8} || typeof r.a !== 'number' || typeof r.b !== 'bigint' || typeof r.c !== 'number' ||
-          typeof r.d !== 'boolean' || typeof r.e !== 'string' || !(r.f instanceof Date) || typeof r.g !== 'object' || typeof r.h !== 'string')
-        throw new Error('unexpected 8-column result: ' + rows.length + ' rows, ' + JSON.stringify(Object.keys(r)));
-    };
-    // reads every property of every row (shows whether rows are fast-property objects)
-    const read2 = (rows: any[]) => { let s = 0; for (let i = 0; i < rows.length; i++) { const r = rows[i]; s += r.i + r.t.length; } return s; };
-
-    const jobs: Record<string, (run: string, arg: number) => void> = {
-      select1_each(run, ms) {
-        select1(ctx.sql, ${SELECT1_WARMUP_MS});
-        record(run, 'calls_per_s', select1(ctx.sql, ms));
-      },
-      select1_xact(run, ms) {
-        ctx.transaction((tx) => select1(tx.sql, ${SELECT1_WARMUP_MS}));
-        record(run, 'calls_per_s', ctx.transaction((tx) => select1(tx.sql, ms)));
-      },
-      fetch2(run, runs) {
-        for (let i = 0; i < runs; i++) {
-          const t0 = performance.now();
-          let rows: any[] | null = fetch2();
-          const dt = performance.now() - t0;
-          check2(rows);
-          record(run, 'rows_per_s', rows.length / (dt / 1000));
-          const t1 = performance.now();
-          read2(rows);
-          record(run, 'read_ms', performance.now() - t1);
-          rows = null;
-        }
-        const m = process.memoryUsage();
-        record(run, 'heap_used_mb', m.heapUsed / 1048576);
-        record(run, 'rss_mb', m.rss / 1048576);
-      },
-      fetch8(run, runs) {
-        for (let i = 0; i < runs; i++) {
-          const t0 = performance.now();
-          let rows: any[] | null = fetch8();
-          const dt = performance.now() - t0;
-          check8(rows);
-          record(run, 'rows_per_s', rows.length / (dt / 1000));
-          rows = null;
-        }
-      },
-    };
-
-    record('ts_boot', 'pid', ctx.worker.pid, process.version);
-    while (!ctx.signal.aborted) {
-      const todo = ctx.sql\`SELECT id, run, kind, arg FROM bench_jobs WHERE NOT taken AND worker = 'bench' ORDER BY id\` as any[];
-      for (const job of todo) {
-        ctx.sql\`UPDATE bench_jobs SET taken = true WHERE id = \${job.id}\`;
-        try {
-          const fn = jobs[job.kind];
-          if (!fn) throw new Error('unknown job kind ' + job.kind);
-          fn(job.run, job.arg);
-        } catch (err: any) {
-          record(job.run, 'error', 0, String(err?.stack ?? err));
-        }
-        record(job.run, 'done', 1);
-      }
-      await ctx.sleep(todo.length ? 0 : 50);
-    }
-  },
-});
-`;
-
-/** Idle until asked once to iterate the big cursor; reports its own RSS figures. */
-const CURSOR_WORKER = `
-import { defineWorker } from 'pg-node-worker';
-import * as fs from 'fs';
-
-const kb = (field: string) => Number(fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp('^' + field + ':\\\\s+(\\\\d+) kB', 'm'))![1]);
-
-export default defineWorker({ searchPath: ['public'],
-  name: 'pgnw_cursor',
-  restart: 'never',
-  async main(ctx) {
-    const record = (run: string, key: string, value: number, note: string | null = null) => {
-      ctx.sql\`INSERT INTO bench_results(run, key, value, note) VALUES (\${run}, \${key}, \${value}, \${note})\`;
-    };
-    while (!ctx.signal.aborted) {
-      const todo = ctx.sql\`SELECT id, run FROM bench_jobs WHERE NOT taken AND worker = 'cursor' ORDER BY id\` as any[];
-      for (const job of todo) {
-        ctx.sql\`UPDATE bench_jobs SET taken = true WHERE id = \${job.id}\`;
-        try {
-          const idle = kb('VmRSS');
-          // reset the peak (VmHWM) to the current RSS
-          fs.writeFileSync('/proc/self/clear_refs', '5');
-          const hwm0 = kb('VmHWM');
-          let n = 0, sum = 0;
-          const t0 = performance.now();
-          ctx.transaction((tx) => {
-            // the planner would JIT this 10M-row plan, and loading libLLVM alone adds ~50 MB of
-            // (file-backed) RSS to any backend that runs it: not what this figure is about
-            tx.sql\`SET LOCAL jit = off\`;
-            for (const rows of tx.sql.cursor(${CURSOR_BATCH})\`${CURSOR_SQL}\`) {
-              n += rows.length;
-              sum += (rows[0] as any).i;
-            }
-          });
-          const dt = performance.now() - t0;
-          if (n !== ${CURSOR_ROWS}) throw new Error('cursor returned ' + n + ' rows');
-          record(job.run, 'idle_rss_kb', idle);
-          record(job.run, 'hwm_start_kb', hwm0);
-          record(job.run, 'hwm_kb', kb('VmHWM'));
-          record(job.run, 'rows_per_s', n / (dt / 1000));
-          record(job.run, 'seconds', dt / 1000);
-        } catch (err: any) {
-          record(job.run, 'error', 0, String(err?.stack ?? err));
-        }
-        record(job.run, 'done', 1);
-      }
-      await ctx.sleep(todo.length ? 0 : 100);
-    }
-  },
-});
-`;
-
-/** Records fork -> first line at each server start, then idles. */
-const STARTUP_WORKER = `
-const bundleFirstLine = Date.now();
-import { defineWorker } from 'pg-node-worker';
-
-export default defineWorker({ searchPath: ['public'],
-  name: 'pgnw_startup',
-  restart: 1,
-  async main(ctx) {
-    const forkToFirstLine = Date.now() - ctx.worker.startedAt;
-    // Node's own milestones (ms after performance.timeOrigin, which is set when libnode initialises)
-    const t = performance.nodeTiming as any;
-    const phases = { origin: performance.timeOrigin - ctx.worker.startedAt, v8Start: t.v8Start, environment: t.environment, bootstrapComplete: t.bootstrapComplete };
-    ctx.sql\`INSERT INTO bench_startup(pid, first_line_ms, bundle_ms, node_version, phases)
-             VALUES (\${ctx.worker.pid}, \${forkToFirstLine}, \${bundleFirstLine - ctx.worker.startedAt}, \${process.version}, \${JSON.stringify(phases)})\`;
-    while (!ctx.signal.aborted) await ctx.sleep(3600000);
-  },
-});
-`;
-
-/** An idle worker: memory and scale (copied under other names); says when its JS runs. */
-const IDLE_WORKER = (name: string) => `
-import { defineWorker } from 'pg-node-worker';
-
-export default defineWorker({ searchPath: ['public'],
-  name: '${name}',
-  restart: 1,
-  async main(ctx) {
-    ctx.sql\`INSERT INTO bench_alive(name, pid) VALUES (\${ctx.worker.name}, \${ctx.worker.pid})\`;
-    while (!ctx.signal.aborted) await ctx.sleep(3600000);
-  },
-});
-`;
+const CURSOR_SQL = cursorSql(CURSOR_ROWS);
+/** the bare node of the start-up row: best the same build as the embedded libnode */
+const NODE_BIN = process.env.PGNW_BENCH_NODE || '/usr/bin/node';
 
 const SCHEMA_A = `
 CREATE TABLE bench_rows AS SELECT i::int4 AS i, md5(i::text) AS t FROM generate_series(1, ${ROWS2}) i;
@@ -460,6 +286,13 @@ function table(head: Cell[], rows: Cell[][], align: ('l' | 'r')[]): string {
 const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
 const ms1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const mb = (kb: number | null) => (kb === null || !Number.isFinite(kb) ? 'n/a' : (kb / 1024).toFixed(1));
+/** `min / median / max` rows/s of repeated runs, in M (or k below a million) */
+function spread(xs: number[]): string {
+  if (!xs || xs.length === 0) return 'n/a';
+  const big = median(xs) >= 1e6;
+  const u = (x: number) => (big ? (x / 1e6).toFixed(2) : (x / 1e3).toFixed(0));
+  return `${u(Math.min(...xs))} / ${u(median(xs))} / ${u(Math.max(...xs))} ${big ? 'M' : 'k'} rows/s`;
+}
 const x2 = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}x` : 'n/a');
 
 /** One line of the summary: a figure, what it is compared with, the ratio and the target. */
@@ -474,7 +307,15 @@ interface Target {
   target: number;
   dir: '>=' | '<=';
   met: boolean | null;
+  /** for figures measured several times: the least favourable ratio of two runs */
+  worst?: number;
   note?: string;
+}
+
+/** The ratio as printed: `2.90`, or `2.90 (worst 2.41)` when the spread gives a worst ratio. */
+function ratioCell(t: Target): string {
+  if (!Number.isFinite(t.ratio)) return 'n/a';
+  return t.worst === undefined ? t.ratio.toFixed(2) : `${t.ratio.toFixed(2)} (worst ${Number.isFinite(t.worst) ? t.worst.toFixed(2) : 'n/a'})`;
 }
 
 function target(t: Omit<Target, 'met'>): Target {
@@ -511,7 +352,7 @@ function svgChart(targets: Target[], title: string): string {
     const x0 = xOf(0.1);
     const x1 = Number.isFinite(score) ? xOf(score) : x0 + 4;
     parts.push(`<rect x="${x0}" y="${y + 5}" width="${Math.max(2, x1 - x0)}" height="${rowH - 10}" fill="${color}"/>`);
-    parts.push(`<text x="${barX + barW + 10}" y="${y + 16}">${esc(`${Number.isFinite(t.ratio) ? t.ratio.toFixed(2) : 'n/a'} (target ${t.dir} ${t.target})`)}</text>`);
+    parts.push(`<text x="${barX + barW + 10}" y="${y + 16}">${esc(`${ratioCell(t)} (target ${t.dir} ${t.target})`)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';
@@ -520,6 +361,19 @@ function svgChart(targets: Target[], title: string): string {
 // ------------------------------------------------------------------ main
 
 const loadavg = () => os.loadavg()[0];
+
+/** The Node version the installed runtime embeds (pkglibdir/pg_node_worker/node-version), as `vX.Y.Z`. */
+function embeddedNodeVersion(): string {
+  try {
+    const v = installedNodeVersion();
+    return v.startsWith('v') ? v : `v${v}`;
+  } catch {
+    return '?';
+  }
+}
+
+/** The major of a `vX.Y.Z` version, or NaN. */
+const majorOf = (v: string) => Number(/^v?(\d+)\./.exec(v)?.[1] ?? NaN);
 
 async function clusterA(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
@@ -538,8 +392,8 @@ async function clusterA(): Promise<Record<string, unknown>> {
   await admin.end();
   admin = null;
   status('cluster A: deploying the TS workers and restarting');
-  c.deploy('pgnw_bench', BENCH_WORKER);
-  if (ONLY.has('cursor')) c.deploy('pgnw_cursor', CURSOR_WORKER);
+  await deployBenchTemplate(c, 'bench', 'pgnw_bench', { rows2: ROWS2, rows8: ROWS8, select1WarmupMs: SELECT1_WARMUP_MS });
+  if (ONLY.has('cursor')) await deployBenchTemplate(c, 'cursor', 'pgnw_cursor', { rows: CURSOR_ROWS, batch: CURSOR_BATCH });
   await c.restart();
   admin = await c.client();
   if (ONLY.has('fetch')) {
@@ -594,6 +448,7 @@ async function clusterA(): Promise<Record<string, unknown>> {
     const ts2 = await tsJob('fetch2', FETCH_RUNS, 120000);
     out.ts2 = values(ts2, 'rows_per_s');
     out.ts2Read = values(ts2, 'read_ms');
+    out.ts2Fetch = values(ts2, 'fetch_ms');
     out.ts2Heap = values(ts2, 'heap_used_mb')[0];
     out.ts2Rss = values(ts2, 'rss_mb')[0];
     out.ts8 = values(await tsJob('fetch8', FETCH_RUNS, 120000), 'rows_per_s');
@@ -607,19 +462,21 @@ async function clusterA(): Promise<Record<string, unknown>> {
     out.c8Exec = median(values(c8, 'exec_ms'));
     out.c8Deform = median(values(c8, 'deform_ms'));
     status(`fetch x${FETCH_RUNS}: node-postgres`);
-    const pgFetch = async (sql: string, expect: number) => {
+    // end to end as in the TS worker: the query, then a loop reading every field of every row
+    const pgFetch = async <R>(sql: string, expect: number, read: (rows: R[]) => number) => {
       const xs: number[] = [];
       for (let i = 0; i < FETCH_RUNS; i++) {
         const t0 = performance.now();
-        const r = await client.query(sql);
+        const rows = (await client.query(sql)).rows as R[];
+        read(rows);
         const dt = performance.now() - t0;
-        if (r.rows.length !== expect) throw new Error(`node-postgres got ${r.rows.length} rows`);
-        xs.push(r.rows.length / (dt / 1000));
+        if (rows.length !== expect) throw new Error(`node-postgres got ${rows.length} rows`);
+        xs.push(rows.length / (dt / 1000));
       }
       return xs;
     };
-    out.pg2 = await pgFetch(FETCH2_SQL, ROWS2);
-    out.pg8 = await pgFetch(FETCH8_SQL, ROWS8);
+    out.pg2 = await pgFetch<Row2>(FETCH2_SQL, ROWS2, readRows2);
+    out.pg8 = await pgFetch<Row8>(FETCH8_SQL, ROWS8, readRows8);
   }
 
   if (ONLY.has('cursor')) {
@@ -682,10 +539,14 @@ async function clusterB(): Promise<Record<string, unknown>> {
   }
   out.bare = bare;
   out.bareVersion = bareVersion;
+  out.embeddedVersion = embeddedNodeVersion();
+  // a bare node of another major is another build (snapshot, code cache, bootstrap JS): say so
+  const [bareMajor, embeddedMajor] = [majorOf(bareVersion), majorOf(out.embeddedVersion as string)];
+  out.bareOtherBuild = Number.isFinite(bareMajor) && Number.isFinite(embeddedMajor) && bareMajor !== embeddedMajor;
 
   if (ONLY.has('startup')) {
     status(`fork -> first line: ${STARTUP_RUNS} server starts with one TS worker`);
-    c.deploy('pgnw_startup', STARTUP_WORKER);
+    await c.deployFile(benchWorker('startup.ts'));
     const count = async () => Number((await c.query('SELECT count(*)::int AS n FROM bench_startup'))[0].n);
     for (let i = 0; i < STARTUP_RUNS; i++) {
       const before = i === 0 ? 0 : await count();
@@ -700,7 +561,7 @@ async function clusterB(): Promise<Record<string, unknown>> {
   }
 
   if (ONLY.has('memory')) {
-    c.deploy('idle_0', IDLE_WORKER('idle_0'));
+    await deployBenchTemplate(c, 'idle', 'idle_0');
     for (const n of [2, 4]) {
       status(`memory: ${n} idle workers`);
       cloneWorker(c, 'idle_0', Array.from({ length: n - 1 }, (_, k) => `idle_${k + 1}`));
@@ -730,7 +591,7 @@ async function clusterB(): Promise<Record<string, unknown>> {
 
   if (ONLY.has('scale')) {
     status(`scale: ${SCALE_WORKERS} workers`);
-    c.deploy('idle_0', IDLE_WORKER('idle_0'));
+    await deployBenchTemplate(c, 'idle', 'idle_0');
     cloneWorker(c, 'idle_0', Array.from({ length: SCALE_WORKERS - 1 }, (_, k) => `idle_${k + 1}`));
     await c.query('TRUNCATE bench_alive');
     c.stop();
@@ -801,7 +662,8 @@ async function main(): Promise<void> {
     kernel: `${os.type()} ${os.release()}`,
     memGb: (os.totalmem() / 2 ** 30).toFixed(1),
     server: f.server ?? '?',
-    workerNode: f.workerNode ?? '?',
+    workerNode: f.workerNode ?? embeddedNodeVersion(),
+    bareNode: `${NODE_BIN} ${f.bareVersion ?? '?'}`,
     clientNode: process.version,
     pgVersion: (require('pg/package.json') as { version: string }).version,
     loadStart,
@@ -811,6 +673,9 @@ async function main(): Promise<void> {
   // ---- targets
   const med = (xs: number[] | undefined) => (xs && xs.length ? median(xs) : NaN);
   const targets: Target[] = [];
+  // min / median / max over the runs on each side; ratio of the medians, worst = slowest TS run / fastest node-pg run
+  const fetchTarget = (id: string, what: string, ts: number[], pg: number[], goal: number) =>
+    target({ id, what, figure: spread(ts), baseline: `node-pg ${spread(pg)}`, ratio: med(ts) / med(pg), worst: Math.min(...ts) / Math.max(...pg), target: goal, dir: '>=' });
   if (ONLY.has('select1')) {
     targets.push(
       target({ id: '1a', what: 'SELECT 1 own xact: TS vs naive C (SPI_execute)', figure: `${int(f.tsEach)}/s`, baseline: `C naive ${int(f.cNaiveEach)}/s`, ratio: f.tsEach / f.cNaiveEach, target: 1.0, dir: '>=' }),
@@ -823,8 +688,8 @@ async function main(): Promise<void> {
   }
   if (ONLY.has('fetch')) {
     targets.push(
-      target({ id: '2a', what: `${ROWS2 / 1e6}M rows (int4, text): TS vs node-pg`, figure: `${int(med(f.ts2))} rows/s`, baseline: `node-pg ${int(med(f.pg2))} rows/s`, ratio: med(f.ts2) / med(f.pg2), target: 2.0, dir: '>=' }),
-      target({ id: '2b', what: `${ROWS8 / 1e3}k rows x 8 columns: TS vs node-pg`, figure: `${int(med(f.ts8))} rows/s`, baseline: `node-pg ${int(med(f.pg8))} rows/s`, ratio: med(f.ts8) / med(f.pg8), target: 1.5, dir: '>=' }),
+      fetchTarget('2a', `${ROWS2 / 1e6}M rows (int4, text): TS vs node-pg`, f.ts2, f.pg2, 2.0),
+      fetchTarget('2b', `${ROWS8 / 1e3}k rows x 8 columns: TS vs node-pg`, f.ts8, f.pg8, 1.5),
     );
   }
   if (ONLY.has('cursor') && f.cursor) {
@@ -832,7 +697,7 @@ async function main(): Promise<void> {
     targets.push(target({ id: '3', what: `cursor over ${CURSOR_ROWS / 1e6}M rows: peak RSS - idle RSS`, figure: `+${delta.toFixed(1)} MB`, baseline: `limit 100 MB (idle ${mb(f.cursor.idleRssKb)} MB)`, ratio: delta / 100, target: 1.0, dir: '<=' }));
   }
   if (ONLY.has('startup')) {
-    targets.push(target({ id: '4', what: "fork -> first line vs bare node -e ''", figure: `${ms1(med(f.tsFirst))} ms`, baseline: `node ${f.bareVersion} ${ms1(med(f.bare))} ms`, ratio: med(f.tsFirst) / med(f.bare), target: 1.0, dir: '<=' }));
+    targets.push(target({ id: '4', what: "fork -> first line vs bare node -e ''", figure: `${ms1(med(f.tsFirst))} ms`, baseline: `node ${f.bareVersion}${f.bareOtherBuild ? ' (other Node build)' : ''} ${ms1(med(f.bare))} ms`, ratio: med(f.tsFirst) / med(f.bare), target: 1.0, dir: '<=' }));
   }
   if (ONLY.has('memory') && f.mem2) {
     const max2 = Math.max(...(f.mem2 as Mem[]).map((m) => m.pssKb)) / 1024;
@@ -849,7 +714,7 @@ async function main(): Promise<void> {
       target({ id: '6b', what: 'pgbench -C connection: preloaded (0 workers) vs not', figure: `${med(f.pgbenchWith).toFixed(3)} ms`, baseline: `not preloaded ${med(f.pgbenchWithout).toFixed(3)} ms`, ratio: med(f.pgbenchWith) / med(f.pgbenchWithout), target: 1.15, dir: '<=' }),
     );
   }
-  targets.push({ id: '7', what: 'call() round trip p50 (#4)', figure: 'see below', baseline: 'bench/call.ts (runs next)', ratio: NaN, target: 1.0, dir: '<=', met: null });
+  targets.push({ id: '7', what: 'call() round trip p50', figure: 'see below', baseline: 'bench/call.ts (runs next)', ratio: NaN, target: 1.0, dir: '<=', met: null });
 
   // ---- print
   const out: string[] = [];
@@ -859,14 +724,17 @@ async function main(): Promise<void> {
   p(`  machine: nproc ${facts.nproc}, ${facts.cpu}, ${facts.memGb} GiB, ${facts.kernel}`);
   p(`  server:  PostgreSQL ${facts.server}; cluster A shared_buffers ${f.sharedBuffers ?? '?'}, fsync off; node_worker.heap_limit_mb ${f.heapLimit ?? '?'}`);
   p(`  worker:  Node ${facts.workerNode} (embedded libnode); client: node-postgres ${facts.pgVersion} on Node ${facts.clientNode}, unix socket`);
+  p(`  bare:    node ${facts.bareNode} for row 4 (PGNW_BENCH_NODE), embedded Node ${f.embeddedVersion ?? embeddedNodeVersion()}${f.bareOtherBuild ? ': other Node build (another major)' : ''}`);
   p(`  load:    1-min loadavg ${facts.loadStart.toFixed(2)} before the run, ${facts.loadEnd.toFixed(2)} after it (this includes the bench's own load)`);
   if (facts.loadStart > 0.5)
     p('  WARNING: other processes were using the CPU when the run began: figures may be lower and noisier than on an idle machine');
   p();
-  p('Targets (issue #7); ratio = figure / baseline (or / limit)');
+  p('Targets (the project\'s performance goals); ratio = figure / baseline (or / limit)');
+  if (ONLY.has('fetch'))
+    p(`  2a, 2b: min / median / max rows/s over ${FETCH_RUNS} runs on each side; ratio of the medians (worst: slowest TS run / fastest node-pg run)`);
   p(table(
     ['#', 'what', 'figure', 'baseline', 'ratio', 'target', 'met'],
-    targets.map((t) => [t.id, t.what, t.figure, t.baseline, Number.isFinite(t.ratio) ? t.ratio.toFixed(2) : 'n/a', `${t.dir} ${t.target}`, t.met === null ? '-' : t.met ? 'yes' : 'NO']),
+    targets.map((t) => [t.id, t.what, t.figure, t.baseline, ratioCell(t), `${t.dir} ${t.target}`, t.met === null ? '-' : t.met ? 'yes' : 'NO']),
     ['l', 'l', 'r', 'l', 'r', 'l', 'l'],
   ));
   p();
@@ -892,24 +760,25 @@ async function main(): Promise<void> {
   }
   if (ONLY.has('fetch')) {
     p(`2. fetch from pre-filled tables (in shared_buffers, so executing the query is cheap), rows/s, ${FETCH_RUNS} runs each`);
-    const fr = (what: string, xs: number[], base: number[]) =>
-      [what, int(Math.max(...xs)), int(median(xs)), ms1(1e3 * (xs === f.ts8 || xs === f.c8 || xs === f.pg8 ? ROWS8 : ROWS2) / median(xs)), x2(median(xs) / median(base))];
+    const fr = (what: string, xs: number[], base: number[], rows: number) =>
+      [what, int(Math.min(...xs)), int(median(xs)), int(Math.max(...xs)), ms1((1e3 * rows) / median(xs)), x2(median(xs) / median(base))];
     p(table(
-      ['what', 'best', 'median', 'ms', 'vs node-pg'],
+      ['what', 'min', 'median', 'max', 'ms', 'vs node-pg'],
       [
-        fr(`TS ctx.sql -> ${ROWS2 / 1e6}M row objects {i, t}`, f.ts2, f.pg2),
-        fr('C SPI_execute_plan + heap_deform_tuple, all text bytes read', f.c2, f.pg2),
-        fr('node-postgres client.query -> row objects', f.pg2, f.pg2),
-        fr(`TS ctx.sql -> ${ROWS8 / 1e3}k rows {a..h} (8 columns)`, f.ts8, f.pg8),
-        fr('C: same + jsonb/numeric output functions', f.c8, f.pg8),
-        fr('node-postgres (int8/numeric as strings, Date, JSON.parse)', f.pg8, f.pg8),
+        fr(`TS ctx.sql -> ${ROWS2 / 1e6}M row objects {i, t}, every field read`, f.ts2, f.pg2, ROWS2),
+        fr('C SPI_execute_plan + heap_deform_tuple, all text bytes read', f.c2, f.pg2, ROWS2),
+        fr('node-postgres client.query -> row objects, every field read', f.pg2, f.pg2, ROWS2),
+        fr(`TS ctx.sql -> ${ROWS8 / 1e3}k rows {a..h} (8 columns), every field read`, f.ts8, f.pg8, ROWS8),
+        fr('C: same + jsonb/numeric output functions', f.c8, f.pg8, ROWS8),
+        fr('node-postgres (int8/numeric as strings, Date, JSON.parse), every field read', f.pg8, f.pg8, ROWS8),
       ],
-      ['l', 'r', 'r', 'r', 'r'],
+      ['l', 'r', 'r', 'r', 'r', 'r'],
     ));
     p(`     (int4, text): SELECT i, t FROM bench_rows; 8 columns: int4, int8, float8, bool, text(32), timestamptz, jsonb {id, tag}, numeric.`);
-    p(`     TS values: int8 as bigint, numeric as string, timestamptz as Date, jsonb parsed. Every figure is end to end.`);
+    p(`     TS values: int8 as bigint, numeric as string, timestamptz as Date, jsonb parsed. Every figure is end to end: for TS and`);
+    p(`     node-postgres the statement and then a loop reading every field of every row (bench/workers/queries.ts, the same code).`);
     p(`     C split (medians): executing until SPI_execute_plan returned ${ms1(f.c2Exec)} ms / ${ms1(f.c8Exec)} ms; the deform loop ${ms1(f.c2Deform)} ms / ${ms1(f.c8Deform)} ms.`);
-    p(`     TS: reading i and t.length of all ${ROWS2 / 1e6}M rows afterwards: ${(f.ts2Read as number[]).map(ms1).join(', ')} ms (fast-property rows);`);
+    p(`     TS ${ROWS2 / 1e6}M rows: ctx.sql ${(f.ts2Fetch as number[]).map(ms1).join(', ')} ms, then reading i and t.length of every row ${(f.ts2Read as number[]).map(ms1).join(', ')} ms (fast-property rows);`);
     p(`     after the fetches heapUsed ${ms1(f.ts2Heap)} MB, rss ${ms1(f.ts2Rss)} MB.`);
     p();
   }
@@ -926,7 +795,7 @@ async function main(): Promise<void> {
     const rowsSt = [
       stRow('TS worker: fork -> first line of main (Date.now() - ctx.worker.startedAt)', f.tsFirst),
       stRow('TS worker: fork -> first line of the bundle (module top level)', f.tsBundle),
-      stRow(`bare ${NODE_BIN} -e '' (${f.bareVersion}): spawn -> exit, wall time`, f.bare),
+      stRow(`bare ${NODE_BIN} -e '' (${f.bareVersion}${f.bareOtherBuild ? ', other Node build' : ''}): spawn -> exit, wall time`, f.bare),
     ];
     if (f.cMain) rowsSt.push(stRow('C bgworker: fork -> first line of its main', f.cMain), stRow('C bgworker: fork -> connected', f.cConn));
     p(table(['what', 'min', 'median', 'max'], rowsSt, ['l', 'r', 'r', 'r']));
@@ -934,7 +803,10 @@ async function main(): Promise<void> {
     p(`     TS worker, medians: fork -> libnode initialised (performance.timeOrigin) ${ms1(ph.origin)} ms; then V8 started +${ms1(ph.v8Start)},`);
     p(`     environment +${ms1(ph.environment)}, Node's bootstrap JS done +${ms1(ph.bootstrapComplete)} ms (Debian's libnode108 is built without`);
     p('     the start-up snapshot and code cache, so it compiles its bootstrap JS in every process); the rest is runtime.js + the bundle.');
-    p(`     The system node is ${f.bareVersion} (nodesource, with its start-up snapshot); Debian's libnode 18 has no CLI to compare.`);
+    const sameMajor = majorOf(f.bareVersion) === majorOf(f.embeddedVersion);
+    p(`     Embedded Node ${f.embeddedVersion}; bare node ${NODE_BIN} ${f.bareVersion}` + (f.bareOtherBuild
+      ? ': another major, so another build (its own start-up snapshot and bootstrap JS); PGNW_BENCH_NODE=<a node of the embedded version> compares like with like.'
+      : sameMajor ? ' (same major as the embedded Node; PGNW_BENCH_NODE chooses it).' : ' (its version is unknown: it did not run).'));
     p();
   }
   if (ONLY.has('memory') && f.mem2) {
@@ -958,15 +830,15 @@ async function main(): Promise<void> {
 
   const resultsDir = path.join(REPO, 'bench', 'results');
   fs.mkdirSync(resultsDir, { recursive: true });
-  fs.writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify({ facts, targets, figures: f, config: { SELECT1_MS, FETCH_RUNS, ROWS2, ROWS8, CURSOR_ROWS, CURSOR_BATCH, STARTUP_RUNS, SCALE_WORKERS, ONLY: [...ONLY] } }, null, 2) + '\n');
+  fs.writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify({ facts, targets, figures: f, config: { NODE_BIN, SELECT1_MS, FETCH_RUNS, ROWS2, ROWS8, CURSOR_ROWS, CURSOR_BATCH, STARTUP_RUNS, SCALE_WORKERS, ONLY: [...ONLY] } }, null, 2) + '\n');
   fs.writeFileSync(path.join(resultsDir, 'latest.svg'), svgChart(targets, `pg_node_worker bench ${facts.date.slice(0, 10)}: nproc ${facts.nproc}, ${facts.cpu}`));
   fs.writeFileSync(path.join(resultsDir, 'latest.txt'), text);
   const md = [
-    `Measured ${facts.date.slice(0, 10)} on nproc ${facts.nproc}, ${facts.cpu}, ${facts.memGb} GiB, ${facts.kernel}; PostgreSQL ${facts.server}; worker Node ${facts.workerNode}; node-postgres ${facts.pgVersion} on Node ${facts.clientNode}; 1-min loadavg ${facts.loadStart.toFixed(2)} before the run.`,
+    `Measured ${facts.date.slice(0, 10)} on nproc ${facts.nproc}, ${facts.cpu}, ${facts.memGb} GiB, ${facts.kernel}; PostgreSQL ${facts.server}; worker Node ${facts.workerNode}; bare node ${facts.bareNode}${f.bareOtherBuild ? ' (other Node build)' : ''}; node-postgres ${facts.pgVersion} on Node ${facts.clientNode}; 1-min loadavg ${facts.loadStart.toFixed(2)} before the run.`,
     '',
     '| # | what | figure | baseline | ratio | target | met |',
     '|---|---|---:|---|---:|---|---|',
-    ...targets.map((t) => `| ${t.id} | ${t.what} | ${t.figure} | ${t.baseline} | ${Number.isFinite(t.ratio) ? t.ratio.toFixed(2) : 'n/a'} | ${t.dir} ${t.target} | ${t.met === null ? '-' : t.met ? 'yes' : '**no**'} |`),
+    ...targets.map((t) => `| ${t.id} | ${t.what} | ${t.figure} | ${t.baseline} | ${ratioCell(t)} | ${t.dir} ${t.target} | ${t.met === null ? '-' : t.met ? 'yes' : '**no**'} |`),
   ].join('\n') + '\n';
   fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
   status(`wrote bench/results/latest.{json,svg,txt,md}`);

@@ -29,7 +29,7 @@
  *   startup       record the start-up figures and exit
  *
  * Per call the SELECT 1 loops make exactly the PostgreSQL calls that
- * native/guard.c makes for ctx.sql with a cached plan: report activity,
+ * native/execute_ops.c and xact_ops.c make for ctx.sql with a cached plan: report activity,
  * (start a transaction,) push a snapshot, SPI_connect, SPI_execute_plan of
  * a kept plan, read the value, SPI_finish, pop the snapshot, (commit,)
  * report idle.  So C vs TS isolates the cost of JS, N-API and result
