@@ -307,8 +307,16 @@ __attribute__((constructor)) static void steal(void) { signal(SIGHUP, thief); }
          const { parentPort } = require('worker_threads');
          try { const b = require(${JSON.stringify(BRIDGE)}); parentPort.postMessage({ loaded: Object.keys(b) }); }
          catch (e) { parentPort.postMessage({ error: e.message }); }\`, { eval: true });
-       const msg = await new Promise((res, rej) => { w.once('message', res); w.once('error', rej); });
-       const code = await new Promise((res) => w.once('exit', res));
+       // every listener before the first await: a thread that posts and exits before this thread's
+       // next turn gets 'message' and then 'exit' emitted in one go (Node drains the port at exit),
+       // before an await could resume to add an 'exit' listener; an exit without a message settles too
+       const exited = new Promise((res) => w.once('exit', res));
+       const msg = await new Promise((res, rej) => {
+         w.once('message', res);
+         w.once('error', rej);
+         w.once('exit', (code) => res({ noMessage: true, exitCode: code }));
+       });
+       const code = await exited;
        return { msg, code, after: ctx.sql\`SELECT 1 AS one\`[0].one };`,
     );
     expect(r.msg.error).toMatch(/can only be loaded on the worker's main thread/);
