@@ -15,7 +15,12 @@
 namespace
 {
 
-/* log(level, message): PGNW_LOG_* level; a bad level argument logs nothing */
+/*
+ * log(level, message): PGNW_LOG_* level; a bad level argument logs nothing.
+ * A NUL in the message (a stack that quotes a binary bundle's first line,
+ * data a handler logged) would end the C string there and hide the rest,
+ * the error's name and message included: it is logged as "\0".
+ */
 Napi::Value
 Log(const Napi::CallbackInfo &info)
 {
@@ -26,6 +31,8 @@ Log(const Napi::CallbackInfo &info)
 		return env.Undefined();
 	std::string msg = info[1].ToString().Utf8Value();
 
+	for (size_t at = msg.find('\0'); at != std::string::npos; at = msg.find('\0', at + 2))
+		msg.replace(at, 1, "\\0");
 	if (!pgnw_log(info[0].As<Napi::Number>().Int32Value(), msg.c_str(), &err))
 		PgnwThrowPgError(env, &err);
 	return env.Undefined();

@@ -156,6 +156,7 @@ describe('hazards in a running cluster (server log on a regular file, pg_ctl -l)
        process.stderr.write('hz5 stderr line\\n');
        console.log('hz5 console.log %d', 1);
        console.error('hz5 console.error');
+       console.log('hz5 nul a\\0b end');
        return true;`,
     );
     await cluster.waitForLog(/hz5 console.error/, 5000, from);
@@ -164,6 +165,8 @@ describe('hazards in a running cluster (server log on a regular file, pg_ctl -l)
     expect(log).toMatch(new RegExp(`\\[${evaluator}\\] WARNING:  evaluator: hz5 stderr line\\n`));
     expect(log).toMatch(new RegExp(`\\[${evaluator}\\] LOG:  evaluator: hz5 console.log 1\\n`));
     expect(log).toMatch(new RegExp(`\\[${evaluator}\\] WARNING:  evaluator: hz5 console.error\\n`));
+    // a NUL does not cut the line short: it is logged as \0
+    expect(log).toContain(`evaluator: hz5 nul a\\0b end\n`);
     // nothing raw
     expect(log).not.toMatch(/^hz5/m);
     const flagsAfter = [fdFlags(pm, 1), fdFlags(pm, 2)];
