@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/matrix.sh — build and test pg_node_worker in fresh Debian chroots (issue #12's CI matrix).
+# scripts/matrix.sh — build and test pg_node_worker in fresh Debian chroots: the PostgreSQL × Node matrix CI runs.
 #
 #   scripts/matrix.sh [options] [ENV...]     run ENVs (default: all), one summary line each
 #   scripts/matrix.sh --shell ENV [-- CMD]   a shell (or CMD) in a freshly prepared chroot of ENV

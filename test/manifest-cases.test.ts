@@ -1,5 +1,5 @@
 /**
- * test/unit/manifest-cases.json against the server's manifest reader (extension/pg_node_worker.c):
+ * test/unit/manifest-cases.json against the server's manifest reader (extension/manifest.c, manifest_parse.c):
  * each definition, rendered to <name>.json as deploy writes it, alone in the worker directory of a
  * running server, read back through node_worker.workers ('stopped': accepted; 'failed' with
  * "invalid manifest: <reason>": refused). The same table runs against src/define.ts in

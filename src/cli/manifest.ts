@@ -1,7 +1,7 @@
 /**
  * The manifest deploy writes next to a bundle, `<node_worker.directory>/<name>.json`: what the
- * server reads to register and start the worker (its reader is extension/pg_node_worker.c; the
- * format is in docs/DESIGN.md).
+ * server reads to register and start the worker (extension/manifest.c reads it, with the rules of
+ * extension/manifest_parse.c; the format is in docs/DESIGN.md).
  */
 import type { WorkerMetadata } from '../define';
 import type { StartTime } from '../types';

@@ -1,6 +1,6 @@
 /**
  * The worker's side of node_worker.call() / notify() / wake(): takes
- * messages from the shared-memory inbox when runtime.cc says some arrived,
+ * messages from the shared-memory inbox when runtime_embed.cc says some arrived,
  * runs the call handler (concurrently, async allowed, each with an
  * AbortSignal for its caller's timeout or cancel) and replies, hands
  * notifications to onMessage handlers and messages() iterators, and wakes
@@ -141,7 +141,7 @@ export class Inbox {
     return () => void this.wakeWaiters.delete(fn);
   }
 
-  /** runtime.cc: the latch was set and the inbox may have something for us. */
+  /** runtime_embed.cc: the latch was set and the inbox may have something for us. */
   deliver(): void {
     const [woken, abandoned, entries] = this.native.takeMessages();
     if (woken) {

@@ -1,9 +1,9 @@
 /**
  * The JavaScript side of a worker process (bundled to runtime.js).
  *
- * runtime.cc starts Node and calls start(): it loads the bridge, locks down the process
+ * extension/runtime_embed.cc starts Node and calls start(): it loads the bridge, locks down the process
  * (lockdown.ts), loads the deployed bundle with 'pg-node-worker' provided by this runtime, builds
- * ctx (context.ts) and runs main(). runtime.cc then drives the event loop and calls the dispatch
+ * ctx (context.ts) and runs main(). runtime_embed.cc then drives the event loop and calls the dispatch
  * function registered here for PostgreSQL events (SIGTERM, SIGHUP, messages in the inbox).
  */
 import { constants as osConstants } from 'os';
@@ -92,7 +92,7 @@ class Exit {
   }
 }
 
-/** What runtime.cc's events (SIGTERM, inbox messages, SIGHUP) do; installed as globalThis.__pgnwDispatch. */
+/** What the runtime's events (SIGTERM, inbox messages, SIGHUP) do; installed as globalThis.__pgnwDispatch. */
 function installDispatch(native: NativeBridge, stopRequested: () => void, inbox: () => Inbox | null, reloadHandlers: Set<() => void>): void {
   (globalThis as Record<string, unknown>).__pgnwDispatch = (event: string) => {
     if (event === 'sigterm') {
@@ -159,7 +159,7 @@ function loadDefinition(bundlePath: string, sdk: object, exit: Exit): WorkerDefi
 }
 
 /**
- * Runs in the worker process, called by runtime.cc: loads the bridge, locks the process down,
+ * Runs in the worker process, called by runtime_embed.cc: loads the bridge, locks the process down,
  * loads the deployed bundle at `bundlePath`, builds ctx and runs the definition's main(). The
  * worker exits 0 when main() resolves, 1 when it fails or anything is left uncaught.
  */

@@ -4,7 +4,7 @@
  *
  * The payload's layout is in the header (H_LAYOUT): nothing (no rows), the one value of a 1x1
  * result, the values row-major (a few rows), or per column [data, nulls, offsets] (ColumnsToJs in
- * native/bridge.cc). The functions that build rows are generated once per shape (column names and
+ * native/convert.cc). The functions that build rows are generated once per shape (column names and
  * kinds) and kept in a {@link RowMakerCache}. Nothing here calls the bridge: decodeResult works on
  * plain arrays.
  */
@@ -18,7 +18,7 @@ import {
 // captured before any user code runs (a bundle cannot swap them under the runtime)
 const jsonParse = JSON.parse;
 const EMPTY_COLUMNS: readonly string[] = Object.freeze([]);
-/** row r of a text column is in chunk r >>> TEXT_CHUNK_BITS (bridge.cc TextColumnToJs) */
+/** row r of a text column is in chunk r >>> TEXT_CHUNK_BITS (convert.cc TextColumnToJs) */
 const TEXT_CHUNK_BITS = 13;
 const TEXT_CHUNK_MASK = (1 << TEXT_CHUNK_BITS) - 1;
 /** the row-maker cache is emptied when it holds this many shapes */
@@ -69,12 +69,12 @@ function makeFlat(m: Makers): (v: unknown[], o: number) => Row {
   return new Function('v', 'o', `return { ${props} };`) as (v: unknown[], o: number) => Row;
 }
 
-/** The expression that reads row r of column i of kind `kind` (see ColumnsToJs in bridge.cc). */
+/** The expression that reads row r of column i of kind `kind` (see ColumnsToJs in convert.cc). */
 function cellExpr(kind: number, i: number): string {
   const isNull = `n${i} !== null && n${i}[r] === 1`;
   const chunked = (d: string) => `${d}[r >>> ${TEXT_CHUNK_BITS}][r & ${TEXT_CHUNK_MASK}]`;
   switch (kind) {
-    case COL_TEXT: // chunks of strings (bridge.cc TextColumnToJs)
+    case COL_TEXT: // chunks of strings (convert.cc TextColumnToJs)
       return chunked(`d${i}`);
     case COL_VALUES:
       return `d${i}[r]`;
@@ -91,7 +91,7 @@ function cellExpr(kind: number, i: number): string {
   }
 }
 
-/** Rows from columns (bridge.cc ColumnsToJs): one generated loop per shape. */
+/** Rows from columns (convert.cc ColumnsToJs): one generated loop per shape. */
 function makeCols(m: Makers): (n: number, c: unknown[]) => Row[] {
   const decl = m.fields.map((_, i) => `const d${i} = c[${i * 3}], n${i} = c[${i * 3 + 1}], x${i} = c[${i * 3 + 2}];`);
   const props = m.fields.map((f, i) => `${propKey(f)}: ${cellExpr(m.kinds[i], i)}`);

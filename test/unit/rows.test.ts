@@ -1,6 +1,6 @@
 /**
  * Row making without a server: results built by hand as the bridge builds them (the header it
- * writes, the payload it returns: see ColumnsToJs in native/bridge.cc) decoded by
+ * writes, the payload it returns: see ColumnsToJs in native/convert.cc) decoded by
  * src/runtime/rows.ts.
  */
 import { describe, expect, it } from 'vitest';
