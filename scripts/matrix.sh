@@ -31,7 +31,8 @@
 #      (postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR).
 #   5. [node22] sid-node22 only (see above). [pre] only with --pre CMD.
 #   6. deps: `make deps`, build: `make -j$MATRIX_JOBS_MAKE`, test: `make test` (installs, runs vitest;
-#      its JSON report .tmp/vitest.json gives the test counts), [faults]: with --faults,
+#      its JSON report .tmp/vitest.json gives the test counts), demo: `DEMO_SECONDS=6 make demo`
+#      (the README's first command; fails when the worker never counted), [faults]: with --faults,
 #      `npm run test:faults`. All as root in /src, with only these variables: CI=true,
 #      NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt, PG_MAJOR, PG_CONFIG
 #      (/usr/lib/postgresql/$PG_MAJOR/bin/pg_config), LANG=C.UTF-8, PATH, HOME (+ PGNW_NODE_MAJOR=22
@@ -492,6 +493,7 @@ run_env() {
   run_phase deps "$root" 'cd /src && make deps'
   run_phase build "$root" 'cd /src && make -j"$MAKE_JOBS"'
   run_phase test "$root" 'cd /src && make test'
+  run_phase demo "$root" 'cd /src && DEMO_SECONDS=6 make demo'
   if [ "$FAULTS" = 1 ] || [[ " ${FAULT_ENVS[*]-} " == *" $env "* ]]; then
     run_phase faults "$root" 'cd /src && npm run test:faults'
   fi
