@@ -57,6 +57,10 @@
 #   --faults           also run the fault suite (`npm run test:faults`, ~6 min) in every ENV;
 #                      ENV+faults (e.g. sid+faults) runs it in that ENV only. PGNW_SOAK_SECONDS and
 #                      PGNW_SOAK_WARMUP_SECONDS, when set, reach the suite (a shorter soak)
+#   --bench            instead of the tests and the demo: `make install` and `npm run bench` (the
+#                      benchmark, ~4 min); its tables are copied to $MATRIX_WORK/logs/<env>-<time>-bench-*
+#                      (latest.md, latest.txt, latest.json, call.json). Run ENVs one at a time
+#                      (no -j): the figures are only worth something on an otherwise idle machine
 #   --pre CMD          run CMD (bash, in /src, as root) before `make deps`: for trying a workaround
 #                      without committing it (a "pre" phase; not what CI should run)
 #   --no-cache         no download caches (see MATRIX_CACHE below): a cold run, as a new user's
@@ -492,6 +496,15 @@ run_env() {
   [ -n "$PRE_CMD" ] && run_phase pre "$root" "cd /src && $PRE_CMD"
   run_phase deps "$root" 'cd /src && make deps'
   run_phase build "$root" 'cd /src && make -j"$MAKE_JOBS"'
+  if [ "$BENCH" = 1 ]; then
+    run_phase bench "$root" 'cd /src && make install >/dev/null && npm run bench'
+    local f
+    for f in latest.md latest.txt latest.json call.json; do
+      cp "$root/src/bench/results/$f" "$LOG_DIR/$env-$stamp-bench-$f" 2>/dev/null || true
+    done
+    status=ok
+    return 0
+  fi
   run_phase test "$root" 'cd /src && make test'
   run_phase demo "$root" 'cd /src && DEMO_SECONDS=6 make demo'
   if [ "$FAULTS" = 1 ] || [[ " ${FAULT_ENVS[*]-} " == *" $env "* ]]; then
@@ -543,7 +556,7 @@ shell_mode() {
 # ---------------------------------------------------------------------------------------------
 # main
 
-KEEP=0 REFRESH=0 SYSTEM_PKGS=0 FAULTS=0 USE_CACHE=1 JOBS=1 SHELL_TARGET="" ROOT_MODE="" PRE_CMD=""
+KEEP=0 REFRESH=0 SYSTEM_PKGS=0 FAULTS=0 BENCH=0 USE_CACHE=1 JOBS=1 SHELL_TARGET="" ROOT_MODE="" PRE_CMD=""
 envs=()
 FAULT_ENVS=()
 while [ $# -gt 0 ]; do
@@ -554,6 +567,7 @@ while [ $# -gt 0 ]; do
     --refresh) REFRESH=1 ;;
     --system-packages) SYSTEM_PKGS=1 ;;
     --faults) FAULTS=1 ;;
+    --bench) BENCH=1 ;;
     --pre) PRE_CMD=${2:?--pre needs a command}; shift ;;
     --no-cache) USE_CACHE=0 ;;
     --tmpfs) ROOT_MODE=tmpfs ;;
