@@ -20,6 +20,14 @@
 void		PgnwThrowPgError(Napi::Env env, PgnwError *err);
 
 /*
+ * value as text for a C string that people read (the server log, last_error,
+ * the ps display): ToString(), each NUL written as "\0".  A NUL would end
+ * the C string there and hide the rest: a SyntaxError's stack quotes the
+ * first line of a binary file, a handler logs data (log.cc).
+ */
+std::string PgnwReadableText(const Napi::Value &value);
+
+/*
  * A new ArrayBuffer of `bytes` uninitialised bytes from the worker's
  * ArrayBuffer budget, or an empty value with a RangeError pending
  * (process.cc).

@@ -71,7 +71,7 @@ Napi::Value
 ReportError(const Napi::CallbackInfo &info)
 {
 	std::string sqlstate = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-	std::string message = info.Length() > 1 ? info[1].ToString().Utf8Value() : "";
+	std::string message = info.Length() > 1 ? PgnwReadableText(info[1]) : "";
 
 	pgnw_control_report_error(sqlstate.c_str(), message.c_str());
 	return info.Env().Undefined();

@@ -15,12 +15,7 @@
 namespace
 {
 
-/*
- * log(level, message): PGNW_LOG_* level; a bad level argument logs nothing.
- * A NUL in the message (a stack that quotes a binary bundle's first line,
- * data a handler logged) would end the C string there and hide the rest,
- * the error's name and message included: it is logged as "\0".
- */
+/* log(level, message): PGNW_LOG_* level; a bad level argument logs nothing */
 Napi::Value
 Log(const Napi::CallbackInfo &info)
 {
@@ -29,10 +24,8 @@ Log(const Napi::CallbackInfo &info)
 
 	if (info.Length() < 2 || !info[0].IsNumber())
 		return env.Undefined();
-	std::string msg = info[1].ToString().Utf8Value();
+	std::string msg = PgnwReadableText(info[1]);
 
-	for (size_t at = msg.find('\0'); at != std::string::npos; at = msg.find('\0', at + 2))
-		msg.replace(at, 1, "\\0");
 	if (!pgnw_log(info[0].As<Napi::Number>().Int32Value(), msg.c_str(), &err))
 		PgnwThrowPgError(env, &err);
 	return env.Undefined();
@@ -71,7 +64,7 @@ Napi::Value
 SetTitle(const Napi::CallbackInfo &info)
 {
 	PgnwError	err = {};
-	std::string text = info.Length() > 0 ? info[0].ToString().Utf8Value() : "";
+	std::string text = info.Length() > 0 ? PgnwReadableText(info[0]) : "";
 
 	if (!pgnw_set_ps_display(text.c_str(), &err))
 		PgnwThrowPgError(info.Env(), &err);
@@ -88,3 +81,14 @@ const PgnwExport log_exports[] = {
 }								/* namespace */
 
 extern const PgnwExports PgnwLogExports = {log_exports, sizeof(log_exports) / sizeof(log_exports[0])};
+
+/* See bridge.h: lives here, next to its main user. */
+std::string
+PgnwReadableText(const Napi::Value &value)
+{
+	std::string text = value.ToString().Utf8Value();
+
+	for (size_t at = text.find('\0'); at != std::string::npos; at = text.find('\0', at + 2))
+		text.replace(at, 1, "\\0");
+	return text;
+}
