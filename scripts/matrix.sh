@@ -497,11 +497,12 @@ run_env() {
   run_phase deps "$root" 'cd /src && make deps'
   run_phase build "$root" 'cd /src && make -j"$MAKE_JOBS"'
   if [ "$BENCH" = 1 ]; then
-    run_phase bench "$root" 'cd /src && make install >/dev/null && npm run bench'
-    local f
+    local f rc=0
+    run_phase bench "$root" 'cd /src && make install >/dev/null && npm run bench' || rc=$?
     for f in latest.md latest.txt latest.json call.json; do
       cp "$root/src/bench/results/$f" "$LOG_DIR/$env-$stamp-bench-$f" 2>/dev/null || true
     done
+    [ $rc = 0 ] || return $rc
     status=ok
     return 0
   fi
