@@ -130,7 +130,7 @@ install: all
 	else \
 	  echo "rm -rf '$(INSTDIR)/lib'"; rm -rf '$(INSTDIR)/lib'; \
 	fi
-	@bash scripts/snapshot.sh '$(INSTDIR)' '$(NODE_VERSION)' '$(NODE_SNAPSHOT)' $(SNAPSHOT_HEAP_MB)
+	@NODE_PREFIX='$(NODE_PREFIX)' bash scripts/snapshot.sh '$(INSTDIR)' '$(NODE_VERSION)' '$(NODE_SNAPSHOT)' $(SNAPSHOT_HEAP_MB)
 	@echo "installed into $(INSTDIR) (Node $(NODE_VERSION), $(NODE_ROUTE) route)"
 
 # The tests start real clusters of the PG_CONFIG's server with the INSTALLED extension, so this

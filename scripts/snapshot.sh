@@ -23,7 +23,12 @@ if [ "$builtin" = 1 ]; then
   echo "snapshot: libnode $version has Node's built-in start-up snapshot"
   exit 0
 fi
-node=$(command -v node || true)
+# the node of the same build: the prefix route's own (PGNW_NODE_PREFIX's bin/), else the one on PATH
+node=""
+for n in "${NODE_PREFIX:+$NODE_PREFIX/usr/bin/node}" "${NODE_PREFIX:+$NODE_PREFIX/bin/node}"; do
+  [ -n "$n" ] && [ -x "$n" ] && { node=$n; break; }
+done
+[ -n "$node" ] || node=$(command -v node || true)
 if [ -z "$node" ] || [ "$("$node" -p process.versions.node 2>/dev/null)" != "$version" ] ||
    ! ldd "$node" 2>/dev/null | grep -q 'libnode\.so'; then
   echo "snapshot: no start-up snapshot (libnode $version has none built in, and no node of that build is on PATH to make one)"
