@@ -801,8 +801,10 @@ async function main(): Promise<void> {
     p(table(['what', 'min', 'median', 'max'], rowsSt, ['l', 'r', 'r', 'r']));
     const ph = f.tsPhases as Record<string, number>;
     p(`     TS worker, medians: fork -> libnode initialised (performance.timeOrigin) ${ms1(ph.origin)} ms; then V8 started +${ms1(ph.v8Start)},`);
-    p(`     environment +${ms1(ph.environment)}, Node's bootstrap JS done +${ms1(ph.bootstrapComplete)} ms (Debian's libnode108 is built without`);
-    p('     the start-up snapshot and code cache, so it compiles its bootstrap JS in every process); the rest is runtime.js + the bundle.');
+    p(`     environment +${ms1(ph.environment)}, Node's bootstrap JS done +${ms1(ph.bootstrapComplete)} ms; the rest is runtime.js + the bundle.`);
+    p(majorOf(f.embeddedVersion) < 20
+      ? '     Node 18 has no start-up snapshot for embedders: every worker compiles Node\'s bootstrap JS.'
+      : '     From Node 20 the worker starts from a start-up snapshot (libnode\'s own, or snapshot-<MB>.blob made at install).');
     const sameMajor = majorOf(f.bareVersion) === majorOf(f.embeddedVersion);
     p(`     Embedded Node ${f.embeddedVersion}; bare node ${NODE_BIN} ${f.bareVersion}` + (f.bareOtherBuild
       ? ': another major, so another build (its own start-up snapshot and bootstrap JS); PGNW_BENCH_NODE=<a node of the embedded version> compares like with like.'
