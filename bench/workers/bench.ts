@@ -5,6 +5,7 @@
  */
 import { defineWorker, type Sql } from 'pg-node-worker';
 import { FETCH2_SQL, FETCH8_SQL, readRows2, readRows8, type Row2, type Row8 } from './queries';
+import { recorder } from './record';
 
 export interface BenchConfig {
   /** rows of bench_rows (checked) */
@@ -53,9 +54,7 @@ export function bench(name: string, cfg: BenchConfig) {
     name,
     restart: 'never',
     async main(ctx) {
-      const record = (run: string, key: string, value: number, note: string | null = null) => {
-        ctx.sql`INSERT INTO bench_results(run, key, value, note) VALUES (${run}, ${key}, ${value}, ${note})`;
-      };
+      const record = recorder(ctx.sql);
 
       /**
        * `runs` fetches of `text`, each timed end to end: the statement, then a loop reading every

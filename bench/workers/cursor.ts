@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import { defineWorker } from 'pg-node-worker';
 import { asTemplate, cursorSql } from './queries';
+import { recorder } from './record';
 
 export interface CursorConfig {
   /** rows the cursor returns (checked) */
@@ -23,9 +24,7 @@ export function cursor(name: string, cfg: CursorConfig) {
     name,
     restart: 'never',
     async main(ctx) {
-      const record = (run: string, key: string, value: number, note: string | null = null) => {
-        ctx.sql`INSERT INTO bench_results(run, key, value, note) VALUES (${run}, ${key}, ${value}, ${note})`;
-      };
+      const record = recorder(ctx.sql);
       const statement = asTemplate(cursorSql(cfg.rows));
       while (!ctx.signal.aborted) {
         const todo = ctx.sql<{ id: number; run: string }>`SELECT id, run FROM bench_jobs WHERE NOT taken AND worker = 'cursor' ORDER BY id`;
