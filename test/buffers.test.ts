@@ -236,8 +236,9 @@ describe('memory', () => {
        for (let i = 0; i < 20000; i++) { ctx.buffers.readPage('t_page', i % 10); ctx.buffers.snapshot(); }
        return rss() - before;`,
     );
-    // 20000 pages alone are 160 MB
-    expect(r).toBeLessThan(64 * 1024 * 1024);
+    // kept, 20000 pages alone would be 160 MB and the snapshots gigabytes; below that, the growth is
+    // the heap V8 chooses to keep between collections (up to ~70 MB seen on a loaded machine)
+    expect(r).toBeLessThan(128 * 1024 * 1024);
   });
 });
 
