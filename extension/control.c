@@ -274,7 +274,7 @@ pgnw_control_load_manifest(const char *name, PgnwManifest *m)
 static void
 pgnw_control_wait_until_running(int index, pid_t pid, const char *name)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PGNW_START_TIMEOUT_MS);
+	int64		deadline = pgnw_clock_after_ms(PGNW_START_TIMEOUT_MS);
 
 	for (;;)
 	{
@@ -292,7 +292,7 @@ pgnw_control_wait_until_running(int index, pid_t pid, const char *name)
 					 errmsg("node worker \"%s\" exited during start-up", name),
 					 s.last_error[0] ? errdetail("%s", s.last_error) : 0,
 					 errhint("See node_worker.workers and the server log.")));
-		if (GetCurrentTimestamp() >= deadline)
+		if (pgnw_clock_us() >= deadline)
 		{
 			ereport(WARNING,
 					(errmsg("node worker \"%s\" (pid %d) has not started its main function after %d s",
@@ -353,15 +353,15 @@ pgnw_control_stop_all(const char *name)
 {
 	int			n;
 	pid_t	   *pids = pgnw_slot_request_stop(name, &n);
-	TimestampTz deadline;
+	int64		deadline;
 
 	for (int i = 0; i < n; i++)
 		kill(pids[i], SIGTERM);
 
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pgnw_shutdown_grace_ms + 5000);
+	deadline = pgnw_clock_after_ms(pgnw_shutdown_grace_ms + 5000);
 	for (int i = 0; i < n; i++)
 	{
-		while (kill(pids[i], 0) == 0 && GetCurrentTimestamp() < deadline)
+		while (kill(pids[i], 0) == 0 && pgnw_clock_us() < deadline)
 		{
 			pgnw_supervisor_nap(10, PGNW_WAIT_CONTROL);
 		}

@@ -508,8 +508,8 @@ pgnw_inbox_attach(int slot, char *old_owner)
  * when sent to an earlier process of this worker or their caller is gone.
  */
 static PgnwTakeAction
-pgnw_inbox_triage(PgnwInbox *box, uint64 pos, PgnwMessage *h, TimestampTz my_start,
-				  TimestampTz now, int *poisoned)
+pgnw_inbox_triage(PgnwInbox *box, uint64 pos, PgnwMessage *h, int64 my_start,
+				  int64 now, int *poisoned)
 {
 	PgnwMailbox *mb;
 	bool		gone;
@@ -551,7 +551,7 @@ pgnw_inbox_triage(PgnwInbox *box, uint64 pos, PgnwMessage *h, TimestampTz my_sta
  * is handed out.
  */
 int
-pgnw_worker_take_messages(int slot, TimestampTz my_start, PgnwTakenMessage **out,
+pgnw_worker_take_messages(int slot, int64 my_start, PgnwTakenMessage **out,
 						  bool *woken, bool *abandoned)
 {
 	PgnwInbox  *box = pgnw_inbox_of(slot);
@@ -562,7 +562,7 @@ pgnw_worker_take_messages(int slot, TimestampTz my_start, PgnwTakenMessage **out
 	bool		attach = pgnw_inbox_reader_slot != slot;
 	char		old_owner[PGNW_WORKER_NAME_MAX + 1];
 	char		owner[PGNW_WORKER_NAME_MAX + 1];
-	TimestampTz now = GetCurrentTimestamp();
+	int64		now = pgnw_clock_us();
 	PgnwTakenMessage *msgs = palloc(sizeof(PgnwTakenMessage) * max);
 
 	*woken = pgnw_slot_take_wake(slot);

@@ -188,7 +188,7 @@ pgnw_messaging_fill_header(PgnwMessage *h, PgnwMessageKind kind, uint32 len, con
 	h->kind = kind;
 	h->caller_pid = MyProcPid;
 	h->caller_procno = pgnw_my_procno();
-	h->sent_at = GetCurrentTimestamp();
+	h->sent_at = pgnw_clock_us();
 	h->payload_len = len;
 	strlcpy(h->role, role, NAMEDATALEN);
 	strlcpy(h->database, get_database_name(MyDatabaseId), NAMEDATALEN);
@@ -301,7 +301,7 @@ pgnw_messaging_queue_call(const char *name, const PgnwTarget *t, PgnwMessage *h,
 {
 	while (!pgnw_inbox_queue_call(t->slot, t->generation, h, payload))
 	{
-		if (GetCurrentTimestamp() >= h->deadline)
+		if (pgnw_clock_us() >= h->deadline)
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("call to node worker \"%s\" timed out after %d ms: its inbox stayed full",
@@ -334,7 +334,7 @@ pgnw_messaging_await_reply(const char *name, const PgnwTarget *t, const PgnwMess
 		while (!pgnw_inbox_take_reply(h->caller_procno, h->request_id, is_error, sqlstate,
 									  &reply))
 		{
-			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), h->deadline);
+			long		left = pgnw_clock_ms_until(h->deadline);
 			int			procno_w;
 
 			if (left <= 0)
@@ -388,7 +388,7 @@ node_worker_call(PG_FUNCTION_ARGS)
 	pgnw_messaging_recipient(name, &t);
 
 	pgnw_messaging_fill_header(&h, PGNW_MSG_CALL, len, GetUserNameFromId(GetUserId(), false));
-	h.deadline = TimestampTzPlusMilliseconds(h.sent_at, timeout_ms);
+	h.deadline = h.sent_at + (int64) timeout_ms * 1000;
 	pgnw_messaging_queue_call(name, &t, &h, payload, timeout_ms);
 	reply = pgnw_messaging_await_reply(name, &t, &h, timeout_ms, &is_error, sqlstate);
 
@@ -458,8 +458,7 @@ static void
 pgnw_messaging_notify_precommit(void)
 {
 	TransactionId xid = GetTopTransactionId();
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   PGNW_COMMIT_QUEUE_WAIT_MS);
+	int64		deadline = pgnw_clock_after_ms(PGNW_COMMIT_QUEUE_WAIT_MS);
 
 	pgnw_messaging_lock_targets();
 	for (PgnwPendingNotify *n = pgnw_messaging_pending; n != NULL;)
@@ -481,7 +480,7 @@ pgnw_messaging_notify_precommit(void)
 			n = n->next;
 			continue;
 		}
-		if (GetCurrentTimestamp() >= deadline)
+		if (pgnw_clock_us() >= deadline)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("the inbox of node worker \"%s\" stayed full for %d ms; the transaction was not committed",

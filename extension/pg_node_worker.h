@@ -31,8 +31,41 @@ extern "C"
 {
 #endif
 
+#include <time.h>
+
 #include "postmaster/bgworker.h"
 #include "datatype/timestamp.h"
+
+/*
+ * Microseconds on CLOCK_MONOTONIC, for every deadline and wait: the clock is
+ * system-wide, so values compare across processes, and a wall-clock step
+ * (NTP, a VM resumed) neither expires a call early nor stretches a backoff.
+ * Wall-clock TimestampTz stays for what users read (started_at and such).
+ */
+static inline int64
+pgnw_clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* pgnw_clock_us() ms milliseconds from now */
+static inline int64
+pgnw_clock_after_ms(long ms)
+{
+	return pgnw_clock_us() + (int64) ms * 1000;
+}
+
+/* milliseconds from now until "until" on pgnw_clock_us() (<= 0: passed) */
+static inline long
+pgnw_clock_ms_until(int64 until)
+{
+	int64		left = until - pgnw_clock_us();
+
+	return left <= 0 ? 0 : (long) ((left + 999) / 1000);
+}
 
 /*
  * PGDLLEXPORT: from PostgreSQL 16 on, PGXS compiles modules with
@@ -139,9 +172,9 @@ extern PGDLLEXPORT void pgnw_worker_set_error(const char *sqlstate, const char *
 /* has node_worker.stop() been called for this worker? */
 extern PGDLLEXPORT bool pgnw_worker_stop_requested(void);
 
-/* this worker process's slot and start time (-1 / 0 outside a worker) */
+/* this worker process's slot and start on pgnw_clock_us() (-1 / 0 outside a worker) */
 extern PGDLLEXPORT int pgnw_worker_slot(void);
-extern PGDLLEXPORT TimestampTz pgnw_worker_start_time(void);
+extern PGDLLEXPORT int64 pgnw_worker_start_clock(void);
 
 /* pid running in a slot (0 when none), and the slot's last exit code */
 extern PGDLLEXPORT pid_t pgnw_slot_pid(int index, int *last_exit_code);
@@ -177,8 +210,8 @@ typedef struct PgnwMessage
 	int			caller_procno;
 	uint64		request_id;		/* call: the caller's mailbox stamp */
 	TransactionId xid;			/* notify: the sending transaction */
-	TimestampTz sent_at;
-	TimestampTz deadline;		/* call: when the caller gives up */
+	int64		sent_at;		/* on pgnw_clock_us() */
+	int64		deadline;		/* call: when the caller gives up, on pgnw_clock_us() */
 	char		role[NAMEDATALEN];	/* the role current at call() / notify() */
 	char		database[NAMEDATALEN];
 } PgnwMessage;
@@ -207,7 +240,7 @@ extern PGDLLEXPORT bool pgnw_worker_has_messages(int slot);
  * Notifications stay in the inbox until acknowledged with pgnw_worker_ack():
  * a process that exits first leaves them to the next one.
  */
-extern PGDLLEXPORT int pgnw_worker_take_messages(int slot, TimestampTz my_start,
+extern PGDLLEXPORT int pgnw_worker_take_messages(int slot, int64 my_start,
 												PgnwTakenMessage **out, bool *woken,
 												bool *abandoned);
 

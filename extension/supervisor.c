@@ -72,6 +72,7 @@ static int	pgnw_supervisor_nstatic = 0;
 /* worker side: this process's slot */
 static int	pgnw_supervisor_my_slot = -1;
 static TimestampTz pgnw_supervisor_my_start = 0;
+static int64 pgnw_supervisor_my_start_clock = 0;	/* pgnw_clock_us() */
 
 static const char *const pgnw_supervisor_state_names[] = {
 	[PGNW_STATE_STOPPED] = "stopped",
@@ -194,6 +195,7 @@ pgnw_supervisor_on_exit(int code, Datum arg)
 {
 	PgnwSlot   *slot;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		stable = pgnw_clock_us() - pgnw_supervisor_my_start_clock >= (int64) PGNW_STABLE_RUN_S * 1000000;
 
 	if (pgnw_supervisor_my_slot < 0 || pgnw_supervisor_table == NULL)
 		return;
@@ -214,7 +216,7 @@ pgnw_supervisor_on_exit(int code, Datum arg)
 		}
 		else
 		{
-			if (TimestampDifferenceExceeds(pgnw_supervisor_my_start, now, PGNW_STABLE_RUN_S * 1000))
+			if (stable)
 				slot->consecutive_failures = 1;
 			else
 				slot->consecutive_failures++;
@@ -267,6 +269,7 @@ pgnw_supervisor_claim(int index, const char *name, const PgnwManifest *m, char *
 	}
 	pgnw_supervisor_my_slot = index;
 	pgnw_supervisor_my_start = GetCurrentTimestamp();
+	pgnw_supervisor_my_start_clock = pgnw_clock_us();
 	pgnw_slot_fill_from_manifest(slot, m);
 	slot->pid = MyProcPid;
 	slot->procno = pgnw_my_procno();
@@ -309,14 +312,14 @@ static bool
 pgnw_supervisor_back_off(const char *name, int failures, long backoff_ms,
 						 bool (*should_stop) (void))
 {
-	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
+	int64		until = pgnw_clock_after_ms(backoff_ms);
 
 	ereport(LOG,
 			(errmsg("node worker \"%s\" failed %d times in a row; backing off %ld s before starting",
 					name, failures, backoff_ms / 1000)));
 	for (;;)
 	{
-		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+		long		left = pgnw_clock_ms_until(until);
 
 		if (left <= 0 || should_stop())
 			break;
@@ -455,11 +458,11 @@ pgnw_worker_slot(void)
 	return pgnw_supervisor_my_slot;
 }
 
-/* When this worker process claimed its slot (0 outside a worker). */
-TimestampTz
-pgnw_worker_start_time(void)
+/* When this worker process claimed its slot, on pgnw_clock_us() (0 outside a worker). */
+int64
+pgnw_worker_start_clock(void)
 {
-	return pgnw_supervisor_my_start;
+	return pgnw_supervisor_my_start_clock;
 }
 
 

@@ -51,9 +51,9 @@ messaging_op_take(void *arg)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 
-	TimestampTz now = GetCurrentTimestamp();
+	int64		now = pgnw_clock_us();
 
-	n = pgnw_worker_take_messages(pgnw_worker_slot(), pgnw_worker_start_time(), &msgs,
+	n = pgnw_worker_take_messages(pgnw_worker_slot(), pgnw_worker_start_clock(), &msgs,
 								  &a->woken, &a->abandoned);
 	MemoryContextSwitchTo(old);
 	a->out = n > 0 ? calloc(n, sizeof(PgnwInboxMessage)) : NULL;

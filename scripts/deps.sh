@@ -169,6 +169,9 @@ fi
 # 3. libuv (headers for node.h's uv.h; libuv1 runtime for libnode)
 if pkg_installed libuv1-dev; then say "ok: libuv1-dev"; else want_pkg libuv1-dev "uv.h, included by node.h"; fi
 
+# 3b. libfaketime: the test suite steps a server's wall clock with it (deadlines must not follow)
+if pkg_installed libfaketime; then say "ok: libfaketime"; else want_pkg libfaketime "the tests step a server's wall clock with it"; fi
+
 # 4. which nodejs is installed, which route
 nodejs_vendor=none nodejs_version=""
 if pkg_installed nodejs; then

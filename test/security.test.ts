@@ -169,11 +169,11 @@ describe('notifications are handled, kept, or counted: never gone without a trac
     const clients = await Promise.all([1, 2, 3, 4].map(() => as('caller1')));
     let accepted = 0;
     let refused = 0;
-    const deadline = Date.now() + 2500;
+    const deadline = performance.now() + 2500;
     try {
       await Promise.all(
         clients.map(async (c, k) => {
-          for (let i = 0; Date.now() < deadline; i++) {
+          for (let i = 0; performance.now() < deadline; i++) {
             try {
               await c.query('SELECT node_worker.notify($1, $2::jsonb)', ['sec_svc', JSON.stringify({ n: 100000 + k * 10000 + i, pad: pad(60000) })]);
               accepted++;
@@ -245,9 +245,9 @@ describe('notifications are handled, kept, or counted: never gone without a trac
       }
       const committing = slow.query('COMMIT');
       await sleep(300);
-      const t0 = Date.now();
+      const t0 = performance.now();
       await cluster.query(`SELECT node_worker.notify('sec_sink', '{"n": 1}')`);
-      const elapsed = Date.now() - t0;
+      const elapsed = performance.now() - t0;
       console.log(`[commit order] a notify to another worker committed in ${elapsed} ms while sec_svc's inbox was full`);
       expect(elapsed).toBeLessThan(2000);
       await cluster.query("SELECT node_worker.wake('sec_svc')");
@@ -282,10 +282,10 @@ describe('calls', () => {
     try {
       await c.query('BEGIN');
       await c.query('LOCK TABLE locked IN ACCESS EXCLUSIVE MODE');
-      const t0 = Date.now();
+      const t0 = performance.now();
       const e = await sqlError(c, `SELECT node_worker.call('sec_svc', '{"op":"read-locked"}', 600000)`);
       expect(e.code).toBe('40P01');
-      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(performance.now() - t0).toBeLessThan(5000);
       await c.query('ROLLBACK');
     } finally {
       await c.end();
@@ -403,10 +403,10 @@ describe('control', () => {
     const logFrom = cluster.log().length;
     const pid = (await cluster.query<{ pid: number }>("SELECT node_worker.launch('swallower') AS pid"))[0].pid;
     await sleep(300);
-    const t0 = Date.now();
+    const t0 = performance.now();
     await cluster.query('SELECT pg_terminate_backend($1)', [pid]);
     await waitFor('swallower gone', async () => !(await cluster.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).length, 10000);
-    expect(Date.now() - t0).toBeLessThan(2000 + 3000);
+    expect(performance.now() - t0).toBeLessThan(2000 + 3000);
     await cluster.waitForLog(/node worker "swallower" did not stop within node_worker\.shutdown_grace_ms/, 5000, logFrom);
     const exit = await waitFor('the postmaster to log how swallower ended', () => exitOf(cluster.log().slice(logFrom), pid), 5000);
     await cluster.query("SELECT node_worker.stop('swallower')");

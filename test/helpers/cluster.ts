@@ -41,7 +41,7 @@ export function sleep(ms: number): Promise<void> {
 
 /** Polls fn until it returns a truthy value; throws with `what` after timeoutMs. */
 export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 15000, everyMs = 50): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
@@ -50,7 +50,7 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline)
+    if (performance.now() > deadline)
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` + (lastError ? `: ${String(lastError)}` : ''));
     await sleep(everyMs);
   }
@@ -64,6 +64,8 @@ export interface ClusterOptions {
   settings?: Record<string, string | number>;
   /** preload pg_node_worker (default true) */
   preload?: boolean;
+  /** extra environment of the server (pg_ctl start passes it on) */
+  env?: Record<string, string>;
 }
 
 export class Cluster {
@@ -73,6 +75,7 @@ export class Cluster {
   readonly logFile: string;
   readonly workersDir: string;
   private started = false;
+  private env: Record<string, string> = {};
 
   private constructor(dir: string, port: number) {
     this.dir = dir;
@@ -86,6 +89,7 @@ export class Cluster {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-test-'));
     fs.chmodSync(dir, 0o755);
     const c = new Cluster(dir, nextPort++);
+    c.env = opts.env ?? {};
     fs.mkdirSync(c.workersDir);
     if (USER) fs.chownSync(dir, USER.uid, USER.gid);
     c.run(path.join(PG_BIN, 'initdb'), ['-D', c.datadir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
@@ -125,13 +129,13 @@ export class Cluster {
   }
 
   /** Runs a program as the server's OS user. */
-  run(file: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): string {
+  run(file: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number; env?: Record<string, string> } = {}): string {
     const r = spawnSync(file, args, {
       encoding: 'utf8',
       cwd: this.dir,
       uid: USER?.uid,
       gid: USER?.gid,
-      env: { ...process.env, LC_ALL: 'C', HOME: this.dir },
+      env: { ...process.env, ...opts.env, LC_ALL: 'C', HOME: this.dir },
       timeout: opts.timeoutMs ?? 120000,
     });
     if (r.status !== 0 && !opts.allowFail)
@@ -139,12 +143,12 @@ export class Cluster {
     return (r.stdout ?? '') + (r.stderr ?? '');
   }
 
-  pgCtl(args: string[], opts: { allowFail?: boolean } = {}): string {
+  pgCtl(args: string[], opts: { allowFail?: boolean; env?: Record<string, string> } = {}): string {
     return this.run(path.join(PG_BIN, 'pg_ctl'), ['-D', this.datadir, ...args], opts);
   }
 
   async start(): Promise<void> {
-    this.pgCtl(['-l', this.logFile, '-w', '-t', '60', 'start']);
+    this.pgCtl(['-l', this.logFile, '-w', '-t', '60', 'start'], { env: this.env });
     this.started = true;
   }
 

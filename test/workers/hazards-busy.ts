@@ -3,7 +3,7 @@ import { requestWorker } from './templates/requests';
 
 export default requestWorker('busy', (ctx, ms) => {
   ctx.log.info('busy loop for ' + ms + ' ms');
-  const end = Date.now() + ms;
-  while (Date.now() < end);
+  const end = performance.now() + ms;
+  while (performance.now() < end);
   ctx.log.info('busy loop done');
 });

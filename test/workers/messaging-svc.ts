@@ -37,8 +37,8 @@ export default defineWorker({
         case 'sql':
           return ctx.sql<{ r: number }>`SELECT ${p.v}::int + 1 AS r`[0].r;
         case 'block': {
-          const end = Date.now() + p.ms;
-          while (Date.now() < end);
+          const end = performance.now() + p.ms;
+          while (performance.now() < end);
           return 'unblocked';
         }
         default:

@@ -14,8 +14,8 @@ export default defineWorker({
     const i32 = new Int32Array(sab);
     const i64 = new BigInt64Array(sab);
     Atomics.add(i32, 2, 1);
-    const deadline = Date.now() + 30000;
-    while (Atomics.load(i32, 2) < workers && Date.now() < deadline);
+    const deadline = performance.now() + 30000;
+    while (Atomics.load(i32, 2) < workers && performance.now() < deadline);
     for (let i = 0; i < n; i++) {
       Atomics.add(i32, 0, 1);
       Atomics.add(i64, 4, 1n);
