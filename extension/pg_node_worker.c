@@ -112,7 +112,20 @@ static const PgnwIntSetting pgnw_int_settings[] = {
 		"Shared memory for the named regions of ctx.shared().",
 		"Regions are allocated from this pool and kept until the server stops; 0 disables ctx.shared().",
 	&pgnw_shared_memory_mb, 16, 0, INT_MAX / 2, PGC_POSTMASTER, GUC_UNIT_MB},
+	{"node_worker.inspect_port",
+		"Port on 127.0.0.1 of the Node inspector (debugger) of the worker named by node_worker.inspect_worker.",
+		"0 turns the inspector off. Applies to that worker's next start; the inspector never listens on another address.",
+	&pgnw_inspect_port, 0, 0, 65535, PGC_SUSET, GUC_SUPERUSER_ONLY},
 };
+
+/*
+ * The debugger settings, read by the worker process when Node starts
+ * (runtime_embed.cc); superuser only, since whoever reaches the inspector's
+ * port runs any code as the server's OS user.
+ */
+char	   *pgnw_inspect_worker = NULL;
+int			pgnw_inspect_port = 0;
+bool		pgnw_inspect_optional = false;
 
 static shmem_request_hook_type pgnw_prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type pgnw_prev_shmem_startup_hook = NULL;
@@ -179,6 +192,28 @@ pgnw_define_settings(void)
 							   pgnw_manifest_check_directory,
 							   NULL,
 							   NULL);
+
+	DefineCustomStringVariable("node_worker.inspect_worker",
+							   "Name of the worker that opens a Node inspector (debugger) on 127.0.0.1.",
+							   "Empty: none. Takes effect when that worker next starts, with node_worker.inspect_port set.",
+							   &pgnw_inspect_worker,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomBoolVariable("node_worker.inspect_optional",
+							 "Start the inspected worker without its inspector when the inspector cannot listen.",
+							 "Off: such a worker fails to start, and says why.",
+							 &pgnw_inspect_optional,
+							 false,
+							 PGC_SUSET,
+							 GUC_SUPERUSER_ONLY,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	for (int i = 0; i < lengthof(pgnw_int_settings); i++)
 	{

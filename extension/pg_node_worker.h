@@ -83,6 +83,16 @@ extern PGDLLEXPORT int pgnw_heap_limit_mb;
 /* node_worker.buffer_limit_mb (-1: none of its own) */
 extern PGDLLEXPORT int pgnw_buffer_limit_mb;
 
+/*
+ * node_worker.inspect_worker, node_worker.inspect_port and
+ * node_worker.inspect_optional (defined in pg_node_worker.c): the one
+ * worker that opens Node's inspector on 127.0.0.1, the port (0: none), and
+ * whether it starts without one when the port cannot be had.
+ */
+extern PGDLLEXPORT char *pgnw_inspect_worker;
+extern PGDLLEXPORT int pgnw_inspect_port;
+extern PGDLLEXPORT bool pgnw_inspect_optional;
+
 
 /* ---- manifest.c: worker manifests ---- */
 

@@ -223,10 +223,26 @@ pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, const 
 }
 
 /*
+ * Whether this worker opens Node's inspector: node_worker.inspect_worker
+ * names it and node_worker.inspect_port is set.  Main thread; never
+ * ereports.
+ */
+static bool
+pgnw_embed_inspected(void)
+{
+	return pgnw_inspect_port > 0 && pgnw_inspect_worker != NULL &&
+		strcmp(pgnw_inspect_worker, pgnw_worker_info.name) == 0;
+}
+
+/*
  * Node's IsolateData, a context and the environment in it: argv is just
- * "postgres", the heap limit is its one exec argument, and Node neither
- * owns an inspector nor gives up process state it does not have.  From a
- * snapshot, the context is the snapshot's, already bootstrapped.
+ * "postgres", the heap limit is its one exec argument, and Node gives up
+ * no process state it does not have.  Node creates its inspector agent
+ * only for the worker to be inspected, which opens it from JavaScript
+ * (runtime.js); never with kOwnsInspector, the flag under which Node, on
+ * every major, installs a SIGUSR1 handler that starts the inspector on
+ * that signal: SIGUSR1 is PostgreSQL's.  From a snapshot, the context is
+ * the snapshot's, already bootstrapped.
  */
 node::Environment *
 pgnw_embed_new_environment(v8::Isolate *isolate, node::MultiIsolatePlatform *platform,
@@ -236,7 +252,8 @@ pgnw_embed_new_environment(v8::Isolate *isolate, node::MultiIsolatePlatform *pla
 	std::vector<std::string> args = {"postgres"};
 	std::vector<std::string> exec_args = {pgnw_embed_heap_flag(heap_mb)};
 	node::EnvironmentFlags::Flags flags = static_cast<node::EnvironmentFlags::Flags>(
-		node::EnvironmentFlags::kOwnsProcessState | node::EnvironmentFlags::kNoCreateInspector);
+		node::EnvironmentFlags::kOwnsProcessState |
+		(pgnw_embed_inspected() ? 0 : node::EnvironmentFlags::kNoCreateInspector));
 	node::Environment *env = nullptr;
 
 #if PGNW_HAVE_SNAPSHOT_API
@@ -605,12 +622,17 @@ pgnw_embed_run(node::Environment *env, v8::Isolate *isolate, v8::Local<v8::Conte
 
 	snprintf(rtdir, sizeof(rtdir), "%s/pg_node_worker", pkglib_path);
 
+	/* the inspector's port (0: none), and whether the worker starts without it */
+	std::string inspect = "{ port: " +
+		std::to_string(pgnw_embed_inspected() ? pgnw_inspect_port : 0) +
+		", optional: " + (pgnw_inspect_optional ? "true" : "false") + " }";
 	std::string bootstrap =
 		"const rtdir = " + pgnw_embed_js_string(rtdir) + ";\n"
 		"const req = require('module').createRequire(rtdir + '/');\n"
 		"globalThis.require = req;\n"
 		"req(rtdir + '/runtime.js').start(" +
-		pgnw_embed_js_string(rtdir) + ", " + pgnw_embed_js_string(bundle_path) + ");\n";
+		pgnw_embed_js_string(rtdir) + ", " + pgnw_embed_js_string(bundle_path) + ", " +
+		inspect + ");\n";
 
 	v8::TryCatch try_catch(isolate);
 

@@ -37,6 +37,9 @@ function processesMentioning(needle: string): number[] {
   return found;
 }
 
+/** `s` as a literal in a RegExp. */
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 let child: ChildProcess | undefined;
 let clusterDir: string | undefined;
 const srcDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-devsrc-'));
@@ -64,6 +67,8 @@ describe('dev', () => {
     fs.mkdirSync(path.dirname(lib));
     fs.writeFileSync(lib, `export const suffix = '';\n`);
     fs.writeFileSync(file, source('first version'));
+    // the project's packages: typescript for the checker dev runs beside the worker
+    fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(srcDir, 'node_modules'));
 
     let output = '';
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -111,11 +116,27 @@ describe('dev', () => {
       withSuffix = Number((await see(/^\S+ devw: second version from pid (\d+) \(with a suffix\)$/m, from))[1]);
       expect(withSuffix).not.toBe(second);
       expect(await workerPid()).toEqual([withSuffix]);
+      await see(/^type check: no errors$/m);
+
+      // a type error on line 6: tsc's file:line:col, and the worker is restarted all the same
+      from = output.length;
+      fs.writeFileSync(
+        file,
+        source('typed version').replace(`ctx.log.info('typed version`, `const wrong: number = ''; ctx.log.info('typed version`).replace('+ suffix)', '+ suffix + wrong)'),
+      );
+      const typed = Number((await see(/^\S+ devw: typed version from pid (\d+) \(with a suffix\)$/m, from))[1]);
+      expect(typed).not.toBe(withSuffix);
+      await see(new RegExp(`^type check: 1 error \\(the worker runs anyway\\):\\n  ${esc(file)}:6:11: error TS2322: Type 'string' is not assignable to type 'number'\\.$`, 'm'), from);
+      expect(await workerPid()).toEqual([typed]);
+      from = output.length;
+      fs.writeFileSync(file, source('second version'));
+      await see(/^type check: no errors$/m, from);
+      withSuffix = Number((await see(/^\S+ devw: second version from pid (\d+) \(with a suffix\)$/m, from))[1]);
 
       // a syntax error on line 6: esbuild's message with file:line:col, the old worker keeps running
       from = output.length;
       fs.writeFileSync(file, source('third version').replace(`'third version from pid ' +`, `'third version' +;`));
-      await see(new RegExp(`build failed; worker "devw" keeps running the previous code:\\n  ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:6:\\d+: \\S.*\\n`), from);
+      await see(new RegExp(`build failed; worker "devw" keeps running the previous code:\\n  ${esc(file)}:6:\\d+: \\S.*\\n`), from);
       await sleep(1000);
       expect(output.slice(from)).not.toMatch(/restarted devw|third version/);
       expect(await workerPid()).toEqual([withSuffix]);
@@ -145,5 +166,5 @@ describe('dev', () => {
     expect(running(postmaster)).toBe(false);
     expect(running(third)).toBe(false);
     expect(processesMentioning(dir)).toEqual([]);
-  }, 40000);
+  }, 60000);
 });

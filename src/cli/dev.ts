@@ -13,6 +13,7 @@ import { CliError } from './errors';
 import { DirHandle, isRoot } from './fsutil';
 import { quoteConfString } from './pgconf';
 import { ignoreStreamErrors, printLine } from './terminal';
+import { startTypeCheck, TypeChecker } from './typecheck';
 import {
   lookupUser,
   OsUser,
@@ -37,6 +38,8 @@ export interface DevOptions {
   err?: (line: string) => void;
   /** debounce of file events, ms */
   debounceMs?: number;
+  /** run the TypeScript checker beside the worker (default true) */
+  typeCheck?: boolean;
 }
 
 /** The dev cluster's superuser, and the OS user its server runs as when dev runs as root. */
@@ -393,6 +396,7 @@ class DevSession {
   private pollTimer: NodeJS.Timeout | undefined;
   private postmasterPid: number | undefined;
   private watcher: SourceWatcher | undefined;
+  private checker: TypeChecker | undefined;
   private inflight: Promise<void> = Promise.resolve();
   /** one build at a time; saves during a build make one more build after it */
   private building = false;
@@ -457,6 +461,7 @@ class DevSession {
     this.announce();
     this.watcher = new SourceWatcher(() => this.onChange(), this.s.opts.debounceMs ?? 100, (m) => this.s.err(`warning: ${m}`));
     this.watcher.set([this.s.absFile, ...this.bundle.inputs]);
+    if (this.s.opts.typeCheck !== false) this.checker = startTypeCheck(this.s.absFile, { out: this.s.out, err: this.s.err });
     await this.stopped;
     await this.cleanup();
     return this.serverDied ? 1 : 0;
@@ -531,6 +536,7 @@ class DevSession {
     const { dir, datadir, logFile, pgCtl } = this.cluster;
     const { serverUser, out, err } = this.s;
     this.watcher?.close();
+    this.checker?.close();
     if (this.pollTimer) clearInterval(this.pollTimer);
     await this.inflight.catch(() => undefined);
     const pm = readPostmasterPid(datadir);

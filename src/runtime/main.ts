@@ -16,6 +16,7 @@ import { PgError } from '../errors';
 import type { WorkerDefinition } from '../types';
 import { makeContext } from './context';
 import { Inbox } from './inbox';
+import { InspectOptions, openInspector } from './inspect';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
 import { LOG_ERROR, LOG_INFO, LOG_WARNING, checkBridgeConstants } from './native';
@@ -160,10 +161,11 @@ function loadDefinition(bundlePath: string, sdk: object, exit: Exit): WorkerDefi
 
 /**
  * Runs in the worker process, called by runtime_embed.cc: loads the bridge, locks the process down,
- * loads the deployed bundle at `bundlePath`, builds ctx and runs the definition's main(). The
- * worker exits 0 when main() resolves, 1 when it fails or anything is left uncaught.
+ * opens the inspector when `inspect` asks for it, loads the deployed bundle at `bundlePath`, builds
+ * ctx and runs the definition's main(). The worker exits 0 when main() resolves, 1 when it fails
+ * or anything is left uncaught.
  */
-export function start(runtimeDir: string, bundlePath: string): void {
+export function start(runtimeDir: string, bundlePath: string, inspect?: InspectOptions): void {
   const native = loadBridge(runtimeDir);
   native.init(PgError);
   const info = native.info();
@@ -185,6 +187,12 @@ export function start(runtimeDir: string, bundlePath: string): void {
   let inbox: Inbox | null = null;
   installDispatch(native, stopRequested, () => inbox, reloadHandlers);
 
+  try {
+    openInspector(native, inspect);
+  } catch (err) {
+    exit.fail('could not start the debugger', err);
+    return;
+  }
   const def = loadDefinition(bundlePath, makeSdk(native), exit);
   if (def === null) return;
   const messages = new Inbox(native, info.name, abort.signal, def.maxPendingCalls);

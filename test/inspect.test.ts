@@ -1,0 +1,99 @@
+/**
+ * The debugger: a worker named by node_worker.inspect_worker opens Node's inspector on
+ * 127.0.0.1:node_worker.inspect_port; a real protocol client pauses it at `debugger;`, evaluates
+ * in its frame and resumes it, while the server and other workers go on; stopping it while it is
+ * paused takes no longer than the shutdown grace period.
+ */
+import * as net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive, Cluster, sleep, waitFor } from './helpers/cluster';
+import { CdpClient } from './helpers/inspector';
+
+const GRACE_MS = 2000;
+const INSPECT_PORT = 19229 + (process.pid % 500);
+
+/** How many ticks the ticker worker has logged. */
+function ticks(cluster: Cluster): number {
+  return (cluster.log().match(/ticker: tick \d+/g) ?? []).length;
+}
+
+describe('the inspector of a worker', () => {
+  let cluster: Cluster;
+  let client: CdpClient | undefined;
+
+  beforeAll(async () => {
+    cluster = await Cluster.create({
+      settings: {
+        'node_worker.inspect_worker': "'inspected'",
+        'node_worker.inspect_port': INSPECT_PORT,
+        'node_worker.shutdown_grace_ms': GRACE_MS,
+      },
+    });
+    await cluster.deployFile('inspect-paused.ts');
+    await cluster.deployFile('inspect-ticker.ts');
+    await cluster.start();
+    await cluster.query('CREATE EXTENSION pg_node_worker');
+  }, 60000);
+  afterAll(async () => {
+    client?.close();
+    await cluster?.destroy();
+  });
+
+  it('listens on 127.0.0.1 only and logs its DevTools address; PostgreSQL keeps SIGUSR1', async () => {
+    const pid = await cluster.waitForWorker('inspected');
+    const [, url] = await cluster.waitForLog(/inspected: debugger listening on (ws:\/\/\S+) \(DevTools: devtools:\/\/\S+/);
+    expect(url).toMatch(new RegExp(`^ws://127\\.0\\.0\\.1:${INSPECT_PORT}/[0-9a-f-]+$`));
+    // not on another address of this host
+    const other = net.connect({ host: '::1', port: INSPECT_PORT });
+    const refused = await new Promise<boolean>((resolve) => {
+      other.once('connect', () => resolve(false));
+      other.once('error', () => resolve(true));
+    });
+    other.destroy();
+    expect(refused).toBe(true);
+    // a procsignal (SIGUSR1 to the worker) still reaches PostgreSQL's handler
+    const from = cluster.log().length;
+    await cluster.query('SELECT pg_log_backend_memory_contexts($1)', [pid]);
+    await cluster.waitForLog(new RegExp(`\\[${pid}\\] LOG:  logging memory contexts of PID ${pid}`), 10000, from);
+    // only the named worker has one
+    expect(cluster.log()).not.toMatch(/ticker: debugger listening/);
+  });
+
+  it('pauses at debugger;, evaluates in the frame and resumes; the server and the other workers go on', async () => {
+    client = await CdpClient.connect(INSPECT_PORT);
+    await client.send('Runtime.enable');
+    await client.send('Debugger.enable');
+    const paused = await client.next('Debugger.paused');
+    const frames = paused.params.callFrames as { callFrameId: string; functionName: string }[];
+    const evaluated = await client.send('Debugger.evaluateOnCallFrame', {
+      callFrameId: frames[0].callFrameId,
+      expression: 'answer === turns * 2 ? ctx.worker.name + " at turn " + turns : "wrong frame"',
+    });
+    expect((evaluated.result as { value: unknown }).value).toMatch(/^inspected at turn \d+$/);
+
+    // paused: its JavaScript waits, the server answers and the ticker ticks
+    const before = ticks(cluster);
+    await sleep(1000);
+    expect(ticks(cluster) - before).toBeGreaterThanOrEqual(5);
+    expect(await cluster.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+
+    // change a local, step over the check that reads it, resume
+    await client.send('Debugger.evaluateOnCallFrame', { callFrameId: frames[0].callFrameId, expression: 'answer = -1' });
+    const from = cluster.log().length;
+    await client.send('Debugger.resume');
+    await client.next('Debugger.resumed');
+    await cluster.waitForLog(/inspected: changed by the debugger: -1/, 10000, from);
+    // the next turn stops again
+    await client.next('Debugger.paused');
+  });
+
+  it('stops within node_worker.shutdown_grace_ms while paused', async () => {
+    const pid = await cluster.waitForWorker('inspected');
+    const t0 = Date.now();
+    await cluster.query("SELECT node_worker.stop('inspected')");
+    await waitFor('the paused worker to exit', () => !alive(pid), GRACE_MS + 3000);
+    expect(Date.now() - t0).toBeLessThan(GRACE_MS + 1500);
+    expect(cluster.log()).not.toMatch(/terminated by signal|server process .* was terminated/);
+    expect(alive(cluster.postmasterPid())).toBe(true);
+  }, 20000);
+});
