@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -76,6 +77,19 @@ static uv_loop_t pgnw_embed_loop;
 static std::atomic<bool> pgnw_embed_interrupt_requested{false};
 /* the watchdog stopped JS because it outlived the shutdown grace period */
 static std::atomic<bool> pgnw_embed_grace_expired{false};
+
+/*
+ * The inspected worker's debugger guard: a pipe from the watchdog to a
+ * JavaScript thread of the runtime (src/runtime/inspect.ts) holding an
+ * inspector session of its own.  A main thread paused in the debugger runs
+ * nothing but the inspector's messages, so the watchdog writes 'i' when it
+ * asks for PostgreSQL's interrupts to be serviced (the guard's message
+ * wakes the pause, which then runs them) and 't' once on SIGTERM (the guard
+ * resumes the pause, and any later one, so the worker stops as usual).
+ * -1: no guard.
+ */
+static int	pgnw_embed_guard_pipe[2] = {-1, -1};
+static std::atomic<bool> pgnw_embed_guard_told_term{false};
 
 
 /* ------------------------------------------------------------- start-up */
@@ -354,6 +368,14 @@ pgnw_v8_service_interrupts(void *arg)
 	pgnw_in_postgres = 0;
 }
 
+/* Wakes the debugger guard with one byte; a full pipe already holds a wake-up. */
+static void
+pgnw_thread_tell_guard(char what)
+{
+	if (pgnw_embed_guard_pipe[1] >= 0)
+		(void) !write(pgnw_embed_guard_pipe[1], &what, 1);
+}
+
 /*
  * The watchdog thread.  It never calls PostgreSQL: it reads flags set by
  * signal handlers and asks the main thread to act.
@@ -374,7 +396,12 @@ pgnw_thread_watchdog(void *arg)
 			pgnw_thread_restore_handlers();
 
 		if (InterruptPending && !pgnw_in_postgres && !pgnw_embed_interrupt_requested.exchange(true))
+		{
 			node::RequestInterrupt(pgnw_process_env, pgnw_v8_service_interrupts, nullptr);
+			pgnw_thread_tell_guard('i');
+		}
+		if (pgnw_sig_term_at_ms() != 0 && !pgnw_embed_guard_told_term.exchange(true))
+			pgnw_thread_tell_guard('t');
 
 		/* the main thread only notices postmaster death in its wait */
 		if (getppid() != PostmasterPid)
@@ -405,7 +432,9 @@ pgnw_thread_watchdog(void *arg)
 /*
  * Make the helper threads while every signal is blocked, so that they
  * never take one: libuv's threadpool (made on first use, so one job is run)
- * and the watchdog.
+ * and the watchdog; before it, the debugger guard's pipe of an inspected
+ * worker (without one, a worker paused in the debugger does not stop
+ * until it is resumed).
  */
 void
 pgnw_embed_start_threads(void)
@@ -413,6 +442,16 @@ pgnw_embed_start_threads(void)
 	uv_work_t	req;
 	bool		done = false;
 	pthread_t	watchdog;
+
+	if (pgnw_embed_inspected() &&
+		pipe2(pgnw_embed_guard_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+	{
+		ereport(LOG,
+				(errmsg("node worker \"%s\": could not create the debugger guard's pipe: %m",
+						pgnw_worker_info.name),
+				 errdetail("A worker paused in the debugger does not stop until it is resumed.")));
+		pgnw_embed_guard_pipe[0] = pgnw_embed_guard_pipe[1] = -1;
+	}
 
 	req.data = &done;
 	uv_queue_work(&pgnw_embed_loop, &req, pgnw_thread_noop, pgnw_embed_threadpool_done);
@@ -622,10 +661,14 @@ pgnw_embed_run(node::Environment *env, v8::Isolate *isolate, v8::Local<v8::Conte
 
 	snprintf(rtdir, sizeof(rtdir), "%s/pg_node_worker", pkglib_path);
 
-	/* the inspector's port (0: none), and whether the worker starts without it */
+	/*
+	 * The inspector's port (0: none), whether the worker starts without it,
+	 * and the read end of the debugger guard's pipe (-1: no guard).
+	 */
 	std::string inspect = "{ port: " +
 		std::to_string(pgnw_embed_inspected() ? pgnw_inspect_port : 0) +
-		", optional: " + (pgnw_inspect_optional ? "true" : "false") + " }";
+		", optional: " + (pgnw_inspect_optional ? "true" : "false") +
+		", guardFd: " + std::to_string(pgnw_embed_guard_pipe[0]) + " }";
 	std::string bootstrap =
 		"const rtdir = " + pgnw_embed_js_string(rtdir) + ";\n"
 		"const req = require('module').createRequire(rtdir + '/');\n"

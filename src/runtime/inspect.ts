@@ -5,17 +5,59 @@
  * and never with its SIGUSR1 trigger (runtime_embed.cc): PostgreSQL owns SIGUSR1.
  */
 import * as inspector from 'inspector';
+import { Worker } from 'worker_threads';
 import type { NativeBridge } from './native';
 import { LOG_INFO, LOG_WARNING } from './native';
 
 /** The address the inspector listens on: loopback only, whatever the settings say. */
 export const INSPECTOR_HOST = '127.0.0.1';
 
-/** What runtime_embed.cc passes: the port (0: no inspector) and whether a failure is tolerated. */
+/**
+ * What runtime_embed.cc passes: the port (0: no inspector), whether a failure is tolerated, and
+ * the read end of the debugger guard's pipe (-1: none).
+ */
 export interface InspectOptions {
   port: number;
   optional: boolean;
+  guardFd: number;
 }
+
+/** The open inspector of this worker. */
+export interface OpenInspector {
+  /** the WebSocket URL debuggers attach to */
+  url: string;
+  /** Closes the inspector, which disconnects the debuggers (at shutdown: no more pauses). */
+  close(): void;
+}
+
+/**
+ * The debugger guard, a thread with an inspector session of its own on the main thread. While
+ * the main thread is paused in the debugger it runs only the inspector's messages, not the event
+ * loop, so PostgreSQL's requests would wait for the person at the debugger. The watchdog writes
+ * to the guard's pipe: 'i' when PostgreSQL's interrupts are to be serviced (a barrier of DROP
+ * DATABASE, a cancel): any message wakes the pause, which then runs them; 't' on SIGTERM: the
+ * guard resumes the pause, and every later one, so the worker stops as it would undebugged.
+ */
+const GUARD_SOURCE = `
+const { workerData } = require('worker_threads');
+const { Session } = require('inspector');
+const net = require('net');
+const session = new Session();
+session.connectToMainThread();
+const post = (method) => new Promise((resolve) => session.post(method, {}, () => resolve()));
+let stopping = false;
+session.on('Debugger.paused', () => { if (stopping) post('Debugger.resume'); });
+const pipe = new net.Socket({ fd: workerData.fd, readable: true, writable: false });
+pipe.on('error', () => undefined);
+pipe.on('data', async (bytes) => {
+  if (bytes.includes(0x69)) post('Runtime.getIsolateId');
+  if (bytes.includes(0x74) && !stopping) {
+    stopping = true;
+    await post('Debugger.enable');
+    await post('Debugger.resume');
+  }
+});
+`;
 
 /** The inspector could not listen (the port is taken, or refused). */
 export class InspectorError extends Error {
@@ -31,11 +73,11 @@ export function devtoolsUrl(wsUrl: string): string {
 }
 
 /**
- * Opens the inspector when `opts.port` is set and logs its addresses. When it cannot listen, this
- * throws an InspectorError (the worker then fails to start), or with `opts.optional` logs a
- * warning and the worker runs without it. Returns the WebSocket URL, or undefined.
+ * Opens the inspector when `opts.port` is set, starts its guard and logs its addresses. When it
+ * cannot listen, this throws an InspectorError (the worker then fails to start), or with
+ * `opts.optional` logs a warning and the worker runs without it (undefined).
  */
-export function openInspector(native: NativeBridge, opts: InspectOptions | undefined): string | undefined {
+export function openInspector(native: NativeBridge, opts: InspectOptions | undefined): OpenInspector | undefined {
   if (!opts || !opts.port) return undefined;
   let url: string | undefined;
   let why = 'is the port in use?';
@@ -54,6 +96,11 @@ export function openInspector(native: NativeBridge, opts: InspectOptions | undef
     native.log(LOG_WARNING, `${text}; running without the inspector (node_worker.inspect_optional is on)`);
     return undefined;
   }
+  if (opts.guardFd >= 0) {
+    const guard = new Worker(GUARD_SOURCE, { eval: true, workerData: { fd: opts.guardFd } });
+    guard.on('error', (e) => native.log(LOG_WARNING, `the debugger guard failed: ${e.message}; a paused worker stops only once resumed`));
+    guard.unref();
+  }
   native.log(LOG_INFO, `debugger listening on ${url} (DevTools: ${devtoolsUrl(url)}; or chrome://inspect, target ${INSPECTOR_HOST}:${opts.port})`);
-  return url;
+  return { url, close: () => inspector.close() };
 }

@@ -16,7 +16,7 @@ import { PgError } from '../errors';
 import type { WorkerDefinition } from '../types';
 import { makeContext } from './context';
 import { Inbox } from './inbox';
-import { InspectOptions, openInspector } from './inspect';
+import { InspectOptions, OpenInspector, openInspector } from './inspect';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
 import { LOG_ERROR, LOG_INFO, LOG_WARNING, checkBridgeConstants } from './native';
@@ -178,7 +178,11 @@ export function start(runtimeDir: string, bundlePath: string, inspect?: InspectO
   lockDown(native);
 
   const abort = new AbortController();
+  let debuggerPort: OpenInspector | undefined;
   const stopRequested = () => {
+    // debuggers detach: a breakpoint must not hold up the shutdown
+    debuggerPort?.close();
+    debuggerPort = undefined;
     if (!abort.signal.aborted) abort.abort(new Error('the worker is shutting down (SIGTERM)'));
   };
   const reloadHandlers = new Set<() => void>();
@@ -188,7 +192,7 @@ export function start(runtimeDir: string, bundlePath: string, inspect?: InspectO
   installDispatch(native, stopRequested, () => inbox, reloadHandlers);
 
   try {
-    openInspector(native, inspect);
+    debuggerPort = openInspector(native, inspect);
   } catch (err) {
     exit.fail('could not start the debugger', err);
     return;
