@@ -33,6 +33,7 @@ describe('the inspector of a worker', () => {
     await cluster.deployFile('inspect-ticker.ts');
     await cluster.start();
     await cluster.query('CREATE EXTENSION pg_node_worker');
+    await cluster.query('CREATE DATABASE scratch');
   }, 60000);
   afterAll(async () => {
     client?.close();
@@ -76,6 +77,10 @@ describe('the inspector of a worker', () => {
     await sleep(1000);
     expect(ticks(cluster) - before).toBeGreaterThanOrEqual(5);
     expect(await cluster.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    // a barrier every backend must absorb (DROP DATABASE) does not wait for the person at the debugger
+    const t0 = Date.now();
+    await cluster.query('DROP DATABASE scratch');
+    expect(Date.now() - t0).toBeLessThan(2000);
 
     // change a local, step over the check that reads it, resume
     await client.send('Debugger.evaluateOnCallFrame', { callFrameId: frames[0].callFrameId, expression: 'answer = -1' });
@@ -93,7 +98,43 @@ describe('the inspector of a worker', () => {
     await cluster.query("SELECT node_worker.stop('inspected')");
     await waitFor('the paused worker to exit', () => !alive(pid), GRACE_MS + 3000);
     expect(Date.now() - t0).toBeLessThan(GRACE_MS + 1500);
+    // resumed and left as it would undebugged: main() saw ctx.signal, no JavaScript was cut off
+    await cluster.waitForLog(/inspected: stopping after \d+ turns/);
+    expect(cluster.log()).not.toMatch(/did not stop within node_worker.shutdown_grace_ms/);
     expect(cluster.log()).not.toMatch(/terminated by signal|server process .* was terminated/);
     expect(alive(cluster.postmasterPid())).toBe(true);
   }, 20000);
+});
+
+describe('an inspector port that is taken', () => {
+  let cluster: Cluster;
+  let squatter: net.Server;
+
+  beforeAll(async () => {
+    squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(INSPECT_PORT + 1, '127.0.0.1', resolve));
+    cluster = await Cluster.create({
+      settings: { 'node_worker.inspect_worker': "'inspected'", 'node_worker.inspect_port': INSPECT_PORT + 1, 'node_worker.max_failures': 100 },
+    });
+    await cluster.deployFile('inspect-paused.ts');
+    await cluster.start();
+    await cluster.query('CREATE EXTENSION pg_node_worker');
+  }, 60000);
+  afterAll(async () => {
+    await cluster?.destroy();
+    squatter?.close();
+  });
+
+  it('fails the worker with a clear error, or with inspect_optional starts it without the inspector', async () => {
+    await cluster.waitForLog(
+      new RegExp(`inspected: could not start the debugger: InspectorError: the inspector could not listen on 127\\.0\\.0\\.1:${INSPECT_PORT + 1} \\(.*\\)\\. Choose another node_worker\\.inspect_port`),
+    );
+    expect(cluster.log()).not.toMatch(/inspected: running/);
+    const from = cluster.log().length;
+    await cluster.query('ALTER SYSTEM SET node_worker.inspect_optional = on');
+    await cluster.query('SELECT pg_reload_conf()');
+    await cluster.waitForWorker('inspected', 30000);
+    await cluster.waitForLog(/inspected: the inspector could not listen on .*; running without the inspector/, 30000, from);
+    await cluster.waitForLog(/inspected: running/, 10000, from);
+  }, 60000);
 });
