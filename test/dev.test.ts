@@ -8,8 +8,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI } from './helpers/cli';
+import * as net from 'node:net';
+import { CLI, cli } from './helpers/cli';
 import { REPO, running, sleep, waitFor } from './helpers/cluster';
+import { CdpClient } from './helpers/inspector';
 
 /** The worker's source, version by version: written from a string, since the test edits it (and breaks it). */
 const source = (text: string) => `import { defineWorker } from 'pg-node-worker';
@@ -166,5 +168,49 @@ describe('dev', () => {
     expect(running(postmaster)).toBe(false);
     expect(running(third)).toBe(false);
     expect(processesMentioning(dir)).toEqual([]);
+  }, 60000);
+
+  it('--inspect: the worker opens the inspector on 127.0.0.1 and dev says where; a debugger attaches', async () => {
+    const file = path.join(srcDir, 'devw.ts');
+    const port = 20229 + (process.pid % 500);
+    // refused before anything is made: another address, a port that is taken
+    const remote = cli(['dev', file, '--inspect=0.0.0.0:9229']);
+    expect(remote.status).toBe(2);
+    expect(remote.stderr).toMatch(/the inspector listens on 127\.0\.0\.1 only/);
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    const taken = cli(['dev', file, `--inspect=${port}`, '--port', '5440']);
+    squatter.close();
+    expect(taken.status).toBe(2);
+    expect(taken.stderr).toContain(`--inspect: cannot listen on 127.0.0.1:${port} (the port is in use)`);
+    expect(taken.stdout).not.toMatch(/creating a throwaway cluster/);
+
+    let output = '';
+    const exited = new Promise<number | null>((resolve) => {
+      child = spawn(process.execPath, [CLI, 'dev', file, '--port', '5440', `--inspect=${port}`, '--no-typecheck'], { cwd: REPO, env: { ...process.env } });
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      child.on('exit', (code) => resolve(code));
+    });
+    const see = async (re: RegExp): Promise<RegExpMatchArray> => {
+      try {
+        return await waitFor(`${re}`, () => output.match(re), 20000);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n--- dev output ---\n${output}`);
+      }
+    };
+    clusterDir = (await see(/connect with: psql -h (\S+) /))[1];
+    await see(new RegExp(`^debugger: "devw" listens on 127\\.0\\.0\\.1:${port} `, 'm'));
+    await see(new RegExp(`^\\S+ devw: debugger listening on ws://127\\.0\\.0\\.1:${port}/\\S+ \\(DevTools: devtools://`, 'm'));
+    expect(output).not.toMatch(/type check/);
+    const client = await CdpClient.connect(port);
+    try {
+      const r = await client.send('Runtime.evaluate', { expression: 'typeof process.pid + " " + (6 * 7)' });
+      expect((r.result as { value: unknown }).value).toBe('number 42');
+    } finally {
+      client.close();
+    }
+    child!.kill('SIGINT');
+    expect(await Promise.race([exited, sleep(20000).then(() => -1)]), output).toBe(0);
   }, 60000);
 });

@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BundleResult, bundleWorker } from './bundle';
@@ -40,6 +41,8 @@ export interface DevOptions {
   debounceMs?: number;
   /** run the TypeScript checker beside the worker (default true) */
   typeCheck?: boolean;
+  /** the worker opens Node's inspector on 127.0.0.1 at this port */
+  inspectPort?: number;
 }
 
 /** The dev cluster's superuser, and the OS user its server runs as when dev runs as root. */
@@ -349,6 +352,32 @@ function makeDevCluster(s: DevSettings): DevCluster {
   };
 }
 
+/**
+ * Fails when nothing can listen on 127.0.0.1:port (taken by another program, or a previous dev),
+ * so that the worker's own failure to open its inspector is not the first sign of it.
+ */
+async function checkInspectPort(port: number): Promise<void> {
+  const server = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', resolve);
+    });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(
+      `--inspect: cannot listen on 127.0.0.1:${port} (${code === 'EADDRINUSE' ? 'the port is in use' : errorText(e)}): choose another port with --inspect=PORT`,
+    );
+  } finally {
+    server.close();
+  }
+}
+
+/** The postgresql.conf lines that make the dev worker open its inspector. */
+function inspectSettings(name: string, port: number): string {
+  return [`node_worker.inspect_worker = ${quoteConfString(name)}`, `node_worker.inspect_port = ${port}`, ''].join('\n');
+}
+
 /** The postgresql.conf lines of a dev cluster. */
 function devSettings(dir: string, port: number): string {
   return [
@@ -494,6 +523,7 @@ class DevSession {
     const initdb = pgProgram(pgConfig, 'initdb');
     await this.runAsServer(initdb, ['-D', datadir, '-A', 'trust', '-U', DEV_USER, '--no-sync', '-E', 'UTF8', '--locale=C', '--no-instructions'], 'initdb');
     appendToConf(dir, serverUser, devSettings(dir, this.s.port));
+    if (this.s.opts.inspectPort !== undefined) appendToConf(dir, serverUser, inspectSettings(this.s.name, this.s.opts.inspectPort));
     await this.deployBundle(this.bundle);
     if (this.stopRequested) return;
     this.pollTimer = setInterval(() => this.poll(), LOG_POLL_MS);
@@ -524,6 +554,12 @@ class DevSession {
     const dir = this.cluster.dir;
     out(`server running (pid ${this.postmasterPid}); connect with: psql -h ${dir} -p ${port} -U ${DEV_USER}`);
     out(`worker "${name}" deployed; watching ${this.bundle.inputs.map(rel).join(', ')}`);
+    if (opts.inspectPort !== undefined) {
+      out(
+        `debugger: "${name}" listens on 127.0.0.1:${opts.inspectPort} (a new DevTools URL in its log at each restart); ` +
+          `chrome://inspect with target 127.0.0.1:${opts.inspectPort}, or VS Code's "attach" to that port`,
+      );
+    }
     out(`Ctrl-C stops the server and ${opts.keep ? 'keeps' : 'removes'} ${dir}`);
   }
 
@@ -638,8 +674,9 @@ export async function dev(file: string, opts: DevOptions = {}): Promise<number> 
   const absFile = path.resolve(file);
   const nodeTarget = opts.nodeTarget ?? resolveNodeTarget(pgConfig, err).target;
 
-  // Build first: a file that does not build needs no cluster.
+  // Build first: a file that does not build needs no cluster; nor does a port that is taken.
   const bundle = await bundleWorker(absFile, { nodeTarget });
+  if (opts.inspectPort !== undefined) await checkInspectPort(opts.inspectPort);
   for (const w of bundle.warnings) err(`warning: ${w}`);
   const serverUser = devServerUser();
   const settings: DevSettings = { absFile, name: bundle.definition.name, opts, out, err, pgConfig, port, nodeTarget, serverUser };

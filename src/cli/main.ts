@@ -20,7 +20,8 @@ export const USAGE = `Usage:
                              [--target node18.20] [--restart]
   pg-node-worker build FILE [-o OUT] [--target node18.20]
   pg-node-worker status [-d CONNSTRING | -D PGDATA]
-  pg-node-worker dev FILE [--port N] [--keep] [--target node18.20]
+  pg-node-worker dev FILE [--port N] [--keep] [--inspect[=PORT]] [--no-typecheck]
+                          [--target node18.20]
   pg-node-worker --help | --version
 
 FILE is a .ts or .js module whose default export is defineWorker({ name, main, ... })
@@ -41,7 +42,9 @@ Commands:
            authentication, directory mode 0700), deploy FILE, start the server and
            show the worker's log lines. Every save of FILE or of a local file it
            imports rebuilds and restarts the worker; a build error is shown and the
-           previous code keeps running. Ctrl-C (or SIGTERM, SIGQUIT, SIGHUP: a
+           previous code keeps running. The project's TypeScript checker runs
+           alongside (watch mode): type errors are printed with file:line and do
+           not hold back the restart. Ctrl-C (or SIGTERM, SIGQUIT, SIGHUP: a
            closed terminal) stops the server and removes the directory.
 
 Options:
@@ -72,6 +75,10 @@ Options:
       --port N           (dev) port of the socket (default 5432; the socket is in the
                          cluster's own directory, so no other server is in the way)
       --keep             (dev) on exit, stop the server but keep the directory
+      --inspect[=PORT]   (dev) the worker opens Node's inspector on 127.0.0.1:PORT
+                         (default 9229; never another address) and logs its
+                         DevTools URL: breakpoints, stepping, evaluation
+      --no-typecheck     (dev) do not run the TypeScript checker
   -h, --help             show this help
   -v, --version          show the version
 
@@ -127,6 +134,8 @@ const OPTIONS = {
   dbname: { type: 'string', short: 'd' },
   port: { type: 'string' },
   keep: { type: 'boolean' },
+  inspect: { type: 'string' },
+  'no-typecheck': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -139,8 +148,10 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositi
 
 /** argv parsed by OPTIONS. */
 function parseCommandLine(argv: string[]): { values: Values; positionals: string[] } {
+  // a bare --inspect takes the default port (else it would take the next argument as its value)
+  const args = argv.map((a) => (a === '--inspect' ? `--inspect=${DEFAULT_INSPECT_PORT}` : a));
   try {
-    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (e) {
     throw usageError((e as Error).message);
   }
@@ -161,6 +172,25 @@ async function runStatus(values: Values, rest: string[], io: Io): Promise<number
   return 0;
 }
 
+/** Node's own default inspector port. */
+const DEFAULT_INSPECT_PORT = 9229;
+
+/**
+ * The port of `--inspect=[HOST:]PORT`. HOST may only name the loopback address: whoever reaches
+ * the inspector runs any code as the server's OS user.
+ */
+export function inspectPort(value: string): number {
+  const m = /^(?:(.*):)?(\d+)$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) throw usageError(`invalid --inspect ${value}: give a port, e.g. --inspect=9229`);
+  if (m[1] !== undefined && !['127.0.0.1', 'localhost'].includes(m[1]))
+    throw usageError(
+      `--inspect=${value}: the inspector listens on 127.0.0.1 only (whoever reaches it runs any code as the server's OS user); ` +
+        'to debug from another machine, forward the port over SSH (ssh -L 9229:127.0.0.1:9229 ...)',
+    );
+  return port;
+}
+
 async function runDev(values: Values, rest: string[], io: Io): Promise<number> {
   const file = oneFile('dev', rest);
   let port: number | undefined;
@@ -171,6 +201,8 @@ async function runDev(values: Values, rest: string[], io: Io): Promise<number> {
   return await dev(file, {
     port,
     keep: values.keep,
+    inspectPort: values.inspect === undefined ? undefined : inspectPort(values.inspect),
+    typeCheck: !values['no-typecheck'],
     nodeTarget: values.target,
     pgConfig: pgConfigCommand(io.env.PG_CONFIG),
     out: io.out,
@@ -231,7 +263,7 @@ const COMMANDS: Record<string, { options: readonly string[]; run: (values: Value
   deploy: { options: ['pgdata', 'directory', 'config-file', 'target', 'restart', 'help'], run: runDeploy },
   build: { options: ['out', 'target', 'help'], run: runBuild },
   status: { options: ['dbname', 'pgdata', 'help'], run: runStatus },
-  dev: { options: ['port', 'keep', 'target', 'help'], run: runDev },
+  dev: { options: ['port', 'keep', 'inspect', 'no-typecheck', 'target', 'help'], run: runDev },
 };
 
 /** The command line after parsing: its exit status. */
