@@ -3,7 +3,7 @@
  * version, usage errors. No server, no files.
  */
 import { describe, expect, it } from 'vitest';
-import { run, USAGE } from '../../src/cli/main';
+import { inspectPort, run, USAGE } from '../../src/cli/main';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [];
@@ -40,6 +40,11 @@ describe('pg-node-worker command line', () => {
     [['dev', 'x.ts', '--port', '0'], 'invalid --port 0'],
     [['dev', 'x.ts', '--port', '1e3'], 'invalid --port 1e3'],
     [['dev', '--port', '5432'], 'dev takes one FILE (got 0)'],
+    [['dev', 'x.ts', '--inspect=0'], 'invalid --inspect 0'],
+    [['dev', 'x.ts', '--inspect=abc'], 'invalid --inspect abc'],
+    [['dev', 'x.ts', '--inspect=0.0.0.0:9229'], '--inspect=0.0.0.0:9229: the inspector listens on 127.0.0.1 only'],
+    [['dev', 'x.ts', '--inspect=[::]:9229'], '--inspect=[::]:9229: the inspector listens on 127.0.0.1 only'],
+    [['build', 'x.ts', '--inspect'], 'option --inspect does not apply to build'],
   ])('%j is a usage error', async (argv, message) => {
     const r = await cli(...argv);
     expect(r.code).toBe(2);
@@ -47,5 +52,11 @@ describe('pg-node-worker command line', () => {
     expect(r.err).toHaveLength(1);
     expect(r.err[0]).toContain(`pg-node-worker: ${message}`);
     expect(r.err[0]).toMatch(/\nTry 'pg-node-worker --help'\.$/);
+  });
+
+  it('--inspect takes PORT or 127.0.0.1:PORT (a bare --inspect is 9229, not the next argument)', () => {
+    expect(inspectPort('9230')).toBe(9230);
+    expect(inspectPort('127.0.0.1:9231')).toBe(9231);
+    expect(inspectPort('localhost:9232')).toBe(9232);
   });
 });
