@@ -60,7 +60,7 @@ describe('the inspector of a worker', () => {
     expect(cluster.log()).not.toMatch(/ticker: debugger listening/);
   });
 
-  it('pauses at debugger;, evaluates in the frame and resumes; the server and the other workers go on', async () => {
+  it('pauses at debugger;, evaluates and sets locals in the frame, stops at a breakpoint, steps, resumes; the server and the other workers go on', async () => {
     client = await CdpClient.connect(INSPECT_PORT);
     await client.send('Runtime.enable');
     await client.send('Debugger.enable');
@@ -82,14 +82,33 @@ describe('the inspector of a worker', () => {
     await cluster.query('DROP DATABASE scratch');
     expect(Date.now() - t0).toBeLessThan(2000);
 
-    // change a local, step over the check that reads it, resume
+    // a breakpoint on the line of `await ctx.sleep(100)`, in the bundle the worker runs
+    type Location = { scriptId: string; lineNumber: number };
+    const here = (frames[0] as unknown as { location: Location }).location;
+    const source = String((await client.send('Debugger.getScriptSource', { scriptId: here.scriptId })).scriptSource);
+    const sleepLine = source.split('\n').findIndex((l, i) => i > here.lineNumber && l.includes('await ctx.sleep(100)'));
+    expect(sleepLine).toBeGreaterThan(here.lineNumber);
+    const bp = await client.send('Debugger.setBreakpoint', { location: { scriptId: here.scriptId, lineNumber: sleepLine } });
+
+    // change a local, resume: the check that reads it logs, then the breakpoint stops it
     await client.send('Debugger.evaluateOnCallFrame', { callFrameId: frames[0].callFrameId, expression: 'answer = -1' });
     const from = cluster.log().length;
     await client.send('Debugger.resume');
-    await client.next('Debugger.resumed');
+    const atBreakpoint = await client.next('Debugger.paused');
+    expect(atBreakpoint.params.hitBreakpoints).toEqual([bp.breakpointId]);
     await cluster.waitForLog(/inspected: changed by the debugger: -1/, 10000, from);
-    // the next turn stops again
-    await client.next('Debugger.paused');
+
+    // step over the await: it stops again, on another line (the loop's condition or the next turn)
+    await client.send('Debugger.removeBreakpoint', { breakpointId: bp.breakpointId });
+    await client.send('Debugger.stepOver');
+    const stepped = await client.next('Debugger.paused');
+    const steppedTo = ((stepped.params.callFrames as { location: Location }[])[0]).location;
+    expect(steppedTo.lineNumber).not.toBe(sleepLine);
+
+    // resumed, the next turn stops at debugger; again
+    await client.send('Debugger.resume');
+    const again = await client.next('Debugger.paused');
+    expect(again.params.reason).toBe('other');
   });
 
   it('stops within node_worker.shutdown_grace_ms while paused', async () => {
