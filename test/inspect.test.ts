@@ -1,8 +1,9 @@
 /**
  * The debugger: a worker named by node_worker.inspect_worker opens Node's inspector on
- * 127.0.0.1:node_worker.inspect_port; a real protocol client pauses it at `debugger;`, evaluates
- * in its frame and resumes it, while the server and other workers go on; stopping it while it is
- * paused takes no longer than the shutdown grace period.
+ * 127.0.0.1:node_worker.inspect_port; a real protocol client (the `ws` package) pauses it at
+ * `debugger;`, evaluates in its frame, stops it at a breakpoint, steps and resumes it, while the
+ * server, the other workers and a barrier (DROP DATABASE) go on; stopping it while it is paused
+ * takes no longer than the shutdown grace period. A port that is taken fails the worker clearly.
  */
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
