@@ -203,13 +203,24 @@ describe('dev', () => {
     await see(new RegExp(`^debugger: "devw" listens on 127\\.0\\.0\\.1:${port} `, 'm'));
     await see(new RegExp(`^\\S+ devw: debugger listening on ws://127\\.0\\.0\\.1:${port}/\\S+ \\(DevTools: devtools://`, 'm'));
     expect(output).not.toMatch(/type check/);
-    const client = await CdpClient.connect(port);
-    try {
-      const r = await client.send('Runtime.evaluate', { expression: 'typeof process.pid + " " + (6 * 7)' });
-      expect((r.result as { value: unknown }).value).toBe('number 42');
-    } finally {
-      client.close();
-    }
+    const evaluate = async (): Promise<unknown> => {
+      const client = await CdpClient.connect(port);
+      try {
+        return ((await client.send('Runtime.evaluate', { expression: 'typeof process.pid + " " + (6 * 7)' })).result as { value: unknown }).value;
+      } finally {
+        client.close();
+      }
+    };
+    expect(await evaluate()).toBe('number 42');
+    // a save restarts the worker, whose new process opens the port again (a new URL)
+    const from = output.length;
+    fs.writeFileSync(file, source('restarted version'));
+    const listening = new RegExp(`^\\S+ devw: debugger listening on ws://127\\.0\\.0\\.1:${port}/`, 'm');
+    const restarted = () => listening.test(output.slice(from)) && /devw: restarted version from pid/.test(output.slice(from));
+    await waitFor('the restarted worker to listen', restarted, 20000).catch((e) => {
+      throw new Error(`${(e as Error).message}\n--- dev output ---\n${output}`);
+    });
+    expect(await evaluate()).toBe('number 42');
     child!.kill('SIGINT');
     expect(await Promise.race([exited, sleep(20000).then(() => -1)]), output).toBe(0);
   }, 60000);
