@@ -343,7 +343,10 @@ export class TestCluster {
   logs(name: string): string[] {
     const filter = new WorkerLogFilter(name);
     const out: string[] = [];
-    for (const line of this.serverLog().split('\n')) {
+    const lines = this.serverLog().split('\n');
+    // what follows the last newline is a line still being written (or nothing)
+    lines.pop();
+    for (const line of lines) {
       const shown = filter.push(line);
       if (shown !== null) out.push(shown);
     }
