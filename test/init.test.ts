@@ -96,7 +96,7 @@ test('hello answers', async () => {
 });
 `,
     );
-    const r = sh(process.execPath, ['--test', 'hello.node-test.mjs'], demo);
+    const r = sh(process.execPath, ['--test', '--test-reporter=tap', 'hello.node-test.mjs'], demo);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toMatch(/# pass 1/);
   }, 60000);

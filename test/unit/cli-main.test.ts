@@ -40,6 +40,10 @@ describe('pg-node-worker command line', () => {
     [['dev', 'x.ts', '--port', '0'], 'invalid --port 0'],
     [['dev', 'x.ts', '--port', '1e3'], 'invalid --port 1e3'],
     [['dev', '--port', '5432'], 'dev takes one FILE (got 0)'],
+    [['init', 'a', 'b'], 'init takes at most one DIR (got 2)'],
+    [['init', 'a', '--sdk', ' '], '--sdk needs a package spec'],
+    [['init', 'a', '--restart'], 'option --restart does not apply to init'],
+    [['deploy', 'x.ts', '--force'], 'option --force does not apply to deploy'],
   ])('%j is a usage error', async (argv, message) => {
     const r = await cli(...argv);
     expect(r.code).toBe(2);
