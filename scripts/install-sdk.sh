@@ -33,7 +33,8 @@ tgz=pg-node-worker-$version.tgz
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pgnw-sdk.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-npm pack --silent --pack-destination "$work" >/dev/null
+# make built dist/ already: no prepack build again
+npm pack --silent --ignore-scripts --pack-destination "$work" >/dev/null
 [ -f "$work/$tgz" ] || { echo "install-sdk: npm pack made no $tgz" >&2; exit 1; }
 
 echo "install -m 0644 $tgz '$share_inst/$tgz'"

@@ -50,9 +50,11 @@ describe('a cluster of pg-node-worker/testing', () => {
     expect(line).toMatch(/^\d\d:\d\d:\d\d\.\d{3} svc: launched/);
   });
 
-  it('refuses bad settings and says which', async () => {
+  it('refuses bad settings and a server without the extension, saying what to do', async () => {
     await expect(startCluster({ settings: { 'bad name': 1 } })).rejects.toThrow(/invalid setting name "bad name"/);
     await expect(startCluster({ settings: { x: Number.NaN } })).rejects.toThrow(/setting x: NaN is not a finite number/);
+    await expect(startCluster({ pgConfig: '/nonexistent/pg_config' })).rejects.toThrow(/cannot run \/nonexistent\/pg_config .*set PG_CONFIG/);
+    await expect(startCluster({ pgConfig: '/bin/echo' })).rejects.toThrow(/pg_node_worker is not installed in the server of \/bin\/echo \(no --pkglibdir\/pg_node_worker\.so\)/);
   });
 
   it('a deploy of a worker that does not build fails with its error', async () => {

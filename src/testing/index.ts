@@ -15,7 +15,7 @@
  * Limits: Linux only (the watchdog watches /proc); needs the extension installed in the server of
  * `pg_config` (or `PG_CONFIG`); one server per cluster, so each takes a few seconds to start.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -419,18 +419,40 @@ export class TestCluster {
 }
 
 /**
+ * Fails with a message that says what to do when pg_config cannot run or its server has no
+ * pg_node_worker installed (initdb and the server would fail later, less clearly).
+ */
+function checkInstalled(pgConfig: string): void {
+  let pkglibdir: string;
+  try {
+    pkglibdir = execFileSync(pgConfig, ['--pkglibdir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (e) {
+    throw new Error(
+      `cannot run ${pgConfig} (${(e as Error).message.split('\n')[0]}): set PG_CONFIG to the pg_config of the server ` +
+        `pg_node_worker is installed in (e.g. /usr/lib/postgresql/15/bin/pg_config)`,
+    );
+  }
+  const lib = path.join(pkglibdir, 'pg_node_worker.so');
+  if (!fs.existsSync(lib)) {
+    throw new Error(`pg_node_worker is not installed in the server of ${pgConfig} (no ${lib}): run make install in its clone, or set PG_CONFIG to another server's pg_config`);
+  }
+}
+
+/**
  * Starts a throwaway cluster with pg_node_worker preloaded and `CREATE EXTENSION pg_node_worker`
  * done in database postgres. Takes a few seconds; give the hook that calls it a timeout of a
  * minute.
  *
- * @throws when the extension is not installed, initdb or the server fails (with the server
- * log's last lines), or as root when there is no `postgres` OS user to run the server
+ * @throws TypeError for a bad setting; Error when pg_config cannot run or its server has no
+ * pg_node_worker, when initdb or the server fails (with the server log's last lines), or as root
+ * when there is no `postgres` OS user to run the server
  */
 export async function startCluster(opts: ClusterOptions = {}): Promise<TestCluster> {
   const pgConfig = pgConfigCommand(opts.pgConfig);
+  for (const [k, v] of Object.entries(opts.settings ?? {})) formatSetting(k, v);
+  checkInstalled(pgConfig);
   const serverUser = devServerUser();
   const keep = opts.keep ?? Boolean(process.env.PGNW_KEEP_CLUSTERS);
-  for (const [k, v] of Object.entries(opts.settings ?? {})) formatSetting(k, v);
   const cluster = new TestCluster(pgConfig, serverUser, keep);
   try {
     await cluster.setUp(opts.settings ?? {}, opts.startTimeoutMs ?? 60000);
