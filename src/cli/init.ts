@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CliError } from './errors';
+import { writeFileAtomic } from './fsutil';
 import { resolveNodeTarget } from './installed';
 
 /** Options of init. */
@@ -222,11 +223,17 @@ export function init(dir: string, opts: InitOptions): string[] {
   const target = resolveNodeTarget(opts.pgConfig, opts.err).target;
   const major = Number(/^node(\d+)/.exec(target)?.[1] ?? '18');
   const files = projectFiles(packageNameOf(abs), sdk, major, own);
+  // --force into a folder someone else can write to: never write through a link found there
+  for (const sub of new Set(Object.keys(files).map((rel) => path.dirname(rel)).filter((d) => d !== '.'))) {
+    const st = fs.lstatSync(path.join(abs, sub), { throwIfNoEntry: false });
+    if (st && !st.isDirectory()) throw new CliError(`${path.join(dir, sub)} exists and is not a directory (init does not follow links)`);
+  }
   for (const [rel, text] of Object.entries(files)) {
     const file = path.join(abs, rel);
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.writeFileSync(file, text, { mode: 0o644 });
+      // a new file renamed into place: a link of that name is replaced, not written through
+      writeFileAtomic(file, text, { mode: 0o644 });
     } catch (e) {
       throw new CliError(`cannot write ${file}: ${(e as Error).message}`);
     }

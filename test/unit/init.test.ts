@@ -43,6 +43,21 @@ describe('init', () => {
     expect(fs.existsSync(path.join(dir, 'workers', 'hello.ts'))).toBe(true);
   });
 
+  it('--force replaces a link instead of writing through it, and refuses a linked subfolder', () => {
+    const dir = path.join(tmp, 'links');
+    const victim = path.join(tmp, 'victim.txt');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(victim, 'keep');
+    fs.symlinkSync(victim, path.join(dir, 'package.json'));
+    init(dir, { ...quiet, sdk: 'x', force: true });
+    expect(fs.readFileSync(victim, 'utf8')).toBe('keep');
+    expect(fs.lstatSync(path.join(dir, 'package.json')).isFile()).toBe(true);
+    const dir2 = path.join(tmp, 'links2');
+    fs.mkdirSync(dir2);
+    fs.symlinkSync(tmp, path.join(dir2, 'workers'));
+    expect(() => init(dir2, { ...quiet, sdk: 'x', force: true })).toThrow(/links2\/workers exists and is not a directory \(init does not follow links\)/);
+  });
+
   it('says when the SDK is not installed', () => {
     expect(() => init(path.join(tmp, 'n'), quiet)).toThrow(/cannot run \/nonexistent\/pg_config --sharedir .*name the SDK with --sdk/);
     expect(fs.existsSync(path.join(tmp, 'n'))).toBe(false);
