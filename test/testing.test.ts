@@ -50,6 +50,14 @@ describe('a cluster of pg-node-worker/testing', () => {
     expect(line).toMatch(/^\d\d:\d\d:\d\d\.\d{3} svc: launched/);
   });
 
+  it('restarts the server: the deployed worker runs again, queries reconnect', async () => {
+    const before = await pg.waitForWorker('svc');
+    await pg.restartServer();
+    const after = await pg.waitForWorker('svc', { notPid: before });
+    expect(after).not.toBe(before);
+    expect(await pg.call('svc', 1)).toEqual({ echo: 1, role: 'postgres' });
+  });
+
   it('refuses bad settings and a server without the extension, saying what to do', async () => {
     await expect(startCluster({ settings: { 'bad name': 1 } })).rejects.toThrow(/invalid setting name "bad name"/);
     await expect(startCluster({ settings: { x: Number.NaN } })).rejects.toThrow(/setting x: NaN is not a finite number/);

@@ -320,6 +320,21 @@ export class TestCluster {
     return row.stopped;
   }
 
+  /**
+   * Restarts the server (fast mode): deployed workers start again as static workers, shared
+   * memory starts empty. Open connections of query() are reconnected on next use.
+   */
+  async restartServer(): Promise<void> {
+    if (this.stopped) throw new Error(`the cluster in ${this.dir} is stopped`);
+    await this.closeClients();
+    await this.runAsServer(this.pgCtl, ['restart', '-D', this.datadir, '-l', this.logFile, '-m', 'fast', '-w', '-t', '60', '-s'], 'pg_ctl restart');
+  }
+
+  private async closeClients(): Promise<void> {
+    for (const c of this.clients.values()) await c.then((client) => client.end()).catch(() => undefined);
+    this.clients.clear();
+  }
+
   /** Adds settings to postgresql.conf and reloads the configuration (workers get SIGHUP). */
   async configure(settings: Record<string, SettingValue>): Promise<void> {
     const lines = Object.entries(settings).map(([k, v]) => formatSetting(k, v));
@@ -381,8 +396,7 @@ export class TestCluster {
     this.stopped = true;
     live.delete(this);
     if (live.size === 0) unhook();
-    for (const c of this.clients.values()) await c.then((client) => client.end()).catch(() => undefined);
-    this.clients.clear();
+    await this.closeClients();
     const pm = readPostmasterPid(this.datadir);
     if (pm && pm.alive) {
       await runProgram(this.pgCtl, ['stop', '-D', this.datadir, '-m', 'fast', '-w', '-t', '60', '-s'], { as: this.serverUser, cwd: '/' });
