@@ -54,6 +54,10 @@ while IFS= read -r dep; do
   cp -R "$dep" "$cli/$rel"
 done < <(npm ls --omit=dev --all --parseable)
 chmod -R u+rwX,go+rX,go-w "$cli"
+# what was copied runs: the CLI, esbuild's binary for this machine, the testing module's client
+(cd "$cli" && node bin/pg-node-worker.js --version >/dev/null &&
+  node -e 'require("esbuild").transformSync("let a: number = 1", { loader: "ts" }); require("pg"); require("semver")') ||
+  { echo "install-sdk: the CLI in $cli does not run with the dependencies copied from node_modules (npm ci?)" >&2; exit 1; }
 echo "installing the CLI into $pkglib_inst/cli"
 install -d -m 0755 "$pkglib_inst"
 rm -rf "$pkglib_inst/cli.old"
