@@ -8,7 +8,8 @@
 #                    real clusters of the PG_CONFIG's server (run as the `postgres` OS user when root)
 #   make demo | bench | clean | distclean
 #
-# Variables: PG_CONFIG (default pg_config), DESTDIR.
+# Variables: PG_CONFIG (default pg_config), DESTDIR, PGNW_BINDIR (where the `pg-node-worker`
+# command goes besides pg_config's bindir; default /usr/local/bin, empty: not there).
 # The Node runtime (libnode of Node 18, 20, 22 or 24) is located by scripts/node-env.sh (system
 # route: Debian's libnode-dev; private route: .deps/libnode; prefix route: PGNW_NODE_PREFIX); its
 # values are passed to extension/Makefile as
@@ -54,6 +55,10 @@ EXT_VARS = PG_CONFIG='$(PG_CONFIG_PATH)' NODE_ROUTE='$(NODE_ROUTE)' NODE_INCLUDE
 # pkglibdir of the target server, asked once, only when installing
 _PKGLIBDIR = $(eval _PKGLIBDIR := $$(shell '$(PG_CONFIG_PATH)' --pkglibdir))$(_PKGLIBDIR)
 INSTDIR = $(DESTDIR)$(_PKGLIBDIR)/pg_node_worker
+_SHAREDIR = $(eval _SHAREDIR := $$(shell '$(PG_CONFIG_PATH)' --sharedir))$(_SHAREDIR)
+_BINDIR = $(eval _BINDIR := $$(shell '$(PG_CONFIG_PATH)' --bindir))$(_BINDIR)
+# the `pg-node-worker` command: in pg_config's bindir (one per server) and on PATH
+PGNW_BINDIR ?= /usr/local/bin
 
 BRIDGE = native/build/Release/pg_node_worker_bridge.node
 # node-gyp runs its own make: keep this make's flags/jobserver (and command-line variables such
@@ -131,6 +136,8 @@ install: all
 	  echo "rm -rf '$(INSTDIR)/lib'"; rm -rf '$(INSTDIR)/lib'; \
 	fi
 	@NODE_PREFIX='$(NODE_PREFIX)' bash scripts/snapshot.sh '$(INSTDIR)' '$(NODE_VERSION)' '$(NODE_SNAPSHOT)' $(SNAPSHOT_HEAP_MB)
+	@PKGLIB_REAL='$(_PKGLIBDIR)/pg_node_worker' bash scripts/install-sdk.sh '$(PG_CONFIG_PATH)' '$(INSTDIR)' \
+	  '$(DESTDIR)$(_SHAREDIR)/pg_node_worker' '$(DESTDIR)$(_BINDIR)' $(if $(PGNW_BINDIR),'$(DESTDIR)$(PGNW_BINDIR)')
 	@echo "installed into $(INSTDIR) (Node $(NODE_VERSION), $(NODE_ROUTE) route)"
 
 # The tests start real clusters of the PG_CONFIG's server with the INSTALLED extension, so this

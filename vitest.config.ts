@@ -1,6 +1,9 @@
+import * as path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // tests import the SDK's testing module by its published name, as a worker project does
+  resolve: { alias: { 'pg-node-worker/testing': path.resolve(__dirname, 'src', 'testing', 'index.ts') } },
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/helpers/setup.ts'],

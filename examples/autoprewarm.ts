@@ -33,7 +33,7 @@
  * The worker's role needs the privileges of pg_monitor (it reads shared_buffers) and SELECT on
  * the tables it prewarms; the default, the bootstrap superuser, has both.
  *
- * Deploy:  npx pg-node-worker deploy examples/autoprewarm.ts -D $PGDATA --restart
+ * Deploy:  pg-node-worker deploy examples/autoprewarm.ts -D $PGDATA --restart
  */
 import * as fs from 'fs';
 import * as path from 'path';

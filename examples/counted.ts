@@ -13,7 +13,7 @@
  * instead of crash-looping — the question the 9.3 walk-through's readers
  * asked about the C original.
  *
- * Deploy:  npx pg-node-worker deploy examples/counted.ts -D $PGDATA
+ * Deploy:  pg-node-worker deploy examples/counted.ts -D $PGDATA
  */
 import { defineWorker, PgError, type WorkerContext } from 'pg-node-worker';
 

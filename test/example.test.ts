@@ -1,48 +1,47 @@
 /**
- * examples/counted.ts — the worker_spi sample in TypeScript — on a real
- * cluster: counting, reload of the naptime, and surviving a dropped schema.
+ * examples/counted.ts — the worker_spi sample in TypeScript — on a real cluster: counting, reload
+ * of the naptime, and surviving a dropped schema. Written as a worker project's own test would be:
+ * with pg-node-worker/testing only.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, REPO, waitFor } from './helpers/cluster';
+import { startCluster, type TestCluster } from 'pg-node-worker/testing';
 
-let cluster: Cluster;
+const COUNTED = path.resolve(__dirname, '..', 'examples', 'counted.ts');
+let pg: TestCluster;
 
 beforeAll(async () => {
-  cluster = await Cluster.create({ settings: { 'counted.naptime': 1 } });
-  await cluster.deployFile(path.join(REPO, 'examples', 'counted.ts'));
-  await cluster.start();
-  await cluster.waitForLog(/counted: initialized with "counted"\.counted, naptime 1 s/);
+  pg = await startCluster({ settings: { 'counted.naptime': 1 } });
+  await pg.deploy(COUNTED);
+  await pg.waitForLog('counted', /counted: initialized with "counted"\.counted, naptime 1 s/);
 }, 60000);
-afterAll(async () => cluster?.destroy());
+afterAll(async () => pg?.stop());
 
 const total = async () =>
-  (await cluster.query<{ value: number }>("SELECT value FROM counted.counted WHERE type = 'total'"))[0]?.value;
+  (await pg.query<{ value: number }>("SELECT value FROM counted.counted WHERE type = 'total'"))[0]?.value;
 
 describe('examples/counted.ts', () => {
   it('adds the deltas to the total and deletes them', async () => {
-    await cluster.query("INSERT INTO counted.counted VALUES ('delta', 1), ('delta', 5), ('delta', 10)");
-    await waitFor('total = 16', async () => (await total()) === 16, 10000);
-    expect(await cluster.query("SELECT count(*)::int AS n FROM counted.counted WHERE type = 'delta'")).toEqual([{ n: 0 }]);
-    await cluster.waitForLog(/counted: count in "counted"\.counted is now 16/);
+    await pg.query("INSERT INTO counted.counted VALUES ('delta', 1), ('delta', 5), ('delta', 10)");
+    await pg.waitUntil('total = 16', async () => (await total()) === 16, 10000);
+    expect(await pg.query("SELECT count(*)::int AS n FROM counted.counted WHERE type = 'delta'")).toEqual([{ n: 0 }]);
+    await pg.waitForLog('counted', /counted: count in "counted"\.counted is now 16/);
   });
 
   it('picks up a new naptime on reload', async () => {
-    const from = cluster.log().length;
-    fs.appendFileSync(path.join(cluster.datadir, 'postgresql.conf'), '\ncounted.naptime = 2\n');
-    cluster.reload();
-    await cluster.waitForLog(/counted: naptime is now 2 s/, 10000, from);
+    const from = pg.logs('counted').length;
+    await pg.configure({ 'counted.naptime': 2 });
+    await pg.waitForLog('counted', /counted: naptime is now 2 s/, { timeoutMs: 10000, from });
   });
 
   it('recreates its schema when someone drops it, without restarting', async () => {
-    const pid = await cluster.waitForWorker('counted');
-    const from = cluster.log().length;
-    await cluster.query('DROP SCHEMA counted CASCADE');
-    await cluster.waitForLog(/counted: "counted"\.counted is gone .*; recreating it/, 15000, from);
-    await waitFor('total row back', async () => (await total()) === 0, 10000);
-    await cluster.query("INSERT INTO counted.counted VALUES ('delta', 7)");
-    await waitFor('total = 7', async () => (await total()) === 7, 10000);
-    expect(await cluster.workerPid('counted')).toBe(pid);
+    const pid = await pg.waitForWorker('counted');
+    const from = pg.logs('counted').length;
+    await pg.query('DROP SCHEMA counted CASCADE');
+    await pg.waitForLog('counted', /counted: "counted"\.counted is gone .*; recreating it/, { timeoutMs: 15000, from });
+    await pg.waitUntil('total row back', async () => (await total()) === 0, 10000);
+    await pg.query("INSERT INTO counted.counted VALUES ('delta', 7)");
+    await pg.waitUntil('total = 7', async () => (await total()) === 7, 10000);
+    expect(await pg.waitForWorker('counted')).toBe(pid);
   });
 });

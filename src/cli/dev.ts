@@ -242,7 +242,7 @@ export class SourceWatcher {
  * directory belongs to the server's OS user (initdb ran as that user), who could have put a
  * link to any file there.
  */
-function appendToConf(dir: string, serverUser: OsUser | undefined, text: string): void {
+export function appendToConf(dir: string, serverUser: OsUser | undefined, text: string): void {
   const hint = serverUser
     ? `: the dev cluster's directory belongs to ${serverUser.name}, and dev does not write through what that user placed there`
     : '';
@@ -283,7 +283,7 @@ const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGQUIT',
  * belongs to that user, who could swap a subdirectory for a link while a root-run recursive
  * delete walks the tree, and root would then delete files elsewhere.
  */
-async function removeDevDirectory(dir: string, serverUser: OsUser | undefined): Promise<void> {
+export async function removeDevDirectory(dir: string, serverUser: OsUser | undefined): Promise<void> {
   if (!serverUser) {
     fs.rmSync(dir, { recursive: true, force: true });
     return;
@@ -293,7 +293,7 @@ async function removeDevDirectory(dir: string, serverUser: OsUser | undefined): 
 }
 
 /** removeDevDirectory, synchronously (for the process's 'exit' event). */
-function removeDevDirectorySync(dir: string, serverUser: OsUser | undefined): void {
+export function removeDevDirectorySync(dir: string, serverUser: OsUser | undefined): void {
   if (!serverUser) fs.rmSync(dir, { recursive: true, force: true });
   else spawnSync('rm', ['-rf', '--', dir], { uid: serverUser.uid, gid: serverUser.gid, stdio: 'ignore', cwd: '/' });
 }
@@ -324,7 +324,7 @@ interface DevCluster {
 }
 
 /** As root, the server runs as DEV_USER: PostgreSQL refuses to run as root. */
-function devServerUser(): OsUser | undefined {
+export function devServerUser(): OsUser | undefined {
   if (!isRoot()) return undefined;
   const serverUser = lookupUser(DEV_USER);
   if (!serverUser) {
@@ -379,7 +379,7 @@ function inspectSettings(name: string, port: number): string {
 }
 
 /** The postgresql.conf lines of a dev cluster. */
-function devSettings(dir: string, port: number): string {
+export function devSettings(dir: string, port: number): string {
   return [
     '',
     '# pg-node-worker dev',
@@ -395,7 +395,7 @@ function devSettings(dir: string, port: number): string {
 }
 
 /** The last lines of the server log, if there is one to read (not a link, not a FIFO). */
-function serverLogTail(logFile: string, lines: number): string[] | undefined {
+export function serverLogTail(logFile: string, lines: number): string[] | undefined {
   let logText: string | undefined;
   try {
     const fd = openRegularFile(logFile);

@@ -9,6 +9,7 @@ import { bundleWorker, displayPath } from './bundle';
 import { deploy } from './deploy';
 import { pgConfigCommand, resolveNodeTarget } from './installed';
 import { dev } from './dev';
+import { init } from './init';
 import { status } from './status';
 import { CliError } from './errors';
 import { writeFileAtomic } from './fsutil';
@@ -22,6 +23,7 @@ export const USAGE = `Usage:
   pg-node-worker status [-d CONNSTRING | -D PGDATA]
   pg-node-worker dev FILE [--port N] [--keep] [--inspect[=PORT]] [--no-typecheck]
                           [--target node18.20]
+  pg-node-worker init [DIR] [--force] [--sdk SPEC]
   pg-node-worker --help | --version
 
 FILE is a .ts or .js module whose default export is defineWorker({ name, main, ... })
@@ -46,6 +48,12 @@ Commands:
            alongside (watch mode): type errors are printed with file:line and do
            not hold back the restart. Ctrl-C (or SIGTERM, SIGQUIT, SIGHUP: a
            closed terminal) stops the server and removes the directory.
+  init     Create a worker project in DIR (default: the current directory; created
+           when missing, refused when not empty): package.json (the SDK, TypeScript,
+           vitest; scripts dev, test, typecheck, deploy), a strict tsconfig.json for
+           the Node version the installed extension embeds, workers/hello.ts,
+           test/hello.test.ts (pg-node-worker/testing) and .gitignore. Then:
+           npm install && npm test.
 
 Options:
   -D, --pgdata DIR       data directory (default: $PGDATA)
@@ -79,6 +87,10 @@ Options:
                          (default 9229; never another address) and logs its
                          DevTools URL: breakpoints, stepping, evaluation
       --no-typecheck     (dev) do not run the TypeScript checker
+      --force            (init) write into a non-empty DIR, replacing files of the
+                         same names (nothing else is touched)
+      --sdk SPEC         (init) the SDK dependency (default: the tarball make install
+                         put in <pg_config --sharedir>/pg_node_worker/, as file:PATH)
   -h, --help             show this help
   -v, --version          show the version
 
@@ -136,6 +148,8 @@ const OPTIONS = {
   keep: { type: 'boolean' },
   inspect: { type: 'string' },
   'no-typecheck': { type: 'boolean' },
+  force: { type: 'boolean' },
+  sdk: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -210,6 +224,13 @@ async function runDev(values: Values, rest: string[], io: Io): Promise<number> {
   });
 }
 
+async function runInit(values: Values, rest: string[], io: Io): Promise<number> {
+  if (rest.length > 1) throw usageError(`init takes at most one DIR (got ${rest.length})`);
+  if (values.sdk !== undefined && values.sdk.trim() === '') throw usageError('--sdk needs a package spec (a path, file:PATH or pg-node-worker@VERSION)');
+  init(rest[0] ?? '.', { force: values.force, sdk: values.sdk, pgConfig: pgConfigCommand(io.env.PG_CONFIG), out: io.out, err: io.err });
+  return 0;
+}
+
 async function runDeploy(values: Values, rest: string[], io: Io): Promise<number> {
   const file = oneFile('deploy', rest);
   const pgdata = values.pgdata || io.env.PGDATA;
@@ -264,6 +285,7 @@ const COMMANDS: Record<string, { options: readonly string[]; run: (values: Value
   build: { options: ['out', 'target', 'help'], run: runBuild },
   status: { options: ['dbname', 'pgdata', 'help'], run: runStatus },
   dev: { options: ['port', 'keep', 'inspect', 'no-typecheck', 'target', 'help'], run: runDev },
+  init: { options: ['force', 'sdk', 'help'], run: runInit },
 };
 
 /** The command line after parsing: its exit status. */

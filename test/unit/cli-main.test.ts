@@ -45,6 +45,10 @@ describe('pg-node-worker command line', () => {
     [['dev', 'x.ts', '--inspect=0.0.0.0:9229'], '--inspect=0.0.0.0:9229: the inspector listens on 127.0.0.1 only'],
     [['dev', 'x.ts', '--inspect=[::]:9229'], '--inspect=[::]:9229: the inspector listens on 127.0.0.1 only'],
     [['build', 'x.ts', '--inspect'], 'option --inspect does not apply to build'],
+    [['init', 'a', 'b'], 'init takes at most one DIR (got 2)'],
+    [['init', 'a', '--sdk', ' '], '--sdk needs a package spec'],
+    [['init', 'a', '--restart'], 'option --restart does not apply to init'],
+    [['deploy', 'x.ts', '--force'], 'option --force does not apply to deploy'],
   ])('%j is a usage error', async (argv, message) => {
     const r = await cli(...argv);
     expect(r.code).toBe(2);
