@@ -141,8 +141,11 @@ export interface Message extends SenderMeta {
   readonly redelivered: boolean;
 }
 
-/** Why `ctx.sleep()` resolved. */
-export type SleepResult = 'timeout' | 'wake' | 'abort';
+/**
+ * Why `ctx.sleep()` resolved: its time passed, `node_worker.wake()`, a configuration reload
+ * (SIGHUP, `pg_reload_conf()`), or `ctx.signal` aborted.
+ */
+export type SleepResult = 'timeout' | 'wake' | 'reload' | 'abort';
 
 /** A relation: its name (schema-qualified, or found through `search_path`) or its oid. */
 export type RelationRef = string | number;
@@ -244,7 +247,9 @@ export interface WorkerContext {
   readonly signal: AbortSignal;
   /**
    * Resolves after `ms` with `'timeout'`, or early: with `'wake'` after `node_worker.wake(name)`,
-   * with `'abort'` when `signal` aborts.
+   * with `'reload'` after a configuration reload (SIGHUP, `pg_reload_conf()`; the `onReload`
+   * handlers have run by then), with `'abort'` when `signal` aborts. As a C worker's latch, a
+   * reload ends the sleep so that a loop applies new settings at once.
    */
   sleep(ms: number): Promise<SleepResult>;
   /**

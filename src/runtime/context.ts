@@ -23,6 +23,8 @@ export interface ContextParts {
   signal: AbortSignal;
   /** the ctx.onReload handlers, called on SIGHUP */
   reloadHandlers: Set<() => void>;
+  /** the pending ctx.sleep() calls, ended after the onReload handlers ran on SIGHUP */
+  reloadWaiters: Set<() => void>;
 }
 
 /** ctx.launch: start a dynamic worker; its exit is noticed by polling its slot while awaited. */
@@ -79,8 +81,12 @@ function workerInfo(native: NativeBridge, info: ContextParts['info']): WorkerInf
   });
 }
 
-/** ctx.sleep: resolves 'timeout' after ms, 'wake' on node_worker.wake(), 'abort' when asked to stop. */
-function makeSleep(signal: AbortSignal, messages: Inbox): (ms: number) => Promise<SleepResult> {
+/**
+ * ctx.sleep: resolves 'timeout' after ms, 'wake' on node_worker.wake(), 'reload' on SIGHUP,
+ * 'abort' when asked to stop. A reload ends the sleep as it sets a C worker's latch, so a
+ * worker_spi-style loop picks up new settings at once instead of after its naptime.
+ */
+function makeSleep(signal: AbortSignal, messages: Inbox, reloadWaiters: Set<() => void>): (ms: number) => Promise<SleepResult> {
   return (ms: number) =>
     new Promise<SleepResult>((resolve) => {
       if (signal.aborted) return resolve('abort');
@@ -88,11 +94,14 @@ function makeSleep(signal: AbortSignal, messages: Inbox): (ms: number) => Promis
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         cancelWake();
+        reloadWaiters.delete(onReload);
         resolve(why);
       };
+      const onReload = () => finish('reload');
       const onAbort = () => finish('abort');
       const timer = setTimeout(() => finish('timeout'), Math.max(0, Number(ms) || 0));
       const cancelWake = messages.onWake(() => finish('wake'));
+      reloadWaiters.add(onReload);
       signal.addEventListener('abort', onAbort, { once: true });
     });
 }
@@ -104,13 +113,13 @@ function parseArgs(text: string | null): unknown {
 
 /** Builds the frozen ctx. */
 export function makeContext(parts: ContextParts): WorkerContext {
-  const { native, info, engine, messages, signal, reloadHandlers } = parts;
+  const { native, info, engine, messages, signal, reloadHandlers, reloadWaiters } = parts;
   return Object.freeze({
     worker: workerInfo(native, info),
     sql: engine.makeSql(() => true),
     transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
     signal,
-    sleep: makeSleep(signal, messages),
+    sleep: makeSleep(signal, messages, reloadWaiters),
     onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => messages.onCall(handler),
     onMessage: (fn: Parameters<WorkerContext['onMessage']>[0]) => messages.onMessage(fn),
     messages: () => messages.messages(signal),
