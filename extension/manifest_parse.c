@@ -50,6 +50,7 @@ typedef enum PgnwField
 	PGNW_FIELD_BUFFER_LIMIT,
 	PGNW_FIELD_SEARCH_PATH,
 	PGNW_FIELD_NODE_TARGET,
+	PGNW_FIELD_AUTOSTART,
 	PGNW_NUM_FIELDS
 } PgnwField;
 
@@ -67,6 +68,7 @@ static const char *const pgnw_manifest_field_names[PGNW_NUM_FIELDS] = {
 	"bufferLimitMb",
 	"searchPath",
 	"nodeTarget",
+	"autostart",
 };
 
 /* The value of one top-level field, as seen by the JSON parser */
@@ -307,6 +309,25 @@ pgnw_manifest_take_format(PgnwParseState *ps, char *errbuf)
 	return true;
 }
 
+/* autostart: optional, true (the default) or false */
+static bool
+pgnw_manifest_take_autostart(PgnwParseState *ps, PgnwManifest *out, char *errbuf)
+{
+	PgnwFieldValue *f = &ps->fields[PGNW_FIELD_AUTOSTART];
+
+	out->autostart = true;
+	if (!f->present)
+		return true;
+	if (!f->composite && f->type == JSON_TOKEN_TRUE)
+		return true;
+	if (!f->composite && f->type == JSON_TOKEN_FALSE)
+	{
+		out->autostart = false;
+		return true;
+	}
+	return pgnw_manifest_fail(errbuf, "field \"autostart\" must be true or false");
+}
+
 /* restart: integer seconds or "never" */
 static bool
 pgnw_manifest_take_restart(PgnwParseState *ps, PgnwManifest *out, char *errbuf)
@@ -527,7 +548,8 @@ pgnw_manifest_take_name_list(const char *s, PgnwField field, const char *what, c
  * Check the fields collected by the parse and fill *out, one field after
  * the other, in this order: the first problem is the reason.  A string
  * field is fetched (required? may it be null?), then checked.  heapLimitMb
- * and bufferLimitMb override node_worker.heap_limit_mb and buffer_limit_mb.
+ * and bufferLimitMb override node_worker.heap_limit_mb and buffer_limit_mb;
+ * autostart false keeps the worker from starting with the server.
  */
 static bool
 pgnw_manifest_validate(PgnwParseState *ps, const char *dir, const char *expected_name,
@@ -569,7 +591,8 @@ pgnw_manifest_validate(PgnwParseState *ps, const char *dir, const char *expected
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_HEAP_LIMIT, 16, 65536,
 									&out->heap_limit_mb, errbuf) &&
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_BUFFER_LIMIT, 16, 1048576,
-									&out->buffer_limit_mb, errbuf);
+									&out->buffer_limit_mb, errbuf) &&
+		pgnw_manifest_take_autostart(ps, out, errbuf);
 }
 
 

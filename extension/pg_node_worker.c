@@ -277,6 +277,15 @@ pgnw_register_one(const char *name)
 	if (!pgnw_bundle_usable(path, &manifest))
 		return;
 
+	/* on demand only: node_worker.launch() and ctx.launch() start it */
+	if (!manifest.autostart)
+	{
+		ereport(LOG,
+				(errmsg("pg_node_worker: deployed worker \"%s\" (database \"%s\", bundle %s) starts only when launched",
+						manifest.name, manifest.database, manifest.bundle_path)));
+		return;
+	}
+
 	slot = pgnw_supervisor_add_static(&manifest);
 	if (slot < 0)
 	{

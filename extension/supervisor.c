@@ -80,6 +80,7 @@ static const char *const pgnw_supervisor_state_names[] = {
 	[PGNW_STATE_RUNNING] = "running",
 	[PGNW_STATE_BACKING_OFF] = "backing-off",
 	[PGNW_STATE_FAILED] = "failed",
+	[PGNW_STATE_DEPLOYED] = "deployed",
 };
 
 
@@ -170,12 +171,16 @@ pgnw_slot_state_name(PgnwState state)
 	return pgnw_supervisor_state_names[state];
 }
 
-/* The worker description in a slot, from its manifest. */
+/*
+ * The worker description in a slot, from its manifest; a database chosen
+ * by its launch stays (also across restart() and a new deployment).
+ */
 void
 pgnw_slot_fill_from_manifest(PgnwSlot *slot, const PgnwManifest *m)
 {
 	strlcpy(slot->name, m->name, sizeof(slot->name));
-	strlcpy(slot->database, m->database, sizeof(slot->database));
+	strlcpy(slot->database, slot->launch_database[0] ? slot->launch_database : m->database,
+			sizeof(slot->database));
 	strlcpy(slot->role, m->role, sizeof(slot->role));
 	strlcpy(slot->sha256, m->sha256, sizeof(slot->sha256));
 	strlcpy(slot->callers, m->callers, sizeof(slot->callers));
@@ -234,10 +239,11 @@ pgnw_supervisor_on_exit(int code, Datum arg)
  * Take slot index for this process, under the lock: the slot must be worker
  * name's, and no other live process may hold it.  Reports the failure
  * streak, whether stop() was called, and the backoff to wait (ms); false
- * when another process runs in the slot.
+ * when another process runs in the slot.  m->database becomes the slot's
+ * (a launch may have chosen another).
  */
 static bool
-pgnw_supervisor_claim(int index, const char *name, const PgnwManifest *m, char **args,
+pgnw_supervisor_claim(int index, const char *name, PgnwManifest *m, char **args,
 					  int *failures, bool *stop, long *backoff_ms)
 {
 	PgnwSlot   *slot;
@@ -271,6 +277,7 @@ pgnw_supervisor_claim(int index, const char *name, const PgnwManifest *m, char *
 	pgnw_supervisor_my_start = GetCurrentTimestamp();
 	pgnw_supervisor_my_start_clock = pgnw_clock_us();
 	pgnw_slot_fill_from_manifest(slot, m);
+	strlcpy(m->database, slot->database, sizeof(m->database));
 	slot->pid = MyProcPid;
 	slot->procno = pgnw_my_procno();
 	slot->wake_pending = false;
@@ -343,7 +350,7 @@ pgnw_supervisor_back_off(const char *name, int failures, long backoff_ms,
  * or NULL.
  */
 bool
-pgnw_worker_begin(int index, const char *name, const PgnwManifest *m,
+pgnw_worker_begin(int index, const char *name, PgnwManifest *m,
 				  bool (*should_stop) (void), char **args)
 {
 	int			failures;
@@ -509,12 +516,14 @@ pgnw_slot_copy(int index, PgnwSlot *out)
 }
 
 /*
- * A slot for a new launch of m with args: a free one, else the finished
- * dynamic slot that ended longest ago.  Set up as "starting" with a new
- * identity; -1 when none is left.
+ * A slot for a new launch of m with args in database (NULL: the
+ * manifest's): a free one, else the finished dynamic slot that ended
+ * longest ago.  Set up as "starting" with a new identity; -1 when none is
+ * left.
  */
 int
-pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, int *nslots)
+pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, const char *database,
+						int *nslots)
 {
 	int			index = -1;
 	int			oldest = -1;
@@ -547,6 +556,8 @@ pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, int *nslots)
 		s->is_static = false;
 		s->generation = ++pgnw_supervisor_table->next_generation;
 		s->state = PGNW_STATE_STARTING;
+		if (database != NULL)
+			strlcpy(s->launch_database, database, sizeof(s->launch_database));
 		pgnw_slot_fill_from_manifest(s, m);
 		if (args != NULL)
 		{

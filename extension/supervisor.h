@@ -30,7 +30,8 @@ typedef enum PgnwState
 	PGNW_STATE_STARTING,
 	PGNW_STATE_RUNNING,
 	PGNW_STATE_BACKING_OFF,
-	PGNW_STATE_FAILED
+	PGNW_STATE_FAILED,
+	PGNW_STATE_DEPLOYED			/* view only: autostart false, never launched */
 } PgnwState;
 
 #define PGNW_ARGS_MAX 8192
@@ -45,6 +46,7 @@ typedef struct PgnwSlot
 	bool		has_args;
 	char		name[PGNW_WORKER_NAME_MAX + 1];
 	char		database[NAMEDATALEN];
+	char		launch_database[NAMEDATALEN];	/* chosen by launch(); "" = the manifest's */
 	char		role[NAMEDATALEN];
 	char		sha256[65];
 	char		callers[PGNW_CALLERS_MAX];
@@ -106,10 +108,12 @@ extern void pgnw_slot_copy(int index, PgnwSlot *out);
 
 /*
  * A slot for a new launch of m (a free one, else the finished dynamic one
- * that ended longest ago), set up to start with args; -1 when every slot is
- * taken (*nslots says how many there are).
+ * that ended longest ago), set up to start with args in database (NULL:
+ * the manifest's); -1 when every slot is taken (*nslots says how many
+ * there are).
  */
-extern int	pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, int *nslots);
+extern int	pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, const char *database,
+									int *nslots);
 
 /* give back a dynamic slot whose process could not be started */
 extern void pgnw_slot_release(int index);

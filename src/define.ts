@@ -45,6 +45,8 @@ export interface WorkerMetadata {
   heapLimitMb: number | null;
   /** ArrayBuffer/Buffer limit in MB; null: node_worker.buffer_limit_mb */
   bufferLimitMb: number | null;
+  /** false: runs only when launched */
+  autostart: boolean;
 }
 
 /** Explains why a worker name is invalid, or returns null when it is fine. */
@@ -113,7 +115,10 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
 
   const heapLimitMb = megabytes(where, 'heapLimitMb', d.heapLimitMb, 16, 65536);
   const bufferLimitMb = megabytes(where, 'bufferLimitMb', d.bufferLimitMb, 16, 1048576);
-  return { name, database, role, restart, start, callers, searchPath, heapLimitMb, bufferLimitMb };
+  if (d.autostart !== undefined && typeof d.autostart !== 'boolean')
+    throw new TypeError(`${where}: autostart must be true or false (got ${describe(d.autostart)})`);
+  const autostart = d.autostart !== false;
+  return { name, database, role, restart, start, callers, searchPath, heapLimitMb, bufferLimitMb, autostart };
 }
 
 /**

@@ -102,6 +102,17 @@ export interface WorkerMemory {
   readonly buffersRefused: number;
 }
 
+/** How `ctx.launch()` starts a worker. */
+export interface LaunchOptions {
+  /**
+   * The database it connects to, instead of the one it was deployed with. The worker's role must
+   * be allowed to connect there (CONNECT privilege, a database that allows connections); the
+   * launch fails with a `PgError` otherwise (`3D000` no such database, `55000` connections not
+   * allowed, `42501` no CONNECT privilege).
+   */
+  readonly database?: string;
+}
+
 /** A worker started with `ctx.launch()`. */
 export interface WorkerHandle {
   readonly name: string;
@@ -230,9 +241,10 @@ export interface WorkerContext {
   readonly args: unknown;
   /**
    * Starts a dynamic worker from a deployed bundle (as `node_worker.launch()` does) and returns
-   * once it runs. `args` must be JSON-serialisable (at most 8 kB as JSON).
+   * once it runs. `args` must be JSON-serialisable (at most 8 kB as JSON); `options.database`
+   * picks the database it connects to (default: the one it was deployed with).
    */
-  launch(name: string, args?: unknown): WorkerHandle;
+  launch(name: string, args?: unknown, options?: LaunchOptions): WorkerHandle;
   /** True on a hot standby (recovery in progress): SQL is read-only there. */
   isInRecovery(): boolean;
   /** SQL in its own transaction per statement (or joining an open `ctx.transaction`). */
@@ -294,6 +306,12 @@ export interface WorkerDefinition {
   role?: string;
   /** Seconds before a restart after a crash or a failed `main`, or `'never'` (default 10). */
   restart?: number | 'never';
+  /**
+   * `false`: the worker does not start with the server (nor after deploy); it runs only when
+   * launched, with `node_worker.launch()` or `ctx.launch()`, once per launch. Until then
+   * `node_worker.workers` shows it as `deployed`. Default `true`.
+   */
+  autostart?: boolean;
   /**
    * Default `'recovery-finished'`; `'consistent'` also runs on a hot standby; `'postmaster'`
    * starts with the server, before recovery, with no database connection (no SQL).

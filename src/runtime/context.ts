@@ -2,7 +2,7 @@
  * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
  */
 import { format } from 'util';
-import type { Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
+import type { LaunchOptions, Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
 import { makeBuffers, makeShared } from './buffers';
 import type { Inbox } from './inbox';
 import type { NativeBridge } from './native';
@@ -27,15 +27,26 @@ export interface ContextParts {
   reloadWaiters: Set<() => void>;
 }
 
+/** The database of ctx.launch's options: null for the manifest's; checked before anything starts. */
+function launchDatabase(options: unknown): string | null {
+  if (options === undefined || options === null) return null;
+  if (typeof options !== 'object') throw new TypeError('launch(name, args?, options?): options must be an object such as { database: "app" }');
+  const database = (options as LaunchOptions).database;
+  if (database === undefined || database === null) return null;
+  if (typeof database !== 'string' || database === '' || database.includes('\0'))
+    throw new TypeError('launch(name, args?, { database }): database must be a non-empty string without NUL (or left out for the deployed one)');
+  return database;
+}
+
 /** ctx.launch: start a dynamic worker; its exit is noticed by polling its slot while awaited. */
-export function launchWorker(native: NativeBridge, name: string, args: unknown): WorkerHandle {
+export function launchWorker(native: NativeBridge, name: string, args: unknown, options?: unknown): WorkerHandle {
   if (typeof name !== 'string') throw new TypeError('launch(name, args?): name must be a string');
   let json: string | null = null;
   if (args !== undefined && args !== null) {
     json = JSON.stringify(args);
     if (json === undefined) throw new TypeError('launch(name, args?): args must be JSON-serialisable');
   }
-  const { pid, slot } = native.launch(name, json);
+  const { pid, slot } = native.launch(name, json, launchDatabase(options));
   const exited = new Promise<number>((resolve) => {
     const timer = setInterval(() => {
       const code = native.childExitCode(slot, pid);
@@ -131,7 +142,7 @@ export function makeContext(parts: ContextParts): WorkerContext {
     setting: (name: string) => native.setting(String(name)),
     log: makeLogger(native),
     args: parseArgs(native.workerArgs()),
-    launch: (name: string, args?: unknown) => launchWorker(native, name, args),
+    launch: (name: string, args?: unknown, options?: LaunchOptions) => launchWorker(native, name, args, options),
     isInRecovery: () => native.isInRecovery(),
     buffers: makeBuffers(native),
     shared: makeShared(native),

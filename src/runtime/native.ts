@@ -71,7 +71,8 @@ export interface NativeBridge {
   releaseMemory(dropFilePages?: boolean): number;
 
   // control surface (native/control.cc)
-  launch(name: string, args: string | null): { pid: number; slot: number };
+  /** database null: the manifest's */
+  launch(name: string, args: string | null, database: string | null): { pid: number; slot: number };
   childExitCode(slot: number, pid: number): number | null;
   markRunning(): void;
   reportError(code: string | null, text: string): void;

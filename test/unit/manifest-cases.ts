@@ -87,6 +87,7 @@ export function renderManifest(c: ManifestCase): string {
     searchPath: list(d.searchPath),
     heapLimitMb: d.heapLimitMb,
     bufferLimitMb: d.bufferLimitMb,
+    autostart: d.autostart,
   };
   return JSON.stringify(manifest, null, 2) + '\n';
 }
