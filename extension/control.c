@@ -574,15 +574,18 @@ pgnw_control_stop_op(const char *name, void *arg)
  * restart(name): stop every process of the worker, then start it again
  * with the current bundle and manifest, in its static slot if it has one
  * (or the slot of its last dynamic run, keeping its arguments and its
- * inbox), else as a new launch.  A worker with autostart false that was
- * never launched has nothing to run again: an error.
+ * inbox), else as a new launch.  A worker with several instances gets all
+ * of its static slots started again (how many were registered at server
+ * start, whatever the manifest says now).  A worker with autostart false
+ * that was never launched has nothing to run again: an error.
  */
 static void
 pgnw_control_restart_op(const char *name, void *arg)
 {
 	pid_t	   *pid = (pid_t *) arg;
 	PgnwManifest m;
-	int			index;
+	int		   *indexes = palloc(sizeof(int) * pgnw_max_workers);
+	int			n;
 
 	pgnw_control_load_manifest(name, &m);
 	/* started with no args, an on-demand worker would run a launch nobody asked for */
@@ -593,11 +596,13 @@ pgnw_control_restart_op(const char *name, void *arg)
 				 errhint("Start it with SELECT node_worker.launch('%s', args). restart() runs a launched worker again with its arguments.",
 						 name)));
 	(void) pgnw_control_stop_all(name);
-	index = pgnw_slot_prepare_restart(name, &m);
-	if (index < 0)
+	n = pgnw_slot_prepare_restart(name, &m, indexes);
+	if (n == 0)
 		*pid = pgnw_launch(name, NULL, NULL, NULL);
-	else
-		*pid = pgnw_control_start_process(index, &m, false);
+	/* every instance, in slot order: the pid returned is the first one's */
+	for (int k = n - 1; k >= 0; k--)
+		*pid = pgnw_control_start_process(indexes[k], &m, false);
+	pfree(indexes);
 }
 
 

@@ -113,7 +113,12 @@ typedef struct PgnwManifest
 	int			node_target_minor;
 	bool		autostart;		/* false: registered at server start never, runs
 								 * only when launched */
+	int			instances;		/* processes started with the server (1 to
+								 * PGNW_MAX_INSTANCES) */
 } PgnwManifest;
+
+/* the most processes one manifest may ask to start with the server */
+#define PGNW_MAX_INSTANCES 1024
 
 /*
  * Parse and validate the manifest at "path".  Never ereports.  On success
@@ -179,6 +184,9 @@ extern PGDLLEXPORT bool pgnw_worker_stop_requested(void);
 /* this worker process's slot and start on pgnw_clock_us() (-1 / 0 outside a worker) */
 extern PGDLLEXPORT int pgnw_worker_slot(void);
 extern PGDLLEXPORT int64 pgnw_worker_start_clock(void);
+
+/* which of its worker's instances this process is (0-based; 0 for a launch); never ereports */
+extern PGDLLEXPORT int pgnw_worker_instance(void);
 
 /* pid running in a slot (0 when none), and the slot's last exit code */
 extern PGDLLEXPORT pid_t pgnw_slot_pid(int index, int *last_exit_code);

@@ -65,12 +65,20 @@ int			pgnw_buffer_limit_mb = 1024;
 
 static PgnwSlotTable *pgnw_supervisor_table = NULL;
 
+/* A static worker process: its manifest and which of its instances it is. */
+typedef struct PgnwStaticWorker
+{
+	PgnwManifest manifest;
+	int			instance;
+} PgnwStaticWorker;
+
 /* postmaster memory: the static workers, in registration (= slot) order */
-static PgnwManifest *pgnw_supervisor_static = NULL;
+static PgnwStaticWorker *pgnw_supervisor_static = NULL;
 static int	pgnw_supervisor_nstatic = 0;
 
-/* worker side: this process's slot */
+/* worker side: this process's slot and its instance */
 static int	pgnw_supervisor_my_slot = -1;
+static int	pgnw_supervisor_my_instance = 0;
 static TimestampTz pgnw_supervisor_my_start = 0;
 static int64 pgnw_supervisor_my_start_clock = 0;	/* pgnw_clock_us() */
 
@@ -118,24 +126,34 @@ pgnw_supervisor_shmem_init(LWLock *lock)
 		slot->is_static = true;
 		slot->state = PGNW_STATE_STARTING;
 		slot->generation = ++pgnw_supervisor_table->next_generation;
-		pgnw_slot_fill_from_manifest(slot, &pgnw_supervisor_static[i]);
+		slot->instance = pgnw_supervisor_static[i].instance;
+		pgnw_slot_fill_from_manifest(slot, &pgnw_supervisor_static[i].manifest);
 	}
 }
 
+/* Postmaster: how many more static workers node_worker.max_workers leaves room for. */
+int
+pgnw_supervisor_static_room(void)
+{
+	return pgnw_max_workers - pgnw_supervisor_nstatic;
+}
+
 /*
- * Postmaster: remember a static worker, whose slot is made at shared memory
- * set-up.  Its slot index, or -1 when node_worker.max_workers are taken.
+ * Postmaster: remember instance "instance" of a static worker, whose slot is
+ * made at shared memory set-up.  Its slot index, or -1 when
+ * node_worker.max_workers are taken.
  */
 int
-pgnw_supervisor_add_static(const PgnwManifest *m)
+pgnw_supervisor_add_static(const PgnwManifest *m, int instance)
 {
 	if (pgnw_supervisor_nstatic >= pgnw_max_workers)
 		return -1;
 	if (pgnw_supervisor_static == NULL)
-		pgnw_supervisor_static = (PgnwManifest *) malloc(sizeof(PgnwManifest) * pgnw_max_workers);
+		pgnw_supervisor_static = (PgnwStaticWorker *) malloc(sizeof(PgnwStaticWorker) * pgnw_max_workers);
 	if (pgnw_supervisor_static == NULL)
 		return -1;
-	pgnw_supervisor_static[pgnw_supervisor_nstatic] = *m;
+	pgnw_supervisor_static[pgnw_supervisor_nstatic].manifest = *m;
+	pgnw_supervisor_static[pgnw_supervisor_nstatic].instance = instance;
 	return pgnw_supervisor_nstatic++;
 }
 
@@ -274,6 +292,7 @@ pgnw_supervisor_claim(int index, const char *name, PgnwManifest *m, char **args,
 		return false;
 	}
 	pgnw_supervisor_my_slot = index;
+	pgnw_supervisor_my_instance = slot->instance;
 	pgnw_supervisor_my_start = GetCurrentTimestamp();
 	pgnw_supervisor_my_start_clock = pgnw_clock_us();
 	pgnw_slot_fill_from_manifest(slot, m);
@@ -465,6 +484,13 @@ pgnw_worker_slot(void)
 	return pgnw_supervisor_my_slot;
 }
 
+/* Which of its worker's instances this process is: 0-based, 0 for a launch. */
+int
+pgnw_worker_instance(void)
+{
+	return pgnw_supervisor_my_instance;
+}
+
 /* When this worker process claimed its slot, on pgnw_clock_us() (0 outside a worker). */
 int64
 pgnw_worker_start_clock(void)
@@ -623,15 +649,17 @@ pgnw_slot_request_stop(const char *name, int *n)
 }
 
 /*
- * The slot restart() starts worker name in: its static slot if it has one,
- * else the first slot of its launches (keeping their arguments and inbox).
- * The slot is cleared of stop(), failures and errors and takes m's
- * description; -1 when the worker has no slot.
+ * The slots restart() starts worker name in: its static slots if it has
+ * any (one per instance), else the first slot of its launches (keeping
+ * their arguments and inbox).  Each is cleared of stop(), failures and
+ * errors and takes m's description.  Their indexes go into indexes (room
+ * for every slot); returns how many, 0 when the worker has no slot.
  */
 int
-pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m)
+pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m, int *indexes)
 {
-	int			index = -1;
+	int			n = 0;
+	int			first_dynamic = -1;
 
 	LWLockAcquire(pgnw_supervisor_table->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < pgnw_supervisor_table->nslots; i++)
@@ -640,14 +668,16 @@ pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m)
 
 		if (!s->in_use || strcmp(s->name, name) != 0)
 			continue;
-		if (index < 0 || s->is_static)
-			index = i;
 		if (s->is_static)
-			break;
+			indexes[n++] = i;
+		else if (first_dynamic < 0)
+			first_dynamic = i;
 	}
-	if (index >= 0)
+	if (n == 0 && first_dynamic >= 0)
+		indexes[n++] = first_dynamic;
+	for (int k = 0; k < n; k++)
 	{
-		PgnwSlot   *s = &pgnw_supervisor_table->slots[index];
+		PgnwSlot   *s = &pgnw_supervisor_table->slots[indexes[k]];
 
 		s->stop_requested = false;
 		s->consecutive_failures = 0;
@@ -657,7 +687,7 @@ pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m)
 		pgnw_slot_fill_from_manifest(s, m);
 	}
 	LWLockRelease(pgnw_supervisor_table->lock);
-	return index;
+	return n;
 }
 
 /*

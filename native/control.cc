@@ -104,6 +104,13 @@ WorkerArgs(const Napi::CallbackInfo &info)
 	return Napi::String::New(info.Env(), pgnw_worker_info.args);
 }
 
+/* workerInstance() → which of its worker's instances this process is (0-based) */
+Napi::Value
+WorkerInstance(const Napi::CallbackInfo &info)
+{
+	return Napi::Number::New(info.Env(), pgnw_control_instance());
+}
+
 /* the control surface's functions, by the names the runtime calls them */
 const PgnwExport control_exports[] = {
 	{"launch", Launch},
@@ -112,6 +119,7 @@ const PgnwExport control_exports[] = {
 	{"reportError", ReportError},
 	{"isInRecovery", IsInRecovery},
 	{"workerArgs", WorkerArgs},
+	{"workerInstance", WorkerInstance},
 };
 
 }								/* namespace */

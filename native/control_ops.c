@@ -50,6 +50,13 @@ pgnw_control_launch(const char *name, const char *args, const char *database, in
 	return true;
 }
 
+/* Which instance of its worker this process is; a plain read, no guard needed. */
+int
+pgnw_control_instance(void)
+{
+	return pgnw_worker_instance();
+}
+
 typedef struct PgnwChildArgs
 {
 	int			slot;

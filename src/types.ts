@@ -74,6 +74,11 @@ export interface Logger {
 /** Facts about the running worker. */
 export interface WorkerInfo {
   readonly name: string;
+  /**
+   * Which of the worker's `instances` this process is, from 0 to `instances - 1`: split the work
+   * by it. 0 for a worker with one instance and for a launched one.
+   */
+  readonly instance: number;
   readonly pid: number;
   /** The database it is connected to; null for `start: 'postmaster'` workers, which have none. */
   readonly database: string | null;
@@ -312,6 +317,14 @@ export interface WorkerDefinition {
    * `node_worker.workers` shows it as `deployed`. Default `true`.
    */
   autostart?: boolean;
+  /**
+   * How many processes of this worker start with the server (default 1, at most 1024), each
+   * knowing its number as `ctx.worker.instance`; `node_worker.workers` shows one row each. They
+   * need as many `node_worker.max_workers` slots and `max_worker_processes`; a worker whose
+   * instances do not all fit is not started (a LOG line says why) and the others still are.
+   * More than 1 needs `autostart` (a launch starts one process).
+   */
+  instances?: number;
   /**
    * Default `'recovery-finished'`; `'consistent'` also runs on a hot standby; `'postmaster'`
    * starts with the server, before recovery, with no database connection (no SQL).

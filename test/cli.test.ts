@@ -113,6 +113,8 @@ describe('bundleWorker', () => {
       searchPath: null,
       heapLimitMb: null,
       bufferLimitMb: null,
+      autostart: true,
+      instances: 1,
     });
     expect(code).toContain('require("pg-node-worker")');
     expect(code).toMatch(/\/\/# sourceMappingURL=data:application\/json;base64,/);
@@ -130,7 +132,7 @@ describe('bundleWorker', () => {
   it('reads every field and ignores unknown ones', async () => {
     const file = workerFile(
       simpleWorker(
-        `name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster', searchPath: ['app', 'Ext'], color: 'blue',`,
+        `name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster', searchPath: ['app', 'Ext'], instances: 2, color: 'blue',`,
       ),
     );
     const { definition } = await bundleWorker(file, { nodeTarget: TARGET });
@@ -144,6 +146,8 @@ describe('bundleWorker', () => {
       searchPath: ['app', 'Ext'],
       heapLimitMb: null,
       bufferLimitMb: null,
+      autostart: true,
+      instances: 2,
     });
   });
 

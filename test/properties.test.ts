@@ -631,9 +631,15 @@ describe('the manifest reader (fast-check)', () => {
               if (!exp.reason.test(reason)) fail(`logged reason ${show(reason)}, expected ${exp.reason}`, f);
             } else {
               if (skips !== 0) fail('a valid manifest was skipped', f);
-              const line = logged(Buffer.from(exp.autostart
-                ? `pg_node_worker: registered worker "${exp.name}" (database "${exp.database}", bundle ${dir}/${exp.bundle})`
-                : `pg_node_worker: deployed worker "${exp.name}" (database "${exp.database}", bundle ${dir}/${exp.bundle}) starts only when launched`));
+              const what = `"${exp.name}" (database "${exp.database}", bundle ${dir}/${exp.bundle})`;
+              // the line ends there: "with N instances" follows only for more than one
+              const line = Buffer.concat([
+                logged(Buffer.from(
+                  !exp.autostart ? `pg_node_worker: deployed worker ${what} starts only when launched`
+                  : exp.instances > 1 ? `pg_node_worker: registered worker ${what} with ${exp.instances} instances`
+                  : `pg_node_worker: registered worker ${what}`)),
+                Buffer.from('\n'),
+              ]);
               if (count(line) !== 1) fail(`no "${line.toString()}" line`, f);
             }
           }

@@ -28,6 +28,8 @@ export interface Manifest {
   bufferLimitMb?: number;
   /** false: runs only when launched (omitted: starts with the server) */
   autostart?: false;
+  /** processes started with the server (omitted: 1) */
+  instances?: number;
 }
 
 /** What a manifest says about the deployment rather than the definition. */
@@ -59,6 +61,7 @@ export function manifestOf(definition: WorkerMetadata, files: DeployedFiles): Ma
     ...(definition.heapLimitMb ? { heapLimitMb: definition.heapLimitMb } : {}),
     ...(definition.bufferLimitMb ? { bufferLimitMb: definition.bufferLimitMb } : {}),
     ...(definition.autostart ? {} : { autostart: false as const }),
+    ...(definition.instances > 1 ? { instances: definition.instances } : {}),
   };
 }
 

@@ -75,6 +75,7 @@ export function makeLogger(native: NativeBridge): Logger {
 function workerInfo(native: NativeBridge, info: ContextParts['info']): WorkerInfo {
   return Object.freeze({
     name: info.name,
+    instance: native.workerInstance(),
     pid: info.pid,
     database: info.database,
     role: info.role,

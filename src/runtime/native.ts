@@ -78,6 +78,8 @@ export interface NativeBridge {
   reportError(code: string | null, text: string): void;
   isInRecovery(): boolean;
   workerArgs(): string | null;
+  /** which of its worker's instances this process is (0-based; 0 for a launch) */
+  workerInstance(): number;
   // inbox (native/messaging.cc)
   takeMessages(): [woken: boolean, abandoned: boolean, messages: InboxEntry[]];
   reply(callerProcno: number, requestId: string, isError: boolean, sqlstate: string | null, text: string): boolean;

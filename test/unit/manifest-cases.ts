@@ -88,6 +88,7 @@ export function renderManifest(c: ManifestCase): string {
     heapLimitMb: d.heapLimitMb,
     bufferLimitMb: d.bufferLimitMb,
     autostart: d.autostart,
+    instances: d.instances,
   };
   return JSON.stringify(manifest, null, 2) + '\n';
 }
