@@ -414,6 +414,18 @@ describe('deploy', () => {
 
   const mode = (p: string) => fs.statSync(p).mode & 0o7777;
 
+  it('writes autostart and instances only when they are not the defaults, and says how an on-demand worker runs', async () => {
+    const pgdata = fakePgdata();
+    const { r, out } = await doDeploy(fixture('control-ondemand.ts'), { pgdata, restart: true });
+    expect(r.manifest).toMatchObject({ name: 'ondemand', autostart: false });
+    expect(r.manifest).not.toHaveProperty('instances');
+    expect(r.restartedPid).toBeUndefined();
+    expect(out[out.length - 1]).toBe(`autostart is false: the worker runs when launched (SELECT node_worker.launch('ondemand', args))`);
+    const many = await doDeploy(fixture('instances-many.ts'), { pgdata });
+    expect(many.r.manifest).toMatchObject({ name: 'many', instances: 3 });
+    expect(many.r.manifest).not.toHaveProperty('autostart');
+  });
+
   it('writes bundle and manifest, and adds pg_node_worker to shared_preload_libraries once', async () => {
     const pgdata = fakePgdata();
     const file = fixture('cli-counter.ts');
