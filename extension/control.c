@@ -13,6 +13,11 @@
  * has one on the same name.  An entry left by a process that died is
  * ignored.  Operations nest within a backend (restart() may launch()).
  *
+ * launch() may pick the database the new process connects to.  That is
+ * checked here, in the caller (the database exists and allows connections,
+ * the worker's role has CONNECT on it), so that a refusal is an ERROR with
+ * a hint where it was asked for rather than a FATAL in the new process.
+ *
  * Limits: launch() and restart() wait at most 30 s for the new process to
  * reach the worker's main(), then return with a WARNING; stop() waits
  * node_worker.shutdown_grace_ms plus 5 s for the processes to exit.  A
@@ -524,8 +529,6 @@ pgnw_control_launch_op(const char *name, void *arg)
 				 errhint("Pass a key (e.g. a row id) and let the worker read the rest with SQL.")));
 
 	index = pgnw_slot_claim_dynamic(&m, op->args, op->database, &nslots);
-	if (index >= 0 && op->database != NULL)
-		strlcpy(m.database, op->database, sizeof(m.database));
 	if (index < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

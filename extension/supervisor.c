@@ -6,7 +6,8 @@
  *		loop, recording state and errors, and what its exit leaves there.
  *
  * One slot in shared memory per worker process lifetime line: static
- * workers (registered at postmaster start) own slots 0..n-1; dynamic ones
+ * workers (registered at postmaster start, one slot per instance) own
+ * slots 0..n-1; dynamic ones
  * (node_worker.launch(), ctx.launch()) take a free slot.  A slot holds what
  * the node_worker.workers view shows: pid, state, start count, last exit,
  * last error.  The worker process maintains its own slot (see
