@@ -8,6 +8,10 @@
  *    the dump file <data directory>/node_worker_autoprewarm.blocks and reads the listed blocks of
  *    its own database and of the shared catalogs back into shared_buffers, relation by relation in
  *    block order, stopping when shared_buffers has no free buffer left (it never evicts anything);
+ *    then, one database after the other, it launches a child (this same bundle, with args
+ *    { load: <database oid> }, connected to that database) for every other database the list
+ *    names, as pg_prewarm's leader does: a relation can only be opened through the catalogs of
+ *    the database it belongs to;
  *  - every autoprewarm.interval seconds (default 300; 0: only at shutdown) and when the server
  *    stops, it writes the current buffer list atomically: a temporary file, fsync, rename, fsync of
  *    the directory. A crash in the middle leaves the previous list. SELECT node_worker.wake(
@@ -18,17 +22,11 @@
  * tablespace and relfilenode with pg_filenode_relation(), so blocks of dropped or rewritten
  * relations (VACUUM FULL, TRUNCATE) are skipped, as are blocks past a relation's current end.
  *
- * One database per worker: a worker is connected to one database and needs that database's
- * catalogs to open its relations, so this worker loads the blocks of its own database (and of the
- * shared catalogs). Every instance writes the whole list (all databases), so for another database
- * deploy a second worker made by the same function:
+ * A database that does not allow connections (template0), or that the worker's role may not
+ * connect to, is skipped with a warning. The leader writes the whole list (all databases).
  *
- *   // autoprewarm_app.ts, next to this file
- *   import { autoprewarmWorker } from './autoprewarm';
- *   export default autoprewarmWorker({ name: 'autoprewarm_app', database: 'app' });
- *
- * A worker restarted after a failure does not load again: a shared region (ctx.shared) remembers
- * that the load was done, until the server restarts.
+ * A worker restarted after a failure does not load again: a shared region (ctx.shared) per
+ * database remembers that its load was done, until the server restarts.
  *
  * The worker's role needs the privileges of pg_monitor (it reads shared_buffers) and SELECT on
  * the tables it prewarms; the default, the bootstrap superuser, has both.
@@ -66,8 +64,8 @@ function intervalSeconds(ctx: WorkerContext): number {
   return n;
 }
 
-/** Parses the dump file into forks, keeping those of the given databases. */
-function readDump(file: string, databases: Set<number>): { listed: number; forks: ListedFork[] } {
+/** Parses the dump file into forks, keeping those of the given databases (all: null). */
+function readDump(file: string, databases: Set<number> | null): { listed: number; forks: ListedFork[] } {
   let text: string;
   try {
     text = fs.readFileSync(file, 'latin1');
@@ -88,7 +86,7 @@ function readDump(file: string, databases: Set<number>): { listed: number; forks
     if (f.length !== 5) throw new Error(`${file}:${i + 1}: expected 5 comma-separated numbers`);
     listed++;
     const [database, tablespace, relfilenode, fork, block] = f.map(Number);
-    if (!databases.has(database)) continue;
+    if (databases !== null && !databases.has(database)) continue;
     if (!current || current.database !== database || current.tablespace !== tablespace || current.relfilenode !== relfilenode || current.fork !== fork) {
       current = { database, tablespace, relfilenode, fork, blocks: [] };
       forks.push(current);
@@ -139,9 +137,9 @@ function runs(blocks: number[], nblocks: number): [number, number][] {
   return out;
 }
 
-/** Loads the listed blocks of this database and of the shared catalogs; returns blocks read. */
-async function load(ctx: WorkerContext, file: string, myDatabase: number): Promise<{ done: boolean; read: number; listed: number }> {
-  const { listed, forks } = readDump(file, new Set([myDatabase, 0]));
+/** Loads the listed blocks of this database (and of the shared catalogs when asked); returns blocks read. */
+async function load(ctx: WorkerContext, file: string, myDatabase: number, shared: boolean): Promise<{ done: boolean; read: number; listed: number }> {
+  const { listed, forks } = readDump(file, new Set(shared ? [myDatabase, 0] : [myDatabase]));
   if (forks.length === 0) return { done: true, read: 0, listed };
 
   // relfilenode → relation, and each fork's current size, in one query
@@ -188,6 +186,55 @@ async function load(ctx: WorkerContext, file: string, myDatabase: number): Promi
   return { done: true, read, listed };
 }
 
+/**
+ * Whether a database's blocks were loaded since the server started: a shared region outlives a
+ * restart of the worker (after a failure) but not a server restart. 0: not yet, 1: loading (a
+ * process that died loading leaves 1: load again), 2: loaded.
+ */
+function loadState(ctx: WorkerContext, database: number): Int32Array {
+  return new Int32Array(ctx.shared(`autoprewarm:${database}`, 4));
+}
+
+/** Loads this database's blocks unless that was done; false when the load was interrupted. */
+async function loadOnce(ctx: WorkerContext, file: string, myDatabase: number, leader: boolean): Promise<boolean> {
+  const state = loadState(ctx, myDatabase);
+  if (Atomics.load(state, 0) === 2) return true;
+  Atomics.store(state, 0, 1);
+  const t0 = Date.now();
+  const r = await load(ctx, file, myDatabase, leader);
+  Atomics.store(state, 0, r.done ? 2 : 0);
+  // the leader's line counts the whole list; a child's names its database
+  const what = leader ? `${r.read} blocks (${r.listed} listed)` : `${r.read} blocks of database "${ctx.worker.database}"`;
+  ctx.log.info(`autoprewarm: ${r.done ? 'loaded' : 'interrupted after'} ${what} in ${Date.now() - t0} ms`);
+  return r.done;
+}
+
+/**
+ * The leader's second step: one child per other database the list names and that is not loaded
+ * yet, one at a time (each reads as fast as the disk allows), each connected to its database.
+ * Returns how many children loaded a database.
+ */
+async function loadOtherDatabases(ctx: WorkerContext, file: string, myDatabase: number): Promise<number> {
+  const listed = [...new Set(readDump(file, null).forks.map((f) => f.database))].filter((d) => d !== 0 && d !== myDatabase);
+  let children = 0;
+  if (listed.length === 0) return children;
+  const databases = ctx.sql<{ oid: bigint; datname: string; datallowconn: boolean }>`
+    SELECT oid::int8 AS oid, datname, datallowconn FROM pg_database WHERE oid = ANY(${listed}::oid[]) ORDER BY oid`;
+  for (const { oid, datname, datallowconn } of databases) {
+    if (ctx.signal.aborted) return children;
+    if (Atomics.load(loadState(ctx, Number(oid)), 0) === 2) continue;
+    if (!datallowconn) continue; // template0: nothing of it is ever read into shared_buffers
+    try {
+      const child = ctx.launch(ctx.worker.name, { load: Number(oid) }, { database: datname });
+      if ((await child.exited) === 0) children++;
+    } catch (err) {
+      if (!(err instanceof PgError)) throw err;
+      ctx.log.warning(`autoprewarm: not loading database "${datname}": ${err.message}`);
+    }
+  }
+  return children;
+}
+
 export function autoprewarmWorker(options: { name?: string; database?: string } = {}): WorkerDefinition {
   return defineWorker({
     name: options.name ?? 'autoprewarm',
@@ -198,18 +245,18 @@ export function autoprewarmWorker(options: { name?: string; database?: string } 
       const file = path.join(ctx.setting('data_directory') ?? '.', DUMP_FILE);
       const myDatabase = Number(ctx.sql<{ oid: bigint }>`SELECT oid::int8 AS oid FROM pg_database WHERE datname = current_database()`[0].oid);
 
-      // Whether this database's blocks were loaded since the server started: a shared region
-      // outlives a restart of this worker (after a failure) but not a server restart.
-      // 0: not yet, 1: loading (a process that died loading leaves 1: load again), 2: loaded.
-      const state = new Int32Array(ctx.shared(`autoprewarm:${myDatabase}`, 4));
-      let loaded = true;
-      if (Atomics.load(state, 0) !== 2) {
-        Atomics.store(state, 0, 1);
-        const t0 = Date.now();
-        const r = await load(ctx, file, myDatabase);
-        loaded = r.done;
-        Atomics.store(state, 0, r.done ? 2 : 0);
-        ctx.log.info(`autoprewarm: ${r.done ? 'loaded' : 'interrupted after'} ${r.read} blocks (${r.listed} listed) in ${Date.now() - t0} ms`);
+      // a child launched by the leader: load its database, then end
+      if ((ctx.args as { load?: number } | null)?.load !== undefined) {
+        await loadOnce(ctx, file, myDatabase, false);
+        return;
+      }
+
+      let loaded = await loadOnce(ctx, file, myDatabase, true);
+      if (loaded) {
+        const children = await loadOtherDatabases(ctx, file, myDatabase);
+        loaded = !ctx.signal.aborted;
+        // from here on node_worker.wake() reaches the sleep below
+        ctx.log.info(`autoprewarm: start-up load finished (${children} other databases loaded by child workers)`);
       }
 
       // after an interrupted load the old list stays: the buffers hold only part of it
@@ -225,6 +272,7 @@ export function autoprewarmWorker(options: { name?: string; database?: string } 
         const interval = intervalSeconds(ctx);
         const why = await ctx.sleep(interval > 0 ? interval * 1000 : 24 * 3600 * 1000);
         if (why === 'abort') break;
+        if (why === 'reload') continue; // sleep again with the interval as now set
         if (why === 'wake' || interval > 0) dump(why === 'wake' ? 'wake' : 'interval');
       }
       dump('shutdown');

@@ -141,4 +141,14 @@ typedef void pgnw_json_action_result;
 #define pgnw_create_wait_event_set(nevents) CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
+/*
+ * 16 folded pg_database_aclcheck() and its siblings into object_aclcheck();
+ * callers include utils/acl.h and catalog/pg_database.h.
+ */
+#if PG_VERSION_NUM >= 160000
+#define pgnw_database_aclcheck(db, role, mode) object_aclcheck(DatabaseRelationId, (db), (role), (mode))
+#else
+#define pgnw_database_aclcheck(db, role, mode) pg_database_aclcheck((db), (role), (mode))
+#endif
+
 #endif							/* PGNW_COMPAT_H */

@@ -13,6 +13,11 @@
  * has one on the same name.  An entry left by a process that died is
  * ignored.  Operations nest within a backend (restart() may launch()).
  *
+ * launch() may pick the database the new process connects to.  That is
+ * checked here, in the caller (the database exists and allows connections,
+ * the worker's role has CONNECT on it), so that a refusal is an ERROR with
+ * a hint where it was asked for rather than a FATAL in the new process.
+ *
  * Limits: launch() and restart() wait at most 30 s for the new process to
  * reach the worker's main(), then return with a WARNING; stop() waits
  * node_worker.shutdown_grace_ms plus 5 s for the processes to exit.  A
@@ -29,13 +34,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -377,9 +389,122 @@ pgnw_control_stop_all(const char *name)
 typedef struct PgnwLaunchOp
 {
 	const char *args;
+	const char *database;		/* NULL: the manifest's */
 	pid_t		pid;
 	int			slot;
 } PgnwLaunchOp;
+
+/* What pgnw_control_database_problem() found wrong with a chosen database */
+typedef enum PgnwDatabaseProblem
+{
+	PGNW_DB_OK = 0,
+	PGNW_DB_MISSING,
+	PGNW_DB_NO_CONNECTIONS,
+	PGNW_DB_NO_ROLE,
+	PGNW_DB_NO_CONNECT_PRIVILEGE
+} PgnwDatabaseProblem;
+
+/*
+ * May worker m, as its role, connect to database?  Read in a transaction
+ * of its own when none is open (ctx.launch() outside ctx.transaction);
+ * nothing here raises an ERROR, so that transaction always commits.
+ */
+static PgnwDatabaseProblem
+pgnw_control_database_problem(const PgnwManifest *m, const char *database)
+{
+	bool		own_xact = !IsTransactionState();
+	PgnwDatabaseProblem problem = PGNW_DB_OK;
+	Oid			dboid;
+	Oid			roleid = BOOTSTRAP_SUPERUSERID;
+
+	if (own_xact)
+		StartTransactionCommand();
+	dboid = get_database_oid(database, true);
+	if (!OidIsValid(dboid))
+		problem = PGNW_DB_MISSING;
+	else
+	{
+		HeapTuple	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+
+		if (!HeapTupleIsValid(tuple))
+			problem = PGNW_DB_MISSING;
+		else
+		{
+			if (!((Form_pg_database) GETSTRUCT(tuple))->datallowconn)
+				problem = PGNW_DB_NO_CONNECTIONS;
+			ReleaseSysCache(tuple);
+		}
+	}
+	if (problem == PGNW_DB_OK && m->role[0] != '\0')
+	{
+		roleid = get_role_oid(m->role, true);
+		if (!OidIsValid(roleid))
+			problem = PGNW_DB_NO_ROLE;
+	}
+	/* what the worker's connection checks (CheckMyDatabase), asked before it starts */
+	if (problem == PGNW_DB_OK &&
+		pgnw_database_aclcheck(dboid, roleid, ACL_CONNECT) != ACLCHECK_OK)
+		problem = PGNW_DB_NO_CONNECT_PRIVILEGE;
+	if (own_xact)
+		CommitTransactionCommand();
+	return problem;
+}
+
+/*
+ * The database a launch chose, or ERROR saying why worker m cannot run
+ * there: a name that cannot be one, no such database, one that does not
+ * accept connections, or one its role may not connect to.
+ */
+static void
+pgnw_control_check_database(const PgnwManifest *m, const char *database)
+{
+	const char *role = m->role[0] ? m->role : "the bootstrap superuser";
+
+	if (database[0] == '\0' || strlen(database) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid database name \"%s\" for node worker \"%s\"", database, m->name),
+				 errhint("Give the name of an existing database (1 to %d bytes), or NULL for the one the worker was deployed with.",
+						 NAMEDATALEN - 1)));
+	/* catalogs are out of reach of a worker that started without a database */
+	if (!OidIsValid(MyDatabaseId))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a node worker without a database connection cannot choose the database of a launch"),
+				 errhint("Launch from a worker that starts at \"consistent\" or \"recovery-finished\", or leave the database out.")));
+	switch (pgnw_control_database_problem(m, database))
+	{
+		case PGNW_DB_OK:
+			return;
+		case PGNW_DB_MISSING:
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_DATABASE),
+					 errmsg("database \"%s\" does not exist", database),
+					 errhint("Launch node worker \"%s\" in an existing database; SELECT datname FROM pg_database lists them.",
+							 m->name)));
+			break;
+		case PGNW_DB_NO_CONNECTIONS:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("database \"%s\" does not allow connections, so node worker \"%s\" cannot run in it",
+							database, m->name),
+					 errhint("Choose a database whose pg_database.datallowconn is true (ALTER DATABASE ... WITH ALLOW_CONNECTIONS true).")));
+			break;
+		case PGNW_DB_NO_ROLE:
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("role \"%s\" of node worker \"%s\" does not exist", m->role, m->name),
+					 errhint("Create the role, or deploy the worker with a role that exists.")));
+			break;
+		case PGNW_DB_NO_CONNECT_PRIVILEGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("node worker \"%s\" runs as %s, which may not connect to database \"%s\"",
+							m->name, role, database),
+					 errhint("GRANT CONNECT ON DATABASE to the worker's role, or launch it in another database.")));
+			break;
+	}
+}
 
 /*
  * Launch a dynamic worker from a deployed bundle, under the name's control
@@ -394,6 +519,8 @@ pgnw_control_launch_op(const char *name, void *arg)
 	int			nslots;
 
 	pgnw_control_load_manifest(name, &m);
+	if (op->database != NULL)
+		pgnw_control_check_database(&m, op->database);
 	if (op->args != NULL && strlen(op->args) >= PGNW_ARGS_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -401,7 +528,7 @@ pgnw_control_launch_op(const char *name, void *arg)
 				 errdetail("The limit is %d bytes of JSON.", PGNW_ARGS_MAX - 1),
 				 errhint("Pass a key (e.g. a row id) and let the worker read the rest with SQL.")));
 
-	index = pgnw_slot_claim_dynamic(&m, op->args, &nslots);
+	index = pgnw_slot_claim_dynamic(&m, op->args, op->database, &nslots);
 	if (index < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -413,13 +540,14 @@ pgnw_control_launch_op(const char *name, void *arg)
 }
 
 /*
- * Launch a dynamic worker from a deployed bundle; args is JSON text or NULL.
- * Returns its pid once it runs.  Also used by ctx.launch() in workers.
+ * Launch a dynamic worker from a deployed bundle; args is JSON text or NULL,
+ * database the one to connect to (NULL: its manifest's).  Returns its pid
+ * once it runs.  Also used by ctx.launch() in workers.
  */
 pid_t
-pgnw_launch(const char *name, const char *args, int *slot_out)
+pgnw_launch(const char *name, const char *args, const char *database, int *slot_out)
 {
-	PgnwLaunchOp op = {args, 0, -1};
+	PgnwLaunchOp op = {args, database, 0, -1};
 
 	pgnw_control_run(name, pgnw_control_launch_op, &op);
 	if (slot_out)
@@ -449,33 +577,51 @@ pgnw_control_stop_op(const char *name, void *arg)
  * restart(name): stop every process of the worker, then start it again
  * with the current bundle and manifest, in its static slot if it has one
  * (or the slot of its last dynamic run, keeping its arguments and its
- * inbox), else as a new launch.
+ * inbox), else as a new launch.  A worker with several instances gets all
+ * of its static slots started again (how many were registered at server
+ * start, whatever the manifest says now).  A worker with autostart false
+ * that was never launched has nothing to run again: an error.
  */
 static void
 pgnw_control_restart_op(const char *name, void *arg)
 {
 	pid_t	   *pid = (pid_t *) arg;
 	PgnwManifest m;
-	int			index;
+	int		   *indexes = palloc(sizeof(int) * pgnw_max_workers);
+	int			n;
 
 	pgnw_control_load_manifest(name, &m);
+	/* started with no args, an on-demand worker would run a launch nobody asked for */
+	if (!m.autostart && !pgnw_slot_name_known(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node worker \"%s\" starts only when launched and has not been launched", name),
+				 errhint("Start it with SELECT node_worker.launch('%s', args). restart() runs a launched worker again with its arguments.",
+						 name)));
 	(void) pgnw_control_stop_all(name);
-	index = pgnw_slot_prepare_restart(name, &m);
-	if (index < 0)
-		*pid = pgnw_launch(name, NULL, NULL);
-	else
-		*pid = pgnw_control_start_process(index, &m, false);
+	n = pgnw_slot_prepare_restart(name, &m, indexes);
+	if (n == 0)
+		*pid = pgnw_launch(name, NULL, NULL, NULL);
+	/* every instance, in slot order: the pid returned is the first one's */
+	for (int k = n - 1; k >= 0; k--)
+		*pid = pgnw_control_start_process(indexes[k], &m, false);
+	pfree(indexes);
 }
 
 
 /* --------------------------------------------------------- SQL functions */
 
-/* node_worker.launch(name, args jsonb default null): the new process's pid */
+/*
+ * node_worker.launch(name, args jsonb default null, database text default
+ * null): the new process's pid.  The SQL definition before 0.6 has no
+ * database argument.
+ */
 Datum
 node_worker_launch(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	char	   *args = NULL;
+	char	   *database = NULL;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -484,7 +630,9 @@ node_worker_launch(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (!PG_ARGISNULL(1))
 		args = JsonbToCString(NULL, &PG_GETARG_JSONB_P(1)->root, VARSIZE(PG_GETARG_JSONB_P(1)));
-	PG_RETURN_INT32(pgnw_launch(name, args, NULL));
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+		database = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	PG_RETURN_INT32(pgnw_launch(name, args, database, NULL));
 }
 
 /* node_worker.stop(name): whether a process was running */

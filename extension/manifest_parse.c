@@ -50,6 +50,8 @@ typedef enum PgnwField
 	PGNW_FIELD_BUFFER_LIMIT,
 	PGNW_FIELD_SEARCH_PATH,
 	PGNW_FIELD_NODE_TARGET,
+	PGNW_FIELD_AUTOSTART,
+	PGNW_FIELD_INSTANCES,
 	PGNW_NUM_FIELDS
 } PgnwField;
 
@@ -67,6 +69,8 @@ static const char *const pgnw_manifest_field_names[PGNW_NUM_FIELDS] = {
 	"bufferLimitMb",
 	"searchPath",
 	"nodeTarget",
+	"autostart",
+	"instances",
 };
 
 /* The value of one top-level field, as seen by the JSON parser */
@@ -307,6 +311,54 @@ pgnw_manifest_take_format(PgnwParseState *ps, char *errbuf)
 	return true;
 }
 
+/* autostart: optional, true (the default) or false */
+static bool
+pgnw_manifest_take_autostart(PgnwParseState *ps, PgnwManifest *out, char *errbuf)
+{
+	PgnwFieldValue *f = &ps->fields[PGNW_FIELD_AUTOSTART];
+
+	out->autostart = true;
+	if (!f->present)
+		return true;
+	if (!f->composite && f->type == JSON_TOKEN_TRUE)
+		return true;
+	if (!f->composite && f->type == JSON_TOKEN_FALSE)
+	{
+		out->autostart = false;
+		return true;
+	}
+	return pgnw_manifest_fail(errbuf, "field \"autostart\" must be true or false");
+}
+
+/*
+ * instances: optional, an integer from 1 (the default) to
+ * PGNW_MAX_INSTANCES; more than 1 only for a worker that starts with the
+ * server (a launch starts one process).
+ */
+static bool
+pgnw_manifest_take_instances(PgnwParseState *ps, PgnwManifest *out, char *errbuf)
+{
+	PgnwFieldValue *f = &ps->fields[PGNW_FIELD_INSTANCES];
+	char	   *end;
+	long		n;
+
+	out->instances = 1;
+	if (!f->present)
+		return true;
+	if (f->composite || f->type != JSON_TOKEN_NUMBER)
+		return pgnw_manifest_fail(errbuf, "field \"instances\" must be an integer from 1 to %d",
+								  PGNW_MAX_INSTANCES);
+	errno = 0;
+	n = strtol(f->value, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > PGNW_MAX_INSTANCES)
+		return pgnw_manifest_fail(errbuf, "field \"instances\" must be an integer from 1 to %d",
+								  PGNW_MAX_INSTANCES);
+	if (n > 1 && !out->autostart)
+		return pgnw_manifest_fail(errbuf, "field \"instances\" must be 1 when \"autostart\" is false");
+	out->instances = (int) n;
+	return true;
+}
+
 /* restart: integer seconds or "never" */
 static bool
 pgnw_manifest_take_restart(PgnwParseState *ps, PgnwManifest *out, char *errbuf)
@@ -527,7 +579,9 @@ pgnw_manifest_take_name_list(const char *s, PgnwField field, const char *what, c
  * Check the fields collected by the parse and fill *out, one field after
  * the other, in this order: the first problem is the reason.  A string
  * field is fetched (required? may it be null?), then checked.  heapLimitMb
- * and bufferLimitMb override node_worker.heap_limit_mb and buffer_limit_mb.
+ * and bufferLimitMb override node_worker.heap_limit_mb and buffer_limit_mb;
+ * autostart false keeps the worker from starting with the server; instances
+ * is how many processes start with it.
  */
 static bool
 pgnw_manifest_validate(PgnwParseState *ps, const char *dir, const char *expected_name,
@@ -569,7 +623,9 @@ pgnw_manifest_validate(PgnwParseState *ps, const char *dir, const char *expected
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_HEAP_LIMIT, 16, 65536,
 									&out->heap_limit_mb, errbuf) &&
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_BUFFER_LIMIT, 16, 1048576,
-									&out->buffer_limit_mb, errbuf);
+									&out->buffer_limit_mb, errbuf) &&
+		pgnw_manifest_take_autostart(ps, out, errbuf) &&
+		pgnw_manifest_take_instances(ps, out, errbuf);
 }
 
 

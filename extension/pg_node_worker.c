@@ -289,7 +289,6 @@ pgnw_register_one(const char *name)
 	char		path[MAXPGPATH];
 	PgnwManifest manifest;
 	char	   *reason = NULL;
-	int			slot;
 	BackgroundWorker worker;
 
 	if (!pgnw_manifest_path(name, path))
@@ -312,20 +311,57 @@ pgnw_register_one(const char *name)
 	if (!pgnw_bundle_usable(path, &manifest))
 		return;
 
-	slot = pgnw_supervisor_add_static(&manifest);
-	if (slot < 0)
+	/* on demand only: node_worker.launch() and ctx.launch() start it */
+	if (!manifest.autostart)
 	{
 		ereport(LOG,
-				(errmsg("pg_node_worker: skipping worker manifest \"%s\": more workers than node_worker.max_workers (%d)",
-						path, pgnw_max_workers)));
+				(errmsg("pg_node_worker: deployed worker \"%s\" (database \"%s\", bundle %s) starts only when launched",
+						manifest.name, manifest.database, manifest.bundle_path)));
 		return;
 	}
-	pgnw_control_fill_bgworker(&worker, &manifest, slot);
-	RegisterBackgroundWorker(&worker);
 
-	ereport(LOG,
-			(errmsg("pg_node_worker: registered worker \"%s\" (database \"%s\", bundle %s)",
-					manifest.name, manifest.database, manifest.bundle_path)));
+	/*
+	 * All instances or none: a worker that splits its work by instance number
+	 * would silently leave parts undone with some of them missing.
+	 */
+	if (manifest.instances > pgnw_supervisor_static_room())
+	{
+		if (manifest.instances == 1)
+			ereport(LOG,
+					(errmsg("pg_node_worker: skipping worker manifest \"%s\": more workers than node_worker.max_workers (%d)",
+							path, pgnw_max_workers)));
+		else
+			ereport(LOG,
+					(errmsg("pg_node_worker: skipping worker manifest \"%s\": its %d instances do not fit in node_worker.max_workers (%d, %d left)",
+							path, manifest.instances, pgnw_max_workers,
+							Max(pgnw_supervisor_static_room(), 0)),
+					 errhint("Raise node_worker.max_workers (and max_worker_processes), or deploy the worker with fewer instances.")));
+		return;
+	}
+	if (manifest.instances > max_worker_processes)
+	{
+		ereport(LOG,
+				(errmsg("pg_node_worker: skipping worker manifest \"%s\": its %d instances are more than max_worker_processes (%d)",
+						path, manifest.instances, max_worker_processes),
+				 errhint("Raise max_worker_processes, or deploy the worker with fewer instances.")));
+		return;
+	}
+	for (int i = 0; i < manifest.instances; i++)
+	{
+		int			slot = pgnw_supervisor_add_static(&manifest, i);
+
+		pgnw_control_fill_bgworker(&worker, &manifest, slot);
+		RegisterBackgroundWorker(&worker);
+	}
+
+	if (manifest.instances == 1)
+		ereport(LOG,
+				(errmsg("pg_node_worker: registered worker \"%s\" (database \"%s\", bundle %s)",
+						manifest.name, manifest.database, manifest.bundle_path)));
+	else
+		ereport(LOG,
+				(errmsg("pg_node_worker: registered worker \"%s\" (database \"%s\", bundle %s) with %d instances",
+						manifest.name, manifest.database, manifest.bundle_path, manifest.instances)));
 }
 
 /*

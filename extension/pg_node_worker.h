@@ -121,7 +121,14 @@ typedef struct PgnwManifest
 	int			buffer_limit_mb;	/* 0 = node_worker.buffer_limit_mb */
 	int			node_target_major;	/* Node the bundle was built for; 0 = not recorded */
 	int			node_target_minor;
+	bool		autostart;		/* false: registered at server start never, runs
+								 * only when launched */
+	int			instances;		/* processes started with the server (1 to
+								 * PGNW_MAX_INSTANCES) */
 } PgnwManifest;
+
+/* the most processes one manifest may ask to start with the server */
+#define PGNW_MAX_INSTANCES 1024
 
 /*
  * Parse and validate the manifest at "path".  Never ereports.  On success
@@ -162,9 +169,11 @@ extern PGDLLEXPORT void pgnw_worker_connect(const PgnwManifest *m);
  * applies the crash-loop backoff (should_stop() reports a pending SIGTERM)
  * and decides whether to run at all.  Returns false when the worker must
  * exit with code 0 instead (marked failed, or asked to stop).  On success
- * *args is a palloc'd copy of the launch arguments (JSON text) or NULL.
+ * *args is a palloc'd copy of the launch arguments (JSON text) or NULL,
+ * and m->database the database to connect to (the one launch() chose, if
+ * it chose one).
  */
-extern PGDLLEXPORT bool pgnw_worker_begin(int index, const char *name, const PgnwManifest *m,
+extern PGDLLEXPORT bool pgnw_worker_begin(int index, const char *name, PgnwManifest *m,
 										  bool (*should_stop) (void), char **args);
 
 /*
@@ -186,6 +195,9 @@ extern PGDLLEXPORT bool pgnw_worker_stop_requested(void);
 extern PGDLLEXPORT int pgnw_worker_slot(void);
 extern PGDLLEXPORT int64 pgnw_worker_start_clock(void);
 
+/* which of its worker's instances this process is (0-based; 0 for a launch); never ereports */
+extern PGDLLEXPORT int pgnw_worker_instance(void);
+
 /* pid running in a slot (0 when none), and the slot's last exit code */
 extern PGDLLEXPORT pid_t pgnw_slot_pid(int index, int *last_exit_code);
 
@@ -194,10 +206,12 @@ extern PGDLLEXPORT pid_t pgnw_slot_pid(int index, int *last_exit_code);
 
 /*
  * Start a dynamic worker from a deployed bundle (args: JSON text or NULL)
- * and wait until it runs; returns its pid and, when slot_out is not NULL,
- * its slot.  ereports on error.
+ * connected to database (NULL: its manifest's) and wait until it runs;
+ * returns its pid and, when slot_out is not NULL, its slot.  ereports on
+ * error.
  */
-extern PGDLLEXPORT pid_t pgnw_launch(const char *name, const char *args, int *slot_out);
+extern PGDLLEXPORT pid_t pgnw_launch(const char *name, const char *args, const char *database,
+									 int *slot_out);
 
 
 /* ---- inbox.c: the worker's side of call(), notify() and wake() ---- */

@@ -6,7 +6,8 @@
  *		loop, recording state and errors, and what its exit leaves there.
  *
  * One slot in shared memory per worker process lifetime line: static
- * workers (registered at postmaster start) own slots 0..n-1; dynamic ones
+ * workers (registered at postmaster start, one slot per instance) own
+ * slots 0..n-1; dynamic ones
  * (node_worker.launch(), ctx.launch()) take a free slot.  A slot holds what
  * the node_worker.workers view shows: pid, state, start count, last exit,
  * last error.  The worker process maintains its own slot (see
@@ -65,12 +66,20 @@ int			pgnw_buffer_limit_mb = 1024;
 
 static PgnwSlotTable *pgnw_supervisor_table = NULL;
 
+/* A static worker process: its manifest and which of its instances it is. */
+typedef struct PgnwStaticWorker
+{
+	PgnwManifest manifest;
+	int			instance;
+} PgnwStaticWorker;
+
 /* postmaster memory: the static workers, in registration (= slot) order */
-static PgnwManifest *pgnw_supervisor_static = NULL;
+static PgnwStaticWorker *pgnw_supervisor_static = NULL;
 static int	pgnw_supervisor_nstatic = 0;
 
-/* worker side: this process's slot */
+/* worker side: this process's slot and its instance */
 static int	pgnw_supervisor_my_slot = -1;
+static int	pgnw_supervisor_my_instance = 0;
 static TimestampTz pgnw_supervisor_my_start = 0;
 static int64 pgnw_supervisor_my_start_clock = 0;	/* pgnw_clock_us() */
 
@@ -80,6 +89,7 @@ static const char *const pgnw_supervisor_state_names[] = {
 	[PGNW_STATE_RUNNING] = "running",
 	[PGNW_STATE_BACKING_OFF] = "backing-off",
 	[PGNW_STATE_FAILED] = "failed",
+	[PGNW_STATE_DEPLOYED] = "deployed",
 };
 
 
@@ -117,24 +127,34 @@ pgnw_supervisor_shmem_init(LWLock *lock)
 		slot->is_static = true;
 		slot->state = PGNW_STATE_STARTING;
 		slot->generation = ++pgnw_supervisor_table->next_generation;
-		pgnw_slot_fill_from_manifest(slot, &pgnw_supervisor_static[i]);
+		slot->instance = pgnw_supervisor_static[i].instance;
+		pgnw_slot_fill_from_manifest(slot, &pgnw_supervisor_static[i].manifest);
 	}
 }
 
+/* Postmaster: how many more static workers node_worker.max_workers leaves room for. */
+int
+pgnw_supervisor_static_room(void)
+{
+	return pgnw_max_workers - pgnw_supervisor_nstatic;
+}
+
 /*
- * Postmaster: remember a static worker, whose slot is made at shared memory
- * set-up.  Its slot index, or -1 when node_worker.max_workers are taken.
+ * Postmaster: remember instance "instance" of a static worker, whose slot is
+ * made at shared memory set-up.  Its slot index, or -1 when
+ * node_worker.max_workers are taken.
  */
 int
-pgnw_supervisor_add_static(const PgnwManifest *m)
+pgnw_supervisor_add_static(const PgnwManifest *m, int instance)
 {
 	if (pgnw_supervisor_nstatic >= pgnw_max_workers)
 		return -1;
 	if (pgnw_supervisor_static == NULL)
-		pgnw_supervisor_static = (PgnwManifest *) malloc(sizeof(PgnwManifest) * pgnw_max_workers);
+		pgnw_supervisor_static = (PgnwStaticWorker *) malloc(sizeof(PgnwStaticWorker) * pgnw_max_workers);
 	if (pgnw_supervisor_static == NULL)
 		return -1;
-	pgnw_supervisor_static[pgnw_supervisor_nstatic] = *m;
+	pgnw_supervisor_static[pgnw_supervisor_nstatic].manifest = *m;
+	pgnw_supervisor_static[pgnw_supervisor_nstatic].instance = instance;
 	return pgnw_supervisor_nstatic++;
 }
 
@@ -170,12 +190,16 @@ pgnw_slot_state_name(PgnwState state)
 	return pgnw_supervisor_state_names[state];
 }
 
-/* The worker description in a slot, from its manifest. */
+/*
+ * The worker description in a slot, from its manifest; a database chosen
+ * by its launch stays (also across restart() and a new deployment).
+ */
 void
 pgnw_slot_fill_from_manifest(PgnwSlot *slot, const PgnwManifest *m)
 {
 	strlcpy(slot->name, m->name, sizeof(slot->name));
-	strlcpy(slot->database, m->database, sizeof(slot->database));
+	strlcpy(slot->database, slot->launch_database[0] ? slot->launch_database : m->database,
+			sizeof(slot->database));
 	strlcpy(slot->role, m->role, sizeof(slot->role));
 	strlcpy(slot->sha256, m->sha256, sizeof(slot->sha256));
 	strlcpy(slot->callers, m->callers, sizeof(slot->callers));
@@ -234,10 +258,11 @@ pgnw_supervisor_on_exit(int code, Datum arg)
  * Take slot index for this process, under the lock: the slot must be worker
  * name's, and no other live process may hold it.  Reports the failure
  * streak, whether stop() was called, and the backoff to wait (ms); false
- * when another process runs in the slot.
+ * when another process runs in the slot.  m->database becomes the slot's
+ * (a launch may have chosen another).
  */
 static bool
-pgnw_supervisor_claim(int index, const char *name, const PgnwManifest *m, char **args,
+pgnw_supervisor_claim(int index, const char *name, PgnwManifest *m, char **args,
 					  int *failures, bool *stop, long *backoff_ms)
 {
 	PgnwSlot   *slot;
@@ -268,9 +293,11 @@ pgnw_supervisor_claim(int index, const char *name, const PgnwManifest *m, char *
 		return false;
 	}
 	pgnw_supervisor_my_slot = index;
+	pgnw_supervisor_my_instance = slot->instance;
 	pgnw_supervisor_my_start = GetCurrentTimestamp();
 	pgnw_supervisor_my_start_clock = pgnw_clock_us();
 	pgnw_slot_fill_from_manifest(slot, m);
+	strlcpy(m->database, slot->database, sizeof(m->database));
 	slot->pid = MyProcPid;
 	slot->procno = pgnw_my_procno();
 	slot->wake_pending = false;
@@ -343,7 +370,7 @@ pgnw_supervisor_back_off(const char *name, int failures, long backoff_ms,
  * or NULL.
  */
 bool
-pgnw_worker_begin(int index, const char *name, const PgnwManifest *m,
+pgnw_worker_begin(int index, const char *name, PgnwManifest *m,
 				  bool (*should_stop) (void), char **args)
 {
 	int			failures;
@@ -458,6 +485,13 @@ pgnw_worker_slot(void)
 	return pgnw_supervisor_my_slot;
 }
 
+/* Which of its worker's instances this process is: 0-based, 0 for a launch. */
+int
+pgnw_worker_instance(void)
+{
+	return pgnw_supervisor_my_instance;
+}
+
 /* When this worker process claimed its slot, on pgnw_clock_us() (0 outside a worker). */
 int64
 pgnw_worker_start_clock(void)
@@ -509,12 +543,14 @@ pgnw_slot_copy(int index, PgnwSlot *out)
 }
 
 /*
- * A slot for a new launch of m with args: a free one, else the finished
- * dynamic slot that ended longest ago.  Set up as "starting" with a new
- * identity; -1 when none is left.
+ * A slot for a new launch of m with args in database (NULL: the
+ * manifest's): a free one, else the finished dynamic slot that ended
+ * longest ago.  Set up as "starting" with a new identity; -1 when none is
+ * left.
  */
 int
-pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, int *nslots)
+pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, const char *database,
+						int *nslots)
 {
 	int			index = -1;
 	int			oldest = -1;
@@ -547,6 +583,8 @@ pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, int *nslots)
 		s->is_static = false;
 		s->generation = ++pgnw_supervisor_table->next_generation;
 		s->state = PGNW_STATE_STARTING;
+		if (database != NULL)
+			strlcpy(s->launch_database, database, sizeof(s->launch_database));
 		pgnw_slot_fill_from_manifest(s, m);
 		if (args != NULL)
 		{
@@ -612,15 +650,17 @@ pgnw_slot_request_stop(const char *name, int *n)
 }
 
 /*
- * The slot restart() starts worker name in: its static slot if it has one,
- * else the first slot of its launches (keeping their arguments and inbox).
- * The slot is cleared of stop(), failures and errors and takes m's
- * description; -1 when the worker has no slot.
+ * The slots restart() starts worker name in: its static slots if it has
+ * any (one per instance), else the first slot of its launches (keeping
+ * their arguments and inbox).  Each is cleared of stop(), failures and
+ * errors and takes m's description.  Their indexes go into indexes (room
+ * for every slot); returns how many, 0 when the worker has no slot.
  */
 int
-pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m)
+pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m, int *indexes)
 {
-	int			index = -1;
+	int			n = 0;
+	int			first_dynamic = -1;
 
 	LWLockAcquire(pgnw_supervisor_table->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < pgnw_supervisor_table->nslots; i++)
@@ -629,14 +669,16 @@ pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m)
 
 		if (!s->in_use || strcmp(s->name, name) != 0)
 			continue;
-		if (index < 0 || s->is_static)
-			index = i;
 		if (s->is_static)
-			break;
+			indexes[n++] = i;
+		else if (first_dynamic < 0)
+			first_dynamic = i;
 	}
-	if (index >= 0)
+	if (n == 0 && first_dynamic >= 0)
+		indexes[n++] = first_dynamic;
+	for (int k = 0; k < n; k++)
 	{
-		PgnwSlot   *s = &pgnw_supervisor_table->slots[index];
+		PgnwSlot   *s = &pgnw_supervisor_table->slots[indexes[k]];
 
 		s->stop_requested = false;
 		s->consecutive_failures = 0;
@@ -646,7 +688,7 @@ pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m)
 		pgnw_slot_fill_from_manifest(s, m);
 	}
 	LWLockRelease(pgnw_supervisor_table->lock);
-	return index;
+	return n;
 }
 
 /*

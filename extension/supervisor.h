@@ -30,7 +30,8 @@ typedef enum PgnwState
 	PGNW_STATE_STARTING,
 	PGNW_STATE_RUNNING,
 	PGNW_STATE_BACKING_OFF,
-	PGNW_STATE_FAILED
+	PGNW_STATE_FAILED,
+	PGNW_STATE_DEPLOYED			/* view only: autostart false, never launched */
 } PgnwState;
 
 #define PGNW_ARGS_MAX 8192
@@ -43,8 +44,10 @@ typedef struct PgnwSlot
 	bool		is_static;
 	bool		stop_requested; /* stop(): do not run again until restart() */
 	bool		has_args;
+	int			instance;		/* which of the worker's static processes (0-based) */
 	char		name[PGNW_WORKER_NAME_MAX + 1];
 	char		database[NAMEDATALEN];
+	char		launch_database[NAMEDATALEN];	/* chosen by launch(); "" = the manifest's */
 	char		role[NAMEDATALEN];
 	char		sha256[65];
 	char		callers[PGNW_CALLERS_MAX];
@@ -83,8 +86,11 @@ extern int	pgnw_max_failures;
 extern Size pgnw_supervisor_shmem_size(void);
 extern void pgnw_supervisor_shmem_init(LWLock *lock);
 
-/* postmaster, before shared memory exists: a static worker; its slot, or -1 */
-extern int	pgnw_supervisor_add_static(const PgnwManifest *m);
+/* postmaster, before shared memory exists: how many more static slots there is room for */
+extern int	pgnw_supervisor_static_room(void);
+
+/* postmaster, before shared memory exists: instance of a static worker; its slot, or -1 */
+extern int	pgnw_supervisor_add_static(const PgnwManifest *m, int instance);
 
 /* sleep on the latch for up to ms, then serve interrupts (all waits of this library) */
 extern void pgnw_supervisor_nap(long ms, PgnwWaitEvent why);
@@ -106,10 +112,12 @@ extern void pgnw_slot_copy(int index, PgnwSlot *out);
 
 /*
  * A slot for a new launch of m (a free one, else the finished dynamic one
- * that ended longest ago), set up to start with args; -1 when every slot is
- * taken (*nslots says how many there are).
+ * that ended longest ago), set up to start with args in database (NULL:
+ * the manifest's); -1 when every slot is taken (*nslots says how many
+ * there are).
  */
-extern int	pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, int *nslots);
+extern int	pgnw_slot_claim_dynamic(const PgnwManifest *m, const char *args, const char *database,
+									int *nslots);
 
 /* give back a dynamic slot whose process could not be started */
 extern void pgnw_slot_release(int index);
@@ -124,10 +132,11 @@ extern bool pgnw_slot_name_known(const char *name);
 extern pid_t *pgnw_slot_request_stop(const char *name, int *n);
 
 /*
- * The slot restart() starts worker name in again (its static slot, else
- * the slot of its last launch), made ready to start with m; -1 if none.
+ * The slots restart() starts worker name in again (its static slots, one
+ * per instance, else the slot of its first launch), made ready to start
+ * with m, into indexes (room for every slot); returns how many (0: none).
  */
-extern int	pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m);
+extern int	pgnw_slot_prepare_restart(const char *name, const PgnwManifest *m, int *indexes);
 
 /* who worker name is for call(), notify() and wake() */
 extern void pgnw_find_worker(const char *name, PgnwTarget *t);

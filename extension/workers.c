@@ -8,7 +8,8 @@
  * The slots are copied under their lock at once, so a row never mixes two
  * moments of one slot; the manifests are read afterwards, so a worker
  * deployed meanwhile may or may not show.  A deployed worker without a slot
- * (deployed after the server started, never launched) shows as "stopped",
+ * shows as "deployed" when it starts only when launched (autostart false),
+ * else as "stopped" (deployed after the server started, never launched),
  * or as "failed" with the reason when its manifest is invalid.
  *
  * The module has no C interface: only the SQL function.
@@ -90,7 +91,8 @@ pgnw_workers_deployed_row(const char *file_name, const PgnwSlot *slots, int nslo
 	else if (pgnw_read_manifest(path, &m, &reason))
 	{
 		pgnw_slot_fill_from_manifest(s, &m);
-		s->state = PGNW_STATE_STOPPED;
+		s->is_static = m.autostart;
+		s->state = m.autostart ? PGNW_STATE_STOPPED : PGNW_STATE_DEPLOYED;
 		return true;
 	}
 	strlcpy(s->name, name, sizeof(s->name));

@@ -14,7 +14,7 @@
 namespace
 {
 
-/* launch(name, argsJson | null) → { pid, slot } */
+/* launch(name, argsJson | null, database | null) → { pid, slot } */
 Napi::Value
 Launch(const Napi::CallbackInfo &info)
 {
@@ -23,15 +23,18 @@ Launch(const Napi::CallbackInfo &info)
 	int			pid = 0;
 	int			slot = -1;
 
-	if (info.Length() < 2 || !info[0].IsString() || !(info[1].IsString() || info[1].IsNull()))
+	if (info.Length() < 3 || !info[0].IsString() || !(info[1].IsString() || info[1].IsNull()) ||
+		!(info[2].IsString() || info[2].IsNull()))
 	{
-		Napi::TypeError::New(env, "launch(name, argsJson) got bad arguments").ThrowAsJavaScriptException();
+		Napi::TypeError::New(env, "launch(name, argsJson, database) got bad arguments").ThrowAsJavaScriptException();
 		return env.Undefined();
 	}
 	std::string name = info[0].As<Napi::String>().Utf8Value();
 	std::string args = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+	std::string database = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
 
-	if (!pgnw_control_launch(name.c_str(), info[1].IsString() ? args.c_str() : nullptr, &pid, &slot, &err))
+	if (!pgnw_control_launch(name.c_str(), info[1].IsString() ? args.c_str() : nullptr,
+							 info[2].IsString() ? database.c_str() : nullptr, &pid, &slot, &err))
 	{
 		PgnwThrowPgError(env, &err);
 		return env.Undefined();
@@ -101,6 +104,13 @@ WorkerArgs(const Napi::CallbackInfo &info)
 	return Napi::String::New(info.Env(), pgnw_worker_info.args);
 }
 
+/* workerInstance() → which of its worker's instances this process is (0-based) */
+Napi::Value
+WorkerInstance(const Napi::CallbackInfo &info)
+{
+	return Napi::Number::New(info.Env(), pgnw_control_instance());
+}
+
 /* the control surface's functions, by the names the runtime calls them */
 const PgnwExport control_exports[] = {
 	{"launch", Launch},
@@ -109,6 +119,7 @@ const PgnwExport control_exports[] = {
 	{"reportError", ReportError},
 	{"isInRecovery", IsInRecovery},
 	{"workerArgs", WorkerArgs},
+	{"workerInstance", WorkerInstance},
 };
 
 }								/* namespace */

@@ -18,9 +18,15 @@ extern "C"
 {
 #endif
 
-/* start a dynamic worker from a deployed bundle; args is JSON text or NULL */
-extern bool pgnw_control_launch(const char *name, const char *args, int *pid, int *slot,
-								PgnwError *err);
+/*
+ * start a dynamic worker from a deployed bundle; args is JSON text or NULL,
+ * database NULL for the manifest's
+ */
+extern bool pgnw_control_launch(const char *name, const char *args, const char *database,
+								int *pid, int *slot, PgnwError *err);
+
+/* which instance of its worker this process is (0-based) */
+extern int	pgnw_control_instance(void);
 
 /* is process pid still running in slot? if not, *exit_code is its exit code */
 extern bool pgnw_control_child_running(int slot, int pid, int *exit_code);

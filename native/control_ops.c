@@ -19,6 +19,7 @@ typedef struct PgnwLaunchArgs
 {
 	const char *name;
 	const char *args;
+	const char *database;
 	int			pid;
 	int			slot;
 } PgnwLaunchArgs;
@@ -29,20 +30,31 @@ control_op_launch(void *arg)
 {
 	PgnwLaunchArgs *a = (PgnwLaunchArgs *) arg;
 
-	a->pid = (int) pgnw_launch(a->name, a->args, &a->slot);
+	a->pid = (int) pgnw_launch(a->name, a->args, a->database, &a->slot);
 }
 
-/* ctx.launch: start worker name with args (JSON text or NULL); its pid and slot. */
+/*
+ * ctx.launch: start worker name with args (JSON text or NULL) in database
+ * (NULL: its manifest's); its pid and slot.
+ */
 bool
-pgnw_control_launch(const char *name, const char *args, int *pid, int *slot, PgnwError *err)
+pgnw_control_launch(const char *name, const char *args, const char *database, int *pid,
+					int *slot, PgnwError *err)
 {
-	PgnwLaunchArgs a = {name, args, 0, -1};
+	PgnwLaunchArgs a = {name, args, database, 0, -1};
 
 	if (!pgnw_guard(control_op_launch, &a, err))
 		return false;
 	*pid = a.pid;
 	*slot = a.slot;
 	return true;
+}
+
+/* Which instance of its worker this process is; a plain read, no guard needed. */
+int
+pgnw_control_instance(void)
+{
+	return pgnw_worker_instance();
 }
 
 typedef struct PgnwChildArgs

@@ -17,6 +17,8 @@ export const DEFAULT_DATABASE = 'postgres';
 export const DEFAULT_RESTART = 10;
 /** The start time of a definition that gives none. */
 export const DEFAULT_START: StartTime = 'recovery-finished';
+/** The most instances a definition may ask for (PGNW_MAX_INSTANCES in extension/pg_node_worker.h). */
+export const MAX_INSTANCES = 1024;
 /** The longest restart interval (seconds): a day. */
 export const MAX_RESTART = 86400;
 /** NAMEDATALEN - 1 */
@@ -45,6 +47,10 @@ export interface WorkerMetadata {
   heapLimitMb: number | null;
   /** ArrayBuffer/Buffer limit in MB; null: node_worker.buffer_limit_mb */
   bufferLimitMb: number | null;
+  /** false: runs only when launched */
+  autostart: boolean;
+  /** processes started with the server */
+  instances: number;
 }
 
 /** Explains why a worker name is invalid, or returns null when it is fine. */
@@ -113,7 +119,18 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
 
   const heapLimitMb = megabytes(where, 'heapLimitMb', d.heapLimitMb, 16, 65536);
   const bufferLimitMb = megabytes(where, 'bufferLimitMb', d.bufferLimitMb, 16, 1048576);
-  return { name, database, role, restart, start, callers, searchPath, heapLimitMb, bufferLimitMb };
+  if (d.autostart !== undefined && typeof d.autostart !== 'boolean')
+    throw new TypeError(`${where}: autostart must be true or false (got ${describe(d.autostart)})`);
+  const autostart = d.autostart !== false;
+  let instances = 1;
+  if (d.instances !== undefined) {
+    if (typeof d.instances !== 'number' || !Number.isInteger(d.instances) || d.instances < 1 || d.instances > MAX_INSTANCES)
+      throw new TypeError(`${where}: instances must be an integer from 1 to ${MAX_INSTANCES} (got ${describe(d.instances)})`);
+    if (d.instances > 1 && !autostart)
+      throw new TypeError(`${where}: instances must be 1 when autostart is false (each launch starts one process)`);
+    instances = d.instances;
+  }
+  return { name, database, role, restart, start, callers, searchPath, heapLimitMb, bufferLimitMb, autostart, instances };
 }
 
 /**

@@ -12,6 +12,7 @@ export type {
   Buffers,
   BufferStats,
   CallMeta,
+  LaunchOptions,
   SenderMeta,
   ForkName,
   Message,

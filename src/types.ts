@@ -74,6 +74,11 @@ export interface Logger {
 /** Facts about the running worker. */
 export interface WorkerInfo {
   readonly name: string;
+  /**
+   * Which of the worker's `instances` this process is, from 0 to `instances - 1`: split the work
+   * by it. 0 for a worker with one instance and for a launched one.
+   */
+  readonly instance: number;
   readonly pid: number;
   /** The database it is connected to; null for `start: 'postmaster'` workers, which have none. */
   readonly database: string | null;
@@ -100,6 +105,17 @@ export interface WorkerMemory {
   readonly buffersPeakMb: number;
   /** Allocations refused because they did not fit. */
   readonly buffersRefused: number;
+}
+
+/** How `ctx.launch()` starts a worker. */
+export interface LaunchOptions {
+  /**
+   * The database it connects to, instead of the one it was deployed with. The worker's role must
+   * be allowed to connect there (CONNECT privilege, a database that allows connections); the
+   * launch fails with a `PgError` otherwise (`3D000` no such database, `55000` connections not
+   * allowed, `42501` no CONNECT privilege).
+   */
+  readonly database?: string;
 }
 
 /** A worker started with `ctx.launch()`. */
@@ -141,8 +157,11 @@ export interface Message extends SenderMeta {
   readonly redelivered: boolean;
 }
 
-/** Why `ctx.sleep()` resolved. */
-export type SleepResult = 'timeout' | 'wake' | 'abort';
+/**
+ * Why `ctx.sleep()` resolved: its time passed, `node_worker.wake()`, a configuration reload
+ * (SIGHUP, `pg_reload_conf()`), or `ctx.signal` aborted.
+ */
+export type SleepResult = 'timeout' | 'wake' | 'reload' | 'abort';
 
 /** A relation: its name (schema-qualified, or found through `search_path`) or its oid. */
 export type RelationRef = string | number;
@@ -227,9 +246,10 @@ export interface WorkerContext {
   readonly args: unknown;
   /**
    * Starts a dynamic worker from a deployed bundle (as `node_worker.launch()` does) and returns
-   * once it runs. `args` must be JSON-serialisable (at most 8 kB as JSON).
+   * once it runs. `args` must be JSON-serialisable (at most 8 kB as JSON); `options.database`
+   * picks the database it connects to (default: the one it was deployed with).
    */
-  launch(name: string, args?: unknown): WorkerHandle;
+  launch(name: string, args?: unknown, options?: LaunchOptions): WorkerHandle;
   /** True on a hot standby (recovery in progress): SQL is read-only there. */
   isInRecovery(): boolean;
   /** SQL in its own transaction per statement (or joining an open `ctx.transaction`). */
@@ -244,7 +264,9 @@ export interface WorkerContext {
   readonly signal: AbortSignal;
   /**
    * Resolves after `ms` with `'timeout'`, or early: with `'wake'` after `node_worker.wake(name)`,
-   * with `'abort'` when `signal` aborts.
+   * with `'reload'` after a configuration reload (SIGHUP, `pg_reload_conf()`; the `onReload`
+   * handlers have run by then), with `'abort'` when `signal` aborts. As a C worker's latch, a
+   * reload ends the sleep so that a loop applies new settings at once.
    */
   sleep(ms: number): Promise<SleepResult>;
   /**
@@ -289,6 +311,20 @@ export interface WorkerDefinition {
   role?: string;
   /** Seconds before a restart after a crash or a failed `main`, or `'never'` (default 10). */
   restart?: number | 'never';
+  /**
+   * `false`: the worker does not start with the server (nor after deploy); it runs only when
+   * launched, with `node_worker.launch()` or `ctx.launch()`, once per launch. Until then
+   * `node_worker.workers` shows it as `deployed`. Default `true`.
+   */
+  autostart?: boolean;
+  /**
+   * How many processes of this worker start with the server (default 1, at most 1024), each
+   * knowing its number as `ctx.worker.instance`; `node_worker.workers` shows one row each. They
+   * need as many `node_worker.max_workers` slots and `max_worker_processes`; a worker whose
+   * instances do not all fit is not started (a LOG line says why) and the others still are.
+   * More than 1 needs `autostart` (a launch starts one process).
+   */
+  instances?: number;
   /**
    * Default `'recovery-finished'`; `'consistent'` also runs on a hot standby; `'postmaster'`
    * starts with the server, before recovery, with no database connection (no SQL).

@@ -2,7 +2,8 @@
  * examples/autoprewarm.ts — pg_prewarm's autoprewarm in TypeScript — on a real cluster: a warmed
  * 50 MB table is back in shared_buffers after a restart (>= 90%, checked with pg_buffercache)
  * where a restart without the worker leaves it cold (< 10%); the dump file's format and atomic
- * rewrites (interval, wake, shutdown); a hot standby made from the primary loads it too.
+ * rewrites (interval, wake, shutdown); the blocks of another database, loaded by a child the
+ * worker launches there; a hot standby made from the primary loads it too.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -66,6 +67,7 @@ describe('examples/autoprewarm.ts', () => {
     expect(primary.log().slice(from)).toMatch(/autoprewarm: wrote \d+ blocks \(shutdown\)/);
     const m = await primary.waitForLog(/autoprewarm: loaded (\d+) blocks \((\d+) listed\)/, 30000, from); // ...and loads it
     expect(Number(m[1])).toBeGreaterThan(5000);
+    await primary.waitForLog(/autoprewarm: start-up load finished/, 30000, from);
     const share = await warmShare(primary);
     console.log(`with the worker: ${(share * 100).toFixed(1)}% of the warmed table in shared_buffers after a restart; ${m[0]}`);
     expect(share).toBeGreaterThanOrEqual(0.9);
@@ -118,6 +120,40 @@ describe('examples/autoprewarm.ts', () => {
     expect(primary.log().slice(from)).not.toMatch(/autoprewarm: loaded/);
   });
 
+  it('loads the blocks of another database through a child launched in that database', async () => {
+    await primary.query('CREATE DATABASE app');
+    await primary.query('CREATE EXTENSION pg_buffercache', [], 'app');
+    // ~8 MB: a seq scan of a table under shared_buffers / 4 keeps all its blocks
+    await primary.query(`CREATE TABLE warm AS SELECT g AS id, repeat(md5(g::text), 6) AS pad FROM generate_series(1, 36000) g`, [], 'app');
+    await primary.query('SELECT count(*) FROM warm', [], 'app');
+    const appShare = async () => {
+      const [r] = await primary.query<{ cached: number; blocks: number }>(
+        `SELECT (SELECT count(*) FROM pg_buffercache
+                  WHERE relfilenode = pg_relation_filenode('warm') AND relforknumber = 0
+                    AND reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))::int AS cached,
+                (pg_relation_size('warm') / 8192)::int AS blocks`,
+        [],
+        'app',
+      );
+      return r.cached / r.blocks;
+    };
+    expect(await appShare()).toBe(1);
+    const from = primary.log().length;
+    await primary.restart(); // the list written at shutdown names app's blocks
+    await primary.waitForLog(/autoprewarm: loaded (\d+) blocks \((\d+) listed\)/, 30000, from);
+    const m = await primary.waitForLog(/autoprewarm: loaded (\d+) blocks of database "app"/, 30000, from);
+    expect(Number(m[1])).toBeGreaterThan(900);
+    await primary.waitForLog(/autoprewarm: start-up load finished \([1-9]\d* other databases/, 30000, from);
+    expect(await appShare()).toBeGreaterThanOrEqual(0.9);
+    // the child ran in app and ended; the leader runs on
+    const rows = await primary.query<{ kind: string; state: string; database: string }>(
+      "SELECT kind, state, database FROM node_worker.workers WHERE name = 'autoprewarm' ORDER BY kind DESC, database",
+    );
+    expect(rows).toContainEqual({ kind: 'static', state: 'running', database: 'postgres' });
+    expect(rows).toContainEqual({ kind: 'dynamic', state: 'stopped', database: 'app' });
+    expect(primary.log().slice(from)).not.toMatch(/autoprewarm.*(failed|ERROR)|ERROR.*autoprewarm/);
+  });
+
   it('skips listed blocks of relations that are gone and blocks past the end', async () => {
     await primary.query('CREATE TABLE small (x int); INSERT INTO small VALUES (1)');
     const [{ db, node }] = await primary.query<{ db: string; node: string }>(
@@ -137,6 +173,8 @@ describe('examples/autoprewarm.ts', () => {
     await primary.start();
     const m = await primary.waitForLog(/autoprewarm: loaded (\d+) blocks \((\d+) listed\)/, 30000, from);
     expect(Number(m[2])).toBe(lines.length);
+    // the children are done: a wake now reaches the leader's sleep
+    await primary.waitForLog(/autoprewarm: start-up load finished/, 30000, from);
     expect(primary.log().slice(from)).not.toMatch(/autoprewarm.*(failed|ERROR)|ERROR.*autoprewarm/);
     expect(await warmShare(primary)).toBeGreaterThanOrEqual(0.9);
   });
@@ -150,7 +188,10 @@ describe('examples/autoprewarm.ts', () => {
     replica = await Cluster.replicaOf(primary);
     expect(fs.existsSync(path.join(replica.datadir, DUMP))).toBe(true);
     await replica.start();
-    await replica.waitForLog(/autoprewarm: loaded (\d+) blocks/, 30000);
+    await replica.waitForLog(/autoprewarm: loaded (\d+) blocks \((\d+) listed\)/, 30000);
+    // and app's, by a child launched on the standby
+    await replica.waitForLog(/autoprewarm: loaded (\d+) blocks of database "app"/, 30000);
+    await replica.waitForLog(/autoprewarm: start-up load finished/, 30000);
     expect(await replica.query('SELECT pg_is_in_recovery() AS r')).toEqual([{ r: true }]);
     expect(await warmShare(replica)).toBeGreaterThanOrEqual(0.9);
     // and writes its own list there

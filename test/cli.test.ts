@@ -113,6 +113,8 @@ describe('bundleWorker', () => {
       searchPath: null,
       heapLimitMb: null,
       bufferLimitMb: null,
+      autostart: true,
+      instances: 1,
     });
     expect(code).toContain('require("pg-node-worker")');
     expect(code).toMatch(/\/\/# sourceMappingURL=data:application\/json;base64,/);
@@ -130,7 +132,7 @@ describe('bundleWorker', () => {
   it('reads every field and ignores unknown ones', async () => {
     const file = workerFile(
       simpleWorker(
-        `name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster', searchPath: ['app', 'Ext'], color: 'blue',`,
+        `name: 'w_2-x', database: 'app', role: 'worker_role', restart: 'never', start: 'postmaster', searchPath: ['app', 'Ext'], instances: 2, color: 'blue',`,
       ),
     );
     const { definition } = await bundleWorker(file, { nodeTarget: TARGET });
@@ -144,6 +146,8 @@ describe('bundleWorker', () => {
       searchPath: ['app', 'Ext'],
       heapLimitMb: null,
       bufferLimitMb: null,
+      autostart: true,
+      instances: 2,
     });
   });
 
@@ -409,6 +413,18 @@ describe('deploy', () => {
   }
 
   const mode = (p: string) => fs.statSync(p).mode & 0o7777;
+
+  it('writes autostart and instances only when they are not the defaults, and says how an on-demand worker runs', async () => {
+    const pgdata = fakePgdata();
+    const { r, out } = await doDeploy(fixture('control-ondemand.ts'), { pgdata, restart: true });
+    expect(r.manifest).toMatchObject({ name: 'ondemand', autostart: false });
+    expect(r.manifest).not.toHaveProperty('instances');
+    expect(r.restartedPid).toBeUndefined();
+    expect(out[out.length - 1]).toBe(`autostart is false: the worker runs when launched (SELECT node_worker.launch('ondemand', args))`);
+    const many = await doDeploy(fixture('instances-many.ts'), { pgdata });
+    expect(many.r.manifest).toMatchObject({ name: 'many', instances: 3 });
+    expect(many.r.manifest).not.toHaveProperty('autostart');
+  });
 
   it('writes bundle and manifest, and adds pg_node_worker to shared_preload_libraries once', async () => {
     const pgdata = fakePgdata();

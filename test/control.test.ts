@@ -31,7 +31,7 @@ const error = (sql: string, params: unknown[] = []) => cluster.query(sql, params
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { 'node_worker.max_failures': 3, max_worker_processes: 12 } });
   await cluster.deployTemplate('idle', 'steady');
-  for (const w of ['job', 'leader', 'crasher']) await cluster.deployFile(`control-${w}.ts`);
+  for (const w of ['job', 'leader', 'crasher', 'ondemand', 'limited', 'spawner']) await cluster.deployFile(`control-${w}.ts`);
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
 }, 60000);
@@ -96,6 +96,83 @@ describe('launch', () => {
     await cluster.query("SELECT node_worker.restart('leader')");
     await cluster.waitForLog(/leader: children exited with 0,0/, 15000);
     await cluster.waitForLog(/leader: launch of nope: 42704 node worker "nope" is not deployed/);
+  });
+});
+
+describe('on-demand workers (autostart: false) and the database of a launch', () => {
+  const runs = (database: string) =>
+    cluster.query<{ pid: number; args: unknown; db: string }>('SELECT * FROM ondemand_runs ORDER BY pid', [], database).catch(() => []);
+
+  beforeAll(async () => {
+    await cluster.query('CREATE DATABASE other');
+    await cluster.query('CREATE DATABASE closed WITH ALLOW_CONNECTIONS false');
+    await cluster.query('CREATE DATABASE private');
+    await cluster.query('REVOKE CONNECT ON DATABASE private FROM PUBLIC');
+    await cluster.query('CREATE ROLE limited_role LOGIN');
+  });
+
+  it('does not start with the server, and shows as deployed', async () => {
+    expect(cluster.log()).toMatch(/pg_node_worker: deployed worker "ondemand" \(database "postgres", bundle .*\) starts only when launched/);
+    expect(cluster.log()).not.toMatch(/registered worker "ondemand"/);
+    expect(await rows('ondemand')).toMatchObject([{ name: 'ondemand', kind: 'dynamic', pid: null, state: 'deployed', database: 'postgres' }]);
+    expect(await runs('postgres')).toEqual([]);
+  });
+
+  it('restart() of one never launched is an error that says to launch it', async () => {
+    const e = await error("SELECT node_worker.restart('ondemand')");
+    expect(e).toMatchObject({ code: '55000', message: 'node worker "ondemand" starts only when launched and has not been launched' });
+    expect(e.hint).toMatch(/node_worker\.launch\('ondemand', args\)/);
+  });
+
+  it('runs once per launch, in the deployed database or the one launch() names', async () => {
+    const [{ p }] = await cluster.query<{ p: number }>(`SELECT node_worker.launch('ondemand', '{"n": 1}') AS p`);
+    await waitFor('the run in postgres', async () => ((await runs('postgres')).length === 1 ? true : null));
+    expect(await runs('postgres')).toEqual([{ pid: p, args: { n: 1 }, db: 'postgres' }]);
+
+    const [{ q }] = await cluster.query<{ q: number }>(`SELECT node_worker.launch('ondemand', '{"n": 2}', database => 'other') AS q`);
+    await waitFor('the run in other', async () => ((await runs('other')).length === 1 ? true : null));
+    expect(await runs('other')).toEqual([{ pid: q, args: { n: 2 }, db: 'other' }]);
+    const shown = await waitFor('both runs finished', async () => {
+      const r = await rows('ondemand');
+      return r.length === 2 && r.every((x) => x.state === 'stopped') ? r : null;
+    });
+    expect(shown.map((r) => [r.kind, r.database]).sort()).toEqual([['dynamic', 'other'], ['dynamic', 'postgres']]);
+  });
+
+  it('restart() of a launched one runs its first launch again, with its arguments and database', async () => {
+    const before = (await runs('postgres')).length + (await runs('other')).length;
+    await cluster.query("SELECT node_worker.restart('ondemand')");
+    await waitFor('a third run', async () => ((await runs('postgres')).length + (await runs('other')).length === before + 1 ? true : null));
+  });
+
+  it('ctx.launch(name, args, { database }) picks the database from a worker', async () => {
+    const from = cluster.log().length;
+    await cluster.query(`SELECT node_worker.launch('spawner', '{"database": "other"}')`);
+    await cluster.waitForLog(/spawner: child in other exited with 0/, 15000, from);
+    expect((await runs('other')).some((r) => (r.args as { from?: string }).from === 'spawner')).toBe(true);
+    await cluster.query(`SELECT node_worker.launch('spawner', '{"database": "closed"}')`);
+    await cluster.waitForLog(/spawner: launch in closed failed: 55000 database "closed" does not allow connections/, 15000, from);
+  });
+
+  it('refuses a database that does not exist, does not allow connections, or that the role may not connect to', async () => {
+    const launch = (name: string, database: string) => error('SELECT node_worker.launch($1, NULL, database => $2)', [name, database]);
+    const missing = await launch('ondemand', 'nope');
+    expect(missing).toMatchObject({ code: '3D000', message: 'database "nope" does not exist' });
+    expect(missing.hint).toMatch(/pg_database/);
+    const closed = await launch('ondemand', 'closed');
+    expect(closed).toMatchObject({ code: '55000', message: 'database "closed" does not allow connections, so node worker "ondemand" cannot run in it' });
+    expect(closed.hint).toMatch(/ALLOW_CONNECTIONS/);
+    expect(await launch('ondemand', '')).toMatchObject({ code: '42602' });
+    expect(await launch('ondemand', 'x'.repeat(64))).toMatchObject({ code: '42602' });
+    const denied = await launch('limited', 'private');
+    expect(denied).toMatchObject({ code: '42501', message: 'node worker "limited" runs as limited_role, which may not connect to database "private"' });
+    expect(denied.hint).toMatch(/GRANT CONNECT/);
+    // nothing was started for any of them
+    expect((await rows('limited')).map((r) => r.state)).toEqual(['deployed']);
+    // the role may connect to other: it runs there
+    const from = cluster.log().length;
+    await cluster.query("SELECT node_worker.launch('limited', NULL, database => 'other')");
+    await cluster.waitForLog(/limited: limited ran in other/, 15000, from);
   });
 });
 

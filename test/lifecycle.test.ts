@@ -16,6 +16,7 @@ describe('a deployed worker', () => {
   beforeAll(async () => {
     cluster = await Cluster.create({ settings: { 'pgnw_test.value': "'one'" } });
     await cluster.deployTemplate('idle', 'idler');
+    await cluster.deployFile('lifecycle-napper.ts');
     await cluster.start();
   }, 60000);
   afterAll(async () => cluster?.destroy());
@@ -41,6 +42,15 @@ describe('a deployed worker', () => {
     fs.appendFileSync(conf, "\npgnw_test.value = 'two'\n");
     cluster.reload();
     await cluster.waitForLog(/idler: reloaded, setting is two/, 10000, from);
+  });
+
+  it('ends a pending ctx.sleep() with "reload" on pg_reload_conf(), long before its timeout', async () => {
+    await cluster.waitForLog(/napper: napping/);
+    const from = cluster.log().length;
+    await cluster.query('SELECT pg_reload_conf()');
+    const m = await cluster.waitForLog(/napper: sleep ended with (\w+) after (\d+) ms/, 20000, from);
+    expect(m[1]).toBe('reload');
+    expect(Number(m[2])).toBeLessThan(30000);
   });
 
   it('stops within the grace period on pg_ctl stop -m fast when idle, and starts again', async () => {

@@ -55,7 +55,8 @@ describe('manifest edge cases against the server', () => {
     place(c, renderManifest(c));
     const row = await readBack();
     if (c.serverAccepts ?? c.accept) {
-      expect(row).toEqual({ state: 'stopped', last_error: null });
+      // a worker that starts only when launched shows as deployed until it is
+      expect(row).toEqual({ state: c.definition.autostart === false ? 'deployed' : 'stopped', last_error: null });
     } else {
       expect(row.state).toBe('failed');
       expect(row.last_error).toMatch(/^invalid manifest: /);

@@ -509,7 +509,8 @@ describe('the manifest reader (fast-check)', () => {
             const base = f.fileName.toString('latin1').slice(0, -5);
             const r = byName.get(base) ?? fail(`no row for ${base}`, f);
             if (exp.kind === 'valid') {
-              if (r.state !== 'stopped' || r.last_error !== null) fail(`a valid manifest shown as ${r.state}: ${r.last_error}`, f);
+              const state = exp.autostart ? 'stopped' : 'deployed';
+              if (r.state !== state || r.last_error !== null) fail(`a valid manifest shown as ${r.state} (expected ${state}): ${r.last_error}`, f);
               if (r.database !== exp.database || r.role !== exp.role || r.bundle_sha256 !== exp.sha256)
                 fail(`fields ${show({ database: r.database, role: r.role, sha256: r.bundle_sha256 })}`, f);
             } else if (exp.kind === 'invalid') {
@@ -630,7 +631,15 @@ describe('the manifest reader (fast-check)', () => {
               if (!exp.reason.test(reason)) fail(`logged reason ${show(reason)}, expected ${exp.reason}`, f);
             } else {
               if (skips !== 0) fail('a valid manifest was skipped', f);
-              const line = logged(Buffer.from(`pg_node_worker: registered worker "${exp.name}" (database "${exp.database}", bundle ${dir}/${exp.bundle})`));
+              const what = `"${exp.name}" (database "${exp.database}", bundle ${dir}/${exp.bundle})`;
+              // the line ends there: "with N instances" follows only for more than one
+              const line = Buffer.concat([
+                logged(Buffer.from(
+                  !exp.autostart ? `pg_node_worker: deployed worker ${what} starts only when launched`
+                  : exp.instances > 1 ? `pg_node_worker: registered worker ${what} with ${exp.instances} instances`
+                  : `pg_node_worker: registered worker ${what}`)),
+                Buffer.from('\n'),
+              ]);
               if (count(line) !== 1) fail(`no "${line.toString()}" line`, f);
             }
           }

@@ -470,7 +470,9 @@ async function writeDeployment(plan: DeployPlan, opts: DeployOptions, log: (l: s
       writeWorkerFiles(workerDir, plan, replaced, log);
       writePreload(plan, opts, log, warn);
       let restartedPid: number | undefined;
-      if (server.running && opts.restart) restartedPid = await restartNow(plan, previous, log);
+      if (plan.manifest.autostart === false)
+        log(`autostart is false: the worker runs when launched (SELECT node_worker.launch('${plan.name}', args))`);
+      else if (server.running && opts.restart) restartedPid = await restartNow(plan, previous, log);
       else log(nextStepLine(plan, opts));
       return {
         manifest: plan.manifest,

@@ -26,6 +26,10 @@ export interface Manifest {
   heapLimitMb?: number;
   /** ArrayBuffer/Buffer limit in MB (omitted: node_worker.buffer_limit_mb) */
   bufferLimitMb?: number;
+  /** false: runs only when launched (omitted: starts with the server) */
+  autostart?: false;
+  /** processes started with the server (omitted: 1) */
+  instances?: number;
 }
 
 /** What a manifest says about the deployment rather than the definition. */
@@ -56,6 +60,8 @@ export function manifestOf(definition: WorkerMetadata, files: DeployedFiles): Ma
     ...(definition.searchPath ? { searchPath: definition.searchPath.join(',') } : {}),
     ...(definition.heapLimitMb ? { heapLimitMb: definition.heapLimitMb } : {}),
     ...(definition.bufferLimitMb ? { bufferLimitMb: definition.bufferLimitMb } : {}),
+    ...(definition.autostart ? {} : { autostart: false as const }),
+    ...(definition.instances > 1 ? { instances: definition.instances } : {}),
   };
 }
 

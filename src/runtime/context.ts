@@ -2,7 +2,7 @@
  * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
  */
 import { format } from 'util';
-import type { Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
+import type { LaunchOptions, Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
 import { makeBuffers, makeShared } from './buffers';
 import type { Inbox } from './inbox';
 import type { NativeBridge } from './native';
@@ -23,17 +23,30 @@ export interface ContextParts {
   signal: AbortSignal;
   /** the ctx.onReload handlers, called on SIGHUP */
   reloadHandlers: Set<() => void>;
+  /** the pending ctx.sleep() calls, ended after the onReload handlers ran on SIGHUP */
+  reloadWaiters: Set<() => void>;
+}
+
+/** The database of ctx.launch's options: null for the manifest's; checked before anything starts. */
+function launchDatabase(options: unknown): string | null {
+  if (options === undefined || options === null) return null;
+  if (typeof options !== 'object') throw new TypeError('launch(name, args?, options?): options must be an object such as { database: "app" }');
+  const database = (options as LaunchOptions).database;
+  if (database === undefined || database === null) return null;
+  if (typeof database !== 'string' || database === '' || database.includes('\0'))
+    throw new TypeError('launch(name, args?, { database }): database must be a non-empty string without NUL (or left out for the deployed one)');
+  return database;
 }
 
 /** ctx.launch: start a dynamic worker; its exit is noticed by polling its slot while awaited. */
-export function launchWorker(native: NativeBridge, name: string, args: unknown): WorkerHandle {
+export function launchWorker(native: NativeBridge, name: string, args: unknown, options?: unknown): WorkerHandle {
   if (typeof name !== 'string') throw new TypeError('launch(name, args?): name must be a string');
   let json: string | null = null;
   if (args !== undefined && args !== null) {
     json = JSON.stringify(args);
     if (json === undefined) throw new TypeError('launch(name, args?): args must be JSON-serialisable');
   }
-  const { pid, slot } = native.launch(name, json);
+  const { pid, slot } = native.launch(name, json, launchDatabase(options));
   const exited = new Promise<number>((resolve) => {
     const timer = setInterval(() => {
       const code = native.childExitCode(slot, pid);
@@ -62,6 +75,7 @@ export function makeLogger(native: NativeBridge): Logger {
 function workerInfo(native: NativeBridge, info: ContextParts['info']): WorkerInfo {
   return Object.freeze({
     name: info.name,
+    instance: native.workerInstance(),
     pid: info.pid,
     database: info.database,
     role: info.role,
@@ -79,8 +93,12 @@ function workerInfo(native: NativeBridge, info: ContextParts['info']): WorkerInf
   });
 }
 
-/** ctx.sleep: resolves 'timeout' after ms, 'wake' on node_worker.wake(), 'abort' when asked to stop. */
-function makeSleep(signal: AbortSignal, messages: Inbox): (ms: number) => Promise<SleepResult> {
+/**
+ * ctx.sleep: resolves 'timeout' after ms, 'wake' on node_worker.wake(), 'reload' on SIGHUP,
+ * 'abort' when asked to stop. A reload ends the sleep as it sets a C worker's latch, so a
+ * worker_spi-style loop picks up new settings at once instead of after its naptime.
+ */
+function makeSleep(signal: AbortSignal, messages: Inbox, reloadWaiters: Set<() => void>): (ms: number) => Promise<SleepResult> {
   return (ms: number) =>
     new Promise<SleepResult>((resolve) => {
       if (signal.aborted) return resolve('abort');
@@ -88,11 +106,14 @@ function makeSleep(signal: AbortSignal, messages: Inbox): (ms: number) => Promis
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         cancelWake();
+        reloadWaiters.delete(onReload);
         resolve(why);
       };
+      const onReload = () => finish('reload');
       const onAbort = () => finish('abort');
       const timer = setTimeout(() => finish('timeout'), Math.max(0, Number(ms) || 0));
       const cancelWake = messages.onWake(() => finish('wake'));
+      reloadWaiters.add(onReload);
       signal.addEventListener('abort', onAbort, { once: true });
     });
 }
@@ -104,13 +125,13 @@ function parseArgs(text: string | null): unknown {
 
 /** Builds the frozen ctx. */
 export function makeContext(parts: ContextParts): WorkerContext {
-  const { native, info, engine, messages, signal, reloadHandlers } = parts;
+  const { native, info, engine, messages, signal, reloadHandlers, reloadWaiters } = parts;
   return Object.freeze({
     worker: workerInfo(native, info),
     sql: engine.makeSql(() => true),
     transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
     signal,
-    sleep: makeSleep(signal, messages),
+    sleep: makeSleep(signal, messages, reloadWaiters),
     onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => messages.onCall(handler),
     onMessage: (fn: Parameters<WorkerContext['onMessage']>[0]) => messages.onMessage(fn),
     messages: () => messages.messages(signal),
@@ -122,7 +143,7 @@ export function makeContext(parts: ContextParts): WorkerContext {
     setting: (name: string) => native.setting(String(name)),
     log: makeLogger(native),
     args: parseArgs(native.workerArgs()),
-    launch: (name: string, args?: unknown) => launchWorker(native, name, args),
+    launch: (name: string, args?: unknown, options?: LaunchOptions) => launchWorker(native, name, args, options),
     isInRecovery: () => native.isInRecovery(),
     buffers: makeBuffers(native),
     shared: makeShared(native),

@@ -94,7 +94,13 @@ class Exit {
 }
 
 /** What the runtime's events (SIGTERM, inbox messages, SIGHUP) do; installed as globalThis.__pgnwDispatch. */
-function installDispatch(native: NativeBridge, stopRequested: () => void, inbox: () => Inbox | null, reloadHandlers: Set<() => void>): void {
+function installDispatch(
+  native: NativeBridge,
+  stopRequested: () => void,
+  inbox: () => Inbox | null,
+  reloadHandlers: Set<() => void>,
+  reloadWaiters: Set<() => void>,
+): void {
   (globalThis as Record<string, unknown>).__pgnwDispatch = (event: string) => {
     if (event === 'sigterm') {
       stopRequested();
@@ -108,6 +114,8 @@ function installDispatch(native: NativeBridge, stopRequested: () => void, inbox:
           native.log(LOG_ERROR, `onReload handler failed: ${describe(err)}`);
         }
       }
+      // after the handlers, so that a loop woken from ctx.sleep() sees what they changed
+      for (const wake of [...reloadWaiters]) wake();
     }
   };
 }
@@ -186,10 +194,11 @@ export function start(runtimeDir: string, bundlePath: string, inspect?: InspectO
     if (!abort.signal.aborted) abort.abort(new Error('the worker is shutting down (SIGTERM)'));
   };
   const reloadHandlers = new Set<() => void>();
+  const reloadWaiters = new Set<() => void>();
   const engine = new SqlEngine(native, stopRequested);
   // made once the bundle is loaded (it reads the definition); messages wait in the inbox until then
   let inbox: Inbox | null = null;
-  installDispatch(native, stopRequested, () => inbox, reloadHandlers);
+  installDispatch(native, stopRequested, () => inbox, reloadHandlers, reloadWaiters);
 
   try {
     debuggerPort = openInspector(native, inspect);
@@ -204,7 +213,7 @@ export function start(runtimeDir: string, bundlePath: string, inspect?: InspectO
   if (def.name !== info.name)
     native.log(LOG_WARNING, `the bundle defines worker "${def.name}" but is deployed as "${info.name}"`);
 
-  const ctx = makeContext({ native, info, engine, messages, signal: abort.signal, reloadHandlers });
+  const ctx = makeContext({ native, info, engine, messages, signal: abort.signal, reloadHandlers, reloadWaiters });
   native.markRunning();
   Promise.resolve()
     .then(() => def.main(ctx))

@@ -71,12 +71,15 @@ export interface NativeBridge {
   releaseMemory(dropFilePages?: boolean): number;
 
   // control surface (native/control.cc)
-  launch(name: string, args: string | null): { pid: number; slot: number };
+  /** database null: the manifest's */
+  launch(name: string, args: string | null, database: string | null): { pid: number; slot: number };
   childExitCode(slot: number, pid: number): number | null;
   markRunning(): void;
   reportError(code: string | null, text: string): void;
   isInRecovery(): boolean;
   workerArgs(): string | null;
+  /** which of its worker's instances this process is (0-based; 0 for a launch) */
+  workerInstance(): number;
   // inbox (native/messaging.cc)
   takeMessages(): [woken: boolean, abandoned: boolean, messages: InboxEntry[]];
   reply(callerProcno: number, requestId: string, isError: boolean, sqlstate: string | null, text: string): boolean;

@@ -667,6 +667,7 @@ export function dateLiteralArb(): fc.Arbitrary<PgLiteral> {
 /** The fields the reader knows (docs/DESIGN.md), in the order it checks them. */
 export const MANIFEST_FIELDS = [
   'format', 'name', 'database', 'role', 'restart', 'start', 'bundle', 'sha256', 'callers', 'searchPath', 'nodeTarget', 'heapLimitMb', 'bufferLimitMb',
+  'autostart', 'instances',
 ] as const;
 /** A key the reader is about to learn (bufferLimitMb, being added): kept out of the generated keys. */
 const RESERVED_KEYS = new Set<string>(MANIFEST_FIELDS);
@@ -674,7 +675,7 @@ const RESERVED_KEYS = new Set<string>(MANIFEST_FIELDS);
 export type ManifestExpectation =
   | { kind: 'ignored' }
   | { kind: 'invalid'; reason: RegExp }
-  | { kind: 'valid'; name: string; database: string; role: string | null; sha256: string | null; bundle: string; restart: number | 'never'; start: string };
+  | { kind: 'valid'; name: string; database: string; role: string | null; sha256: string | null; bundle: string; restart: number | 'never'; start: string; autostart: boolean; instances: number };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
@@ -856,6 +857,16 @@ export function expectManifest(fileName: Buffer, content: Buffer, dir: string): 
     if (!isNumberToken(mb)) return invalid(new RegExp(`^field "${field}" must be an integer number of megabytes or null$`));
     if (!/^-?\d+$/.test(mb) || BigInt(mb) < 16n || BigInt(mb) > max) return invalid(new RegExp(`^field "${field}" must be an integer from 16 to ${max}$`));
   }
+  const autostart = raw.get('autostart');
+  if (autostart !== undefined && autostart !== 'true' && autostart !== 'false') return invalid(/^field "autostart" must be true or false$/);
+  const instancesRaw = raw.get('instances');
+  let instances = 1;
+  if (instancesRaw !== undefined) {
+    if (!isNumberToken(instancesRaw) || !/^-?\d+$/.test(instancesRaw) || BigInt(instancesRaw) < 1n || BigInt(instancesRaw) > 1024n)
+      return invalid(/^field "instances" must be an integer from 1 to 1024$/);
+    instances = Number(instancesRaw);
+    if (instances > 1 && autostart === 'false') return invalid(/^field "instances" must be 1 when "autostart" is false$/);
+  }
   return {
     kind: 'valid',
     name: name.value!,
@@ -865,6 +876,8 @@ export function expectManifest(fileName: Buffer, content: Buffer, dir: string): 
     bundle: b,
     restart,
     start: start.value!,
+    autostart: autostart !== 'false',
+    instances,
   };
 }
 
@@ -914,6 +927,9 @@ const validFields: fc.Arbitrary<Record<string, unknown>> = fc
       callers: fc.option(fc.string({ unit: 'grapheme-ascii', maxLength: 40 }), { nil: null }),
       heapLimitMb: fc.option(fc.oneof(fc.integer({ min: 16, max: 65536 }), fc.constantFrom(16, 65536)), { nil: null }),
       bufferLimitMb: fc.option(fc.oneof(fc.integer({ min: 16, max: 1048576 }), fc.constantFrom(16, 1048576)), { nil: null }),
+      autostart: fc.boolean(),
+      // few: the valid ones of a batch must fit in node_worker.max_workers together
+      instances: fc.constantFrom(1, 1, 1, 2),
       deployedAt: fc.date({ noInvalidDate: true, min: new Date(0), max: new Date(4e12) }).map((d) => d.toISOString()),
       searchPath: fc.option(fc.oneof(fc.constantFrom('', 'pg_catalog', 'public,$user', ',', 'a,,b'), fc.string({ unit: 'grapheme-ascii', maxLength: 40 })), { nil: null }),
       nodeTarget: fc.oneof(

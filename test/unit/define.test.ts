@@ -25,11 +25,11 @@ describe('worker names', () => {
 });
 
 describe('definitionMetadata', () => {
-  it('fills in the defaults: postgres, restart after 10 s, start when recovery finished, the rest null', () => {
+  it('fills in the defaults: postgres, restart after 10 s, start when recovery finished, autostart, the rest null', () => {
     const m = definitionMetadata({ name: 'w', main });
-    expect([m.name, m.database, m.restart, m.start]).toEqual(['w', DEFAULT_DATABASE, DEFAULT_RESTART, DEFAULT_START]);
+    expect([m.name, m.database, m.restart, m.start, m.autostart, m.instances]).toEqual(['w', DEFAULT_DATABASE, DEFAULT_RESTART, DEFAULT_START, true, 1]);
     expect([DEFAULT_DATABASE, DEFAULT_RESTART, DEFAULT_START]).toEqual(['postgres', 10, 'recovery-finished']);
-    const rest = Object.entries(m).filter(([k]) => !['name', 'database', 'restart', 'start'].includes(k));
+    const rest = Object.entries(m).filter(([k]) => !['name', 'database', 'restart', 'start', 'autostart', 'instances'].includes(k));
     expect(rest.map(([k]) => k).sort()).toEqual(['bufferLimitMb', 'callers', 'heapLimitMb', 'role', 'searchPath']);
     for (const [k, v] of rest) expect(v, k).toBeNull();
   });

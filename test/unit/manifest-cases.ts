@@ -87,6 +87,8 @@ export function renderManifest(c: ManifestCase): string {
     searchPath: list(d.searchPath),
     heapLimitMb: d.heapLimitMb,
     bufferLimitMb: d.bufferLimitMb,
+    autostart: d.autostart,
+    instances: d.instances,
   };
   return JSON.stringify(manifest, null, 2) + '\n';
 }
