@@ -22,6 +22,7 @@ export type {
   Result,
   Row,
   Sql,
+  SqlFragment,
   StartTime,
   Transaction,
   WorkerContext,
