@@ -129,7 +129,10 @@ function rowPieces(input: unknown, given: readonly unknown[]): Pieces {
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r] as Record<string, unknown>;
     for (let c = 0; c < columns.length; c++) {
-      values[k++] = row[columns[c]];
+      const v = row[columns[c]];
+      if (v instanceof Fragment)
+        throw new TypeError(`sql(rows): row ${r}, column ${JSON.stringify(columns[c])} holds an SQL fragment; row values are sent as parameters, so give a value (use INSERT ... SELECT for computed ones)`);
+      values[k++] = v;
       parts.push(c < columns.length - 1 ? ',' : r < rows.length - 1 ? '),(' : ')');
     }
   }

@@ -111,6 +111,7 @@ describe('sql(rows, ...columns)', () => {
     expect(() => sql([{ a: 1 }, null])).toThrow(/row 1 is null/);
     expect(() => sql([{ a: 1 }, [1]])).toThrow(/row 1 is an array/);
     expect(() => sql(['a'], 'x')).toThrow(/takes nothing more/);
+    expect(() => sql([{ a: 1 }, { a: sql('now') }])).toThrow(/row 1, column "a" holds an SQL fragment/);
   });
 
   it('refuses more than 65535 parameters with a RangeError naming a batch size', () => {
