@@ -45,6 +45,18 @@ class Fragment {
   }
 }
 
+// ctx.sql('SELECT 1') is an identifier, not a query (postgres.js's rule): reading it as a result
+// says so instead of giving undefined. Not `then`: an async function may return a fragment.
+for (const key of ['length', 'count', 'command', 'columns', '0', 'map', 'forEach', Symbol.iterator]) {
+  Object.defineProperty(Fragment.prototype, key, {
+    get(): never {
+      throw new TypeError(
+        'this is an SQL fragment, not a result: sql(...) called as a function quotes an identifier or builds rows. Run a statement with sql`...` as a tagged template, or raw text with sql.unsafe(text)',
+      );
+    },
+  });
+}
+
 /** Whether a value is a TemplateStringsArray (a tagged template's first argument). */
 export function isTemplateStrings(v: unknown): v is TemplateStringsArray {
   return Array.isArray(v) && (v as unknown as { raw?: unknown }).raw !== undefined;

@@ -167,6 +167,16 @@ describe('sql.fragment and composition', () => {
     expect(String(sql('t'))).toBe('[SQL fragment]');
   });
 
+  it('says so when a fragment is read as a result (sql(text) called where sql`text` was meant)', () => {
+    const f = sql('SELECT 1') as unknown as unknown[] & { count: number };
+    expect(() => f[0]).toThrow(/not a result: sql\(\.\.\.\) called as a function quotes an identifier/);
+    expect(() => f.length).toThrow(/sql\.unsafe\(text\)/);
+    expect(() => f.count).toThrow(TypeError);
+    expect(() => [...f]).toThrow(TypeError);
+    // an async function may still return one
+    return expect(Promise.resolve(sql('t')).then((x) => String(x))).resolves.toBe('[SQL fragment]');
+  });
+
   it('refuses a fragment tag used as a function', () => {
     expect(() => b.fragment(['x'] as unknown as TemplateStringsArray, [])).toThrow(/tagged template/);
   });
