@@ -2,7 +2,7 @@
  * Building SQL text from pieces, for ctx.sql: quoted identifiers (`sql('name')`,
  * `sql(['schema', 'table'])`), the column list and VALUES of a bulk insert (`sql(rows, ...columns)`)
  * and fragments (`sql.fragment\`...\``) that compose into a statement, their `$n` renumbered.
- * Pure functions over strings: nothing here talks to the server.
+ * Nothing here talks to the server: bad input is refused before anything is sent.
  *
  * A fragment is an empty object whose text and values live in its builder's WeakMap, so the only
  * fragments a statement accepts are the ones its own worker's `sql` made: an object forged with
@@ -11,11 +11,13 @@
  *
  * Limits: identifiers are quoted as quote_ident() does, always; PostgreSQL truncates one longer
  * than NAMEDATALEN-1 (63) bytes, as it does for any identifier. At most 65535 parameters per
- * statement (the protocol's and SPI's limit).
+ * statement: the wire protocol's limit (a 16-bit count), kept so a statement built here also runs
+ * from a client. Flattening copies: a fragment grown by nesting it in a new one per loop step is
+ * quadratic in its pieces (collect the pieces and splice them once instead).
  */
 import type { SqlFragment } from '../types';
 
-/** The most parameters one statement can take (a 16-bit count in the protocol). */
+/** The most parameters one statement may take (the wire protocol's 16-bit count). */
 export const MAX_PARAMS = 65535;
 
 /** What a fragment holds: `parts.length === values.length + 1`; value i goes between parts i and i+1. */
