@@ -13,7 +13,7 @@
  * than NAMEDATALEN-1 (63) bytes, as it does for any identifier. At most 65535 parameters per
  * statement: the wire protocol's limit (a 16-bit count), kept so a statement built here also runs
  * from a client. Flattening copies: a fragment grown by nesting it in a new one per loop step is
- * quadratic in its pieces (collect the pieces and splice them once instead).
+ * quadratic in its pieces, fine for a few clauses; many values go in sql(rows) or = ANY(array).
  */
 import type { SqlFragment } from '../types';
 
