@@ -116,6 +116,35 @@ describe('composed statements on the server', () => {
     expect(r).toEqual({ a: 1, bc: 'b2', d: 3n });
   });
 
+  /** job code: run(tree) selects ('' || k1 || k2 ...), a string leaf a parameter, a subtree a fragment */
+  const BUILD_TREE = [
+    'const { sql } = ctx;',
+    'const tpl = (parts) => Object.assign(parts, { raw: parts });',
+    'const build = (t) => {',
+    "  if (t.length === 0) return sql.fragment(tpl([\"('')\"]));",
+    "  const parts = [\"('' || \"];",
+    "  t.forEach((k, i) => parts.push((typeof k === 'string' ? '::text' : '') + (i < t.length - 1 ? ' || ' : ')')));",
+    "  return sql.fragment(tpl(parts), ...t.map((k) => (typeof k === 'string' ? k : build(k))));",
+    '};',
+    "const run = (t) => sql(tpl(['SELECT ', ' AS v']), build(t))[0].v;",
+  ].join('\n');
+
+  it('runs random nested fragment trees with every value where it was written', async () => {
+    type Tree = (string | Tree)[];
+    const tree = fc.letrec<{ tree: Tree; kid: string | Tree }>((tie) => ({
+      tree: fc.array(tie('kid'), { maxLength: 4 }),
+      kid: fc.oneof({ depthSize: 'small' }, fc.string({ maxLength: 3 }).filter((x) => !x.includes('\0')), tie('tree')),
+    })).tree;
+    const flat = (t: Tree): string => t.map((k) => (typeof k === 'string' ? k : flat(k))).join('');
+    await fc.assert(
+      fc.asyncProperty(fc.array(tree, { minLength: 1, maxLength: 10 }), async (trees) => {
+        const got = await inWorker(cluster, BUILD_TREE + `return ${JSON.stringify(trees)}.map((t) => run(t));`);
+        expect(got).toEqual(trees.map(flat));
+      }),
+      runs(20, 60000),
+    );
+  }, 120000);
+
   it('caches a composed statement by its text: the same text is one plan, other identifiers another', async () => {
     const r = await inWorker(
       cluster,
