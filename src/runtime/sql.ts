@@ -50,7 +50,7 @@ type Raw = NativeResult;
 /** Executes statements for one worker. */
 export class SqlEngine {
   /** makes and recognises this worker's fragments */
-  readonly fragments = new FragmentBuilder();
+  private readonly fragments = new FragmentBuilder();
   /** by SQL text (a statement composed from fragments is cached by its text alone) */
   private readonly plans = new Map<string, PlanEntry>();
   /** by the TemplateStringsArray of a call site (the same object at every call of it) */
