@@ -19,10 +19,6 @@ import { defineWorker, PgError, type WorkerContext } from 'pg-node-worker';
 
 const DEFAULT_NAPTIME_S = 10;
 
-function quoteIdent(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
-}
-
 function naptimeSeconds(ctx: WorkerContext): number {
   const raw = ctx.setting('counted.naptime');
   const n = raw === null ? DEFAULT_NAPTIME_S : Number(raw);
@@ -35,15 +31,15 @@ function naptimeSeconds(ctx: WorkerContext): number {
 
 /** Creates the schema, the table and the 'total' row if any is missing. */
 function ensureSchema(ctx: WorkerContext, schema: string): void {
-  const s = quoteIdent(schema);
-  ctx.transaction((tx) => {
-    tx.sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${s}`);
-    tx.sql.unsafe(`CREATE TABLE IF NOT EXISTS ${s}.counted (
+  ctx.transaction(({ sql }) => {
+    const table = sql([schema, 'counted']);
+    sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`;
+    sql`CREATE TABLE IF NOT EXISTS ${table} (
         type text NOT NULL CHECK (type IN ('total', 'delta')),
-        value integer NOT NULL)`);
-    tx.sql.unsafe(`CREATE UNIQUE INDEX IF NOT EXISTS counted_unique_total ON ${s}.counted (type) WHERE type = 'total'`);
-    tx.sql.unsafe(`INSERT INTO ${s}.counted (type, value)
-        SELECT 'total', 0 WHERE NOT EXISTS (SELECT 1 FROM ${s}.counted WHERE type = 'total')`);
+        value integer NOT NULL)`;
+    sql`CREATE UNIQUE INDEX IF NOT EXISTS counted_unique_total ON ${table} (type) WHERE type = 'total'`;
+    sql`INSERT INTO ${table} (type, value)
+        SELECT 'total', 0 WHERE NOT EXISTS (SELECT 1 FROM ${table} WHERE type = 'total')`;
   });
 }
 
@@ -57,7 +53,8 @@ export default defineWorker({
   start: 'recovery-finished',
   async main(ctx) {
     const schema = ctx.setting('counted.schema') || 'counted';
-    const table = `${quoteIdent(schema)}.counted`;
+    // "schema"."counted", quoted by sql(): any schema name is taken as it is, never as SQL
+    const table = ctx.sql([schema, 'counted']);
     let naptime = naptimeSeconds(ctx);
     ctx.onReload(() => {
       naptime = naptimeSeconds(ctx);
@@ -65,25 +62,26 @@ export default defineWorker({
     });
 
     ensureSchema(ctx, schema);
-    ctx.log.info(`initialized with ${table}, naptime ${naptime} s`);
+    // for the log only: the statements use `table`
+    const name = `${JSON.stringify(schema)}.counted`;
+    ctx.log.info(`initialized with ${name}, naptime ${naptime} s`);
 
     while (!ctx.signal.aborted) {
       await ctx.sleep(naptime * 1000);
       if (ctx.signal.aborted) break;
       try {
         const rows = ctx.transaction((tx) =>
-          tx.sql.unsafe<{ value: number }>(
-            `WITH deleted AS (DELETE FROM ${table} WHERE type = 'delta' RETURNING value),
-                  total AS (SELECT coalesce(sum(value), 0) AS sum FROM deleted)
-             UPDATE ${table} SET value = ${table}.value + total.sum
-             FROM total WHERE type = 'total' AND total.sum <> 0
-             RETURNING ${table}.value`,
-          ),
+          tx.sql<{ value: number }>`
+            WITH deleted AS (DELETE FROM ${table} WHERE type = 'delta' RETURNING value),
+                 total AS (SELECT coalesce(sum(value), 0) AS sum FROM deleted)
+            UPDATE ${table} AS c SET value = c.value + total.sum
+            FROM total WHERE c.type = 'total' AND total.sum <> 0
+            RETURNING c.value`,
         );
-        if (rows.length > 0) ctx.log.info(`count in ${table} is now ${rows[0].value}`);
+        if (rows.length > 0) ctx.log.info(`count in ${name} is now ${rows[0].value}`);
       } catch (err) {
         if (err instanceof PgError && MISSING.has(err.code)) {
-          ctx.log.warning(`${table} is gone (${err.message}); recreating it`);
+          ctx.log.warning(`${name} is gone (${err.message}); recreating it`);
           ensureSchema(ctx, schema);
           continue;
         }

@@ -23,6 +23,7 @@ export type {
   Result,
   Row,
   Sql,
+  SqlFragment,
   StartTime,
   Transaction,
   WorkerContext,

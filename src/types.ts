@@ -16,15 +16,62 @@ export type Result<T = Row> = T[] & {
   readonly columns: readonly string[];
 };
 
+declare const sqlFragmentBrand: unique symbol;
+
+/**
+ * A piece of SQL made by a worker's `sql`: a quoted identifier (`sql('name')`), the column list
+ * and rows of a bulk insert (`sql(rows, ...columns)`) or a fragment (`sql.fragment\`...\``).
+ * Interpolated into a `sql` template it becomes SQL text, its values bound parameters numbered
+ * in order with the statement's own. Opaque: only the `sql` of the worker that made it accepts
+ * it, and it cannot be sent as a value.
+ */
+export interface SqlFragment {
+  readonly [sqlFragmentBrand]: true;
+}
+
 /**
  * Runs SQL in the worker's own backend, through SPI.
  *
  * As a tagged template, interpolated values are sent as bound parameters
- * (`$1`, `$2`, ...), never as text. The call is synchronous; `await` on it
- * also works.
+ * (`$1`, `$2`, ...), never as text; a {@link SqlFragment} is spliced in as
+ * SQL text with its own parameters renumbered. The call is synchronous;
+ * `await` on it also works.
+ *
+ * ```ts
+ * const { sql } = ctx;
+ * sql`SELECT * FROM ${sql(['app', 'jobs'])} WHERE id = ANY(${ids})`;
+ * sql`INSERT INTO app.jobs ${sql(rows, 'id', 'payload')}`;
+ * sql`SELECT * FROM app.jobs ${done === undefined ? sql.fragment`` : sql.fragment`WHERE done = ${done}`}`;
+ * ```
  */
 export interface Sql {
   <T = Row>(strings: TemplateStringsArray, ...values: unknown[]): Result<T>;
+  /**
+   * A quoted identifier: `sql('my table')` is `"my table"`, embedded `"` doubled (as
+   * `quote_ident()`, but always quoted, so the name is taken exactly: case and all).
+   * `sql(['schema', 'table'])` is `"schema"."table"`.
+   *
+   * @throws TypeError for an empty name or one holding U+0000 (nothing is sent to the server)
+   */
+  (name: string | readonly string[]): SqlFragment;
+  /**
+   * The column list and VALUES of a bulk insert:
+   * `sql\`INSERT INTO t ${sql(rows, 'a', 'b')}\`` is
+   * `INSERT INTO t ("a","b") VALUES ($1,$2),($3,$4)`. Without columns, the first row's keys,
+   * and every row must have the same keys. `undefined` is sent as NULL.
+   *
+   * @throws TypeError for no rows, no columns, rows with other keys or a row missing a named
+   *   column; RangeError past 65535 parameters (rows × columns): insert in batches
+   */
+  <R extends object>(rows: readonly R[], ...columns: (keyof R & string)[]): SqlFragment;
+  /** One row: `sql(row, ...columns)` is `sql([row], ...columns)`. */
+  <R extends object>(row: R extends readonly unknown[] ? never : R, ...columns: (keyof R & string)[]): SqlFragment;
+  /**
+   * A piece of a statement to interpolate into another: not run on its own. Its values are
+   * bound parameters; it may hold other fragments; an empty one (`sql.fragment\`\``) adds
+   * nothing, for optional clauses. (`sql\`...\`` itself runs at once, so a piece needs its own tag.)
+   */
+  fragment(strings: TemplateStringsArray, ...values: unknown[]): SqlFragment;
   /**
    * Runs raw SQL text. Without `params` the text may hold several
    * statements; with `params` it is one statement using `$1`, `$2`, ...

@@ -1,9 +1,11 @@
 /**
  * The SQL engine behind ctx.sql and ctx.transaction: the plan cache, executing statements and
  * cursors through the native bridge, and the transaction/savepoint discipline. Parameters are
- * serialised by params.ts, results made into rows by rows.ts.
+ * serialised by params.ts, results made into rows by rows.ts, statements with fragments
+ * (identifiers, bulk rows, sql.fragment) composed by fragments.ts.
  */
-import type { Result, Row, Sql, Transaction } from '../types';
+import type { Result, Row, Sql, SqlFragment, Transaction } from '../types';
+import { FragmentBuilder, isTemplateStrings } from './fragments';
 import type { NativeBridge, NativeResult } from './native';
 import { H_RETYPED, RETYPED_HELD } from './native';
 import { serializeParams } from './params';
@@ -20,7 +22,7 @@ const DEFAULT_CURSOR_BATCH = 1000;
 
 /** The statement text of a tagged template, with $1, $2, ... for the values. */
 export function templateText(strings: TemplateStringsArray): string {
-  if (!Array.isArray(strings) || !('raw' in strings))
+  if (!isTemplateStrings(strings))
     throw new TypeError('sql must be used as a tagged template: sql`SELECT ${value}`; use sql.unsafe(text) for raw text');
   let text = strings[0];
   for (let i = 1; i < strings.length; i++) text += '$' + i + strings[i];
@@ -47,7 +49,9 @@ type Raw = NativeResult;
 
 /** Executes statements for one worker. */
 export class SqlEngine {
-  /** by SQL text */
+  /** makes and recognises this worker's fragments */
+  private readonly fragments = new FragmentBuilder();
+  /** by SQL text (a statement composed from fragments is cached by its text alone) */
   private readonly plans = new Map<string, PlanEntry>();
   /** by the TemplateStringsArray of a call site (the same object at every call of it) */
   private readonly byStrings = new WeakMap<TemplateStringsArray, PlanEntry>();
@@ -149,7 +153,16 @@ export class SqlEngine {
 
   /** ctx.sql`...` */
   runTemplate<T>(strings: TemplateStringsArray, values: readonly unknown[]): Result<T> {
-    return this.executeEntry<T>(this.templateEntry(strings), values);
+    const composed = this.fragments.compose(strings, values);
+    if (composed === null) return this.executeEntry<T>(this.templateEntry(strings), values);
+    return this.executeEntry<T>(this.entryFor(composed.text), composed.values);
+  }
+
+  /** The plan and parameters of a template (with fragments: of the statement they compose). */
+  private templatePlan(strings: TemplateStringsArray, values: readonly unknown[]): [PlanEntry, readonly unknown[]] {
+    const composed = this.fragments.compose(strings, values);
+    if (composed === null) return [this.templateEntry(strings), values];
+    return [this.entryFor(composed.text), composed.values];
   }
 
   /** ctx.sql.unsafe(text, params?) */
@@ -206,17 +219,22 @@ export class SqlEngine {
   /** A tagged-template `sql` function, usable while `isActive()` holds. */
   makeSql(isActive: () => boolean): Sql {
     const inactive = () => new Error('this transaction has ended; use the sql of the transaction that is running');
-    const sql = (<T = Row>(strings: TemplateStringsArray, ...values: unknown[]): Result<T> => {
+    const fragments = this.fragments;
+    // a TemplateStringsArray (it has `raw`) runs a statement; anything else is a helper call
+    const sql = (<T = Row>(first: TemplateStringsArray | unknown, ...values: unknown[]): Result<T> | SqlFragment => {
+      if (!isTemplateStrings(first)) return fragments.helper(first, values);
       if (!isActive()) throw inactive();
-      return this.runTemplate<T>(strings, values);
+      return this.runTemplate<T>(first, values);
     }) as Sql;
+    sql.fragment = (strings: TemplateStringsArray, ...values: unknown[]): SqlFragment => fragments.fragment(strings, values);
     sql.unsafe = <T = Row>(text: string, params?: readonly unknown[]): Result<T> => {
       if (!isActive()) throw inactive();
       return this.run<T>(text, params);
     };
     const cursorOf = (batchSize: number) => <T = Row>(strings: TemplateStringsArray, ...values: unknown[]) => {
       if (!isActive()) throw inactive();
-      return this.cursor<T>(this.templateEntry(strings), values, batchSize);
+      const [entry, params] = this.templatePlan(strings, values);
+      return this.cursor<T>(entry, params, batchSize);
     };
     sql.cursor = ((first: number | TemplateStringsArray, ...rest: unknown[]) => {
       if (typeof first === 'number') {
