@@ -115,13 +115,14 @@ static const PgnwIntSetting pgnw_int_settings[] = {
 	{"node_worker.inspect_port",
 		"Port on 127.0.0.1 of the Node inspector (debugger) of the worker named by node_worker.inspect_worker.",
 		"0 turns the inspector off. Applies to that worker's next start; the inspector never listens on another address.",
-	&pgnw_inspect_port, 0, 0, 65535, PGC_SUSET, GUC_SUPERUSER_ONLY},
+	&pgnw_inspect_port, 0, 0, 65535, PGC_SIGHUP, GUC_SUPERUSER_ONLY},
 };
 
 /*
  * The debugger settings, read by the worker process when Node starts
- * (runtime_embed.cc); superuser only, since whoever reaches the inspector's
- * port runs any code as the server's OS user.
+ * (runtime_embed.cc); set in the configuration (a session's SET would reach
+ * no worker) and hidden from non-superusers, since whoever reaches the
+ * inspector's port runs any code as the server's OS user.
  */
 char	   *pgnw_inspect_worker = NULL;
 int			pgnw_inspect_port = 0;
@@ -198,7 +199,7 @@ pgnw_define_settings(void)
 							   "Empty: none. Takes effect when that worker next starts, with node_worker.inspect_port set.",
 							   &pgnw_inspect_worker,
 							   "",
-							   PGC_SUSET,
+							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
 							   NULL,
 							   NULL,
@@ -209,7 +210,7 @@ pgnw_define_settings(void)
 							 "Off: such a worker fails to start, and says why.",
 							 &pgnw_inspect_optional,
 							 false,
-							 PGC_SUSET,
+							 PGC_SIGHUP,
 							 GUC_SUPERUSER_ONLY,
 							 NULL,
 							 NULL,

@@ -76,20 +76,22 @@ describe('security', () => {
     expect((await denied('SHOW node_worker.directory', ['42501'])).message).toMatch(/must be superuser|permission denied to examine/);
     await denied("SELECT current_setting('node_worker.directory')", ['42501']);
     await denied("SELECT current_setting('node_worker.directory', true)", ['42501']);
-    // every node_worker.* setting that holds a string (a path, today node_worker.directory) is hidden
-    // from non-superusers; the numbers are visible; none can be changed in a session
+    // every node_worker.* setting that holds a string (a path, a worker's name) is hidden from
+    // non-superusers, and so are the inspector's (where an unauthenticated debugger listens); the
+    // other numbers are visible; none can be changed in a session
     const mine = await cluster.query<{ name: string; vartype: string; context: string }>(
       "SELECT name, vartype, context FROM pg_settings WHERE name LIKE 'node_worker.%' ORDER BY name",
     );
     expect(mine.map((r) => r.name)).toContain('node_worker.directory');
     const visible = await queryAs(cluster, 'mallory', "SELECT name FROM pg_settings WHERE name LIKE 'node_worker.%' ORDER BY name");
-    expect(visible.rows!.map((r) => r.name)).toEqual(mine.filter((r) => r.vartype !== 'string').map((r) => r.name));
+    const hidden = (r: { name: string; vartype: string }) => r.vartype === 'string' || r.name.startsWith('node_worker.inspect_');
+    expect(visible.rows!.map((r) => r.name)).toEqual(mine.filter((r) => !hidden(r)).map((r) => r.name));
     for (const r of mine) {
       expect(['postmaster', 'sighup'], `${r.name} context`).toContain(r.context);
       const set = await queryAs(cluster, 'mallory', `SET ${r.name} = ${r.vartype === 'string' ? "'/tmp'" : '1'}`);
       expect([r.name, set.error?.code]).toEqual([r.name, '55P02']);
     }
-    console.log(`[security] node_worker settings: ${mine.map((r) => `${r.name} (${r.vartype}, ${r.context})`).join(', ')}; hidden from mallory: ${mine.filter((r) => r.vartype === 'string').map((r) => r.name).join(', ')}`);
+    console.log(`[security] node_worker settings: ${mine.map((r) => `${r.name} (${r.vartype}, ${r.context})`).join(', ')}; hidden from mallory: ${mine.filter(hidden).map((r) => r.name).join(', ')}`);
     const all = await queryAs(cluster, 'mallory', "SELECT count(*)::int AS n FROM pg_show_all_settings() WHERE name = 'node_worker.directory'");
     expect(all.rows).toEqual([{ n: 0 }]);
     // changing any of them: refused (postmaster/sighup context, superuser-only ALTER SYSTEM)

@@ -3,10 +3,15 @@
  * worker's own project, in watch mode, never emitting. esbuild strips types without checking them,
  * so this is where `n.toFixed()` on a bigint shows up before it fails at run time. Its findings
  * are reported, never acted on: a type error does not hold back a reload.
+ *
+ * A check takes seconds of synchronous work (the first one loads every declaration file), so the
+ * built CLI runs it on a worker thread: dev's own loop keeps streaming the server log and
+ * answering Ctrl-C and SIGHUP meanwhile. Run from the sources (unit tests), it runs in-line.
  */
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type * as TS from 'typescript';
 
 /** Where the checker's findings go. */
@@ -19,8 +24,6 @@ export interface TypeCheckOutput {
 
 /** A running checker. */
 export interface TypeChecker {
-  /** the tsconfig.json in use, or undefined when the options were derived */
-  readonly configFile: string | undefined;
   close(): void;
 }
 
@@ -96,6 +99,29 @@ export function formatDiagnostic(ts: typeof TS, d: TS.Diagnostic): string {
  * `typescript` package.
  */
 export function startTypeCheck(absFile: string, output: TypeCheckOutput): TypeChecker | undefined {
+  if (!__filename.endsWith('.js')) return watchTypes(absFile, output);
+  const ts = loadTypeScript(absFile);
+  if (!ts) return watchTypes(absFile, output); // says why, once
+  const thread = new Worker(__filename, { workerData: { [THREAD_FILE]: absFile } });
+  thread.on('message', (m: { err?: boolean; line: string }) => (m.err ? output.err : output.out)(m.line));
+  thread.on('error', (e) => output.err(`the type checker stopped: ${e.message}`));
+  thread.unref();
+  return { close: () => void thread.terminate() };
+}
+
+/** workerData key that makes this module, loaded as a worker thread, run the checker. */
+const THREAD_FILE = 'pgnwTypeCheckFile';
+
+if (!isMainThread && parentPort && typeof workerData?.[THREAD_FILE] === 'string') {
+  const port = parentPort;
+  watchTypes(workerData[THREAD_FILE], {
+    out: (line) => port.postMessage({ line }),
+    err: (line) => port.postMessage({ err: true, line }),
+  });
+}
+
+/** The checker on this thread: see startTypeCheck(). */
+function watchTypes(absFile: string, output: TypeCheckOutput): TypeChecker | undefined {
   const ts = loadTypeScript(absFile);
   if (!ts) {
     output.err(
@@ -139,8 +165,5 @@ export function startTypeCheck(absFile: string, output: TypeCheckOutput): TypeCh
   const watch = configFile
     ? ts.createWatchProgram(ts.createWatchCompilerHost(configFile, extra, ts.sys, createProgram, reportDiagnostic, reportWatchStatus))
     : ts.createWatchProgram(ts.createWatchCompilerHost([absFile], { ...options, ...extra }, ts.sys, createProgram, reportDiagnostic, reportWatchStatus));
-  return {
-    configFile,
-    close: () => watch.close(),
-  };
+  return { close: () => watch.close() };
 }
