@@ -116,6 +116,8 @@ describe('dev', () => {
       from = output.length;
       fs.writeFileSync(lib, `export const suffix = ' (with a suffix)';\n`);
       withSuffix = Number((await see(/^\S+ devw: second version from pid (\d+) \(with a suffix\)$/m, from))[1]);
+      // dev says "restarted" after it has passed on the new process's first log lines
+      await see(new RegExp(`^restarted devw \\(pid ${withSuffix}\\)$`, 'm'), from);
       expect(withSuffix).not.toBe(second);
       expect(await workerPid()).toEqual([withSuffix]);
       await see(/^type check: no errors$/m);
@@ -134,6 +136,8 @@ describe('dev', () => {
       fs.writeFileSync(file, source('second version'));
       await see(/^type check: no errors$/m, from);
       withSuffix = Number((await see(/^\S+ devw: second version from pid (\d+) \(with a suffix\)$/m, from))[1]);
+      // dev says "restarted" after it has passed on the new process's first log lines
+      await see(new RegExp(`^restarted devw \\(pid ${withSuffix}\\)$`, 'm'), from);
 
       // a syntax error on line 6: esbuild's message with file:line:col, the old worker keeps running
       from = output.length;
@@ -172,6 +176,10 @@ describe('dev', () => {
 
   it('--inspect: the worker opens the inspector on 127.0.0.1 and dev says where; a debugger attaches', async () => {
     const file = path.join(srcDir, 'devw.ts');
+    // its own valid copy, whatever the test before left (lib/suffix.ts is the first test's)
+    fs.mkdirSync(path.join(srcDir, 'lib'), { recursive: true });
+    if (!fs.existsSync(path.join(srcDir, 'lib', 'suffix.ts'))) fs.writeFileSync(path.join(srcDir, 'lib', 'suffix.ts'), `export const suffix = '';\n`);
+    fs.writeFileSync(file, source('inspected version'));
     const port = 20229 + (process.pid % 500);
     // refused before anything is made: another address, a port that is taken
     const remote = cli(['dev', file, '--inspect=0.0.0.0:9229']);
