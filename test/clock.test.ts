@@ -19,8 +19,15 @@ const FAKETIME_LIB = ['', ...fs.readdirSync('/usr/lib')]
 let cluster: Cluster;
 let offsetFile: string;
 
-/** Steps the server's wall clock to `offset` from real time ("+1h", "-1h", "+0"). */
-const stepClock = (offset: string) => fs.writeFileSync(offsetFile, offset + '\n');
+/**
+ * Steps the server's wall clock to `offset` from real time ("+1h", "-1h", "+0"). The file is
+ * replaced by a rename: libfaketime reads it on every clock call, and a half-written one makes
+ * it exit the process.
+ */
+const stepClock = (offset: string) => {
+  fs.writeFileSync(offsetFile + '.new', offset + '\n', { mode: 0o644 });
+  fs.renameSync(offsetFile + '.new', offsetFile);
+};
 
 const call = async (payload: unknown, timeoutMs: number) =>
   (await cluster.query<{ r: any }>('SELECT node_worker.call($1, $2::jsonb, $3) AS r', ['svc', JSON.stringify(payload), timeoutMs]))[0].r;
@@ -31,7 +38,6 @@ beforeAll(async () => {
   fs.chmodSync(dir, 0o755);
   offsetFile = path.join(dir, 'offset');
   stepClock('+0');
-  fs.chmodSync(offsetFile, 0o644);
   cluster = await Cluster.create({
     env: {
       LD_PRELOAD: FAKETIME_LIB,

@@ -18,15 +18,17 @@ let demo: string;
 function userEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(VITEST|NODE_OPTIONS$|NODE_ENV$|TEST$|npm_)/.test(k)) env[k] = v;
+    if (!/^(VITEST|NODE_OPTIONS$|NODE_ENV$|TEST$|npm_|FORCE_COLOR$)/.test(k)) env[k] = v;
   }
+  env.NO_COLOR = '1';
   return env;
 }
 
 function sh(cmd: string, args: string[], cwd: string, timeoutMs = 120000): { status: number | null; out: string } {
   const t0 = performance.now();
   const r = spawnSync(cmd, args, { cwd, env: userEnv(), encoding: 'utf8', timeout: timeoutMs });
-  const out = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`;
+  // without colours, whatever the terminal or CI says (the assertions read vitest's summary)
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.replace(/\x1b\[[0-9;]*m/g, '');
   console.log(`$ ${cmd} ${args.join(' ')}  (${((performance.now() - t0) / 1000).toFixed(1)} s, exit ${r.status})`);
   return { status: r.status, out };
 }

@@ -57,11 +57,19 @@ export function installedSdkTarball(pgConfig: string, version: string): string {
   return path.join(sharedir, 'pg_node_worker', `pg-node-worker-${version}.tgz`);
 }
 
-/** tsconfig target and lib for a Node major (what its V8 implements completely). */
-export function esTargetFor(nodeMajor: number): string {
+/** tsconfig lib for a Node major: the newest edition its V8 implements completely. */
+export function esLibFor(nodeMajor: number): string {
   if (nodeMajor >= 22) return 'ES2024';
   if (nodeMajor >= 20) return 'ES2023';
   return 'ES2022';
+}
+
+/**
+ * tsconfig target for a Node major: esLibFor(), but at most ES2023, since vitest's esbuild reads
+ * the target to transform the tests and does not know ES2024 (it warns on every run).
+ */
+export function esTargetFor(nodeMajor: number): string {
+  return nodeMajor >= 20 ? 'ES2023' : 'ES2022';
 }
 
 /** An npm package name made from a directory name (lower case, [a-z0-9-._]). */
@@ -78,6 +86,7 @@ export function packageNameOf(dir: string): string {
 /** The files of a new project, by path relative to it. */
 export function projectFiles(name: string, sdkSpec: string, nodeMajor: number, own: OwnPackage): Record<string, string> {
   const es = esTargetFor(nodeMajor);
+  const lib = esLibFor(nodeMajor);
   const pkg = {
     name,
     version: '0.1.0',
@@ -100,7 +109,7 @@ export function projectFiles(name: string, sdkSpec: string, nodeMajor: number, o
     compilerOptions: {
       // what the V8 of the Node embedded in the server implements
       target: es,
-      lib: [es],
+      lib: [lib],
       types: ['node'],
       module: 'ESNext',
       // esbuild bundles the workers and vitest runs the tests: resolve as a bundler does

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { esTargetFor, init, packageNameOf } from '../../src/cli/init';
+import { esLibFor, esTargetFor, init, packageNameOf } from '../../src/cli/init';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-init-unit-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -64,7 +64,8 @@ describe('init', () => {
   });
 
   it('targets what the embedded Node implements; names packages npm accepts', () => {
-    expect([18, 20, 22, 24].map(esTargetFor)).toEqual(['ES2022', 'ES2023', 'ES2024', 'ES2024']);
+    expect([18, 20, 22, 24].map(esLibFor)).toEqual(['ES2022', 'ES2023', 'ES2024', 'ES2024']);
+    expect([18, 20, 22, 24].map(esTargetFor)).toEqual(['ES2022', 'ES2023', 'ES2023', 'ES2023']);
     expect(packageNameOf('/x/.Hidden Dir!')).toBe('hidden-dir-');
     expect(packageNameOf('/')).toBe('workers');
   });
