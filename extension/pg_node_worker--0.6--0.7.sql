@@ -192,14 +192,14 @@ END
 $$;
 
 -- Records a failed run: pending again after delay_ms, or failed once attempts reached max_attempts.
-CREATE FUNCTION @extschema@._jobs_fail(q text, job bigint, att integer, error text, delay_ms integer, sync boolean)
+CREATE FUNCTION @extschema@._jobs_fail(q text, job bigint, att integer, err text, delay_ms integer, sync boolean)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   PERFORM @extschema@._jobs_consumer(q);
   UPDATE @extschema@.job_store j
-     SET attempts = att, last_error = error, locked_until = NULL,
+     SET attempts = att, last_error = err, locked_until = NULL,
          state = CASE WHEN att >= j.max_attempts THEN 'failed' ELSE 'pending' END,
          finished_at = CASE WHEN att >= j.max_attempts THEN now() END,
          run_at = CASE WHEN att >= j.max_attempts THEN j.run_at
@@ -224,7 +224,7 @@ $$;
 
 -- Milliseconds until the next job of the queue becomes runnable (a run_at, an expiring lease);
 -- 0 when one is runnable now, NULL when there is none.  Also prunes done jobs past
--- node_worker.jobs_keep_done_s, up to 1000 at a time.
+-- node_worker.jobs_keep_done_s, up to 10000 at a time.
 CREATE FUNCTION @extschema@._jobs_due(q text)
 RETURNS double precision
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -237,7 +237,7 @@ BEGIN
    WHERE id IN (SELECT d.id FROM @extschema@.job_store d
                  WHERE d.queue = q AND d.state = 'done'
                    AND d.finished_at < now() - make_interval(secs => current_setting('node_worker.jobs_keep_done_s')::integer)
-                 LIMIT 1000);
+                 LIMIT 10000);
   SELECT least((SELECT min(p.run_at) FROM @extschema@.job_store p WHERE p.queue = q AND p.state = 'pending'),
                (SELECT min(r.locked_until) FROM @extschema@.job_store r WHERE r.queue = q AND r.state = 'running'))
     INTO next_at;

@@ -2,7 +2,7 @@
  * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
  */
 import { format } from 'util';
-import type { LaunchOptions, Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
+import type { JobHandler, JobsOptions, LaunchOptions, Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
 import { makeBuffers, makeShared } from './buffers';
 import type { Inbox } from './inbox';
 import { enqueue, type Jobs } from './jobs';
@@ -134,8 +134,7 @@ export function makeContext(parts: ContextParts): WorkerContext {
     sql: engine.makeSql(() => true),
     transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
     enqueue: (queue: string, payload: unknown, options?: Parameters<WorkerContext['enqueue']>[2]) => enqueue(engine, queue, payload, options),
-    jobs: (queue: string, handler: Parameters<WorkerContext['jobs']>[1], options?: Parameters<WorkerContext['jobs']>[2]) =>
-      jobs.subscribe(queue, handler as Parameters<Jobs['subscribe']>[1], options),
+    jobs: (queue: string, handler: JobHandler, options?: JobsOptions) => jobs.subscribe(queue, handler, options),
     signal,
     sleep: makeSleep(signal, messages, reloadWaiters),
     onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => messages.onCall(handler),

@@ -15,7 +15,7 @@
  * time the next job becomes due (one timer). Limits: the only place that backs off by itself is
  * a queue whose due jobs are all locked by another process of the worker (10 ms doubling to 1 s).
  */
-import type { EnqueueOptions, Job, JobHandler, JobsOptions, Transaction } from '../types';
+import type { AsyncJobHandler, EnqueueOptions, Job, JobHandler, JobsOptions, SyncJobHandler, Transaction } from '../types';
 import type { NativeBridge } from './native';
 import { LOG_ERROR } from './native';
 import type { SqlEngine } from './sql';
@@ -31,6 +31,8 @@ const SYNC_BATCHES_PER_TURN = 20;
 /** due jobs all locked by another process: look again after this, doubling */
 const LOCKED_RETRY_MIN_MS = 10;
 const LOCKED_RETRY_MAX_MS = 1000;
+/** a busy queue's done jobs are pruned this often (an idle one's whenever it goes idle) */
+const PRUNE_EVERY_MS = 1000;
 /** setTimeout's limit */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -102,6 +104,7 @@ class Consumer {
   private outcomes: Outcome[] = [];
   private flushQueued = false;
   private lockedRetryMs = LOCKED_RETRY_MIN_MS;
+  private lastPrune = Date.now();
   readonly isAsync: boolean;
   private readonly batch: number;
   private readonly concurrency: number;
@@ -168,8 +171,16 @@ class Consumer {
     }
   }
 
-  /** Sets the one timer for when the next job is due (null: none until an enqueue wakes us). */
+  /** On a queue that stays busy, prunes done jobs now and then (_jobs_due does it). */
+  private maybePrune(): void {
+    if (Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = Date.now();
+    this.engine.run(DUE, [this.queue]);
+  }
+
+  /** Sets the one timer for when the next job is due (null: none until an enqueue wakes us); prunes done jobs. */
   private armFromDue(claimedShort: boolean): void {
+    this.lastPrune = Date.now();
     const rows = this.engine.run<{ ms: number | null }>(DUE, [this.queue]);
     const ms = rows[0].ms;
     if (ms === null) return;
@@ -205,6 +216,7 @@ class Consumer {
         return;
       }
       this.lockedRetryMs = LOCKED_RETRY_MIN_MS;
+      this.maybePrune();
     }
     this.schedule();
   }
@@ -213,7 +225,7 @@ class Consumer {
   private runSync(job: Job, tx: Transaction): string | null {
     try {
       tx.transaction((inner) => {
-        const result: unknown = this.handler(job, inner);
+        const result: unknown = (this.handler as SyncJobHandler)(job, inner);
         if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
           (result as Promise<unknown>).then(undefined, () => undefined);
           throw new TypeError(
@@ -277,6 +289,7 @@ class Consumer {
         return;
       }
       this.lockedRetryMs = LOCKED_RETRY_MIN_MS;
+      this.maybePrune();
     }
   }
 
@@ -284,7 +297,7 @@ class Consumer {
     this.running.set(job.id, job);
     this.renewLeases();
     Promise.resolve()
-      .then(() => (this.handler as (job: Job) => unknown)(job))
+      .then(() => (this.handler as AsyncJobHandler)(job))
       .then(
         () => this.settle({ job, error: null }),
         (err) => this.settle({ job, error: errorText(err) }),
