@@ -397,8 +397,8 @@ export interface WorkerContext {
    *
    * @throws PgError 22023 for an invalid queue name, 42501 for another worker's queue; TypeError for bad options
    */
-  jobs<P = unknown>(queue: string, handler: AsyncJobHandler<P>, options?: JobsOptions): () => void;
   jobs<P = unknown>(queue: string, handler: SyncJobHandler<P>, options?: JobsOptions): () => void;
+  jobs<P = unknown>(queue: string, handler: AsyncJobHandler<P>, options?: JobsOptions): () => void;
   /** Aborted when the worker is asked to stop (SIGTERM: server stop, pg_terminate_backend). */
   readonly signal: AbortSignal;
   /**
