@@ -8,8 +8,9 @@
  *    async one (concurrency = batch = BATCH). jobs/s = JOBS / (the last job's finished_at - the
  *    common run_at). finished_at is the start of the completing transaction, so the last batch's
  *    own time is left out (BATCH of JOBS jobs).
- * 2. Latency with an idle worker: LAT_JOBS single enqueues in autocommit, DELAY_MS apart; the
- *    synchronous handler inserts clock_timestamp() at its start. Latency = that - the job's
+ * 2. Latency with an idle worker (bench/workers/jobslat.ts, which consumes one queue only: a
+ *    wake-up makes every consumer of a worker look): LAT_JOBS single enqueues in autocommit,
+ *    DELAY_MS apart; the synchronous handler inserts clock_timestamp() at its start. Latency = that - the job's
  *    created_at (the enqueueing transaction's start, so it includes running enqueue() and the
  *    commit). p50 and p99.
  * No comparison with an external queue (graphile-worker) is made here.
@@ -72,10 +73,12 @@ async function main(): Promise<void> {
   const c = await Cluster.create({ settings: { 'node_worker.jobs_keep_done_s': 3600, 'jobsbench.batch': BATCH } });
   cluster = c;
   await c.deployFile(benchWorker('jobsbench.ts'));
+  await c.deployFile(benchWorker('jobslat.ts'));
   await c.start();
   await c.query('CREATE TABLE public.lat (id bigint PRIMARY KEY, started timestamptz NOT NULL)');
   await c.query('CREATE EXTENSION pg_node_worker');
   await c.waitForLog(/jobsbench: jobsbench ready/, 30000);
+  await c.waitForLog(/jobslat: jobslat ready/, 30000);
 
   status(`draining ${JOBS} jobs, synchronous handler`);
   const syncRate = await drain(c, 'jobsbench');
@@ -86,7 +89,7 @@ async function main(): Promise<void> {
   const client = await c.client();
   try {
     for (let i = 0; i < LAT_JOBS; i++) {
-      await client.query("SELECT node_worker.enqueue('jobsbench.lat', '{}')");
+      await client.query("SELECT node_worker.enqueue('jobslat', '{}')");
       await sleep(DELAY_MS);
     }
   } finally {
@@ -98,7 +101,7 @@ async function main(): Promise<void> {
        FROM (SELECT extract(epoch FROM l.started - j.created_at)::float8 * 1e6 AS us
                FROM public.lat l JOIN node_worker.job_store j ON j.id = l.id) d`,
   );
-  const server = (await c.query<{ v: string }>('SHOW server_version'))[0].v;
+  const server = (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v"))[0].v;
   const facts = {
     date: new Date().toISOString(),
     nproc: execFileSync('nproc', { encoding: 'utf8' }).trim(),

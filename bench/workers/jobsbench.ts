@@ -1,7 +1,6 @@
 /**
- * The worker of bench/jobs.ts: a no-op synchronous consumer of "jobsbench", a no-op async one of
- * "jobsbench.async", and "jobsbench.lat", whose handler records when it started (clock_timestamp()
- * into public.lat) for the enqueue -> handler start latency.
+ * The drain worker of bench/jobs.ts: a no-op synchronous consumer of "jobsbench" and a no-op async
+ * one of "jobsbench.async".
  */
 import { defineWorker } from 'pg-node-worker';
 
@@ -13,9 +12,6 @@ export default defineWorker({
     const batch = Number(ctx.setting('jobsbench.batch') ?? 50);
     ctx.jobs('jobsbench', () => undefined, { batch });
     ctx.jobs('jobsbench.async', async () => undefined, { concurrency: batch, batch });
-    ctx.jobs('jobsbench.lat', (job, tx) => {
-      tx.sql`INSERT INTO public.lat (id, started) VALUES (${job.id}, clock_timestamp())`;
-    });
     ctx.log.info('jobsbench ready');
     await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
   },
