@@ -42,7 +42,7 @@ beforeAll(async () => {
   cluster = await Cluster.create({ settings: { 'node_worker.jobs_keep_done_s': 3600 } });
   await cluster.deployFile('jobs-sink.ts');
   await cluster.start();
-  await cluster.query('CREATE TABLE public.sink_rows (n int NOT NULL, attempt int NOT NULL, queue text NOT NULL)');
+  await cluster.query('CREATE TABLE public.sink_rows (seq bigserial, n int NOT NULL, attempt int NOT NULL, queue text NOT NULL)');
   await cluster.query('CREATE TABLE public.async_runs (n int NOT NULL, attempt int NOT NULL, pid int NOT NULL)');
   await cluster.query('CREATE ROLE sink_callers NOLOGIN');
   await cluster.query('CREATE ROLE carol LOGIN IN ROLE sink_callers');
@@ -138,6 +138,20 @@ describe('enqueue and synchronous handlers', () => {
     await waitState(id, 'done', 20000);
     const [{ late }] = await cluster.query<{ late: boolean }>('SELECT finished_at >= run_at AS late FROM node_worker.jobs WHERE id = $1', [id]);
     expect(late).toBe(true);
+  });
+  it('among jobs due together, a higher priority runs first', async () => {
+    const client = await cluster.client();
+    try {
+      await client.query('BEGIN');
+      for (const [n, priority] of [[80, 0], [81, 5], [82, 1], [83, -2]])
+        await client.query(`SELECT node_worker.enqueue('sink', jsonb_build_object('n', $1::int), now() + interval '1 s', priority => $2)`, [n, priority]);
+      await client.query('COMMIT');
+    } finally {
+      await client.end();
+    }
+    await waitFor('the four jobs to run', async () => (await cluster.query('SELECT 1 FROM public.sink_rows WHERE n BETWEEN 80 AND 83')).length === 4, 20000);
+    const order = await cluster.query<{ n: number }>('SELECT n FROM public.sink_rows WHERE n BETWEEN 80 AND 83 ORDER BY seq');
+    expect(order.map((r) => r.n)).toEqual([81, 82, 80, 83]);
   });
 });
 
