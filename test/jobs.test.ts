@@ -5,6 +5,8 @@
  * that dies (the lease), job_key replacement, retry/cancel, the views, privileges and bad input.
  * The kill -9 run is test/faults-jobs-kill9.test.ts.
  */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, waitFor } from './helpers/cluster';
@@ -201,6 +203,36 @@ describe('async handlers', () => {
     expect(runs[0].pid).toBe(before);
     expect(runs[1].pid).not.toBe(before);
     expect(await cluster.waitForWorker('sink')).toBe(runs[1].pid);
+  });
+});
+
+describe('an email outbox with fetch', () => {
+  it('POSTs each mail; an error answer is retried with the same idempotency key until it succeeds', async () => {
+    const seen: { key: string | undefined; body: string; status: number }[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        // the service fails the first request for each mail
+        const status = seen.some((s) => s.key === req.headers['idempotency-key']) ? 200 : 503;
+        seen.push({ key: req.headers['idempotency-key'] as string | undefined, body, status });
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/send`;
+      const ids = [await enqueue('sink.mail', { url, to: 'ada@example.com' }), await enqueue('sink.mail', { url, to: 'bob@example.com' })];
+      for (const id of ids) expect(await waitState(id, 'done')).toMatchObject({ attempts: 2, last_error: 'Error: mail service answered 503' });
+      expect(seen).toHaveLength(4);
+      for (const [i, id] of ids.entries()) {
+        const mine = seen.filter((s) => s.key === `mail-${id}`);
+        expect(mine.map((s) => s.status)).toEqual([503, 200]);
+        expect(JSON.parse(mine[0].body)).toEqual({ to: i === 0 ? 'ada@example.com' : 'bob@example.com' });
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

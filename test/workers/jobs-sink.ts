@@ -5,6 +5,8 @@
  *   sink.patient synchronous, a backoff of a minute (a failed job waits; retry() runs it now)
  *   sink.async   async handler: records each run in public.async_runs (committed at once), then
  *                rejects or leaves the process (exit 1) when the payload asks
+ *   sink.mail    async handler: POSTs the payload to a URL (the test's HTTP server), throws on
+ *                an answer that is not 2xx
  * and answers calls that exercise ctx.jobs / ctx.enqueue from inside the worker.
  */
 import { defineWorker, type Job } from 'pg-node-worker';
@@ -54,6 +56,21 @@ export default defineWorker({
         if (p.throwUntil !== undefined && job.attempts <= p.throwUntil) throw new Error(`async boom ${p.n}`);
       },
       { concurrency: 4, leaseMs: 1500, backoffMs: 20 },
+    );
+
+    // an email outbox: POST each mail to the service; a failed answer is retried
+    ctx.jobs<{ url: string; to: string }>(
+      'sink.mail',
+      async (job) => {
+        const res = await fetch(job.payload.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': `mail-${job.id}` },
+          body: JSON.stringify({ to: job.payload.to }),
+          signal: AbortSignal.timeout(5000),
+        });
+        if (!res.ok) throw new Error(`mail service answered ${res.status}`);
+      },
+      { concurrency: 2, backoffMs: 20 },
     );
 
     ctx.onCall((payload) => {
