@@ -57,6 +57,7 @@
 
 #include "compat.h"
 #include "inbox.h"
+#include "messaging.h"
 #include "supervisor.h"
 
 PG_FUNCTION_INFO_V1(node_worker_call);
@@ -143,6 +144,27 @@ pgnw_messaging_callers_admit(const char *callers, Oid role)
 }
 
 /*
+ * May role talk to worker name?  Superusers and node_worker_admin members
+ * are answered without looking the worker up; everyone else by the
+ * worker's callers list (from its slot, or its manifest).
+ */
+bool
+pgnw_messaging_may_talk(const char *name, Oid role, PgnwTarget *t)
+{
+	Oid			admin;
+
+	memset(t, 0, sizeof(*t));
+	t->slot = -1;
+	if (superuser_arg(role))
+		return true;
+	admin = get_role_oid("node_worker_admin", true);
+	if (OidIsValid(admin) && is_member_of_role(role, admin))
+		return true;
+	pgnw_find_worker(name, t);
+	return t->known && pgnw_messaging_callers_admit(t->callers, role);
+}
+
+/*
  * The running process of worker "name" that SQL talks to, or ERROR.  Who
  * may talk to it is checked first, so a role without the right learns
  * nothing about the worker (whether it exists, runs or is stopped) but a
@@ -151,23 +173,14 @@ pgnw_messaging_callers_admit(const char *callers, Oid role)
 static void
 pgnw_messaging_recipient(const char *name, PgnwTarget *t)
 {
-	pgnw_find_worker(name, t);
-
-	if (!superuser())
-	{
-		Oid			admin = get_role_oid("node_worker_admin", true);
-		bool		allowed = false;
-
-		if (OidIsValid(admin) && is_member_of_role(GetUserId(), admin))
-			allowed = true;
-		else if (t->known)
-			allowed = pgnw_messaging_callers_admit(t->callers, GetUserId());
-		if (!allowed)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to talk to node worker \"%s\"", name),
-					 errhint("Superusers, members of node_worker_admin and members of the roles in the worker's callers list may.")));
-	}
+	if (!pgnw_messaging_may_talk(name, GetUserId(), t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to talk to node worker \"%s\"", name),
+				 errhint("Superusers, members of node_worker_admin and members of the roles in the worker's callers list may.")));
+	/* the privileged were answered before the lookup */
+	if (!t->known)
+		pgnw_find_worker(name, t);
 	if (!t->known)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -14,6 +14,7 @@
  *	 pg_node_worker.c -> supervisor.c, control.c, inbox.c, shared.c, manifest.c
  *	 control.c, workers.c -> supervisor.c, manifest.c
  *	 messaging.c -> inbox.c, supervisor.c
+ *	 jobs.c -> messaging.c, supervisor.c
  *	 inbox.c -> supervisor.c -> manifest.c -> manifest_parse.c
  *	 shared.c, session.c, manifest_parse.c: leaves
  *
@@ -48,6 +49,7 @@
 
 #include "control.h"
 #include "inbox.h"
+#include "jobs.h"
 #include "manifest.h"
 #include "shared.h"
 #include "supervisor.h"
@@ -116,6 +118,10 @@ static const PgnwIntSetting pgnw_int_settings[] = {
 		"Port on 127.0.0.1 of the Node inspector (debugger) of the worker named by node_worker.inspect_worker.",
 		"0 turns the inspector off. Applies to that worker's next start; the inspector never listens on another address.",
 	&pgnw_inspect_port, 0, 0, 65535, PGC_SIGHUP, GUC_SUPERUSER_ONLY},
+	{"node_worker.jobs_keep_done_s",
+		"Seconds a done job stays in node_worker.jobs before its worker prunes it.",
+		"0 deletes a job when it is done.",
+	&pgnw_jobs_keep_done_s, 300, 0, INT_MAX, PGC_SIGHUP, 0},
 };
 
 /*

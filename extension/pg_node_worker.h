@@ -198,6 +198,12 @@ extern PGDLLEXPORT int64 pgnw_worker_start_clock(void);
 /* which of its worker's instances this process is (0-based; 0 for a launch); never ereports */
 extern PGDLLEXPORT int pgnw_worker_instance(void);
 
+/*
+ * Read and clear the slot's flag that jobs for the worker's queues
+ * committed (jobs.c sets it with the latch); never ereports.
+ */
+extern PGDLLEXPORT bool pgnw_worker_take_jobs_wake(int slot);
+
 /* pid running in a slot (0 when none), and the slot's last exit code */
 extern PGDLLEXPORT pid_t pgnw_slot_pid(int index, int *last_exit_code);
 

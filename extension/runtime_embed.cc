@@ -504,8 +504,9 @@ pgnw_embed_reload_config(void)
 /*
  * Hand what happened since the last turn to JS: SIGTERM (once), a reload,
  * and, after a latch wake-up, the messages from call(), notify() and
- * wake().  Only after a latch wake-up: a notify whose transaction is still
- * committing stays queued until its committer sets the latch again.
+ * wake(), and that jobs committed for the worker's queues.  Only after a
+ * latch wake-up: a notify whose transaction is still committing stays
+ * queued until its committer sets the latch again.
  * Returns whether JS was called (then the next wait does not sleep).
  */
 static bool
@@ -531,6 +532,8 @@ pgnw_embed_handle_events(v8::Isolate *isolate, v8::Local<v8::Context> context,
 		pgnw_v8_service_interrupts(nullptr);
 	if (latch_seen && pgnw_worker_has_messages(pgnw_worker_slot()))
 		pgnw_embed_dispatch(isolate, context, dispatch, "messages");
+	if (latch_seen && pgnw_worker_take_jobs_wake(pgnw_worker_slot()))
+		pgnw_embed_dispatch(isolate, context, dispatch, "jobs");
 	return dispatched;
 }
 

@@ -846,3 +846,40 @@ pgnw_slot_take_wake(int index)
 	LWLockRelease(pgnw_supervisor_table->lock);
 	return woken;
 }
+
+/* Flag and wake every running process of worker name (jobs committed for it). */
+void
+pgnw_slots_signal_jobs(const char *name)
+{
+	if (pgnw_supervisor_table == NULL)
+		return;
+	LWLockAcquire(pgnw_supervisor_table->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < pgnw_supervisor_table->nslots; i++)
+	{
+		PgnwSlot   *s = &pgnw_supervisor_table->slots[i];
+
+		if (!s->in_use || s->pid == 0 || s->procno < 0 || strcmp(s->name, name) != 0)
+			continue;
+		s->jobs_pending = true;
+		SetLatch(&GetPGProcByNumber(s->procno)->procLatch);
+	}
+	LWLockRelease(pgnw_supervisor_table->lock);
+}
+
+/* Read and clear the jobs flag of this worker's slot; never ereports. */
+bool
+pgnw_worker_take_jobs_wake(int index)
+{
+	bool		pending;
+
+	if (pgnw_supervisor_table == NULL || index < 0 || index >= pgnw_supervisor_table->nslots)
+		return false;
+	/* unlocked peek first: the common case is no jobs, and the event loop asks at every wake-up */
+	if (!pgnw_supervisor_table->slots[index].jobs_pending)
+		return false;
+	LWLockAcquire(pgnw_supervisor_table->lock, LW_EXCLUSIVE);
+	pending = pgnw_supervisor_table->slots[index].jobs_pending;
+	pgnw_supervisor_table->slots[index].jobs_pending = false;
+	LWLockRelease(pgnw_supervisor_table->lock);
+	return pending;
+}

@@ -57,6 +57,7 @@ typedef struct PgnwSlot
 	int			procno;			/* its PGPROC number (latch), -1 when not running */
 	pid_t		main_pid;		/* the last process that reached main() */
 	bool		wake_pending;	/* node_worker.wake() since the worker last looked */
+	bool		jobs_pending;	/* a job for its queues committed since it last looked */
 	uint64		generation;		/* identity: changes when the slot is given to another launch */
 	int			starts;			/* processes started for this slot */
 	int			consecutive_failures;
@@ -157,6 +158,13 @@ extern void pgnw_slot_name(int slot, char *out);
 extern void pgnw_slot_set_wake(int slot);
 extern bool pgnw_slot_peek_wake(int slot);
 extern bool pgnw_slot_take_wake(int slot);
+
+/*
+ * A transaction that enqueued jobs for worker name committed: flag every
+ * running process of that name and set its latch.  Runs after the commit,
+ * so it must not fail: it takes only the slot lock.
+ */
+extern void pgnw_slots_signal_jobs(const char *name);
 
 #pragma GCC visibility pop
 

@@ -286,6 +286,75 @@ export interface Buffers {
   readPage(relation: RelationRef, block: number, fork?: ForkName): Uint8Array;
 }
 
+/**
+ * A job claimed from a queue (see {@link WorkerContext.jobs}).
+ *
+ * @typeParam P - the payload's type, as the handler expects it (not checked at run time)
+ */
+export interface Job<P = unknown> {
+  /** The job's id (`node_worker.jobs.id`, what `node_worker.retry(id)` and `cancel(id)` take). */
+  readonly id: bigint;
+  /** The queue it was enqueued into. */
+  readonly queue: string;
+  /** The jsonb payload, parsed (null when enqueued with none). */
+  readonly payload: P;
+  /** Which attempt this run is: 1 the first time, up to the job's `max_attempts`. */
+  readonly attempts: number;
+  /** When it became runnable (its `run_at`, moved on by each retry's backoff). */
+  readonly runAt: Date;
+  /** Its `job_key`, or null. */
+  readonly key: string | null;
+}
+
+/**
+ * A synchronous job handler: it runs inside the transaction that claimed the job (in a savepoint
+ * of its own), so its SQL effects (through `tx.sql`, or `ctx.sql`, which joins it) and the job's
+ * completion commit together, exactly once. A throw rolls the job's effects back and schedules a
+ * retry. It must not return a promise (that is refused with a `TypeError` and retried): declare
+ * the handler `async` for work that awaits.
+ */
+export type SyncJobHandler<P = unknown> = (job: Job<P>, tx: Transaction) => unknown;
+
+/**
+ * An async job handler (declared `async`): it runs after its claim committed, under a lease the
+ * worker renews while it runs; the job is done when the promise resolves and retried when it
+ * rejects. At least once: a process that dies (or stalls past the lease) leaves the job to run
+ * again, so make its effects idempotent.
+ */
+export type AsyncJobHandler<P = unknown> = (job: Job<P>) => Promise<unknown>;
+
+/** Either kind: the handler is async when declared with `async`. */
+export type JobHandler<P = unknown> = SyncJobHandler<P> | AsyncJobHandler<P>;
+
+/** How `ctx.jobs()` consumes a queue. */
+export interface JobsOptions {
+  /** Async handlers: how many run at once (default 1, at most 1000). A synchronous handler runs one job at a time. */
+  readonly concurrency?: number;
+  /**
+   * How many jobs one claim takes (1–1000). Synchronous handlers: the jobs committed by one
+   * transaction, each in a savepoint (default 10; above 64 jobs that write, PostgreSQL's
+   * per-transaction cache of subtransactions overflows, which slows other sessions' snapshots).
+   * Async: the jobs claimed per statement (default `concurrency`).
+   */
+  readonly batch?: number;
+  /** Async handlers: the lease in ms (default 30 000, at least 100), renewed every third of it while the handler runs. */
+  readonly leaseMs?: number;
+  /** The delay before the first retry in ms (default 1000), doubled for each attempt made, at most 1 hour. */
+  readonly backoffMs?: number;
+}
+
+/** How `ctx.enqueue()` queues a job (the arguments of `node_worker.enqueue()`). */
+export interface EnqueueOptions {
+  /** Not before this time (default: now, i.e. the transaction's start). */
+  readonly runAt?: Date;
+  /** A key: a pending job of the queue with the same key is replaced (payload, runAt, priority, maxAttempts; attempts start again). */
+  readonly key?: string | null;
+  /** Runs before it is marked failed (default 25, at least 1). */
+  readonly maxAttempts?: number;
+  /** Higher runs first among due jobs (default 0). */
+  readonly priority?: number;
+}
+
 /** What `main` receives. */
 export interface WorkerContext {
   readonly worker: WorkerInfo;
@@ -307,6 +376,29 @@ export interface WorkerContext {
    * `await`, and a callback returning a promise is refused.
    */
   transaction<T>(fn: (tx: Transaction) => T): T;
+  /**
+   * Queues a job (`node_worker.enqueue()`): inside `ctx.transaction` it joins that transaction,
+   * so the job exists only if it commits; outside, it commits at once. The commit wakes the
+   * queue's worker. `payload` must be JSON-serialisable. Returns the job's id (of the replaced
+   * job when `key` matched a pending one).
+   *
+   * @throws PgError 22023 for an invalid queue name or `maxAttempts` below 1, 42501 when the
+   *   worker's role may not use that queue's worker (see `callers`)
+   */
+  enqueue(queue: string, payload: unknown, options?: EnqueueOptions): bigint;
+  /**
+   * Consumes a queue of this worker (named `<worker name>` or `<worker name>.<topic>`): runs
+   * `handler` for each job as it becomes due, woken by the enqueuer's commit (no polling) and at
+   * the next `run_at`. A synchronous handler `(job, tx) => ...` runs in the claiming transaction
+   * (exactly-once SQL effects); an `async` handler runs after the claim committed, under a
+   * lease (at least once). A throw (or rejection) retries the job after a backoff, up to its
+   * `max_attempts`, then marks it failed with the error's text. Returns an unsubscribe function
+   * (handlers running finish; nothing new is claimed).
+   *
+   * @throws PgError 22023 for an invalid queue name, 42501 for another worker's queue; TypeError for bad options
+   */
+  jobs<P = unknown>(queue: string, handler: SyncJobHandler<P>, options?: JobsOptions): () => void;
+  jobs<P = unknown>(queue: string, handler: AsyncJobHandler<P>, options?: JobsOptions): () => void;
   /** Aborted when the worker is asked to stop (SIGTERM: server stop, pg_terminate_backend). */
   readonly signal: AbortSignal;
   /**

@@ -41,6 +41,7 @@ describe('pg_node_worker preloaded', () => {
       { name: 'node_worker.inspect_optional', setting: 'off', context: 'sighup' },
       { name: 'node_worker.inspect_port', setting: '0', context: 'sighup' },
       { name: 'node_worker.inspect_worker', setting: '', context: 'sighup' },
+      { name: 'node_worker.jobs_keep_done_s', setting: '300', context: 'sighup' },
       { name: 'node_worker.max_failures', setting: '5', context: 'sighup' },
       { name: 'node_worker.max_message_kb', setting: '64', context: 'postmaster' },
       { name: 'node_worker.max_workers', setting: '64', context: 'postmaster' },

@@ -2,9 +2,10 @@
  * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
  */
 import { format } from 'util';
-import type { LaunchOptions, Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
+import type { JobHandler, JobsOptions, LaunchOptions, Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
 import { makeBuffers, makeShared } from './buffers';
 import type { Inbox } from './inbox';
+import { enqueue, type Jobs } from './jobs';
 import type { NativeBridge } from './native';
 import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
 import type { SqlEngine } from './sql';
@@ -19,6 +20,8 @@ export interface ContextParts {
   info: ReturnType<NativeBridge['info']>;
   engine: SqlEngine;
   messages: Inbox;
+  /** the job consumers (ctx.jobs), woken by the runtime's 'jobs' event */
+  jobs: Jobs;
   /** aborted when the worker is asked to stop (ctx.signal) */
   signal: AbortSignal;
   /** the ctx.onReload handlers, called on SIGHUP */
@@ -125,11 +128,13 @@ function parseArgs(text: string | null): unknown {
 
 /** Builds the frozen ctx. */
 export function makeContext(parts: ContextParts): WorkerContext {
-  const { native, info, engine, messages, signal, reloadHandlers, reloadWaiters } = parts;
+  const { native, info, engine, messages, jobs, signal, reloadHandlers, reloadWaiters } = parts;
   return Object.freeze({
     worker: workerInfo(native, info),
     sql: engine.makeSql(() => true),
     transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
+    enqueue: (queue: string, payload: unknown, options?: Parameters<WorkerContext['enqueue']>[2]) => enqueue(engine, queue, payload, options),
+    jobs: (queue: string, handler: JobHandler, options?: JobsOptions) => jobs.subscribe(queue, handler, options),
     signal,
     sleep: makeSleep(signal, messages, reloadWaiters),
     onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => messages.onCall(handler),

@@ -4,7 +4,7 @@
  * extension/runtime_embed.cc starts Node and calls start(): it loads the bridge, locks down the process
  * (lockdown.ts), loads the deployed bundle with 'pg-node-worker' provided by this runtime, builds
  * ctx (context.ts) and runs main(). runtime_embed.cc then drives the event loop and calls the dispatch
- * function registered here for PostgreSQL events (SIGTERM, SIGHUP, messages in the inbox).
+ * function registered here for PostgreSQL events (SIGTERM, SIGHUP, messages in the inbox, jobs committed).
  */
 import { constants as osConstants } from 'os';
 import Module = require('module');
@@ -16,6 +16,7 @@ import { PgError } from '../errors';
 import type { WorkerDefinition } from '../types';
 import { makeContext } from './context';
 import { Inbox } from './inbox';
+import { Jobs } from './jobs';
 import { InspectOptions, OpenInspector, openInspector } from './inspect';
 import { lockDown, RefusedApiError } from './lockdown';
 import type { NativeBridge } from './native';
@@ -93,11 +94,12 @@ class Exit {
   }
 }
 
-/** What the runtime's events (SIGTERM, inbox messages, SIGHUP) do; installed as globalThis.__pgnwDispatch. */
+/** What the runtime's events (SIGTERM, inbox messages, committed jobs, SIGHUP) do; installed as globalThis.__pgnwDispatch. */
 function installDispatch(
   native: NativeBridge,
   stopRequested: () => void,
   inbox: () => Inbox | null,
+  jobs: Jobs,
   reloadHandlers: Set<() => void>,
   reloadWaiters: Set<() => void>,
 ): void {
@@ -106,6 +108,8 @@ function installDispatch(
       stopRequested();
     } else if (event === 'messages') {
       inbox()?.deliver();
+    } else if (event === 'jobs') {
+      jobs.wake();
     } else if (event === 'reload') {
       for (const fn of [...reloadHandlers]) {
         try {
@@ -198,7 +202,8 @@ export function start(runtimeDir: string, bundlePath: string, inspect?: InspectO
   const engine = new SqlEngine(native, stopRequested);
   // made once the bundle is loaded (it reads the definition); messages wait in the inbox until then
   let inbox: Inbox | null = null;
-  installDispatch(native, stopRequested, () => inbox, reloadHandlers, reloadWaiters);
+  const jobs = new Jobs(engine, native, abort.signal);
+  installDispatch(native, stopRequested, () => inbox, jobs, reloadHandlers, reloadWaiters);
 
   try {
     debuggerPort = openInspector(native, inspect);
@@ -213,7 +218,7 @@ export function start(runtimeDir: string, bundlePath: string, inspect?: InspectO
   if (def.name !== info.name)
     native.log(LOG_WARNING, `the bundle defines worker "${def.name}" but is deployed as "${info.name}"`);
 
-  const ctx = makeContext({ native, info, engine, messages, signal: abort.signal, reloadHandlers, reloadWaiters });
+  const ctx = makeContext({ native, info, engine, messages, jobs, signal: abort.signal, reloadHandlers, reloadWaiters });
   native.markRunning();
   Promise.resolve()
     .then(() => def.main(ctx))
