@@ -161,6 +161,14 @@ describe('schedules', () => {
     expect(skipper.filter((t) => t.slot.getTime() <= restartAt)).toEqual([]);
     expect((await runs('catchup')).filter((r) => r.slot.getTime() > lastCatchup && r.slot.getTime() < catchup[0].slot.getTime())).toEqual([]);
   }, 60000);
+
+  it('fires a 5-field schedule on the minute boundary', async () => {
+    // the file has run for most of a minute by now: this waits for the next boundary at most
+    const run = await waitFor('a minutely run', async () => (await runs('minutely')).find((r) => r.outcome === 'ok'), 65000, 500);
+    expect(run.slot.getTime() % 60000).toBe(0);
+    expect(run.started_at.getTime()).toBeGreaterThanOrEqual(run.slot.getTime());
+    expect((await ticks('minutely')).filter((t) => t.slot.getTime() === run.slot.getTime())).toHaveLength(1);
+  }, 70000);
 });
 
 describe('on a hot standby', () => {

@@ -59,6 +59,31 @@ function describe(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' ? String(v) : `${typeof v} ${String(v)}`;
 }
 
+const DAY_NAMES = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
+
+/**
+ * Day-of-week names as numbers, before croner reads the field: croner reads the degenerate range
+ * `SUN-SUN` as every day, where cron means Sundays. `SUN` is 0, or 7 as the end of a range that
+ * starts on another day (`FRI-SUN` is 5-7). Other text is left for croner to check.
+ */
+export function dayNumbers(field: string): string {
+  const day = (token: string, rangeEnd: boolean, start: string | null) => {
+    const i = DAY_NAMES.indexOf(token.toUpperCase());
+    if (i < 0) return token;
+    return i === 0 && rangeEnd && start !== null && start !== '0' ? '7' : String(i);
+  };
+  return field
+    .split(',')
+    .map((item) => {
+      const [span, ...step] = item.split('/');
+      const ends = span.split('-');
+      const first = day(ends[0], false, null);
+      const rest = ends.slice(1).map((e) => day(e, true, first));
+      return [[first, ...rest].join('-'), ...step].join('/');
+    })
+    .join(',');
+}
+
 /** A croner evaluator (no timer: croner only starts one when given a function). */
 function cron(expression: string, timezone: string): Cron {
   return new Cron(expression, { mode: '5-part', timezone, paused: true });
@@ -70,7 +95,7 @@ function cron(expression: string, timezone: string): Cron {
  */
 function badField(parts: string[]): { field: ScheduleField; reason: string } | null {
   for (let i = 0; i < CRON_FIELDS.length; i++) {
-    const probe = CRON_FIELDS.map((_, j) => (j === i ? parts[i] : '*')).join(' ');
+    const probe = CRON_FIELDS.map((_, j) => (j === i ? (j === 4 ? dayNumbers(parts[j]) : parts[j]) : '*')).join(' ');
     try {
       cron(probe, 'UTC');
     } catch (err) {
@@ -90,7 +115,7 @@ function parseCron(expression: string, timezone: string): Slots {
     );
   let evaluator: Cron;
   try {
-    evaluator = cron(text, timezone);
+    evaluator = cron(text.startsWith('@') ? text : [...parts.slice(0, 4), dayNumbers(parts[4])].join(' '), timezone);
   } catch (err) {
     const bad = text.startsWith('@') ? null : badField(parts);
     if (bad) throw new ScheduleInputError(bad.field, `cron expression "${expression}": invalid ${bad.field} field "${parts[CRON_FIELDS.indexOf(bad.field as (typeof CRON_FIELDS)[number])]}" (${bad.reason})`);

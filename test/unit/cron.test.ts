@@ -100,9 +100,10 @@ function zoneLocal(t: number, zone: string): Local {
 
 /** The cron rule: day-of-month and day-of-week combine with OR when both are restricted. */
 function matches(e: Expr, l: Local): boolean {
-  if (l.second !== 0 || !e.minute.values.has(l.minute) || !e.hour.values.has(l.hour) || !e.month.values.has(l.month)) return false;
-  const dom = e.dom.values.has(l.dom);
-  const dow = e.dow.values.has(l.dow);
+  const has = (f: Field, v: number) => f.star || f.values.has(v);
+  if (l.second !== 0 || !has(e.minute, l.minute) || !has(e.hour, l.hour) || !has(e.month, l.month)) return false;
+  const dom = has(e.dom, l.dom);
+  const dow = has(e.dow, l.dow);
   if (e.dom.star || e.dow.star) return dom && dow;
   return dom || dow;
 }
@@ -187,6 +188,10 @@ describe('5-field expressions', () => {
     expect(next('0 0 * * 7', '2026-01-01T00:00:00Z')).toBe('2026-01-04T00:00:00.000Z'); // 7 is Sunday too
     expect(next('0 3 * * *', '2026-01-01T00:00:00Z', 'Europe/Berlin')).toBe('2026-01-01T02:00:00.000Z');
     expect(next('@daily', '2026-01-01T00:00:00Z')).toBe('2026-01-02T00:00:00.000Z');
+    // day names: SUN-SUN is Sundays only, FRI-SUN ends on Sunday
+    expect(next('0 0 * * SUN-SUN', '2000-01-01T00:00:00Z')).toBe('2000-01-02T00:00:00.000Z');
+    expect(next('0 0 * * FRI-SUN', '2000-01-03T00:00:00Z')).toBe('2000-01-07T00:00:00.000Z');
+    expect(next('0 0 * * sat-sun/1', '2000-01-02T00:00:00Z')).toBe('2000-01-08T00:00:00.000Z');
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * Schedules for test/schedules.test.ts, on the primary and on a hot standby (start: 'consistent'):
- * 'tick' every 2 s and 'slow' every 5 s (4 s long) write their slot into public.ticks where they
- * can and log it; 'boom' every 3 s throws; 'nightly' only exists. At start each bad input is tried
- * and its error logged as `bad <case>: <field> <message>`.
+ * 'tick' every 2 s, 'minutely' (5-field) and 'slow' every 5 s (4 s long) write their slot into
+ * public.ticks where they can and log it; 'boom' every 3 s throws; 'nightly' only exists. At start
+ * each bad input is tried and its error logged as `bad <case>: <field> <message>`.
  */
 import { defineWorker } from 'pg-node-worker';
 
@@ -39,6 +39,7 @@ export default defineWorker({
       record('tick', run.slot, run.late);
       ctx.log.info(`tick ${run.slot.toISOString()} recovery=${ctx.isInRecovery()} recorded=${run.recorded}`);
     });
+    ctx.schedule('minutely', '* * * * *', (run) => record('minutely', run.slot, run.late));
     ctx.schedule('boom', '3 seconds', () => {
       throw new Error('boom');
     });
