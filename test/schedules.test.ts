@@ -33,6 +33,9 @@ beforeAll(async () => {
   await primary.start();
   await primary.query('CREATE EXTENSION pg_node_worker');
   await primary.query('CREATE TABLE public.ticks (schedule text, slot timestamptz, late boolean, pid int)');
+  // sched-missed runs as a role that may insert its ticks and nothing else
+  await primary.query('CREATE ROLE sched_role LOGIN');
+  await primary.query('GRANT INSERT ON public.ticks TO sched_role');
   await primary.deployFile('schedules-ticker.ts');
   await primary.deployFile('schedules-missed.ts');
   await primary.query("SELECT node_worker.restart('sched-ticker')");
@@ -159,7 +162,12 @@ describe('schedules', () => {
     const skipper = (await ticks('skipper')).filter((t) => t.slot.getTime() > lastSkipper);
     expect(skipper.filter((t) => t.late)).toEqual([]);
     expect(skipper.filter((t) => t.slot.getTime() <= restartAt)).toEqual([]);
-    expect((await runs('catchup')).filter((r) => r.slot.getTime() > lastCatchup && r.slot.getTime() < catchup[0].slot.getTime())).toEqual([]);
+    expect((await runs('catchup')).filter((r) => r.outcome === 'ok' && r.slot.getTime() > lastCatchup && r.slot.getTime() < catchup[0].slot.getTime())).toEqual([]);
+    // recorded by a worker whose role has no rights on the table
+    const recorded = await runs('catchup');
+    expect(recorded.find((r) => r.slot.getTime() === catchup[0].slot.getTime())).toMatchObject({ outcome: 'ok', error: null });
+    const claimed = new Set(recorded.map((r) => r.slot.getTime()));
+    for (const t of await ticks('catchup')) expect(claimed.has(t.slot.getTime())).toBe(true);
   }, 60000);
 
   it('fires a 5-field schedule on the minute boundary', async () => {
