@@ -67,6 +67,8 @@ describe('schedules', () => {
       expect(r.slot.getTime() % 3000).toBe(0);
     }
     expect(primary.log()).toMatch(/sched-ticker: schedule "boom" failed at slot \S+: Error: boom/);
+    // 'once' unsubscribed itself at its first run
+    expect((await runs('once')).map((r) => r.outcome)).toEqual(['ok']);
     // 'nightly' registered, and has not run
     expect(await runs('nightly')).toEqual([]);
   });

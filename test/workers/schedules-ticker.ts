@@ -1,8 +1,9 @@
 /**
  * Schedules for test/schedules.test.ts, on the primary and on a hot standby (start: 'consistent'):
  * 'tick' every 2 s, 'minutely' (5-field) and 'slow' every 5 s (4 s long) write their slot into
- * public.ticks where they can and log it; 'boom' every 3 s throws; 'nightly' only exists. At start
- * each bad input is tried and its error logged as `bad <case>: <field> <message>`.
+ * public.ticks where they can and log it; 'boom' every 3 s throws; 'once' unsubscribes at its first
+ * run; 'nightly' only exists. At start each bad input is tried and its error logged as
+ * `bad <case>: <field> <message>`.
  */
 import { defineWorker } from 'pg-node-worker';
 
@@ -40,6 +41,8 @@ export default defineWorker({
       ctx.log.info(`tick ${run.slot.toISOString()} recovery=${ctx.isInRecovery()} recorded=${run.recorded}`);
     });
     ctx.schedule('minutely', '* * * * *', (run) => record('minutely', run.slot, run.late));
+    // unsubscribes at its first run: one run per process
+    const off = ctx.schedule('once', '1 seconds', () => off());
     ctx.schedule('boom', '3 seconds', () => {
       throw new Error('boom');
     });
