@@ -210,6 +210,40 @@ export interface Message extends SenderMeta {
  */
 export type SleepResult = 'timeout' | 'wake' | 'reload' | 'abort';
 
+/**
+ * What `ctx.schedule()` does with slots that passed while the worker was not running (stopped,
+ * restarting, the server down): `'run-once'` runs the latest of them once, at start; `'skip'`
+ * runs none and waits for the next slot.
+ */
+export type MissedSlots = 'run-once' | 'skip';
+
+/** Options of `ctx.schedule()`. */
+export interface ScheduleOptions {
+  /**
+   * The IANA time zone the cron expression is read in, such as `'Europe/Berlin'` (default
+   * `'UTC'`, as pg_cron's default). Across DST changes a fixed time in the gap runs at the first
+   * valid time after it and one that occurs twice runs once; `*` and steps run on both.
+   */
+  timezone?: string;
+  /** What to do with slots missed while the worker was down (default `'run-once'`). */
+  missed?: MissedSlots;
+}
+
+/** What a schedule's function receives about the run. */
+export interface ScheduleRun {
+  /** The schedule's name. */
+  readonly name: string;
+  /** The slot this run is for: the instant the expression names (whole seconds). */
+  readonly slot: Date;
+  /** True for a missed slot run at start, after its time (see {@link MissedSlots}). */
+  readonly late: boolean;
+  /**
+   * False on a hot standby: the run is only logged and remembered by this process, as nothing
+   * can be written there; true when it is recorded in `node_worker.schedule_runs`.
+   */
+  readonly recorded: boolean;
+}
+
 /** A relation: its name (schema-qualified, or found through `search_path`) or its oid. */
 export type RelationRef = string | number;
 
@@ -419,6 +453,34 @@ export interface WorkerContext {
   onMessage(fn: (message: Message) => unknown): () => void;
   /** The same notifications as an async iterator (ends when `signal` aborts). */
   messages(): AsyncIterableIterator<Message>;
+  /**
+   * Runs `fn` at the slots of a cron schedule, at most once per slot for this worker (across its
+   * restarts and its `instances`), each run recorded in `node_worker.schedule_runs` (slot, start,
+   * end, `ok`/`error` and the error's text). `cron` is a standard 5-field expression (minute hour
+   * day-of-month month day-of-week; lists, ranges, steps, names such as `MON` and `JAN`, or
+   * `@daily`-style nicknames), read in `options.timezone` (default UTC), or pg_cron's
+   * `'N seconds'` (1–59: the instants whose Unix time is a multiple of N seconds).
+   *
+   * The slot is claimed in a transaction of its own that commits before `fn` runs: a run cut
+   * short (a crash, a stop) is recorded `interrupted` and not run again. `fn` may be async; one
+   * schedule runs one slot at a time, and a run that lasts past later slots is followed by one
+   * run for the latest of them. Slots missed while the worker was down: see
+   * {@link ScheduleOptions.missed}. On a hot standby (`start: 'consistent'`) schedules run too,
+   * recorded only in the log. Needs the extension (0.7 or later) in the worker's database.
+   *
+   * ```ts
+   * ctx.schedule('nightly-cleanup', '0 3 * * *', () => {
+   *   ctx.sql`DELETE FROM app.sessions WHERE expires_at < now()`;
+   * }, { timezone: 'Europe/Berlin' });
+   * ```
+   *
+   * @returns an unsubscribe function: no further slots run (a run in progress finishes)
+   * @throws RangeError (its `field` names the part: `'minute'`, `'hour'`, `'day-of-month'`,
+   *   `'month'`, `'day-of-week'`, `'seconds'`, `'expression'` or `'timezone'`) for an invalid
+   *   expression or time zone; TypeError for a bad name, function or option; Error for a name
+   *   this worker already schedules, or a database without the extension
+   */
+  schedule(name: string, cron: string, fn: (run: ScheduleRun) => unknown, options?: ScheduleOptions): () => void;
   /** Runs `fn` after the server reloaded its configuration (SIGHUP). Returns an unsubscribe function. */
   onReload(fn: () => void): () => void;
   /** The current value of a setting (including custom ones such as `myworker.naptime`), or null. */

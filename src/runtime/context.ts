@@ -2,12 +2,13 @@
  * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
  */
 import { format } from 'util';
-import type { JobHandler, JobsOptions, LaunchOptions, Logger, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
+import type { JobHandler, JobsOptions, LaunchOptions, Logger, ScheduleOptions, ScheduleRun, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
 import { makeBuffers, makeShared } from './buffers';
 import type { Inbox } from './inbox';
 import { enqueue, type Jobs } from './jobs';
 import type { NativeBridge } from './native';
 import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
+import { Scheduler } from './schedule';
 import type { SqlEngine } from './sql';
 
 const CHILD_POLL_MS = 50;
@@ -99,15 +100,17 @@ function workerInfo(native: NativeBridge, info: ContextParts['info']): WorkerInf
 /**
  * ctx.sleep: resolves 'timeout' after ms, 'wake' on node_worker.wake(), 'reload' on SIGHUP,
  * 'abort' when asked to stop. A reload ends the sleep as it sets a C worker's latch, so a
- * worker_spi-style loop picks up new settings at once instead of after its naptime.
+ * worker_spi-style loop picks up new settings at once instead of after its naptime. `stop`
+ * (for the runtime's own sleepers, such as schedules) also ends it with 'abort'.
  */
-function makeSleep(signal: AbortSignal, messages: Inbox, reloadWaiters: Set<() => void>): (ms: number) => Promise<SleepResult> {
-  return (ms: number) =>
+function makeSleep(signal: AbortSignal, messages: Inbox, reloadWaiters: Set<() => void>): (ms: number, stop?: AbortSignal) => Promise<SleepResult> {
+  return (ms: number, stop?: AbortSignal) =>
     new Promise<SleepResult>((resolve) => {
-      if (signal.aborted) return resolve('abort');
+      if (signal.aborted || stop?.aborted) return resolve('abort');
       const finish = (why: SleepResult) => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
+        stop?.removeEventListener('abort', onAbort);
         cancelWake();
         reloadWaiters.delete(onReload);
         resolve(why);
@@ -118,6 +121,7 @@ function makeSleep(signal: AbortSignal, messages: Inbox, reloadWaiters: Set<() =
       const cancelWake = messages.onWake(() => finish('wake'));
       reloadWaiters.add(onReload);
       signal.addEventListener('abort', onAbort, { once: true });
+      stop?.addEventListener('abort', onAbort, { once: true });
     });
 }
 
@@ -129,14 +133,18 @@ function parseArgs(text: string | null): unknown {
 /** Builds the frozen ctx. */
 export function makeContext(parts: ContextParts): WorkerContext {
   const { native, info, engine, messages, jobs, signal, reloadHandlers, reloadWaiters } = parts;
+  const sql = engine.makeSql(() => true);
+  const sleep = makeSleep(signal, messages, reloadWaiters);
+  const log = makeLogger(native);
+  const scheduler = new Scheduler({ sql, isInRecovery: () => native.isInRecovery(), log, signal, sleep, database: info.database });
   return Object.freeze({
     worker: workerInfo(native, info),
-    sql: engine.makeSql(() => true),
+    sql,
     transaction: <T>(fn: Parameters<WorkerContext['transaction']>[0]) => engine.transaction(fn) as T,
     enqueue: (queue: string, payload: unknown, options?: Parameters<WorkerContext['enqueue']>[2]) => enqueue(engine, queue, payload, options),
     jobs: (queue: string, handler: JobHandler, options?: JobsOptions) => jobs.subscribe(queue, handler, options),
     signal,
-    sleep: makeSleep(signal, messages, reloadWaiters),
+    sleep: (ms: number) => sleep(ms),
     onCall: (handler: Parameters<WorkerContext['onCall']>[0]) => messages.onCall(handler),
     onMessage: (fn: Parameters<WorkerContext['onMessage']>[0]) => messages.onMessage(fn),
     messages: () => messages.messages(signal),
@@ -146,11 +154,12 @@ export function makeContext(parts: ContextParts): WorkerContext {
       return () => void reloadHandlers.delete(fn);
     },
     setting: (name: string) => native.setting(String(name)),
-    log: makeLogger(native),
+    log,
     args: parseArgs(native.workerArgs()),
     launch: (name: string, args?: unknown, options?: LaunchOptions) => launchWorker(native, name, args, options),
     isInRecovery: () => native.isInRecovery(),
     buffers: makeBuffers(native),
     shared: makeShared(native),
+    schedule: (name: string, cron: string, fn: (run: ScheduleRun) => unknown, options?: ScheduleOptions) => scheduler.add(name, cron, fn, options),
   }) as WorkerContext;
 }

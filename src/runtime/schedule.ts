@@ -1,0 +1,209 @@
+/**
+ * ctx.schedule: functions run at the slots of a cron expression (or every N seconds), at most
+ * once per slot per worker, each run recorded in node_worker.schedule_runs.
+ *
+ * - A slot is claimed before its function runs, by node_worker.schedule_claim() in a transaction
+ *   of its own that commits first: a row unique per (worker, schedule, slot), refused when that
+ *   slot or a later one is already there. A process that dies mid-run leaves its row 'running'
+ *   (marked 'interrupted' by the next claim) and the slot is not run again: at most once, never
+ *   twice, also across restarts and between the `instances` of one worker (one of them runs it).
+ *   The end (ok / error and its text) is written by node_worker.schedule_finish().
+ * - Missed slots (the worker was down): at start the last claimed slot is read
+ *   (node_worker.schedule_last()); with `missed: 'run-once'` (default) the latest slot since then
+ *   runs once at once, with `'skip'` none of them. A schedule never run before starts with its
+ *   next slot. A run that lasts past later slots is followed by one run for the latest of them.
+ * - Between slots each schedule waits in a sleep on the worker's latch (as ctx.sleep: a wake or a
+ *   reload ends it early and the next slot is computed again), at most an hour at a time so that
+ *   a changed wall clock is noticed.
+ * - On a hot standby (recovery) nothing can be written: the process remembers the slots it ran
+ *   and logs each run; missed slots are not caught up there, as it has no record of them.
+ *
+ * Limits: each schedule runs one slot at a time; schedules run concurrently with each other and
+ * with the rest of the worker. Needs the extension (0.7 or later) in the worker's database.
+ */
+import { format } from 'util';
+import { PgError } from '../errors';
+import type { Logger, MissedSlots, ScheduleOptions, ScheduleRun, SleepResult, Sql } from '../types';
+import { parseSchedule, ScheduleInputError, type Slots } from './cron';
+
+/** The longest single wait: a wall clock set forward or back is noticed within it. */
+const MAX_WAIT_MS = 3600 * 1000;
+const MAX_NAME = 200;
+
+/** What the scheduler needs of the worker. */
+export interface SchedulerParts {
+  /** ctx.sql: each statement outside a transaction commits on its own */
+  sql: Sql;
+  isInRecovery(): boolean;
+  log: Logger;
+  /** aborted when the worker stops */
+  signal: AbortSignal;
+  /** a latch sleep like ctx.sleep that also ends ('abort') when `stop` aborts */
+  sleep(ms: number, stop: AbortSignal): Promise<SleepResult>;
+  /** the connected database; null for a worker with none */
+  database: string | null;
+}
+
+interface Entry {
+  readonly name: string;
+  readonly slots: Slots;
+  readonly fn: (run: ScheduleRun) => unknown;
+  readonly missed: MissedSlots;
+  readonly stop: AbortController;
+}
+
+/** An error (or anything thrown) as recorded in schedule_runs.error. */
+function errorText(err: unknown): string {
+  if (err instanceof PgError) return `${err.message} (SQLSTATE ${err.code})`;
+  if (err instanceof Error) return err.message === '' ? err.name : `${err.name}: ${err.message}`;
+  if (typeof err === 'string') return err;
+  return format('%o', err);
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The schedules of one worker process. */
+export class Scheduler {
+  private readonly entries = new Map<string, Entry>();
+  private extensionChecked = false;
+
+  constructor(private readonly parts: SchedulerParts) {}
+
+  /** ctx.schedule(name, cron, fn, options): checks everything, then starts the schedule's loop. */
+  add(name: unknown, expression: unknown, fn: unknown, options?: unknown): () => void {
+    if (typeof name !== 'string' || name === '' || name.length > MAX_NAME || name.includes('\0'))
+      throw new TypeError(`schedule(name, cron, fn): name must be a string of 1 to ${MAX_NAME} characters without NUL`);
+    const where = `schedule(${JSON.stringify(name)})`;
+    if (typeof fn !== 'function') throw new TypeError(`${where}: fn must be a function`);
+    if (options !== undefined && (options === null || typeof options !== 'object'))
+      throw new TypeError(`${where}: options must be an object such as { timezone: "Europe/Berlin", missed: "skip" }`);
+    const opts = (options ?? {}) as ScheduleOptions;
+    const missed = opts.missed ?? 'run-once';
+    if (missed !== 'run-once' && missed !== 'skip')
+      throw new TypeError(`${where}: missed must be 'run-once' or 'skip', not ${JSON.stringify(missed)}`);
+    let slots: Slots;
+    try {
+      slots = parseSchedule(expression, opts.timezone ?? 'UTC');
+    } catch (err) {
+      if (err instanceof ScheduleInputError) throw new ScheduleInputError(err.field, `${where}: ${err.message}`);
+      throw err;
+    }
+    if (this.entries.has(name)) throw new Error(`${where}: this worker already has a schedule named "${name}"`);
+    this.checkExtension(where);
+    const entry: Entry = { name, slots, fn: fn as Entry['fn'], missed, stop: new AbortController() };
+    this.entries.set(name, entry);
+    void this.loop(entry);
+    return () => {
+      if (this.entries.get(name) === entry) this.entries.delete(name);
+      entry.stop.abort();
+    };
+  }
+
+  /** Runs are recorded in the worker's database: the extension's functions must be there. */
+  private checkExtension(where: string): void {
+    if (this.extensionChecked) return;
+    if (this.parts.database === null)
+      throw new Error(`${where}: a worker started at 'postmaster' has no database to record its runs in; use start: 'consistent' or 'recovery-finished'`);
+    const [{ ok }] = this.parts.sql<{ ok: boolean }>`SELECT to_regprocedure('node_worker.schedule_claim(text,timestamptz)') IS NOT NULL AS ok`;
+    if (!ok)
+      throw new Error(
+        `${where}: database "${this.parts.database}" has no pg_node_worker 0.7 or later, where runs are recorded: CREATE EXTENSION pg_node_worker (or ALTER EXTENSION pg_node_worker UPDATE) there`,
+      );
+    this.extensionChecked = true;
+  }
+
+  private stopped(e: Entry): boolean {
+    return e.stop.signal.aborted || this.parts.signal.aborted;
+  }
+
+  /** Where a schedule starts: after the last slot it ran, with the latest missed slot to run first, if any. */
+  private baseline(e: Entry): { after: Date; late: Date | null } {
+    const now = new Date();
+    if (this.parts.isInRecovery()) return { after: now, late: null };
+    const [{ last }] = this.parts.sql<{ last: Date | null }>`SELECT node_worker.schedule_last(${e.name}) AS last`;
+    if (last === null) return { after: now, late: null };
+    const due = e.slots.latest(now);
+    if (e.missed === 'run-once' && due !== null && due > last) return { after: last, late: due };
+    return { after: last > now ? last : now, late: null };
+  }
+
+  private async loop(e: Entry): Promise<void> {
+    // after the caller's synchronous code: ctx.schedule() inside a ctx.transaction reads nothing in it
+    await null;
+    let after: Date;
+    let late: Date | null = null;
+    try {
+      ({ after, late } = this.baseline(e));
+    } catch (err) {
+      if (this.stopped(e)) return;
+      this.parts.log.error(`schedule "${e.name}": could not read its last run (${message(err)}); missed slots are not run`);
+      after = new Date();
+    }
+    while (!this.stopped(e)) {
+      let slot: Date;
+      if (late !== null) {
+        slot = late;
+      } else {
+        const now = new Date();
+        const due = e.slots.latest(now);
+        if (due !== null && due > after) {
+          slot = due;
+        } else {
+          const next = e.slots.next(after > now ? after : now);
+          if (next === null) {
+            this.parts.log.info(`schedule "${e.name}" (${e.slots.expression}) has no slot after ${now.toISOString()}: it ends`);
+            return;
+          }
+          const why = await this.parts.sleep(Math.min(next.getTime() - now.getTime(), MAX_WAIT_MS), e.stop.signal);
+          if (why === 'abort') return;
+          continue;
+        }
+      }
+      const wasLate = late !== null;
+      late = null;
+      after = slot;
+      await this.run(e, slot, wasLate);
+    }
+  }
+
+  /** Claims the slot, runs the function, records the end. */
+  private async run(e: Entry, slot: Date, late: boolean): Promise<void> {
+    const at = slot.toISOString();
+    let standby = this.parts.isInRecovery();
+    let id: bigint | null = null;
+    if (!standby) {
+      try {
+        id = this.parts.sql<{ id: bigint | null }>`SELECT node_worker.schedule_claim(${e.name}, ${slot}) AS id`[0].id;
+      } catch (err) {
+        if (this.stopped(e)) return;
+        if (err instanceof PgError && err.code === '25006') {
+          standby = true;
+        } else {
+          this.parts.log.error(`schedule "${e.name}": could not claim slot ${at}, so it does not run: ${message(err)}`);
+          return;
+        }
+      }
+      // already claimed: by another instance of this worker or an earlier process
+      if (!standby && id === null) return;
+    }
+    const began = Date.now();
+    let error: string | null = null;
+    try {
+      await e.fn(Object.freeze({ name: e.name, slot, late, recorded: !standby }));
+    } catch (err) {
+      error = errorText(err);
+    }
+    if (id !== null) {
+      try {
+        this.parts.sql`SELECT node_worker.schedule_finish(${id}, ${error === null ? 'ok' : 'error'}, ${error})`;
+      } catch (err) {
+        this.parts.log.warning(`schedule "${e.name}": could not record the end of the run of slot ${at}: ${message(err)}`);
+      }
+    }
+    if (error !== null) this.parts.log.warning(`schedule "${e.name}" failed at slot ${at}: ${error}`);
+    if (standby)
+      this.parts.log.info(`schedule "${e.name}" ran slot ${at} on a hot standby (not recorded): ${error === null ? 'ok' : 'error'} in ${Date.now() - began} ms`);
+  }
+}
