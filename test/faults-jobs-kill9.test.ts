@@ -16,7 +16,7 @@ describe('kill -9 of a worker draining a queue', () => {
   beforeAll(async () => {
     cluster = await Cluster.create({ settings: { 'node_worker.jobs_keep_done_s': 3600 } });
     // deployed before the server starts: a static worker, started again after the reset
-    await cluster.deployFile('faults-jobs-drainer.ts');
+    await cluster.deployFile('faults-jobs-kill9-drainer.ts');
     await cluster.start();
     await cluster.query('CREATE TABLE public.drained (n int NOT NULL, pid int NOT NULL)');
     // the worker waits for the extension, then for the jobs, which come in one transaction
