@@ -42,6 +42,16 @@ function processesMentioning(needle: string): number[] {
 /** `s` as a literal in a RegExp. */
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/**
+ * Saves a source file as an editor's safe write does (a new file renamed over the old one), so no
+ * watcher can see it half-written. With in-place writes (truncate, then write) the type checker
+ * once reported the file empty ("is not a module") and did not check it again.
+ */
+function save(file: string, text: string): void {
+  fs.writeFileSync(file + '.saving', text);
+  fs.renameSync(file + '.saving', file);
+}
+
 let child: ChildProcess | undefined;
 let clusterDir: string | undefined;
 const srcDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-devsrc-'));
@@ -67,8 +77,8 @@ describe('dev', () => {
     const file = path.join(srcDir, 'devw.ts');
     const lib = path.join(srcDir, 'lib', 'suffix.ts');
     fs.mkdirSync(path.dirname(lib));
-    fs.writeFileSync(lib, `export const suffix = '';\n`);
-    fs.writeFileSync(file, source('first version'));
+    save(lib, `export const suffix = '';\n`);
+    save(file, source('first version'));
     // the project's packages: typescript for the checker dev runs beside the worker
     fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(srcDir, 'node_modules'));
 
@@ -106,7 +116,7 @@ describe('dev', () => {
 
       // save a change: rebuilt, redeployed, restarted
       let from = output.length;
-      fs.writeFileSync(file, source('second version'));
+      save(file, source('second version'));
       const second = Number((await see(/^\S+ devw: second version from pid (\d+)$/m, from))[1]);
       expect(second).not.toBe(first);
       expect(Number((await see(/^restarted devw \(pid (\d+)\)$/m, from))[1])).toBe(second);
@@ -114,7 +124,7 @@ describe('dev', () => {
 
       // a save of a local file it imports does the same
       from = output.length;
-      fs.writeFileSync(lib, `export const suffix = ' (with a suffix)';\n`);
+      save(lib, `export const suffix = ' (with a suffix)';\n`);
       withSuffix = Number((await see(/^\S+ devw: second version from pid (\d+) \(with a suffix\)$/m, from))[1]);
       // dev says "restarted" after it has passed on the new process's first log lines
       await see(new RegExp(`^restarted devw \\(pid ${withSuffix}\\)$`, 'm'), from);
@@ -124,7 +134,7 @@ describe('dev', () => {
 
       // a type error on line 6: tsc's file:line:col, and the worker is restarted all the same
       from = output.length;
-      fs.writeFileSync(
+      save(
         file,
         source('typed version').replace(`ctx.log.info('typed version`, `const wrong: number = ''; ctx.log.info('typed version`).replace('+ suffix)', '+ suffix + wrong)'),
       );
@@ -133,7 +143,7 @@ describe('dev', () => {
       await see(new RegExp(`^type check: 1 error \\(the worker runs anyway\\):\\n  ${esc(file)}:6:11: error TS2322: Type 'string' is not assignable to type 'number'\\.$`, 'm'), from);
       expect(await workerPid()).toEqual([typed]);
       from = output.length;
-      fs.writeFileSync(file, source('second version'));
+      save(file, source('second version'));
       await see(/^type check: no errors$/m, from);
       withSuffix = Number((await see(/^\S+ devw: second version from pid (\d+) \(with a suffix\)$/m, from))[1]);
       // dev says "restarted" after it has passed on the new process's first log lines
@@ -141,7 +151,7 @@ describe('dev', () => {
 
       // a syntax error on line 6: esbuild's message with file:line:col, the old worker keeps running
       from = output.length;
-      fs.writeFileSync(file, source('third version').replace(`'third version from pid ' +`, `'third version' +;`));
+      save(file, source('third version').replace(`'third version from pid ' +`, `'third version' +;`));
       await see(new RegExp(`build failed; worker "devw" keeps running the previous code:\\n  ${esc(file)}:6:\\d+: \\S.*\\n`), from);
       await sleep(1000);
       expect(output.slice(from)).not.toMatch(/restarted devw|third version/);
@@ -149,7 +159,7 @@ describe('dev', () => {
 
       // fixed: runs again
       from = output.length;
-      fs.writeFileSync(file, source('third version'));
+      save(file, source('third version'));
       third = Number((await see(/^\S+ devw: third version from pid (\d+) \(with a suffix\)$/m, from))[1]);
       expect(third).not.toBe(withSuffix);
       expect(await workerPid()).toEqual([third]);
@@ -179,7 +189,7 @@ describe('dev', () => {
     // its own valid copy, whatever the test before left (lib/suffix.ts is the first test's)
     fs.mkdirSync(path.join(srcDir, 'lib'), { recursive: true });
     if (!fs.existsSync(path.join(srcDir, 'lib', 'suffix.ts'))) fs.writeFileSync(path.join(srcDir, 'lib', 'suffix.ts'), `export const suffix = '';\n`);
-    fs.writeFileSync(file, source('inspected version'));
+    save(file, source('inspected version'));
     const port = 20229 + (process.pid % 500);
     // refused before anything is made: another address, a port that is taken
     const remote = cli(['dev', file, '--inspect=0.0.0.0:9229']);
@@ -222,7 +232,7 @@ describe('dev', () => {
     expect(await evaluate()).toBe('number 42');
     // a save restarts the worker, whose new process opens the port again (a new URL)
     const from = output.length;
-    fs.writeFileSync(file, source('restarted version'));
+    save(file, source('restarted version'));
     const listening = new RegExp(`^\\S+ devw: debugger listening on ws://127\\.0\\.0\\.1:${port}/`, 'm');
     const restarted = () => listening.test(output.slice(from)) && /devw: restarted version from pid/.test(output.slice(from));
     await waitFor('the restarted worker to listen', restarted, 20000).catch((e) => {

@@ -53,7 +53,9 @@ describe('the type checker beside dev', () => {
       await expect.poll(() => out.join('\n'), { timeout: 20000 }).toMatch(/^type check: 1 error \(the worker runs anyway\):$/m);
       expect(out, out.join('\n')).toContain(`  ${file}:6:20: error TS2339: Property 'toFixed' does not exist on type 'bigint'.`);
       out.length = 0;
-      fs.writeFileSync(file, WORKER.replace('NUMBER', 'String(n)'));
+      // saved as an editor's safe write does (see test/dev.test.ts: save())
+      fs.writeFileSync(file + '.saving', WORKER.replace('NUMBER', 'String(n)'));
+      fs.renameSync(file + '.saving', file);
       await expect.poll(() => out, { timeout: 20000 }).toContain('type check: no errors');
     } finally {
       checker.close();
