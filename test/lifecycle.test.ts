@@ -32,8 +32,9 @@ describe('a deployed worker', () => {
     const pid = await cluster.waitForWorker('idler');
     const before = cpuTicks(pid);
     await sleep(2000);
-    // clock ticks are 10 ms: a busy loop would use ~200 in 2 s
-    expect(cpuTicks(pid) - before).toBeLessThanOrEqual(5);
+    // clock ticks are 10 ms: a busy loop would use ~200 in 2 s; an idle worker uses a few (a GC
+    // after start-up, a loaded host's accounting: 6 was seen), so the bound is a tenth of busy
+    expect(cpuTicks(pid) - before).toBeLessThanOrEqual(20);
   });
 
   it('runs onReload after SIGHUP with the new settings', async () => {
