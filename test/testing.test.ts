@@ -65,6 +65,13 @@ describe('a cluster of pg-node-worker/testing', () => {
     await expect(startCluster({ pgConfig: '/bin/echo' })).rejects.toThrow(/pg_node_worker is not installed in the server of \/bin\/echo \(no --pkglibdir\/pg_node_worker\.so\)/);
   });
 
+  it('waitUntil retries a predicate that throws, and a timeout says what it last threw', async () => {
+    let n = 0;
+    expect(await pg.waitUntil('the third try', () => { if (++n < 3) throw new Error(`try ${n}`); return n; })).toBe(3);
+    await expect(pg.waitUntil('a table that never comes', () => pg.query('SELECT * FROM never_there'), 300))
+      .rejects.toThrow(/timed out after 300 ms waiting for a table that never comes; the last try threw: relation "never_there" does not exist/);
+  });
+
   it('a deploy of a worker that does not build fails with its error', async () => {
     const bad = path.join(pg.dir, 'broken.ts');
     fs.writeFileSync(bad, 'export default (;\n');

@@ -376,15 +376,26 @@ export class TestCluster {
     return this.waitUntil(`a log line of "${name}" matching ${re}`, () => this.logs(name).slice(opts.from ?? 0).find((l) => re.test(l)), opts.timeoutMs);
   }
 
-  /** Polls `fn` until it returns something other than undefined, null or false. */
+  /**
+   * Polls `fn` until it returns something other than undefined, null or false. A throw counts as
+   * "not yet" (a table being recreated, a worker restarting), as vitest's `vi.waitFor` does; the
+   * last error is part of the timeout's message.
+   */
   async waitUntil<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = DEFAULT_WAIT_MS): Promise<T> {
     const deadline = performance.now() + timeoutMs;
+    let lastError: unknown;
     for (;;) {
-      const v = await fn();
-      if (v !== undefined && v !== null && v !== false) return v;
+      try {
+        const v = await fn();
+        if (v !== undefined && v !== null && v !== false) return v;
+        lastError = undefined;
+      } catch (e) {
+        lastError = e;
+      }
       if (performance.now() > deadline) {
         const tail = serverLogTail(this.logFile, 15) ?? [];
-        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last lines of the server log:\n${tail.join('\n')}`);
+        const why = lastError === undefined ? '' : `; the last try threw: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}; last lines of the server log:\n${tail.join('\n')}`);
       }
       await sleep(POLL_MS);
     }
