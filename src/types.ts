@@ -439,7 +439,9 @@ export interface WorkerContext {
    * Resolves after `ms` with `'timeout'`, or early: with `'wake'` after `node_worker.wake(name)`,
    * with `'reload'` after a configuration reload (SIGHUP, `pg_reload_conf()`; the `onReload`
    * handlers have run by then), with `'abort'` when `signal` aborts. As a C worker's latch, a
-   * reload ends the sleep so that a loop applies new settings at once.
+   * reload ends the sleep so that a loop applies new settings at once. A wake or reload that
+   * comes while no sleep is pending is kept, as a latch stays set: the next sleep resolves with
+   * it at once.
    */
   sleep(ms: number): Promise<SleepResult>;
   /**

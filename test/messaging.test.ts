@@ -230,7 +230,27 @@ describe('wake()', () => {
     const from = cluster.log().length;
     await cluster.query("SELECT node_worker.wake('napper')");
     await cluster.waitForLog(/napper: sleep ended: wake/, 5000, from);
+    await cluster.waitForLog(/napper: worked/, 10000, from);
   });
+
+  for (const [what, send] of [
+    ['wake', "SELECT node_worker.wake('napper')"],
+    ['reload', 'SELECT pg_reload_conf()'],
+  ] as const)
+    it(`a ${what} while the worker is busy between sleeps ends its next sleep at once, as a latch stays set`, async () => {
+      const from = cluster.log().length;
+      await cluster.query("SELECT node_worker.wake('napper')");
+      await cluster.waitForLog(/napper: working/, 5000, from);
+      await cluster.query(send);
+      const worked = cluster.log().length;
+      await cluster.waitForLog(/napper: worked/, 10000, from);
+      // the next sleep (30 s) ends at once with what came while it worked; well before 30 s
+      await cluster.waitForLog(new RegExp(`napper: sleep ended: ${what}`), 10000, worked);
+      // the kept event ended one sleep: the one after it sleeps on
+      const after = cluster.log().length;
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(cluster.log().slice(after)).not.toMatch(/napper: sleep ended/);
+    });
 });
 
 describe('permissions', () => {

@@ -100,14 +100,47 @@ function workerInfo(native: NativeBridge, info: ContextParts['info']): WorkerInf
 /**
  * ctx.sleep: resolves 'timeout' after ms, 'wake' on node_worker.wake(), 'reload' on SIGHUP,
  * 'abort' when asked to stop. A reload ends the sleep as it sets a C worker's latch, so a
- * worker_spi-style loop picks up new settings at once instead of after its naptime. `stop`
- * (for the runtime's own sleepers, such as schedules) also ends it with 'abort'.
+ * worker_spi-style loop picks up new settings at once instead of after its naptime.
+ *
+ * Like a latch, a wake or a reload that comes while no ctx.sleep() is pending (the worker is busy
+ * between two sleeps) is kept and ends the next ctx.sleep() at once: a C worker's next WaitLatch
+ * returns at once when its latch was set while it worked, so a loop of "work, sleep" never sleeps
+ * through the wake that asked for more work. One kept event ends one sleep; the first kind wins.
+ *
+ * `internal` (the runtime's own sleepers, such as schedules) also ends with 'abort' when `stop`
+ * aborts, and neither takes nor keeps the latch: that is ctx.sleep's alone.
  */
-function makeSleep(signal: AbortSignal, messages: Inbox, reloadWaiters: Set<() => void>): (ms: number, stop?: AbortSignal) => Promise<SleepResult> {
-  return (ms: number, stop?: AbortSignal) =>
+function makeSleep(
+  signal: AbortSignal,
+  messages: Inbox,
+  reloadWaiters: Set<() => void>,
+): { sleep: (ms: number) => Promise<SleepResult>; internal: (ms: number, stop: AbortSignal) => Promise<SleepResult> } {
+  let latched: 'wake' | 'reload' | null = null;
+  let sleeping = 0;
+  // registered before any sleeper, so each runs before the sleepers it could see are ended
+  messages.onEveryWake(() => {
+    if (sleeping === 0) latched ??= 'wake';
+  });
+  reloadWaiters.add(() => {
+    if (sleeping === 0) latched ??= 'reload';
+  });
+
+  const wait = (ms: number, stop: AbortSignal | null): Promise<SleepResult> =>
     new Promise<SleepResult>((resolve) => {
       if (signal.aborted || stop?.aborted) return resolve('abort');
+      if (stop === null) {
+        if (latched !== null) {
+          const why = latched;
+          latched = null;
+          return resolve(why);
+        }
+        sleeping++;
+      }
+      let done = false;
       const finish = (why: SleepResult) => {
+        if (done) return;
+        done = true;
+        if (stop === null) sleeping--;
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         stop?.removeEventListener('abort', onAbort);
@@ -123,6 +156,7 @@ function makeSleep(signal: AbortSignal, messages: Inbox, reloadWaiters: Set<() =
       signal.addEventListener('abort', onAbort, { once: true });
       stop?.addEventListener('abort', onAbort, { once: true });
     });
+  return { sleep: (ms) => wait(ms, null), internal: (ms, stop) => wait(ms, stop) };
 }
 
 function parseArgs(text: string | null): unknown {
@@ -134,9 +168,9 @@ function parseArgs(text: string | null): unknown {
 export function makeContext(parts: ContextParts): WorkerContext {
   const { native, info, engine, messages, jobs, signal, reloadHandlers, reloadWaiters } = parts;
   const sql = engine.makeSql(() => true);
-  const sleep = makeSleep(signal, messages, reloadWaiters);
+  const { sleep, internal: internalSleep } = makeSleep(signal, messages, reloadWaiters);
   const log = makeLogger(native);
-  const scheduler = new Scheduler({ sql, isInRecovery: () => native.isInRecovery(), log, signal, sleep, database: info.database });
+  const scheduler = new Scheduler({ sql, isInRecovery: () => native.isInRecovery(), log, signal, sleep: internalSleep, database: info.database });
   return Object.freeze({
     worker: workerInfo(native, info),
     sql,

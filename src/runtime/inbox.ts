@@ -53,6 +53,7 @@ export class Inbox {
   /** notifications that arrived while nobody listened */
   private readonly backlog: Delivery[] = [];
   private readonly wakeWaiters = new Set<() => void>();
+  private readonly wakeListeners: Array<() => void> = [];
   private readonly pendingCalls = new Map<string, PendingCall>();
   private acks: number[] = [];
 
@@ -141,10 +142,16 @@ export class Inbox {
     return () => void this.wakeWaiters.delete(fn);
   }
 
+  /** Registers `fn` for every wake(), called before the one-shot onWake callbacks. */
+  onEveryWake(fn: () => void): void {
+    this.wakeListeners.push(fn);
+  }
+
   /** runtime_embed.cc: the latch was set and the inbox may have something for us. */
   deliver(): void {
     const [woken, abandoned, entries] = this.native.takeMessages();
     if (woken) {
+      for (const l of this.wakeListeners) l();
       const waiters = [...this.wakeWaiters];
       this.wakeWaiters.clear();
       for (const w of waiters) w();

@@ -1,4 +1,8 @@
-/** Sleeps 30 s at a time and logs how each sleep ended ('wake', 'timeout' or 'abort'). */
+/**
+ * Sleeps 30 s at a time and logs how each sleep ended ('wake', 'timeout', 'reload' or 'abort').
+ * After a sleep that a wake ended, it works for 1.5 s (awaiting a timer, not sleeping) between
+ * "working" and "worked": a wake or reload sent then must end the next sleep at once.
+ */
 import { defineWorker } from 'pg-node-worker';
 
 export default defineWorker({
@@ -8,6 +12,11 @@ export default defineWorker({
     while (!ctx.signal.aborted) {
       const why = await ctx.sleep(30000);
       ctx.log.info('sleep ended: ' + why);
+      if (why === 'wake') {
+        ctx.log.info('working');
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        ctx.log.info('worked');
+      }
     }
   },
 });
