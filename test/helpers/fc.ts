@@ -16,4 +16,4 @@ export const RUNS = Math.max(1, Number(process.env.PGNW_FC_RUNS ?? 1));
 export const runs = (n: number, limitMs?: number): fc.Parameters<unknown> =>
   process.env.FC_SEED
     ? { numRuns: n * RUNS, seed: Number(process.env.FC_SEED), path: process.env.FC_PATH }
-    : { numRuns: n * RUNS, ...(limitMs ? { skipAllAfterTimeLimit: limitMs * RUNS } : {}) };
+    : { numRuns: n * RUNS, ...(limitMs ? { interruptAfterTimeLimit: limitMs * RUNS } : {}) };
