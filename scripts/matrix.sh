@@ -223,6 +223,22 @@ release_root() {
   fi
 }
 
+# reap_stale_roots: chroots of runs that ended without their cleanup (the script was killed with
+# SIGKILL, or the machine's session ended) still have mounts under $MATRIX_WORK/<env>.<time>.<pid>:
+# each whose run is gone (its pid is not a live matrix.sh and nobody holds its lock) is released.
+# Kept chroots (unmounted) and chroots in use (locked) are left alone.
+reap_stale_roots() {
+  local d pid
+  for d in "$MATRIX_WORK"/*.[0-9]*-[0-9]*.[0-9]*; do
+    [ -d "$d" ] && [ -n "$(mounts_under "$d")" ] || continue
+    pid=${d##*.}
+    if kill -0 "$pid" 2>/dev/null && grep -qa matrix.sh "/proc/$pid/cmdline" 2>/dev/null; then continue; fi
+    [ -f "$d/.pgnw-matrix-lock" ] && ! flock -n "$d/.pgnw-matrix-lock" true && continue
+    warn "releasing $d, left mounted by a run that ended without its cleanup"
+    ( ROOT_LOCK_FD=""; release_root "$d" 0 ) || true
+  done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Bases
 
@@ -459,7 +475,8 @@ run_env() {
   CHILD=""
   finish() {
     local r=$? p
-    trap - EXIT INT TERM
+    # a second TERM (the parent passes its own on) must not cut the cleanup short
+    trap - EXIT; trap '' INT TERM
     set +e   # cleanup goes on whatever fails (a killed phase's wait status would end it under -e)
     if [ -n "${CHILD:-}" ]; then kill -TERM "$CHILD" 2>/dev/null; wait "$CHILD" 2>/dev/null; fi
     [ -d "$root/src" ] && counts=$(test_counts "$root")
@@ -534,9 +551,10 @@ shell_mode() {
     die "--shell: '$target' is neither an ENV (${ALL_ENVS[*]}) nor a kept chroot directory"
   fi
   mkdir -p "$MATRIX_WORK"
+  reap_stale_roots
   # a kept chroot in use by another session is refused before this session may clean anything up
   [ $fresh = 1 ] || lock_root "$root"
-  trap 'trap - EXIT INT TERM; set +e; release_root "$root" "$keep"' EXIT
+  trap 'trap - EXIT; trap "" INT TERM; set +e; release_root "$root" "$keep"' EXIT
   [ $fresh = 0 ] || new_root "$root"
   trap 'exit 143' TERM; trap 'exit 130' INT
   if [ $fresh = 1 ]; then
@@ -604,6 +622,7 @@ fi
 [ $# = 0 ] || die "unexpected arguments after --: $* (only with --shell)"
 [ ${#envs[@]} -gt 0 ] || envs=("${ALL_ENVS[@]}")
 mkdir -p "$LOG_DIR" "$MATRIX_WORK" "$MATRIX_CACHE"
+reap_stale_roots
 
 stamp=$(date +%Y%m%d-%H%M%S)
 tmp_results=$(mktemp -d "$MATRIX_WORK/results.XXXXXX")
