@@ -142,6 +142,14 @@ class Consumer {
     });
   }
 
+  /**
+   * Looks at the queue at once, unless a look is already scheduled: the enqueuer's commit woke
+   * the worker, and an idle worker's turn of the event loop is the latency of a job.
+   */
+  pumpNow(): void {
+    if (!this.scheduled) this.pump();
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
@@ -380,8 +388,8 @@ export class Jobs {
     };
   }
 
-  /** Jobs committed for this worker's queues: every consumer looks. */
+  /** Jobs committed for this worker's queues: every consumer looks, now (the runtime's loop called). */
   wake(): void {
-    for (const c of this.consumers) c.schedule();
+    for (const c of this.consumers) c.pumpNow();
   }
 }
