@@ -2,7 +2,7 @@
  * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
  */
 import { format } from 'util';
-import type { JobHandler, JobsOptions, LaunchOptions, Logger, ScheduleOptions, ScheduleRun, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
+import type { AsyncScheduleFn, JobHandler, JobsOptions, LaunchOptions, Logger, ScheduleOptions, SleepResult, SyncScheduleFn, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
 import { makeBuffers, makeShared } from './buffers';
 import type { Inbox } from './inbox';
 import { enqueue, type Jobs } from './jobs';
@@ -136,7 +136,15 @@ export function makeContext(parts: ContextParts): WorkerContext {
   const sql = engine.makeSql(() => true);
   const sleep = makeSleep(signal, messages, reloadWaiters);
   const log = makeLogger(native);
-  const scheduler = new Scheduler({ sql, isInRecovery: () => native.isInRecovery(), log, signal, sleep, database: info.database });
+  const scheduler = new Scheduler({
+    sql,
+    transaction: (fn) => engine.transaction(fn),
+    isInRecovery: () => native.isInRecovery(),
+    log,
+    signal,
+    sleep,
+    database: info.database,
+  });
   return Object.freeze({
     worker: workerInfo(native, info),
     sql,
@@ -160,6 +168,6 @@ export function makeContext(parts: ContextParts): WorkerContext {
     isInRecovery: () => native.isInRecovery(),
     buffers: makeBuffers(native),
     shared: makeShared(native),
-    schedule: (name: string, cron: string, fn: (run: ScheduleRun) => unknown, options?: ScheduleOptions) => scheduler.add(name, cron, fn, options),
+    schedule: (name: string, cron: string, fn: SyncScheduleFn | AsyncScheduleFn, options?: ScheduleOptions) => scheduler.add(name, cron, fn, options),
   }) as WorkerContext;
 }

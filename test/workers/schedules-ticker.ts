@@ -42,7 +42,7 @@ export default defineWorker({
     });
     ctx.schedule('minutely', '* * * * *', (run) => record('minutely', run.slot, run.late));
     // unsubscribes at its first run: one run per process
-    const off = ctx.schedule('once', '1 seconds', () => off());
+    const off: () => void = ctx.schedule('once', '1 seconds', () => off());
     ctx.schedule('boom', '3 seconds', () => {
       throw new Error('boom');
     });
