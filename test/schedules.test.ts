@@ -5,9 +5,12 @@
  * slot twice nor runs an interrupted async slot again; missed slots run once or are skipped; a
  * synchronous function's effects commit with its run's record or not at all (a throw, a returned
  * promise, a kill -9 mid-run); node_worker.schedule_runs_keep prunes; the 0.7 to 0.8 upgrade; a
- * start: 'consistent' worker's schedules run on a hot standby, unrecorded.
+ * start: 'consistent' worker's schedules run on a hot standby, unrecorded, and catch up a missed
+ * slot after the standby restarts.
  * The cron arithmetic itself is test/unit/cron.test.ts.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, sleep, waitFor } from './helpers/cluster';
 import { ABORT, connect } from './helpers/faults';
@@ -316,5 +319,22 @@ describe('on a hot standby', () => {
     const standbyPid = await replica.workerPid('sched-ticker');
     const rows = await replica.query('SELECT count(*)::int AS n FROM node_worker.schedule_runs WHERE pid = $1', [standbyPid]);
     expect(rows).toEqual([{ n: 0 }]);
+  }, 90000);
+
+  it('remembers the slots it ran across a restart of the standby, and runs the latest missed one', async () => {
+    const before = [...replica.log().matchAll(/sched-ticker: tick (\S+) recovery=true recorded=false/g)].map((m) => new Date(m[1]).getTime());
+    const last = Math.max(...before);
+    expect(fs.readdirSync(path.join(replica.datadir, 'node_worker', '.schedules-standby', 'sched-ticker')).length).toBeGreaterThan(0);
+    replica.stop();
+    // down for more than one 2 s slot
+    await sleep(4500);
+    const from = replica.log().length;
+    await replica.start();
+    const first = await replica.waitForLog(/sched-ticker: tick (\S+) recovery=true recorded=false late=(\w+)/, 30000, from);
+    expect(first[2]).toBe('true');
+    expect(new Date(first[1]).getTime()).toBeGreaterThan(last);
+    // one late run: the next is on time
+    const next = await replica.waitForLog(/sched-ticker: tick (\S+) recovery=true recorded=false late=(\w+)/, 30000, from + replica.log().slice(from).indexOf(first[0]) + first[0].length);
+    expect(next[2]).toBe('false');
   }, 90000);
 });

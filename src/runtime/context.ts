@@ -1,6 +1,7 @@
 /**
  * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
  */
+import * as path from 'path';
 import { format } from 'util';
 import type { AsyncScheduleFn, JobHandler, JobsOptions, LaunchOptions, Logger, ScheduleOptions, SleepResult, SyncScheduleFn, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
 import { makeBuffers, makeShared } from './buffers';
@@ -8,7 +9,7 @@ import type { Inbox } from './inbox';
 import { enqueue, type Jobs } from './jobs';
 import type { NativeBridge } from './native';
 import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
-import { Scheduler } from './schedule';
+import { Scheduler, StandbySlots } from './schedule';
 import type { SqlEngine } from './sql';
 
 const CHILD_POLL_MS = 50;
@@ -144,6 +145,8 @@ export function makeContext(parts: ContextParts): WorkerContext {
     signal,
     sleep,
     database: info.database,
+    // the process runs in the data directory: node_worker/ there (the default deploy directory)
+    standbySlots: new StandbySlots(path.resolve('node_worker', '.schedules-standby', info.name)),
   });
   return Object.freeze({
     worker: workerInfo(native, info),

@@ -24,15 +24,19 @@
  * - Between slots each schedule waits in a sleep on the worker's latch (as ctx.sleep: a wake or a
  *   reload ends it early and the next slot is computed again), at most an hour at a time so that
  *   a changed wall clock is noticed.
- * - On a hot standby (recovery) nothing can be written: the process remembers the slots it ran
- *   and logs each run (a synchronous function still runs in a read-only transaction); missed
- *   slots are not caught up there, as it has no record of them.
+ * - On a hot standby (recovery) nothing can be written to the database: each run is logged (a
+ *   synchronous function still runs, in a read-only transaction), and the last slot each schedule
+ *   ran is kept in a small file of the standby's own (StandbySlots), so that after a restart
+ *   there missed slots are caught up as on a primary.
  *
  * Limits: each schedule runs one slot at a time; schedules run concurrently with each other and
  * with the rest of the worker, a synchronous function blocking the worker while it runs. Needs
  * the extension (0.7 or later; 0.8 for the worker's identity from its slot and
  * node_worker.schedule_runs_keep) in the worker's database.
  */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
 import { format } from 'util';
 import { PgError } from '../errors';
 import type { Logger, MissedSlots, ScheduleOptions, ScheduleRun, SleepResult, Sql, SyncScheduleFn, Transaction } from '../types';
@@ -56,6 +60,53 @@ export interface SchedulerParts {
   sleep(ms: number, stop: AbortSignal): Promise<SleepResult>;
   /** the connected database; null for a worker with none */
   database: string | null;
+  /** where a hot standby remembers the slots it ran (null: nowhere, then nothing is caught up there) */
+  standbySlots: StandbySlots | null;
+}
+
+/**
+ * The last slot each schedule of a worker ran on a hot standby, which cannot write
+ * node_worker.schedule_runs: one file per schedule, `<dir>/<hash of its name>`, holding
+ * `{"schedule": name, "slot": ISO time}`, replaced atomically (written to a temporary file,
+ * fsynced, renamed). `dir` is in the data directory, so a base backup of the standby takes it
+ * along; the primary never reads it. Instances of one worker on a standby share the files (the
+ * latest slot wins), though each of them runs every slot, as the database cannot arbitrate there.
+ */
+export class StandbySlots {
+  constructor(readonly dir: string) {}
+
+  private file(schedule: string): string {
+    return path.join(this.dir, createHash('sha256').update(schedule).digest('hex').slice(0, 32));
+  }
+
+  /** The last slot the schedule ran here; null when none (or the file is unreadable). */
+  read(schedule: string): Date | null {
+    try {
+      const saved = JSON.parse(fs.readFileSync(this.file(schedule), 'utf8')) as { schedule?: unknown; slot?: unknown };
+      if (saved.schedule !== schedule || typeof saved.slot !== 'string') return null;
+      const slot = new Date(saved.slot);
+      return Number.isNaN(slot.getTime()) ? null : slot;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Remembers that the schedule ran slot (unless a later one is already there). */
+  write(schedule: string, slot: Date): void {
+    const last = this.read(schedule);
+    if (last !== null && last >= slot) return;
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const file = this.file(schedule);
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify({ schedule, slot: slot.toISOString() }));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  }
 }
 
 interface Entry {
@@ -139,8 +190,9 @@ export class Scheduler {
   /** Where a schedule starts: after the last slot it ran, with the latest missed slot to run first, if any. */
   private baseline(e: Entry): { after: Date; late: Date | null } {
     const now = new Date();
-    if (this.parts.isInRecovery()) return { after: now, late: null };
-    const [{ last }] = this.parts.sql<{ last: Date | null }>`SELECT node_worker.schedule_last(${e.name}) AS last`;
+    const last = this.parts.isInRecovery()
+      ? (this.parts.standbySlots?.read(e.name) ?? null)
+      : this.parts.sql<{ last: Date | null }>`SELECT node_worker.schedule_last(${e.name}) AS last`[0].last;
     if (last === null) return { after: now, late: null };
     const due = e.slots.latest(now);
     if (e.missed === 'run-once' && due !== null && due > last) return { after: last, late: due };
@@ -192,11 +244,17 @@ export class Scheduler {
     else this.runSync(e, slot, late, this.parts.isInRecovery());
   }
 
-  /** Logs the end of a run that failed, or that ran on a standby. */
-  private logEnd(e: Entry, at: string, standby: boolean, error: string | null, began: number): void {
+  /** Logs the end of a run that failed, or that ran on a standby (and remembers its slot there). */
+  private logEnd(e: Entry, slot: Date, standby: boolean, error: string | null, began: number): void {
+    const at = slot.toISOString();
     if (error !== null) this.parts.log.warning(`schedule "${e.name}" failed at slot ${at}: ${error}`);
-    if (standby)
-      this.parts.log.info(`schedule "${e.name}" ran slot ${at} on a hot standby (not recorded): ${error === null ? 'ok' : 'error'} in ${Date.now() - began} ms`);
+    if (!standby) return;
+    this.parts.log.info(`schedule "${e.name}" ran slot ${at} on a hot standby (not recorded): ${error === null ? 'ok' : 'error'} in ${Date.now() - began} ms`);
+    try {
+      this.parts.standbySlots?.write(e.name, slot);
+    } catch (err) {
+      this.parts.log.warning(`schedule "${e.name}": could not remember slot ${at} in ${this.parts.standbySlots?.dir}: ${message(err)}`);
+    }
   }
 
   /**
@@ -235,7 +293,7 @@ export class Scheduler {
       error = `${errorText(err)} (at commit; the run's effects were rolled back)`;
       if (!standby) this.recordFailure(e, slot, error);
     }
-    this.logEnd(e, at, standby, error, began);
+    this.logEnd(e, slot, standby, error, began);
   }
 
   /** Calls a synchronous function in a savepoint of tx: its error text, or null when it returned. */
@@ -305,6 +363,6 @@ export class Scheduler {
         this.parts.log.warning(`schedule "${e.name}": could not record the end of the run of slot ${at}: ${message(err)}`);
       }
     }
-    this.logEnd(e, at, standby, error, began);
+    this.logEnd(e, slot, standby, error, began);
   }
 }

@@ -38,7 +38,7 @@ export default defineWorker({
     };
     ctx.schedule('tick', '2 seconds', (run) => {
       record('tick', run.slot, run.late);
-      ctx.log.info(`tick ${run.slot.toISOString()} recovery=${ctx.isInRecovery()} recorded=${run.recorded}`);
+      ctx.log.info(`tick ${run.slot.toISOString()} recovery=${ctx.isInRecovery()} recorded=${run.recorded} late=${run.late}`);
     });
     ctx.schedule('minutely', '* * * * *', (run) => record('minutely', run.slot, run.late));
     // unsubscribes at its first run: one run per process
