@@ -54,7 +54,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   w text := @extschema@.schedule_caller();
-  keep integer := pg_catalog.current_setting('node_worker.schedule_runs_keep')::integer;
+  -- missing only while the server still runs a library older than this script
+  keep integer := greatest(1, coalesce(nullif(pg_catalog.current_setting('node_worker.schedule_runs_keep', true), '')::integer, 1000));
   claimed bigint;
 BEGIN
   IF $1 IS NULL OR $2 IS NULL THEN
