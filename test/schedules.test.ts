@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, sleep, waitFor } from './helpers/cluster';
+import { Cluster, PG_BIN, sleep, waitFor } from './helpers/cluster';
 import { ABORT, connect } from './helpers/faults';
 
 let primary: Cluster;
@@ -301,6 +301,22 @@ describe('schedules', () => {
     expect((await primary.query<{ relname: string }>(config, [], 'upgraded07')).map((r) => r.relname)).toEqual(fresh);
     const e = await primary.query('SELECT node_worker.schedule_caller()', [], 'upgraded07').then(() => null, (err) => err);
     expect(e?.code).toBe('42501');
+    // a dump restored into a new database has the runs, and the identity goes on after them
+    const dump = path.join(primary.dir, 'runs.sql');
+    primary.run(path.join(PG_BIN, 'pg_dump'), ['-h', primary.dir, '-p', String(primary.port), '-U', 'postgres', '-d', 'postgres', '-f', dump]);
+    await primary.query('CREATE DATABASE restored');
+    primary.run(path.join(PG_BIN, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=0', '-h', primary.dir, '-p', String(primary.port), '-U', 'postgres', '-d', 'restored', '-f', dump]);
+    // the runs go on meanwhile (new ones, pruned old ones): each restored row is the source's, where it is still there
+    const rows = "SELECT id::text AS id, worker, schedule, slot FROM node_worker.schedule_runs ORDER BY id";
+    const restored = await primary.query<{ id: string; worker: string; schedule: string; slot: Date }>(rows, [], 'restored');
+    const source = new Map((await primary.query<{ id: string; worker: string; schedule: string; slot: Date }>(rows)).map((r) => [r.id, r]));
+    expect(restored.length).toBeGreaterThan(10);
+    const kept = restored.filter((r) => source.has(r.id));
+    expect(kept.length).toBeGreaterThan(0);
+    for (const r of kept) expect(r).toEqual(source.get(r.id));
+    const [{ next }] = await primary.query<{ next: string }>(
+      "SELECT nextval(pg_get_serial_sequence('node_worker.schedule_runs', 'id'))::text AS next", [], 'restored');
+    expect(BigInt(next)).toBeGreaterThan(BigInt(restored[restored.length - 1].id));
   });
 });
 
