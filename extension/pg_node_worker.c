@@ -51,6 +51,7 @@
 #include "inbox.h"
 #include "jobs.h"
 #include "manifest.h"
+#include "schedules.h"
 #include "shared.h"
 #include "supervisor.h"
 
@@ -122,6 +123,10 @@ static const PgnwIntSetting pgnw_int_settings[] = {
 		"Seconds a done job stays in node_worker.jobs before its worker prunes it.",
 		"0 deletes a job when it is done.",
 	&pgnw_jobs_keep_done_s, 300, 0, INT_MAX, PGC_SIGHUP, 0},
+	{"node_worker.schedule_runs_keep",
+		"Runs of each schedule that node_worker.schedule_runs keeps.",
+		"Each new run of a schedule deletes its runs older than the newest this many.",
+	&pgnw_schedule_runs_keep, 1000, 1, INT_MAX, PGC_SIGHUP, 0},
 };
 
 /*

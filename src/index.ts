@@ -31,6 +31,8 @@ export type {
   Row,
   ScheduleOptions,
   ScheduleRun,
+  SyncScheduleFn,
+  AsyncScheduleFn,
   Sql,
   SqlFragment,
   StartTime,

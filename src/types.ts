@@ -244,6 +244,23 @@ export interface ScheduleRun {
   readonly recorded: boolean;
 }
 
+/**
+ * A synchronous schedule function: it runs inside the transaction that claims its slot (in a
+ * savepoint of its own), so its SQL effects (through `tx.sql`, or `ctx.sql`, which joins it) and
+ * the run's record commit together: exactly once per slot for its SQL effects, also when the
+ * process dies mid-run (nothing commits, and the slot can run again). A throw rolls its effects
+ * back and records the run as `error`. It must not return a promise (that is refused with a
+ * `TypeError`, recorded as the run's error): declare the function `async` for work that awaits.
+ */
+export type SyncScheduleFn = (run: ScheduleRun, tx: Transaction) => unknown;
+
+/**
+ * An async schedule function (declared `async`): it runs after its slot's claim committed, so a
+ * process that dies mid-run leaves the run `interrupted` and the slot is not run again (at most
+ * once); its end is recorded when the promise settles.
+ */
+export type AsyncScheduleFn = (run: ScheduleRun) => Promise<unknown>;
+
 /** A relation: its name (schema-qualified, or found through `search_path`) or its oid. */
 export type RelationRef = string | number;
 
@@ -456,23 +473,27 @@ export interface WorkerContext {
   /** The same notifications as an async iterator (ends when `signal` aborts). */
   messages(): AsyncIterableIterator<Message>;
   /**
-   * Runs `fn` at the slots of a cron schedule, at most once per slot for this worker (across its
+   * Runs `fn` at the slots of a cron schedule, once per slot for this worker (across its
    * restarts and its `instances`), each run recorded in `node_worker.schedule_runs` (slot, start,
    * end, `ok`/`error` and the error's text). `cron` is a standard 5-field expression (minute hour
    * day-of-month month day-of-week; lists, ranges, steps, names such as `MON` and `JAN`, or
    * `@daily`-style nicknames), read in `options.timezone` (default UTC), or pg_cron's
    * `'N seconds'` (1–59: the instants whose Unix time is a multiple of N seconds).
    *
-   * The slot is claimed in a transaction of its own that commits before `fn` runs: a run cut
-   * short (a crash, a stop) is recorded `interrupted` and not run again. `fn` may be async; one
-   * schedule runs one slot at a time, and a run that lasts past later slots is followed by one
-   * run for the latest of them. Slots missed while the worker was down: see
-   * {@link ScheduleOptions.missed}. On a hot standby (`start: 'consistent'`) schedules run too,
-   * recorded only in the log. Needs the extension (0.7 or later) in the worker's database.
+   * As with {@link WorkerContext.jobs}, what "once" means depends on the function. A synchronous
+   * `(run, tx) => ...` runs inside the transaction that claims the slot: its SQL effects and the
+   * run's record commit together, exactly once (a crash mid-run commits nothing and the slot can
+   * run again; a throw rolls the effects back and records `error`). An `async` function runs after
+   * the claim committed in a transaction of its own: a run cut short (a crash, a stop) is recorded
+   * `interrupted` and not run again, at most once. One schedule runs one slot at a time, and a run
+   * that lasts past later slots is followed by one run for the latest of them. Slots missed while
+   * the worker was down: see {@link ScheduleOptions.missed}. On a hot standby
+   * (`start: 'consistent'`) schedules run too, recorded only in the log. Needs the extension (0.7
+   * or later; 0.8 for the worker identity from its slot) in the worker's database.
    *
    * ```ts
-   * ctx.schedule('nightly-cleanup', '0 3 * * *', () => {
-   *   ctx.sql`DELETE FROM app.sessions WHERE expires_at < now()`;
+   * ctx.schedule('nightly-cleanup', '0 3 * * *', (run, tx) => {
+   *   tx.sql`DELETE FROM app.sessions WHERE expires_at < now()`;
    * }, { timezone: 'Europe/Berlin' });
    * ```
    *
@@ -482,7 +503,8 @@ export interface WorkerContext {
    *   expression or time zone; TypeError for a bad name, function or option; Error for a name
    *   this worker already schedules, or a database without the extension
    */
-  schedule(name: string, cron: string, fn: (run: ScheduleRun) => unknown, options?: ScheduleOptions): () => void;
+  schedule(name: string, cron: string, fn: SyncScheduleFn, options?: ScheduleOptions): () => void;
+  schedule(name: string, cron: string, fn: AsyncScheduleFn, options?: ScheduleOptions): () => void;
   /** Runs `fn` after the server reloaded its configuration (SIGHUP). Returns an unsubscribe function. */
   onReload(fn: () => void): () => void;
   /** The current value of a setting (including custom ones such as `myworker.naptime`), or null. */

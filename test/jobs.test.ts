@@ -317,7 +317,7 @@ describe('upgrade', () => {
     await cluster.query('CREATE DATABASE upgraded');
     await cluster.query("CREATE EXTENSION pg_node_worker VERSION '0.6'", [], 'upgraded');
     await cluster.query('ALTER EXTENSION pg_node_worker UPDATE', [], 'upgraded');
-    expect(await cluster.query("SELECT extversion FROM pg_extension WHERE extname = 'pg_node_worker'", [], 'upgraded')).toEqual([{ extversion: '0.7' }]);
+    expect(await cluster.query("SELECT extversion FROM pg_extension WHERE extname = 'pg_node_worker'", [], 'upgraded')).toEqual([{ extversion: '0.8' }]);
     expect(await cluster.query('SELECT count(*)::int AS n FROM node_worker.jobs', [], 'upgraded')).toEqual([{ n: 0 }]);
   });
 });

@@ -1,12 +1,19 @@
 /**
  * ctx.schedule on real clusters: `N seconds` schedules fire repeatedly and each run is recorded in
- * node_worker.schedule_runs; bad input is refused naming the field; only workers write the table;
- * a server restart neither runs a slot twice nor runs an interrupted slot again; missed slots run
- * once or are skipped; a start: 'consistent' worker's schedules run on a hot standby, unrecorded.
+ * node_worker.schedule_runs; bad input is refused naming the field; only workers write the table,
+ * each under the name of its slot whatever its application_name; a server restart neither runs a
+ * slot twice nor runs an interrupted async slot again; missed slots run once or are skipped; a
+ * synchronous function's effects commit with its run's record or not at all (a throw, a returned
+ * promise, a kill -9 mid-run); node_worker.schedule_runs_keep prunes; the 0.7 to 0.8 upgrade; a
+ * start: 'consistent' worker's schedules run on a hot standby, unrecorded, and catch up a missed
+ * slot after the standby restarts.
  * The cron arithmetic itself is test/unit/cron.test.ts.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, sleep, waitFor } from './helpers/cluster';
+import { Cluster, PG_BIN, sleep, waitFor } from './helpers/cluster';
+import { ABORT, connect } from './helpers/faults';
 
 let primary: Cluster;
 
@@ -33,13 +40,15 @@ beforeAll(async () => {
   await primary.start();
   await primary.query('CREATE EXTENSION pg_node_worker');
   await primary.query('CREATE TABLE public.ticks (schedule text, slot timestamptz, late boolean, pid int)');
+  await primary.query('CREATE TABLE public.exact_hold (seconds float8)');
   // sched-missed runs as a role that may insert its ticks and nothing else
   await primary.query('CREATE ROLE sched_role LOGIN');
   await primary.query('GRANT INSERT ON public.ticks TO sched_role');
   await primary.deployFile('schedules-ticker.ts');
   await primary.deployFile('schedules-missed.ts');
-  await primary.query("SELECT node_worker.restart('sched-ticker')");
-  await primary.query("SELECT node_worker.restart('sched-missed')");
+  await primary.deployFile('schedules-exact.ts');
+  await primary.deployFile('schedules-liar.ts');
+  for (const w of ['sched-ticker', 'sched-missed', 'sched-exact', 'sched-liar']) await primary.query('SELECT node_worker.restart($1)', [w]);
 }, 90000);
 afterAll(async () => primary?.destroy());
 
@@ -179,6 +188,136 @@ describe('schedules', () => {
     expect(run.started_at.getTime()).toBeGreaterThanOrEqual(run.slot.getTime());
     expect((await ticks('minutely')).filter((t) => t.slot.getTime() === run.slot.getTime())).toHaveLength(1);
   }, 70000);
+
+  it('records runs under the worker of the slot the process runs as, not its application_name', async () => {
+    await primary.waitForLog(/sched-liar: liar: pid (\d+) as application_name (\S+)/, 20000);
+    // the current process: the server restarted since the first one
+    const m = [...primary.log().matchAll(/sched-liar: liar: pid (\d+) as application_name (\S+)/g)].pop()!;
+    const liar = Number(m[1]);
+    expect(m[2]).toBe('sched-missed');
+    expect(await primary.query('SELECT application_name FROM pg_stat_activity WHERE pid = $1', [liar])).toEqual([{ application_name: 'sched-missed' }]);
+    await waitFor('2 runs of the liar', async () =>
+      (await primary.query("SELECT 1 FROM public.ticks WHERE schedule = 'liar' AND pid = $1", [liar])).length >= 2, 20000);
+    const mine = await primary.query<{ worker: string; schedule: string; slot: Date; outcome: string }>(
+      'SELECT worker, schedule, slot, outcome FROM node_worker.schedule_runs WHERE pid = $1', [liar]);
+    expect(mine.length).toBeGreaterThanOrEqual(2);
+    for (const r of mine) expect(r).toMatchObject({ worker: 'sched-liar', schedule: 'catchup' });
+    const recorded = new Set(mine.filter((r) => r.outcome === 'ok').map((r) => r.slot.getTime()));
+    for (const t of await primary.query<{ slot: Date }>("SELECT slot FROM public.ticks WHERE schedule = 'liar' AND pid = $1", [liar]))
+      expect(recorded.has(t.slot.getTime())).toBe(true);
+    // and a client session is refused whatever it calls itself (the C function, 0.8)
+    const e = await primary.query('SELECT node_worker.schedule_caller()').then(() => null, (err) => err);
+    expect(e).toMatchObject({ code: '42501', message: 'only a pg_node_worker worker may record its schedule runs' });
+  });
+
+  it("commits a synchronous function's effects with its run's record, or nothing (a throw, a promise, a kill -9)", async () => {
+    await waitFor('runs of each synchronous schedule', async () =>
+      (await ticks('exact')).length >= 2 &&
+      (await primary.query("SELECT 1 FROM node_worker.schedule_runs WHERE worker = 'sched-exact' AND schedule IN ('rollback', 'promised') AND outcome = 'error'")).length >= 2, 20000);
+    const pid = await primary.waitForWorker('sched-exact');
+    // the next run holds its transaction open (its row written, not committed) until the kill
+    const before = primary.log().length;
+    await primary.query('INSERT INTO public.exact_hold VALUES (600)');
+    const held = await primary.waitForLog(/sched-exact: exact started (\S+) hold 600/, 20000, before);
+    const cut = new Date(held[1]).getTime();
+    await waitFor('the held run to sleep', async () =>
+      (await primary.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = $2', [pid, 'PgSleep'])).length === 1, 20000, 10);
+    await primary.query('DELETE FROM public.exact_hold');
+    const from = primary.log().length;
+    process.kill(pid, 'SIGKILL');
+    await primary.waitForLog(/all server processes terminated; reinitializing/, 20000, from);
+    await waitFor('the cluster to accept queries again', async () => {
+      const c = await connect(primary).catch(() => null);
+      if (c === null) return false;
+      try {
+        return (await c.query('SELECT 1 AS ok')).rows[0].ok === 1;
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    }, 30000, 20);
+    const newPid = await primary.waitForWorker('sched-exact', 20000, pid);
+    await waitFor('2 runs of the new process', async () => (await ticks('exact')).filter((t) => t.pid === newPid).length >= 2, 30000);
+
+    const exact = await ticks('exact');
+    const slots = exact.map((t) => t.slot.getTime());
+    // nothing of the run that was cut short committed
+    expect(exact.filter((t) => t.pid === pid && t.slot.getTime() === cut)).toEqual([]);
+    // its slot was free again: the new process's first run is the latest missed slot, at or after it
+    const first = exact.find((t) => t.pid === newPid)!;
+    expect(first.late).toBe(true);
+    expect(first.slot.getTime()).toBeGreaterThanOrEqual(cut);
+    // exactly once: each slot's row once, each with its 'ok' run and each 'ok' run with its row
+    expect(new Set(slots).size).toBe(slots.length);
+    const recorded = await primary.query<{ slot: Date; outcome: string }>(
+      "SELECT slot, outcome FROM node_worker.schedule_runs WHERE worker = 'sched-exact' AND schedule = 'exact' ORDER BY slot");
+    expect(recorded.filter((r) => r.outcome !== 'ok')).toEqual([]);
+    expect(recorded.map((r) => r.slot.getTime())).toEqual([...slots].sort((a, b) => a - b));
+    // a throw and a returned promise roll the run's row back and record the error
+    expect(await ticks('rollback')).toEqual([]);
+    expect(await ticks('promised')).toEqual([]);
+    const failed = await primary.query<{ schedule: string; outcome: string; error: string }>(
+      "SELECT schedule, outcome, error FROM node_worker.schedule_runs WHERE worker = 'sched-exact' AND schedule <> 'exact'");
+    expect(failed.length).toBeGreaterThanOrEqual(2);
+    for (const r of failed) {
+      if (r.schedule === 'rollback') expect(r).toMatchObject({ outcome: 'error', error: 'nope' });
+      else expect(r.error).toMatch(/^TypeError: a schedule function that is not declared async returned a promise/);
+    }
+    expect(primary.log().slice(from)).not.toMatch(ABORT);
+  }, 120000);
+
+  it('keeps the newest node_worker.schedule_runs_keep runs of each schedule', async () => {
+    await primary.query('ALTER SYSTEM SET node_worker.schedule_runs_keep = 3');
+    await primary.query('SELECT pg_reload_conf()');
+    try {
+      const since = new Date();
+      await waitFor('tick and exact pruned to 3 runs after new claims', async () => {
+        for (const [worker, schedule] of [['sched-ticker', 'tick'], ['sched-exact', 'exact']]) {
+          const [r] = await primary.query<{ n: number; newer: number }>(
+            'SELECT count(*)::int AS n, count(*) FILTER (WHERE started_at > $3)::int AS newer FROM node_worker.schedule_runs WHERE worker = $1 AND schedule = $2',
+            [worker, schedule, since]);
+          if (r.newer < 2 || r.n > 3) return false;
+        }
+        return true;
+      }, 30000);
+      // the newest stay: the latest tick has its run
+      const [latest] = await primary.query<{ slot: Date }>("SELECT max(slot) AS slot FROM public.ticks WHERE schedule = 'tick'");
+      const kept = await runs('tick');
+      expect(kept.length).toBeLessThanOrEqual(3);
+      expect(kept.some((r) => r.slot.getTime() >= latest.slot.getTime())).toBe(true);
+    } finally {
+      await primary.query('ALTER SYSTEM RESET node_worker.schedule_runs_keep');
+      await primary.query('SELECT pg_reload_conf()');
+    }
+  }, 60000);
+
+  it('is dumped by pg_dump and comes with ALTER EXTENSION UPDATE from 0.7', async () => {
+    const config = "SELECT c.relname FROM pg_extension e, unnest(e.extconfig) AS x(oid) JOIN pg_class c ON c.oid = x.oid WHERE e.extname = 'pg_node_worker' ORDER BY 1";
+    const fresh = (await primary.query<{ relname: string }>(config)).map((r) => r.relname);
+    expect(fresh).toEqual(expect.arrayContaining(['schedule_runs', 'schedule_runs_id_seq', 'job_store']));
+    await primary.query('CREATE DATABASE upgraded07');
+    await primary.query("CREATE EXTENSION pg_node_worker VERSION '0.7'", [], 'upgraded07');
+    await primary.query('ALTER EXTENSION pg_node_worker UPDATE', [], 'upgraded07');
+    expect(await primary.query("SELECT extversion FROM pg_extension WHERE extname = 'pg_node_worker'", [], 'upgraded07')).toEqual([{ extversion: '0.8' }]);
+    expect((await primary.query<{ relname: string }>(config, [], 'upgraded07')).map((r) => r.relname)).toEqual(fresh);
+    const e = await primary.query('SELECT node_worker.schedule_caller()', [], 'upgraded07').then(() => null, (err) => err);
+    expect(e?.code).toBe('42501');
+    // a dump restored into a new database has the runs, and the identity goes on after them
+    const dump = path.join(primary.dir, 'runs.sql');
+    primary.run(path.join(PG_BIN, 'pg_dump'), ['-h', primary.dir, '-p', String(primary.port), '-U', 'postgres', '-d', 'postgres', '-f', dump]);
+    await primary.query('CREATE DATABASE restored');
+    primary.run(path.join(PG_BIN, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=0', '-h', primary.dir, '-p', String(primary.port), '-U', 'postgres', '-d', 'restored', '-f', dump]);
+    // the runs go on meanwhile (new ones, pruned old ones): each restored row is the source's, where it is still there
+    const rows = "SELECT id::text AS id, worker, schedule, slot FROM node_worker.schedule_runs ORDER BY id";
+    const restored = await primary.query<{ id: string; worker: string; schedule: string; slot: Date }>(rows, [], 'restored');
+    const source = new Map((await primary.query<{ id: string; worker: string; schedule: string; slot: Date }>(rows)).map((r) => [r.id, r]));
+    expect(restored.length).toBeGreaterThan(10);
+    const kept = restored.filter((r) => source.has(r.id));
+    expect(kept.length).toBeGreaterThan(0);
+    for (const r of kept) expect(r).toEqual(source.get(r.id));
+    const [{ next }] = await primary.query<{ next: string }>(
+      "SELECT nextval(pg_get_serial_sequence('node_worker.schedule_runs', 'id'))::text AS next", [], 'restored');
+    expect(BigInt(next)).toBeGreaterThan(BigInt(restored[restored.length - 1].id));
+  });
 });
 
 describe('on a hot standby', () => {
@@ -186,6 +325,8 @@ describe('on a hot standby', () => {
   afterAll(async () => replica?.destroy());
 
   it("runs a start: 'consistent' worker's schedules read-only, logged and not recorded", async () => {
+    // pg_basebackup's own checkpoint is spread out over the buffers the tests above dirtied
+    await primary.query('CHECKPOINT');
     replica = await Cluster.replicaOf(primary);
     await replica.start();
     const first = await replica.waitForLog(/sched-ticker: tick (\S+) recovery=true recorded=false/, 30000);
@@ -198,5 +339,22 @@ describe('on a hot standby', () => {
     const standbyPid = await replica.workerPid('sched-ticker');
     const rows = await replica.query('SELECT count(*)::int AS n FROM node_worker.schedule_runs WHERE pid = $1', [standbyPid]);
     expect(rows).toEqual([{ n: 0 }]);
+  }, 90000);
+
+  it('remembers the slots it ran across a restart of the standby, and runs the latest missed one', async () => {
+    const before = [...replica.log().matchAll(/sched-ticker: tick (\S+) recovery=true recorded=false/g)].map((m) => new Date(m[1]).getTime());
+    const last = Math.max(...before);
+    expect(fs.readdirSync(path.join(replica.datadir, 'node_worker', '.schedules-standby', 'sched-ticker')).length).toBeGreaterThan(0);
+    replica.stop();
+    // down for more than one 2 s slot
+    await sleep(4500);
+    const from = replica.log().length;
+    await replica.start();
+    const first = await replica.waitForLog(/sched-ticker: tick (\S+) recovery=true recorded=false late=(\w+)/, 30000, from);
+    expect(first[2]).toBe('true');
+    expect(new Date(first[1]).getTime()).toBeGreaterThan(last);
+    // one late run: the next is on time
+    const next = await replica.waitForLog(/sched-ticker: tick (\S+) recovery=true recorded=false late=(\w+)/, 30000, from + replica.log().slice(from).indexOf(first[0]) + first[0].length);
+    expect(next[2]).toBe('false');
   }, 90000);
 });

@@ -135,7 +135,7 @@ describe('SQL', () => {
     await cluster.query('CREATE DATABASE upgraded');
     await cluster.query("CREATE EXTENSION pg_node_worker VERSION '0.3'", [], 'upgraded');
     await cluster.query('ALTER EXTENSION pg_node_worker UPDATE', [], 'upgraded');
-    expect(await cluster.query("SELECT extversion FROM pg_extension WHERE extname = 'pg_node_worker'", [], 'upgraded')).toEqual([{ extversion: '0.7' }]);
+    expect(await cluster.query("SELECT extversion FROM pg_extension WHERE extname = 'pg_node_worker'", [], 'upgraded')).toEqual([{ extversion: '0.8' }]);
     const rows = await cluster.query<{ name: string }>('SELECT name FROM node_worker.shared_regions', [], 'upgraded');
     expect(rows.map((r) => r.name)).toContain('basic');
   });

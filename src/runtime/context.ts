@@ -1,14 +1,15 @@
 /**
  * The `ctx` a worker's main() receives: built from the bridge, the SQL engine and the inbox.
  */
+import * as path from 'path';
 import { format } from 'util';
-import type { JobHandler, JobsOptions, LaunchOptions, Logger, ScheduleOptions, ScheduleRun, SleepResult, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
+import type { AsyncScheduleFn, JobHandler, JobsOptions, LaunchOptions, Logger, ScheduleOptions, SleepResult, SyncScheduleFn, WorkerContext, WorkerHandle, WorkerInfo } from '../types';
 import { makeBuffers, makeShared } from './buffers';
 import type { Inbox } from './inbox';
 import { enqueue, type Jobs } from './jobs';
 import type { NativeBridge } from './native';
 import { LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NOTICE, LOG_WARNING } from './native';
-import { Scheduler } from './schedule';
+import { Scheduler, StandbySlots } from './schedule';
 import type { SqlEngine } from './sql';
 
 const CHILD_POLL_MS = 50;
@@ -170,7 +171,17 @@ export function makeContext(parts: ContextParts): WorkerContext {
   const sql = engine.makeSql(() => true);
   const { sleep, internal: internalSleep } = makeSleep(signal, messages, reloadWaiters);
   const log = makeLogger(native);
-  const scheduler = new Scheduler({ sql, isInRecovery: () => native.isInRecovery(), log, signal, sleep: internalSleep, database: info.database });
+  const scheduler = new Scheduler({
+    sql,
+    transaction: (fn) => engine.transaction(fn),
+    isInRecovery: () => native.isInRecovery(),
+    log,
+    signal,
+    sleep: internalSleep,
+    database: info.database,
+    // the process runs in the data directory: node_worker/ there (the default deploy directory)
+    standbySlots: new StandbySlots(path.resolve('node_worker', '.schedules-standby', info.name)),
+  });
   return Object.freeze({
     worker: workerInfo(native, info),
     sql,
@@ -194,6 +205,6 @@ export function makeContext(parts: ContextParts): WorkerContext {
     isInRecovery: () => native.isInRecovery(),
     buffers: makeBuffers(native),
     shared: makeShared(native),
-    schedule: (name: string, cron: string, fn: (run: ScheduleRun) => unknown, options?: ScheduleOptions) => scheduler.add(name, cron, fn, options),
+    schedule: (name: string, cron: string, fn: SyncScheduleFn | AsyncScheduleFn, options?: ScheduleOptions) => scheduler.add(name, cron, fn, options),
   }) as WorkerContext;
 }

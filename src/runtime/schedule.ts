@@ -1,13 +1,22 @@
 /**
- * ctx.schedule: functions run at the slots of a cron expression (or every N seconds), at most
- * once per slot per worker, each run recorded in node_worker.schedule_runs.
+ * ctx.schedule: functions run at the slots of a cron expression (or every N seconds), once per
+ * slot per worker, each run recorded in node_worker.schedule_runs. As with ctx.jobs, a function
+ * declared `async` is an async one and any other a synchronous one, and the two differ in what
+ * "once" means:
  *
- * - A slot is claimed before its function runs, by node_worker.schedule_claim() in a transaction
- *   of its own that commits first: a row unique per (worker, schedule, slot), refused when that
- *   slot or a later one is already there. A process that dies mid-run leaves its row 'running'
- *   (marked 'interrupted' by the next claim) and the slot is not run again: at most once, never
- *   twice, also across restarts and between the `instances` of one worker (one of them runs it).
- *   The end (ok / error and its text) is written by node_worker.schedule_finish().
+ * - A synchronous function `(run, tx) => ...` runs inside the transaction that claims its slot
+ *   (node_worker.schedule_claim()), in a savepoint of its own: its SQL effects and the run's end
+ *   (node_worker.schedule_finish()) commit together. A throw (or a returned promise, refused)
+ *   rolls back its effects and records the run as 'error' with its text in that transaction; a
+ *   failing COMMIT records it in a transaction of its own. A process that dies mid-run commits
+ *   nothing, so the slot is free again: exactly once for the function's SQL effects.
+ * - An async function runs after its slot's claim committed in a transaction of its own. A
+ *   process that dies mid-run leaves its row 'running' (marked 'interrupted' by the next claim)
+ *   and the slot is not run again: at most once.
+ * - Either way the claim is a row unique per (worker, schedule, slot), refused when that slot or
+ *   a later one is there (or being claimed by a transaction still open): also across restarts and
+ *   between the `instances` of one worker, one of them runs it. The worker is the node_worker
+ *   slot the process runs as (extension/schedules.c), whatever its application_name.
  * - Missed slots (the worker was down): at start the last claimed slot is read
  *   (node_worker.schedule_last()); with `missed: 'run-once'` (default) the latest slot since then
  *   runs once at once, with `'skip'` none of them. A schedule never run before starts with its
@@ -15,15 +24,22 @@
  * - Between slots each schedule waits in a sleep on the worker's latch (as ctx.sleep: a wake or a
  *   reload ends it early and the next slot is computed again), at most an hour at a time so that
  *   a changed wall clock is noticed.
- * - On a hot standby (recovery) nothing can be written: the process remembers the slots it ran
- *   and logs each run; missed slots are not caught up there, as it has no record of them.
+ * - On a hot standby (recovery) nothing can be written to the database: each run is logged (a
+ *   synchronous function still runs, in a read-only transaction), and the last slot each schedule
+ *   ran is kept in a small file of the standby's own (StandbySlots), so that after a restart
+ *   there missed slots are caught up as on a primary.
  *
  * Limits: each schedule runs one slot at a time; schedules run concurrently with each other and
- * with the rest of the worker. Needs the extension (0.7 or later) in the worker's database.
+ * with the rest of the worker, a synchronous function blocking the worker while it runs. Needs
+ * the extension (0.7 or later; 0.8 for the worker's identity from its slot and
+ * node_worker.schedule_runs_keep) in the worker's database.
  */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
 import { format } from 'util';
 import { PgError } from '../errors';
-import type { Logger, MissedSlots, ScheduleOptions, ScheduleRun, SleepResult, Sql } from '../types';
+import type { Logger, MissedSlots, ScheduleOptions, ScheduleRun, SleepResult, Sql, SyncScheduleFn, Transaction } from '../types';
 import { parseSchedule, ScheduleInputError, type Slots } from './cron';
 
 /** The longest single wait: a wall clock set forward or back is noticed within it. */
@@ -34,6 +50,8 @@ const MAX_NAME = 200;
 export interface SchedulerParts {
   /** ctx.sql: each statement outside a transaction commits on its own */
   sql: Sql;
+  /** ctx.transaction: fn runs in a transaction that commits when it returns */
+  transaction<T>(fn: (tx: Transaction) => T): T;
   isInRecovery(): boolean;
   log: Logger;
   /** aborted when the worker stops */
@@ -42,12 +60,61 @@ export interface SchedulerParts {
   sleep(ms: number, stop: AbortSignal): Promise<SleepResult>;
   /** the connected database; null for a worker with none */
   database: string | null;
+  /** where a hot standby remembers the slots it ran (null: nowhere, then nothing is caught up there) */
+  standbySlots: StandbySlots | null;
+}
+
+/**
+ * The last slot each schedule of a worker ran on a hot standby, which cannot write
+ * node_worker.schedule_runs: one file per schedule, `<dir>/<hash of its name>`, holding
+ * `{"schedule": name, "slot": ISO time}`, replaced atomically (written to a temporary file,
+ * fsynced, renamed). `dir` is in the data directory, so a base backup of the standby takes it
+ * along; the primary never reads it. Instances of one worker on a standby share the files (the
+ * latest slot wins), though each of them runs every slot, as the database cannot arbitrate there.
+ */
+export class StandbySlots {
+  constructor(readonly dir: string) {}
+
+  private file(schedule: string): string {
+    return path.join(this.dir, createHash('sha256').update(schedule).digest('hex').slice(0, 32));
+  }
+
+  /** The last slot the schedule ran here; null when none (or the file is unreadable). */
+  read(schedule: string): Date | null {
+    try {
+      const saved = JSON.parse(fs.readFileSync(this.file(schedule), 'utf8')) as { schedule?: unknown; slot?: unknown };
+      if (saved.schedule !== schedule || typeof saved.slot !== 'string') return null;
+      const slot = new Date(saved.slot);
+      return Number.isNaN(slot.getTime()) ? null : slot;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Remembers that the schedule ran slot (unless a later one is already there). */
+  write(schedule: string, slot: Date): void {
+    const last = this.read(schedule);
+    if (last !== null && last >= slot) return;
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const file = this.file(schedule);
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify({ schedule, slot: slot.toISOString() }));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  }
 }
 
 interface Entry {
   readonly name: string;
   readonly slots: Slots;
-  readonly fn: (run: ScheduleRun) => unknown;
+  readonly fn: (run: ScheduleRun, tx?: Transaction) => unknown;
+  /** declared `async`: runs after its claim committed (at most once); else inside it (exactly once) */
+  readonly isAsync: boolean;
   readonly missed: MissedSlots;
   readonly stop: AbortController;
 }
@@ -92,7 +159,9 @@ export class Scheduler {
     }
     if (this.entries.has(name)) throw new Error(`${where}: this worker already has a schedule named "${name}"`);
     this.checkExtension(where);
-    const entry: Entry = { name, slots, fn: fn as Entry['fn'], missed, stop: new AbortController() };
+    // the rule of ctx.jobs: a function is async when declared so
+    const isAsync = fn.constructor?.name === 'AsyncFunction';
+    const entry: Entry = { name, slots, fn: fn as Entry['fn'], isAsync, missed, stop: new AbortController() };
     this.entries.set(name, entry);
     void this.loop(entry);
     return () => {
@@ -121,8 +190,9 @@ export class Scheduler {
   /** Where a schedule starts: after the last slot it ran, with the latest missed slot to run first, if any. */
   private baseline(e: Entry): { after: Date; late: Date | null } {
     const now = new Date();
-    if (this.parts.isInRecovery()) return { after: now, late: null };
-    const [{ last }] = this.parts.sql<{ last: Date | null }>`SELECT node_worker.schedule_last(${e.name}) AS last`;
+    const last = this.parts.isInRecovery()
+      ? (this.parts.standbySlots?.read(e.name) ?? null)
+      : this.parts.sql<{ last: Date | null }>`SELECT node_worker.schedule_last(${e.name}) AS last`[0].last;
     if (last === null) return { after: now, late: null };
     const due = e.slots.latest(now);
     if (e.missed === 'run-once' && due !== null && due > last) return { after: last, late: due };
@@ -168,8 +238,99 @@ export class Scheduler {
     }
   }
 
-  /** Claims the slot, runs the function, records the end. */
+  /** Runs one slot of the schedule, as its function's kind wants. */
   private async run(e: Entry, slot: Date, late: boolean): Promise<void> {
+    if (e.isAsync) await this.runAsync(e, slot, late);
+    else this.runSync(e, slot, late, this.parts.isInRecovery());
+  }
+
+  /** Logs the end of a run that failed, or that ran on a standby (and remembers its slot there). */
+  private logEnd(e: Entry, slot: Date, standby: boolean, error: string | null, began: number): void {
+    const at = slot.toISOString();
+    if (error !== null) this.parts.log.warning(`schedule "${e.name}" failed at slot ${at}: ${error}`);
+    if (!standby) return;
+    this.parts.log.info(`schedule "${e.name}" ran slot ${at} on a hot standby (not recorded): ${error === null ? 'ok' : 'error'} in ${Date.now() - began} ms`);
+    try {
+      this.parts.standbySlots?.write(e.name, slot);
+    } catch (err) {
+      this.parts.log.warning(`schedule "${e.name}": could not remember slot ${at} in ${this.parts.standbySlots?.dir}: ${message(err)}`);
+    }
+  }
+
+  /**
+   * A synchronous function: claims the slot, runs the function in a savepoint and records the
+   * end, all in one transaction. On a standby the function runs in a (read-only) transaction.
+   */
+  private runSync(e: Entry, slot: Date, late: boolean, standby: boolean): void {
+    const at = slot.toISOString();
+    const began = Date.now();
+    let claimed = false;
+    let error: string | null = null;
+    try {
+      this.parts.transaction((tx) => {
+        if (!standby) {
+          const [{ id }] = tx.sql<{ id: bigint | null }>`SELECT node_worker.schedule_claim(${e.name}, ${slot}) AS id`;
+          // already claimed: by another instance of this worker or an earlier process
+          if (id === null) return;
+          claimed = true;
+          error = this.callSync(e, Object.freeze({ name: e.name, slot, late, recorded: true }), tx);
+          tx.sql`SELECT node_worker.schedule_finish(${id}, ${error === null ? 'ok' : 'error'}, ${error})`;
+        } else {
+          error = this.callSync(e, Object.freeze({ name: e.name, slot, late, recorded: false }), tx);
+        }
+      });
+    } catch (err) {
+      // cancelled by the shutdown: nothing committed, the slot is the next process's
+      if (this.parts.signal.aborted) return;
+      if (!claimed && !standby) {
+        if (this.stopped(e)) return;
+        if (err instanceof PgError && err.code === '25006') return this.runSync(e, slot, late, true);
+        this.parts.log.error(`schedule "${e.name}": could not claim slot ${at}, so it does not run: ${message(err)}`);
+        return;
+      }
+      // the COMMIT (a deferred constraint, a serialization failure) or the record of the end
+      // failed: the function's effects are gone; record the run as failed on its own
+      error = `${errorText(err)} (at commit; the run's effects were rolled back)`;
+      if (!standby) this.recordFailure(e, slot, error);
+    }
+    this.logEnd(e, slot, standby, error, began);
+  }
+
+  /** Calls a synchronous function in a savepoint of tx: its error text, or null when it returned. */
+  private callSync(e: Entry, run: ScheduleRun, tx: Transaction): string | null {
+    try {
+      tx.transaction((inner) => {
+        const result: unknown = (e.fn as SyncScheduleFn)(run, inner);
+        if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
+          (result as Promise<unknown>).then(undefined, () => undefined);
+          throw new TypeError(
+            'a schedule function that is not declared async returned a promise; its effects were rolled back and the run recorded as failed. ' +
+              'Declare the function async (it then runs after its slot is claimed, at most once), or keep it synchronous',
+          );
+        }
+      });
+      return null;
+    } catch (err) {
+      // a statement cancelled by the shutdown: leave the slot to the next process
+      if (this.parts.signal.aborted) throw err;
+      return errorText(err);
+    }
+  }
+
+  /** Claims the slot and records it failed, in a transaction of its own (best effort). */
+  private recordFailure(e: Entry, slot: Date, error: string): void {
+    try {
+      this.parts.transaction((tx) => {
+        const [{ id }] = tx.sql<{ id: bigint | null }>`SELECT node_worker.schedule_claim(${e.name}, ${slot}) AS id`;
+        if (id !== null) tx.sql`SELECT node_worker.schedule_finish(${id}, 'error', ${error})`;
+      });
+    } catch (err) {
+      this.parts.log.warning(`schedule "${e.name}": could not record the failed run of slot ${slot.toISOString()}: ${message(err)}`);
+    }
+  }
+
+  /** An async function: claims the slot (committed), runs the function, records the end. */
+  private async runAsync(e: Entry, slot: Date, late: boolean): Promise<void> {
     const at = slot.toISOString();
     let standby = this.parts.isInRecovery();
     let id: bigint | null = null;
@@ -202,8 +363,6 @@ export class Scheduler {
         this.parts.log.warning(`schedule "${e.name}": could not record the end of the run of slot ${at}: ${message(err)}`);
       }
     }
-    if (error !== null) this.parts.log.warning(`schedule "${e.name}" failed at slot ${at}: ${error}`);
-    if (standby)
-      this.parts.log.info(`schedule "${e.name}" ran slot ${at} on a hot standby (not recorded): ${error === null ? 'ok' : 'error'} in ${Date.now() - began} ms`);
+    this.logEnd(e, slot, standby, error, began);
   }
 }

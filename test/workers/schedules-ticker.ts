@@ -38,11 +38,11 @@ export default defineWorker({
     };
     ctx.schedule('tick', '2 seconds', (run) => {
       record('tick', run.slot, run.late);
-      ctx.log.info(`tick ${run.slot.toISOString()} recovery=${ctx.isInRecovery()} recorded=${run.recorded}`);
+      ctx.log.info(`tick ${run.slot.toISOString()} recovery=${ctx.isInRecovery()} recorded=${run.recorded} late=${run.late}`);
     });
     ctx.schedule('minutely', '* * * * *', (run) => record('minutely', run.slot, run.late));
     // unsubscribes at its first run: one run per process
-    const off = ctx.schedule('once', '1 seconds', () => off());
+    const off: () => void = ctx.schedule('once', '1 seconds', () => off());
     ctx.schedule('boom', '3 seconds', () => {
       throw new Error('boom');
     });
