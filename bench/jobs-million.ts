@@ -1,0 +1,188 @@
+/**
+ * The 1M-job memory mode of bench/jobs.ts: `PGNW_BENCH_JOBS_MILLION=1 npm run bench:jobs` (not
+ * run by default; about a minute on a quiet 2-core machine). Does the worker's memory stay flat,
+ * and does pruning keep the queue's table bounded, while a queue is drained for a long time?
+ *
+ * One worker (bench/workers/jobsmem.ts) drains "jobsmem" with a no-op synchronous handler (batch
+ * as PGNW_BENCH_JOBS_BATCH), with node_worker.jobs_keep_done_s = 5 (the cluster's setting). The
+ * bench enqueues TOTAL jobs in transactions of CHUNK (run_at now), each as soon as fewer than
+ * CHUNK are left undone, so the worker drains at full speed with a backlog of CHUNK..2 CHUNK
+ * (a queue that never goes idle: the case where pruning has to keep up with completions).
+ * Every SAMPLE_EVERY jobs handled, and then each second for POST_S seconds after the last one, a
+ * sample: the worker's RSS (VmRSS), PSS and PSS anon (/proc/<pid>/smaps_rollup), its JS heap
+ * (process.memoryUsage() through node_worker.call('jobsmem')), pg_total_relation_size of
+ * node_worker.job_store and its rows by state. The worker's count of handled jobs comes from the
+ * same call(), between its batches.
+ *
+ * Prints the samples and a summary (start / after the first 100k / min / max / end, and the
+ * largest deviation from the after-100k value in %), writes bench/results/jobs-million.json.
+ * Environment: PGNW_BENCH_JOBS_MILLION_TOTAL (1000000), PGNW_BENCH_JOBS_MILLION_CHUNK (10000),
+ * PGNW_BENCH_JOBS_MILLION_SAMPLE (50000), PGNW_BENCH_JOBS_MILLION_POST_S (20).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type Cluster, REPO, sleep } from '../test/helpers/cluster';
+import { benchWorker } from './deploy';
+
+function count(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+const TOTAL = count('PGNW_BENCH_JOBS_MILLION_TOTAL', 1_000_000);
+const CHUNK = count('PGNW_BENCH_JOBS_MILLION_CHUNK', 10_000);
+const SAMPLE_EVERY = count('PGNW_BENCH_JOBS_MILLION_SAMPLE', 50_000);
+const POST_S = count('PGNW_BENCH_JOBS_MILLION_POST_S', 20);
+/** the reference point of the ±% figures */
+const REF_JOBS = 100_000;
+
+const status = (msg: string) => process.stderr.write(`bench:jobs (1M): ${msg}\n`);
+
+interface WorkerState {
+  pid: number;
+  handled: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+interface Sample {
+  /** seconds since the first enqueue */
+  t: number;
+  handled: number;
+  rssKb: number;
+  pssKb: number;
+  pssAnonKb: number;
+  heapUsedKb: number;
+  heapTotalKb: number;
+  externalKb: number;
+  tableKb: number;
+  pending: number;
+  done: number;
+}
+
+function kbField(text: string, field: string): number {
+  const m = text.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Runs the memory mode on a created, not yet started cluster (jobs_keep_done_s already set). */
+export async function million(c: Cluster, batch: number): Promise<void> {
+  const loadStart = os.loadavg()[0];
+  await c.deployFile(benchWorker('jobsmem.ts'));
+  await c.start();
+  await c.query('CREATE EXTENSION pg_node_worker');
+  await c.waitForLog(/jobsmem: jobsmem ready/, 30000);
+  const keep = (await c.query<{ v: string }>("SELECT current_setting('node_worker.jobs_keep_done_s') AS v"))[0].v;
+  const client = await c.client();
+  const call = async (): Promise<WorkerState> => (await client.query<{ r: WorkerState }>("SELECT node_worker.call('jobsmem', '{}'::jsonb, 30000) AS r")).rows[0].r;
+  const t0 = performance.now();
+  const sample = async (st: WorkerState): Promise<Sample> => {
+    const rollup = fs.readFileSync(`/proc/${st.pid}/smaps_rollup`, 'utf8');
+    const vm = fs.readFileSync(`/proc/${st.pid}/status`, 'utf8');
+    const [tb] = (
+      await client.query<{ kb: number; pending: number; done: number }>(
+        `SELECT (pg_total_relation_size('node_worker.job_store') / 1024)::float8 AS kb,
+                count(*) FILTER (WHERE state = 'pending')::int AS pending, count(*) FILTER (WHERE state = 'done')::int AS done
+           FROM node_worker.job_store`,
+      )
+    ).rows;
+    return {
+      t: (performance.now() - t0) / 1000,
+      handled: st.handled,
+      rssKb: kbField(vm, 'VmRSS'),
+      pssKb: kbField(rollup, 'Pss'),
+      pssAnonKb: kbField(rollup, 'Pss_Anon'),
+      heapUsedKb: st.heapUsed / 1024,
+      heapTotalKb: st.heapTotal / 1024,
+      externalKb: st.external / 1024,
+      tableKb: tb.kb,
+      pending: tb.pending,
+      done: tb.done,
+    };
+  };
+  const samples: Sample[] = [];
+  try {
+    let st = await call();
+    samples.push(await sample(st));
+    status(`worker pid ${st.pid}; ${TOTAL} jobs in chunks of ${CHUNK}, batch ${batch}, jobs_keep_done_s ${keep}`);
+    let enqueued = 0;
+    let nextSample = SAMPLE_EVERY;
+    while (st.handled < TOTAL) {
+      if (enqueued < TOTAL && enqueued - st.handled <= CHUNK) {
+        const n = Math.min(CHUNK, TOTAL - enqueued);
+        await client.query(`SELECT count(node_worker.enqueue('jobsmem', '{}')) FROM generate_series(1, ${n})`);
+        enqueued += n;
+      } else await sleep(100);
+      st = await call();
+      if (st.handled >= nextSample) {
+        const s = await sample(st);
+        samples.push(s);
+        status(`${s.handled} handled, ${s.t.toFixed(1)} s: PSS ${(s.pssKb / 1024).toFixed(1)} MB, heap ${(s.heapUsedKb / 1024).toFixed(1)} MB, table ${(s.tableKb / 1024).toFixed(1)} MB, ${s.done} done rows`);
+        while (nextSample <= st.handled) nextSample += SAMPLE_EVERY;
+      }
+    }
+    const drainS = (performance.now() - t0) / 1000;
+    status(`all ${TOTAL} handled in ${drainS.toFixed(1)} s; sampling ${POST_S} s more with the queue idle`);
+    for (let i = 0; i < POST_S; i++) {
+      await sleep(1000);
+      samples.push(await sample(await call()));
+    }
+    report(samples, { loadStart, loadEnd: os.loadavg()[0], drainS, keep, batch });
+  } finally {
+    await client.end();
+  }
+}
+
+function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drainS: number; keep: string; batch: number }): void {
+  const mb = (kb: number) => (kb / 1024).toFixed(1);
+  const ref = samples.find((s) => s.handled >= REF_JOBS) ?? samples[samples.length - 1];
+  const after = samples.filter((s) => s.handled >= ref.handled);
+  const summary = (key: 'rssKb' | 'pssKb' | 'pssAnonKb' | 'heapUsedKb' | 'heapTotalKb' | 'tableKb') => {
+    const v = after.map((s) => s[key]);
+    const min = Math.min(...v), max = Math.max(...v);
+    return {
+      start: samples[0][key],
+      ref: ref[key],
+      min,
+      max,
+      end: samples[samples.length - 1][key],
+      minPct: ((min - ref[key]) / ref[key]) * 100,
+      maxPct: ((max - ref[key]) / ref[key]) * 100,
+    };
+  };
+  const keys = ['rssKb', 'pssKb', 'pssAnonKb', 'heapUsedKb', 'heapTotalKb', 'tableKb'] as const;
+  const sums = Object.fromEntries(keys.map((k) => [k, summary(k)]));
+  const out: string[] = [
+    '',
+    `pg_node_worker jobs bench, 1M-job memory mode  ${new Date().toISOString()}`,
+    `  ${TOTAL} no-op jobs, synchronous handler (batch ${f.batch}), chunks of ${CHUNK}, jobs_keep_done_s ${f.keep}; drained in ${f.drainS.toFixed(1)} s (${Math.round(TOTAL / f.drainS)} jobs/s with the sampling)`,
+    `  nproc ${os.cpus().length}; 1-min loadavg ${f.loadStart.toFixed(2)} before, ${f.loadEnd.toFixed(2)} after`,
+    '',
+    '        t s    handled   RSS MB   PSS MB  anon MB  heap used MB  heap total MB  table MB   pending      done',
+    ...samples.map(
+      (s) =>
+        `  ${s.t.toFixed(1).padStart(9)} ${String(s.handled).padStart(10)} ${mb(s.rssKb).padStart(8)} ${mb(s.pssKb).padStart(8)} ${mb(s.pssAnonKb).padStart(8)} ${mb(s.heapUsedKb).padStart(13)} ${mb(s.heapTotalKb).padStart(14)} ${mb(s.tableKb).padStart(9)} ${String(s.pending).padStart(9)} ${String(s.done).padStart(9)}`,
+    ),
+    '',
+    `  from ${ref.handled} handled on (the reference), MB:    start    ref      min      max      end    min %    max %`,
+    ...keys.map((k) => {
+      const s = sums[k];
+      return `    ${k.replace(/Kb$/, '').padEnd(40)} ${mb(s.start).padStart(8)} ${mb(s.ref).padStart(6)} ${mb(s.min).padStart(8)} ${mb(s.max).padStart(8)} ${mb(s.end).padStart(8)} ${s.minPct.toFixed(1).padStart(8)} ${s.maxPct.toFixed(1).padStart(8)}`;
+    }),
+    '',
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+  const resultsDir = path.join(REPO, 'bench', 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(
+    path.join(resultsDir, 'jobs-million.json'),
+    JSON.stringify({ facts: { date: new Date().toISOString(), nproc: os.cpus().length, ...f }, config: { TOTAL, CHUNK, SAMPLE_EVERY, POST_S, REF_JOBS }, summary: sums, samples }, null, 2) + '\n',
+  );
+  status('wrote bench/results/jobs-million.json');
+}
