@@ -1,6 +1,6 @@
 /**
  * The 1M-job memory mode of bench/jobs.ts: `PGNW_BENCH_JOBS_MILLION=1 npm run bench:jobs` (not
- * run by default; about a minute on a quiet 2-core machine). Does the worker's memory stay flat,
+ * run by default; ~2 min 15 s on the shared 2-core machine at a load average of ~4). Does the worker's memory stay flat,
  * and does pruning keep the queue's table bounded, while a queue is drained for a long time?
  *
  * One worker (bench/workers/jobsmem.ts) drains "jobsmem" with a no-op synchronous handler (batch
@@ -9,9 +9,11 @@
  * CHUNK are left undone, so the worker drains at full speed with a backlog of CHUNK..2 CHUNK
  * (a queue that never goes idle: the case where pruning has to keep up with completions).
  * Every SAMPLE_EVERY jobs handled, and then each second for POST_S seconds after the last one, a
- * sample: the worker's RSS (VmRSS), PSS and PSS anon (/proc/<pid>/smaps_rollup), its JS heap
+ * sample: the worker's RSS (VmRSS), PSS, PSS anon and PSS shmem (/proc/<pid>/smaps_rollup), its JS heap
  * (process.memoryUsage() through node_worker.call('jobsmem')), pg_total_relation_size of
- * node_worker.job_store and its rows by state. The worker's count of handled jobs comes from the
+ * node_worker.job_store and its rows by state. RSS and PSS also count the shared_buffers pages the
+ * worker touched (they grow with the table, up to shared_buffers); its own memory (V8, malloc, its
+ * memory contexts) is PSS anon. The worker's count of handled jobs comes from the
  * same call(), between its batches.
  *
  * Prints the samples and a summary (start / after the first 100k / min / max / end, and the
@@ -58,6 +60,7 @@ interface Sample {
   rssKb: number;
   pssKb: number;
   pssAnonKb: number;
+  pssShmemKb: number;
   heapUsedKb: number;
   heapTotalKb: number;
   externalKb: number;
@@ -79,6 +82,7 @@ export async function million(c: Cluster, batch: number): Promise<void> {
   await c.query('CREATE EXTENSION pg_node_worker');
   await c.waitForLog(/jobsmem: jobsmem ready/, 30000);
   const keep = (await c.query<{ v: string }>("SELECT current_setting('node_worker.jobs_keep_done_s') AS v"))[0].v;
+  const sharedBuffers = (await c.query<{ v: string }>("SELECT current_setting('shared_buffers') AS v"))[0].v;
   const client = await c.client();
   const call = async (): Promise<WorkerState> => (await client.query<{ r: WorkerState }>("SELECT node_worker.call('jobsmem', '{}'::jsonb, 30000) AS r")).rows[0].r;
   const t0 = performance.now();
@@ -98,6 +102,7 @@ export async function million(c: Cluster, batch: number): Promise<void> {
       rssKb: kbField(vm, 'VmRSS'),
       pssKb: kbField(rollup, 'Pss'),
       pssAnonKb: kbField(rollup, 'Pss_Anon'),
+      pssShmemKb: kbField(rollup, 'Pss_Shmem'),
       heapUsedKb: st.heapUsed / 1024,
       heapTotalKb: st.heapTotal / 1024,
       externalKb: st.external / 1024,
@@ -133,17 +138,18 @@ export async function million(c: Cluster, batch: number): Promise<void> {
       await sleep(1000);
       samples.push(await sample(await call()));
     }
-    report(samples, { loadStart, loadEnd: os.loadavg()[0], drainS, keep, batch });
+    report(samples, { loadStart, loadEnd: os.loadavg()[0], drainS, keep, batch, sharedBuffers });
   } finally {
     await client.end();
   }
 }
 
-function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drainS: number; keep: string; batch: number }): void {
+function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drainS: number; keep: string; batch: number; sharedBuffers: string }): void {
   const mb = (kb: number) => (kb / 1024).toFixed(1);
+  const keys = ['rssKb', 'pssKb', 'pssAnonKb', 'pssShmemKb', 'heapUsedKb', 'heapTotalKb', 'tableKb'] as const;
   const ref = samples.find((s) => s.handled >= REF_JOBS) ?? samples[samples.length - 1];
   const after = samples.filter((s) => s.handled >= ref.handled);
-  const summary = (key: 'rssKb' | 'pssKb' | 'pssAnonKb' | 'heapUsedKb' | 'heapTotalKb' | 'tableKb') => {
+  const summary = (key: (typeof keys)[number]) => {
     const v = after.map((s) => s[key]);
     const min = Math.min(...v), max = Math.max(...v);
     return {
@@ -156,7 +162,6 @@ function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drai
       maxPct: ((max - ref[key]) / ref[key]) * 100,
     };
   };
-  const keys = ['rssKb', 'pssKb', 'pssAnonKb', 'heapUsedKb', 'heapTotalKb', 'tableKb'] as const;
   const sums = Object.fromEntries(keys.map((k) => [k, summary(k)]));
   const out: string[] = [
     '',
@@ -164,10 +169,10 @@ function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drai
     `  ${TOTAL} no-op jobs, synchronous handler (batch ${f.batch}), chunks of ${CHUNK}, jobs_keep_done_s ${f.keep}; drained in ${f.drainS.toFixed(1)} s (${Math.round(TOTAL / f.drainS)} jobs/s with the sampling)`,
     `  nproc ${os.cpus().length}; 1-min loadavg ${f.loadStart.toFixed(2)} before, ${f.loadEnd.toFixed(2)} after`,
     '',
-    '        t s    handled   RSS MB   PSS MB  anon MB  heap used MB  heap total MB  table MB   pending      done',
+    '        t s    handled   RSS MB   PSS MB  anon MB shmem MB  heap used MB  heap total MB  table MB   pending      done',
     ...samples.map(
       (s) =>
-        `  ${s.t.toFixed(1).padStart(9)} ${String(s.handled).padStart(10)} ${mb(s.rssKb).padStart(8)} ${mb(s.pssKb).padStart(8)} ${mb(s.pssAnonKb).padStart(8)} ${mb(s.heapUsedKb).padStart(13)} ${mb(s.heapTotalKb).padStart(14)} ${mb(s.tableKb).padStart(9)} ${String(s.pending).padStart(9)} ${String(s.done).padStart(9)}`,
+        `  ${s.t.toFixed(1).padStart(9)} ${String(s.handled).padStart(10)} ${mb(s.rssKb).padStart(8)} ${mb(s.pssKb).padStart(8)} ${mb(s.pssAnonKb).padStart(8)} ${mb(s.pssShmemKb).padStart(8)} ${mb(s.heapUsedKb).padStart(13)} ${mb(s.heapTotalKb).padStart(14)} ${mb(s.tableKb).padStart(9)} ${String(s.pending).padStart(9)} ${String(s.done).padStart(9)}`,
     ),
     '',
     `  from ${ref.handled} handled on (the reference), MB:    start    ref      min      max      end    min %    max %`,
@@ -175,6 +180,12 @@ function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drai
       const s = sums[k];
       return `    ${k.replace(/Kb$/, '').padEnd(40)} ${mb(s.start).padStart(8)} ${mb(s.ref).padStart(6)} ${mb(s.min).padStart(8)} ${mb(s.max).padStart(8)} ${mb(s.end).padStart(8)} ${s.minPct.toFixed(1).padStart(8)} ${s.maxPct.toFixed(1).padStart(8)}`;
     }),
+    '',
+    `  shared_buffers ${f.sharedBuffers}: RSS and PSS count the shared_buffers pages the worker touched (PSS shmem), which grow`,
+    '  with the table; the worker\'s own memory (V8 heap, malloc, its memory contexts) is PSS anon.',
+    `  PSS anon after the first ${ref.handled} jobs ${mb(ref.pssAnonKb)} MB, ${mb(sums.pssAnonKb.min)}..${mb(sums.pssAnonKb.max)} MB while draining and after,` +
+      ` ${mb(sums.pssAnonKb.end)} MB at the end (${(((sums.pssAnonKb.end - ref.pssAnonKb) / ref.pssAnonKb) * 100).toFixed(1)}%).`,
+    `  job_store: at most ${mb(sums.tableKb.max)} MB and ${Math.max(...samples.map((s) => s.done))} done rows; ${samples[samples.length - 1].done} done rows left ${POST_S} s after the queue went idle.`,
     '',
   ];
   process.stdout.write(out.join('\n') + '\n');
