@@ -8,6 +8,8 @@
  * bench enqueues TOTAL jobs in transactions of CHUNK (run_at now), each as soon as fewer than
  * CHUNK are left undone, so the worker drains at full speed with a backlog of CHUNK..2 CHUNK
  * (a queue that never goes idle: the case where pruning has to keep up with completions).
+ * PGNW_BENCH_JOBS_MILLION_UPFRONT=1: all chunks in one transaction first (its time is in t), so
+ * that the worker drains the backlog at full speed without the bench's enqueueing beside it.
  * Every SAMPLE_EVERY jobs handled, and then each second for POST_S seconds after the last one, a
  * sample: the worker's RSS (VmRSS), PSS, PSS anon and PSS shmem (/proc/<pid>/smaps_rollup), its JS heap
  * (process.memoryUsage() through node_worker.call('jobsmem')), pg_total_relation_size of
@@ -41,6 +43,8 @@ const SAMPLE_EVERY = count('PGNW_BENCH_JOBS_MILLION_SAMPLE', 50_000);
 const POST_S = count('PGNW_BENCH_JOBS_MILLION_POST_S', 20);
 /** the reference point of the ±% figures */
 const REF_JOBS = 100_000;
+/** enqueue all TOTAL jobs in one transaction first: the worker then drains at full speed */
+const UPFRONT = process.env.PGNW_BENCH_JOBS_MILLION_UPFRONT === '1';
 
 const status = (msg: string) => process.stderr.write(`bench:jobs (1M): ${msg}\n`);
 
@@ -49,6 +53,8 @@ interface WorkerState {
   handled: number;
   heapUsed: number;
   heapTotal: number;
+  newSpace: number;
+  oldSpace: number;
   external: number;
   arrayBuffers: number;
 }
@@ -63,6 +69,8 @@ interface Sample {
   pssShmemKb: number;
   heapUsedKb: number;
   heapTotalKb: number;
+  newSpaceKb: number;
+  oldSpaceKb: number;
   externalKb: number;
   tableKb: number;
   pending: number;
@@ -105,6 +113,8 @@ export async function million(c: Cluster, batch: number): Promise<void> {
       pssShmemKb: kbField(rollup, 'Pss_Shmem'),
       heapUsedKb: st.heapUsed / 1024,
       heapTotalKb: st.heapTotal / 1024,
+      newSpaceKb: st.newSpace / 1024,
+      oldSpaceKb: st.oldSpace / 1024,
       externalKb: st.external / 1024,
       tableKb: tb.kb,
       pending: tb.pending,
@@ -115,8 +125,18 @@ export async function million(c: Cluster, batch: number): Promise<void> {
   try {
     let st = await call();
     samples.push(await sample(st));
-    status(`worker pid ${st.pid}; ${TOTAL} jobs in chunks of ${CHUNK}, batch ${batch}, jobs_keep_done_s ${keep}`);
+    status(`worker pid ${st.pid}; ${TOTAL} jobs in chunks of ${CHUNK}${UPFRONT ? ', all in one transaction first' : ''}, batch ${batch}, jobs_keep_done_s ${keep}`);
     let enqueued = 0;
+    let commitS = 0;
+    if (UPFRONT) {
+      await client.query('BEGIN');
+      for (; enqueued < TOTAL; enqueued += CHUNK)
+        await client.query(`SELECT count(node_worker.enqueue('jobsmem', '{}')) FROM generate_series(1, ${Math.min(CHUNK, TOTAL - enqueued)})`);
+      await client.query('COMMIT');
+      enqueued = TOTAL;
+      commitS = (performance.now() - t0) / 1000;
+      status(`${TOTAL} jobs committed at ${commitS.toFixed(1)} s`);
+    }
     let nextSample = SAMPLE_EVERY;
     while (st.handled < TOTAL) {
       if (enqueued < TOTAL && enqueued - st.handled <= CHUNK) {
@@ -132,21 +152,21 @@ export async function million(c: Cluster, batch: number): Promise<void> {
         while (nextSample <= st.handled) nextSample += SAMPLE_EVERY;
       }
     }
-    const drainS = (performance.now() - t0) / 1000;
+    const drainS = (performance.now() - t0) / 1000 - commitS;
     status(`all ${TOTAL} handled in ${drainS.toFixed(1)} s; sampling ${POST_S} s more with the queue idle`);
     for (let i = 0; i < POST_S; i++) {
       await sleep(1000);
       samples.push(await sample(await call()));
     }
-    report(samples, { loadStart, loadEnd: os.loadavg()[0], drainS, keep, batch, sharedBuffers });
+    report(samples, { loadStart, loadEnd: os.loadavg()[0], commitS, drainS, keep, batch, sharedBuffers });
   } finally {
     await client.end();
   }
 }
 
-function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drainS: number; keep: string; batch: number; sharedBuffers: string }): void {
+function report(samples: Sample[], f: { loadStart: number; loadEnd: number; commitS: number; drainS: number; keep: string; batch: number; sharedBuffers: string }): void {
   const mb = (kb: number) => (kb / 1024).toFixed(1);
-  const keys = ['rssKb', 'pssKb', 'pssAnonKb', 'pssShmemKb', 'heapUsedKb', 'heapTotalKb', 'tableKb'] as const;
+  const keys = ['rssKb', 'pssKb', 'pssAnonKb', 'pssShmemKb', 'heapUsedKb', 'heapTotalKb', 'newSpaceKb', 'oldSpaceKb', 'tableKb'] as const;
   const ref = samples.find((s) => s.handled >= REF_JOBS) ?? samples[samples.length - 1];
   const after = samples.filter((s) => s.handled >= ref.handled);
   const summary = (key: (typeof keys)[number]) => {
@@ -166,13 +186,13 @@ function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drai
   const out: string[] = [
     '',
     `pg_node_worker jobs bench, 1M-job memory mode  ${new Date().toISOString()}`,
-    `  ${TOTAL} no-op jobs, synchronous handler (batch ${f.batch}), chunks of ${CHUNK}, jobs_keep_done_s ${f.keep}; drained in ${f.drainS.toFixed(1)} s (${Math.round(TOTAL / f.drainS)} jobs/s with the sampling)`,
+    `  ${TOTAL} no-op jobs, synchronous handler (batch ${f.batch}), chunks of ${CHUNK}${UPFRONT ? ' all committed in one transaction first' : ''}, jobs_keep_done_s ${f.keep}; ${UPFRONT ? `committed in ${f.commitS.toFixed(1)} s, then ` : ''}drained in ${f.drainS.toFixed(1)} s (${Math.round(TOTAL / f.drainS)} jobs/s with the sampling)`,
     `  nproc ${os.cpus().length}; 1-min loadavg ${f.loadStart.toFixed(2)} before, ${f.loadEnd.toFixed(2)} after`,
     '',
-    '        t s    handled   RSS MB   PSS MB  anon MB shmem MB  heap used MB  heap total MB  table MB   pending      done',
+    '        t s    handled   RSS MB   PSS MB  anon MB shmem MB  heap used MB  heap total MB  new sp MB  old sp MB  table MB   pending      done',
     ...samples.map(
       (s) =>
-        `  ${s.t.toFixed(1).padStart(9)} ${String(s.handled).padStart(10)} ${mb(s.rssKb).padStart(8)} ${mb(s.pssKb).padStart(8)} ${mb(s.pssAnonKb).padStart(8)} ${mb(s.pssShmemKb).padStart(8)} ${mb(s.heapUsedKb).padStart(13)} ${mb(s.heapTotalKb).padStart(14)} ${mb(s.tableKb).padStart(9)} ${String(s.pending).padStart(9)} ${String(s.done).padStart(9)}`,
+        `  ${s.t.toFixed(1).padStart(9)} ${String(s.handled).padStart(10)} ${mb(s.rssKb).padStart(8)} ${mb(s.pssKb).padStart(8)} ${mb(s.pssAnonKb).padStart(8)} ${mb(s.pssShmemKb).padStart(8)} ${mb(s.heapUsedKb).padStart(13)} ${mb(s.heapTotalKb).padStart(14)} ${mb(s.newSpaceKb).padStart(10)} ${mb(s.oldSpaceKb).padStart(10)} ${mb(s.tableKb).padStart(9)} ${String(s.pending).padStart(9)} ${String(s.done).padStart(9)}`,
     ),
     '',
     `  from ${ref.handled} handled on (the reference), MB:    start    ref      min      max      end    min %    max %`,
@@ -193,7 +213,7 @@ function report(samples: Sample[], f: { loadStart: number; loadEnd: number; drai
   fs.mkdirSync(resultsDir, { recursive: true });
   fs.writeFileSync(
     path.join(resultsDir, 'jobs-million.json'),
-    JSON.stringify({ facts: { date: new Date().toISOString(), nproc: os.cpus().length, ...f }, config: { TOTAL, CHUNK, SAMPLE_EVERY, POST_S, REF_JOBS }, summary: sums, samples }, null, 2) + '\n',
+    JSON.stringify({ facts: { date: new Date().toISOString(), nproc: os.cpus().length, ...f }, config: { TOTAL, CHUNK, SAMPLE_EVERY, POST_S, REF_JOBS, UPFRONT }, summary: sums, samples }, null, 2) + '\n',
   );
   status('wrote bench/results/jobs-million.json');
 }

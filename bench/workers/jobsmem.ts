@@ -2,8 +2,9 @@
  * The worker of bench/jobs.ts's 1M-job memory mode (PGNW_BENCH_JOBS_MILLION=1): a no-op
  * synchronous consumer of "jobsmem" (batch from the jobsbench.batch setting) that counts the jobs
  * its handler ran, and answers node_worker.call('jobsmem', ...) with that count, its pid and
- * process.memoryUsage(), so the bench can sample its JS heap beside /proc/<pid>/smaps_rollup.
+ * process.memoryUsage() and the sizes of V8's new and old spaces, so the bench can sample its JS heap beside /proc/<pid>/smaps_rollup.
  */
+import * as v8 from 'node:v8';
 import { defineWorker } from 'pg-node-worker';
 
 export default defineWorker({
@@ -13,7 +14,17 @@ export default defineWorker({
     let handled = 0;
     ctx.onCall(() => {
       const m = process.memoryUsage();
-      return { pid: ctx.worker.pid, handled, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+      const space = (name: string) => v8.getHeapSpaceStatistics().find((s) => s.space_name === name)?.space_size ?? 0;
+      return {
+        pid: ctx.worker.pid,
+        handled,
+        heapUsed: m.heapUsed,
+        heapTotal: m.heapTotal,
+        newSpace: space('new_space'),
+        oldSpace: space('old_space'),
+        external: m.external,
+        arrayBuffers: m.arrayBuffers,
+      };
     });
     while (ctx.sql`SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_node_worker'`.length === 0) await ctx.sleep(50);
     const batch = Number(ctx.setting('jobsbench.batch') ?? 50);
