@@ -19,7 +19,8 @@
  * same call(), between its batches.
  *
  * Prints the samples and a summary (start / after the first 100k / min / max / end, and the
- * largest deviation from the after-100k value in %), writes bench/results/jobs-million.json.
+ * largest deviation from the after-100k value in %), writes bench/results/jobs-million.json
+ * (jobs-million-upfront.json).
  * Environment: PGNW_BENCH_JOBS_MILLION_TOTAL (1000000), PGNW_BENCH_JOBS_MILLION_CHUNK (10000),
  * PGNW_BENCH_JOBS_MILLION_SAMPLE (50000), PGNW_BENCH_JOBS_MILLION_POST_S (20).
  */
@@ -212,8 +213,8 @@ function report(samples: Sample[], f: { loadStart: number; loadEnd: number; comm
   const resultsDir = path.join(REPO, 'bench', 'results');
   fs.mkdirSync(resultsDir, { recursive: true });
   fs.writeFileSync(
-    path.join(resultsDir, 'jobs-million.json'),
+    path.join(resultsDir, UPFRONT ? 'jobs-million-upfront.json' : 'jobs-million.json'),
     JSON.stringify({ facts: { date: new Date().toISOString(), nproc: os.cpus().length, ...f }, config: { TOTAL, CHUNK, SAMPLE_EVERY, POST_S, REF_JOBS, UPFRONT }, summary: sums, samples }, null, 2) + '\n',
   );
-  status('wrote bench/results/jobs-million.json');
+  status(`wrote bench/results/${UPFRONT ? 'jobs-million-upfront.json' : 'jobs-million.json'}`);
 }
