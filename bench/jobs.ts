@@ -34,7 +34,8 @@
  * Goals (the issue's bar, printed beside the figures): ours >= 5x graphile-worker's jobs/s,
  * ours p50 <= 1 ms.
  *
- * Writes bench/results/jobs.json. About 40 s (+ the npm ci the first time). Environment:
+ * Writes bench/results/jobs.json. About 30 s on a shared 2-core machine at a load average of ~4
+ * (+ the npm ci the first time, ~10 s). Environment:
  * PGNW_BENCH_JOBS (20000), PGNW_BENCH_JOBS_BATCH (50), PGNW_BENCH_JOBS_LAT (500),
  * PGNW_BENCH_JOBS_DELAY_MS (5), PGNW_BENCH_GRAPHILE=0 (leave graphile-worker out).
  *
