@@ -321,3 +321,24 @@ describe('upgrade', () => {
     expect(await cluster.query('SELECT count(*)::int AS n FROM node_worker.jobs', [], 'upgraded')).toEqual([{ n: 0 }]);
   });
 });
+
+describe('pruning', () => {
+  it('done jobs are pruned once jobs_keep_done_s passed, also on a queue that went idle, past the 10,000-row step', async () => {
+    await cluster.query('ALTER SYSTEM SET node_worker.jobs_keep_done_s = 1');
+    await cluster.query('SELECT pg_reload_conf()');
+    try {
+      const [{ first }] = await cluster.query<{ first: string }>(
+        "SELECT min(node_worker.enqueue('sink', jsonb_build_object('n', 100000 + i)))::text AS first FROM generate_series(1, 25000) i",
+      );
+      await waitFor('25,000 jobs to be done', async () =>
+        (await cluster.query<{ n: number }>("SELECT count(*)::int AS n FROM node_worker.job_store WHERE queue = 'sink' AND id >= $1 AND state <> 'done'", [first]))[0].n === 0, 60000);
+      // nothing is enqueued from here on: the idle consumer prunes them by itself, 10,000 at a time
+      await waitFor('the done jobs to be pruned', async () =>
+        (await cluster.query<{ n: number }>("SELECT count(*)::int AS n FROM node_worker.job_store WHERE queue = 'sink' AND id >= $1", [first]))[0].n === 0, 30000);
+      expect((await cluster.query<{ n: number }>('SELECT count(*)::int AS n FROM public.sink_rows WHERE n > 100000'))[0].n).toBe(25000);
+    } finally {
+      await cluster.query('ALTER SYSTEM RESET node_worker.jobs_keep_done_s');
+      await cluster.query('SELECT pg_reload_conf()');
+    }
+  });
+});

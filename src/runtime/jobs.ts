@@ -12,8 +12,9 @@
  *
  * Nothing polls: the consumer looks at its queue when it subscribes, when a committing enqueue
  * wakes the worker (runtime_embed.cc dispatches 'jobs'), when a handler finishes, and at the
- * time the next job becomes due (one timer). Limits: the only place that backs off by itself is
- * a queue whose due jobs are all locked by another process of the worker (10 ms doubling to 1 s).
+ * time the next job becomes due, a lease expires or a done job is to be pruned (one timer).
+ * Limits: the only place that backs off by itself is a queue whose due jobs are all locked by
+ * another process of the worker, or with more than 10,000 done jobs to prune (10 ms doubling to 1 s).
  */
 import type { AsyncJobHandler, EnqueueOptions, Job, JobHandler, JobsOptions, SyncJobHandler, Transaction } from '../types';
 import type { NativeBridge } from './native';
@@ -179,21 +180,29 @@ class Consumer {
     }
   }
 
-  /** On a queue that stays busy, prunes done jobs now and then (_jobs_due does it). */
+  /**
+   * On a queue that stays busy, prunes done jobs now and then (_jobs_due does it, 10,000 at a
+   * time); again after the next batch while a prune found that limit, so that the table stays
+   * bounded however fast the queue drains.
+   */
   private maybePrune(): void {
     if (Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = Date.now();
-    this.engine.run(DUE, [this.queue]);
+    const ms = this.engine.run<{ ms: number | null }>(DUE, [this.queue])[0].ms;
+    if (ms !== null && ms < 0) this.lastPrune = 0;
   }
 
-  /** Sets the one timer for when the next job is due (null: none until an enqueue wakes us); prunes done jobs. */
+  /**
+   * Sets the one timer for when the next job is due, a lease expires or a done job is to be
+   * pruned (null: none until an enqueue wakes us); prunes done jobs.
+   */
   private armFromDue(claimedShort: boolean): void {
     this.lastPrune = Date.now();
     const rows = this.engine.run<{ ms: number | null }>(DUE, [this.queue]);
     const ms = rows[0].ms;
     if (ms === null) return;
     if (ms <= 0) {
-      // due now but not claimable: another process holds it
+      // due now but not claimable (another process holds it), or more done jobs to prune
       if (claimedShort) {
         this.arm(this.lockedRetryMs);
         this.lockedRetryMs = Math.min(LOCKED_RETRY_MAX_MS, this.lockedRetryMs * 2);
