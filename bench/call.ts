@@ -59,15 +59,8 @@ import * as path from 'node:path';
 import type pg from 'pg';
 import { Cluster, REPO, waitFor } from '../test/helpers/cluster';
 import { benchWorker } from './deploy';
+import { count } from './env';
 
-/** A positive whole number from the environment, or the default. */
-function count(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
-  return n;
-}
 
 const LAT_CALLS = count('PGNW_BENCH_CALL_LAT', 5000);
 const WARMUP = count('PGNW_BENCH_CALL_WARMUP', 500);

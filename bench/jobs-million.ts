@@ -29,14 +29,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Cluster, REPO, sleep } from '../test/helpers/cluster';
 import { benchWorker } from './deploy';
+import { count } from './env';
 
-function count(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
-  return n;
-}
 
 const TOTAL = count('PGNW_BENCH_JOBS_MILLION_TOTAL', 1_000_000);
 const CHUNK = count('PGNW_BENCH_JOBS_MILLION_CHUNK', 10_000);

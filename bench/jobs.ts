@@ -47,16 +47,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cluster, REPO, sleep, waitFor } from '../test/helpers/cluster';
 import { benchWorker } from './deploy';
+import { count } from './env';
 import { million } from './jobs-million';
 
-/** A positive whole number from the environment, or the default. */
-function count(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
-  return n;
-}
 
 const JOBS = count('PGNW_BENCH_JOBS', 20000);
 const BATCH = count('PGNW_BENCH_JOBS_BATCH', 50);

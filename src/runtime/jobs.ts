@@ -19,6 +19,7 @@
 import type { AsyncJobHandler, EnqueueOptions, Job, JobHandler, JobsOptions, SyncJobHandler, Transaction } from '../types';
 import type { NativeBridge } from './native';
 import { LOG_ERROR } from './native';
+import { runInSavepoint } from './savepoint';
 import type { SqlEngine } from './sql';
 
 const DEFAULT_SYNC_BATCH = 10;
@@ -240,23 +241,14 @@ class Consumer {
 
   /** Runs one job's handler in a savepoint of tx; its error text, or null when it returned. */
   private runSync(job: Job, tx: Transaction): string | null {
-    try {
-      tx.transaction((inner) => {
-        const result: unknown = (this.handler as SyncJobHandler)(job, inner);
-        if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-          (result as Promise<unknown>).then(undefined, () => undefined);
-          throw new TypeError(
-            'a job handler that is not declared async returned a promise; its job was rolled back and will be retried. ' +
-              'Declare the handler async (it then runs after the claim commits, at least once), or keep it synchronous',
-          );
-        }
-      });
-      return null;
-    } catch (err) {
-      // a statement cancelled by the shutdown: leave the whole batch to the next process
-      if (this.signal.aborted) throw err;
-      return errorText(err);
-    }
+    return runInSavepoint(
+      tx,
+      (inner) => (this.handler as SyncJobHandler)(job, inner),
+      this.signal,
+      'a job handler that is not declared async returned a promise; its job was rolled back and will be retried. ' +
+        'Declare the handler async (it then runs after the claim commits, at least once), or keep it synchronous',
+      errorText,
+    );
   }
 
   /** Claims up to `batch` jobs and runs them in one transaction; returns how many it claimed. */

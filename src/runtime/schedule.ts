@@ -41,6 +41,7 @@ import { format } from 'util';
 import { PgError } from '../errors';
 import type { Logger, MissedSlots, ScheduleOptions, ScheduleRun, SleepResult, Sql, SyncScheduleFn, Transaction } from '../types';
 import { parseSchedule, ScheduleInputError, type Slots } from './cron';
+import { runInSavepoint } from './savepoint';
 
 /** The longest single wait: a wall clock set forward or back is noticed within it. */
 const MAX_WAIT_MS = 3600 * 1000;
@@ -298,23 +299,14 @@ export class Scheduler {
 
   /** Calls a synchronous function in a savepoint of tx: its error text, or null when it returned. */
   private callSync(e: Entry, run: ScheduleRun, tx: Transaction): string | null {
-    try {
-      tx.transaction((inner) => {
-        const result: unknown = (e.fn as SyncScheduleFn)(run, inner);
-        if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-          (result as Promise<unknown>).then(undefined, () => undefined);
-          throw new TypeError(
-            'a schedule function that is not declared async returned a promise; its effects were rolled back and the run recorded as failed. ' +
-              'Declare the function async (it then runs after its slot is claimed, at most once), or keep it synchronous',
-          );
-        }
-      });
-      return null;
-    } catch (err) {
-      // a statement cancelled by the shutdown: leave the slot to the next process
-      if (this.parts.signal.aborted) throw err;
-      return errorText(err);
-    }
+    return runInSavepoint(
+      tx,
+      (inner) => (e.fn as SyncScheduleFn)(run, inner),
+      this.parts.signal,
+      'a schedule function that is not declared async returned a promise; its effects were rolled back and the run recorded as failed. ' +
+        'Declare the function async (it then runs after its slot is claimed, at most once), or keep it synchronous',
+      errorText,
+    );
   }
 
   /** Claims the slot and records it failed, in a transaction of its own (best effort). */
