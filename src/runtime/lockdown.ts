@@ -13,7 +13,7 @@
  *  - process.title sets the ps display.
  */
 import { readFileSync } from 'fs';
-import { Writable } from 'stream';
+import type { Writable } from 'stream';
 import { constants as osConstants } from 'os';
 import { format } from 'util';
 import type { NativeBridge } from './native';
@@ -40,9 +40,12 @@ function serverProcess(pid: number): boolean {
   }
 }
 
+/** A stream writing lines to the server log at `level` (stream is loaded on the first use: start-up time). */
 function logStream(native: NativeBridge, level: number): Writable {
   let pending = '';
-  return new Writable({
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Writable: WritableStream } = require('stream') as { Writable: typeof Writable };
+  return new WritableStream({
     decodeStrings: false,
     write(chunk: unknown, _enc, done) {
       pending += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
@@ -78,10 +81,11 @@ export function lockDown(native: NativeBridge): void {
   c.error = at(LOG_WARNING);
   c.dir = (obj: unknown) => native.log(LOG_INFO, format('%o', obj));
 
-  const stdout = logStream(native, LOG_INFO);
-  const stderr = logStream(native, LOG_WARNING);
-  Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => stdout });
-  Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => stderr });
+  // made on first use, as Node makes its own
+  let stdout: Writable | undefined;
+  let stderr: Writable | undefined;
+  Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => (stdout ??= logStream(native, LOG_INFO)) });
+  Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => (stderr ??= logStream(native, LOG_WARNING)) });
   Object.defineProperty(process, 'stdin', {
     configurable: true,
     enumerable: true,
