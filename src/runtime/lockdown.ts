@@ -141,13 +141,28 @@ export function lockDown(native: NativeBridge): void {
       );
     return rawKill.call(this, pid, sig);
   };
-  // child processes would make libuv install a SIGCHLD handler
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const cp = require('child_process') as Record<string, unknown>;
-  for (const fn of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'])
-    cp[fn] = refuse(`child_process.${fn}()`, 'child processes would take over SIGCHLD from PostgreSQL');
+  // Child processes would make libuv install a SIGCHLD handler. They are refused below
+  // child_process, in the two bindings every way of starting one ends in (process_wrap's Process
+  // for spawn, exec, execFile and fork; spawn_sync's spawn for the *Sync ones): whether
+  // child_process is then loaded by require(), import() or process.getBuiltinModule(), its
+  // functions throw. process.binding() hands out the same objects, which child_process reads when
+  // it loads, so they are replaced before it does: loading child_process here to patch its
+  // functions cost every worker's start ~4 ms (it loads net, dgram and streams). Should it be
+  // loaded already, its functions are patched as well.
+  // a function, not an arrow: child_process calls new Process()
+  const refuseChildren = function () {
+    throw new RefusedApiError('child_process is not available in a pg_node_worker worker: child processes would take over SIGCHLD from PostgreSQL');
+  };
+  const rawBinding = proc.binding as (name: string) => Record<string, unknown>;
+  rawBinding.call(process, 'process_wrap').Process = refuseChildren;
+  rawBinding.call(process, 'spawn_sync').spawn = refuseChildren;
+  if ((process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes('NativeModule child_process')) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const cp = require('child_process') as Record<string, unknown>;
+    for (const fn of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'])
+      cp[fn] = refuse(`child_process.${fn}()`, 'child processes would take over SIGCHLD from PostgreSQL');
+  }
   // the same through the legacy bindings: signal_wrap can set a signal to SIG_DFL (see above)
-  const binding = proc.binding as (name: string) => unknown;
   const refusedBindings: Record<string, string> = {
     signal_wrap: 'PostgreSQL owns the process\'s signals',
     process_wrap: 'child processes would take over SIGCHLD from PostgreSQL',
@@ -156,7 +171,7 @@ export function lockDown(native: NativeBridge): void {
   proc.binding = function (this: unknown, name: string) {
     if (Object.prototype.hasOwnProperty.call(refusedBindings, name))
       throw new RefusedApiError(`process.binding('${name}') is not available in a pg_node_worker worker: ${refusedBindings[name]}`);
-    return binding.call(this, name);
+    return rawBinding.call(this, name);
   };
 
   // process.title → ps display
