@@ -665,7 +665,7 @@ pgnw_embed_take_dispatch(v8::Isolate *isolate, v8::Local<v8::Context> context,
  * of other V8 flags (the heap limit) or of a source of another length; a
  * rejected or missing cache is made again (written to a temporary file,
  * then renamed: workers starting together may race, and the last rename
- * wins).  No cache directory, or one the worker cannot write: no cache,
+ * wins), and the caches of other runtime.js files are then removed.  No cache directory, or one the worker cannot write: no cache,
  * nothing said.  pgnw_embed_run() declares rtdir, bundlePath, inspect and
  * cacheDir before it.
  */
@@ -701,7 +701,14 @@ if (cachePath && (cachedData === undefined || script.cachedDataRejected)) {
       fs.renameSync(tmp, cachePath);
     } catch {
       try { fs.unlinkSync(tmp); } catch {}
+      return;
     }
+    // the caches of earlier installs of runtime.js are of no use any more
+    try {
+      for (const f of fs.readdirSync(cacheDir))
+        if (f.startsWith('runtime-') && f.endsWith('.v8cache') && `${cacheDir}/${f}` !== cachePath)
+          fs.unlinkSync(`${cacheDir}/${f}`);
+    } catch {}
   }, 500).unref();
 }
 )JS";
