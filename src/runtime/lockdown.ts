@@ -148,15 +148,21 @@ export function lockDown(native: NativeBridge): void {
   // functions throw. process.binding() hands out the same objects, which child_process reads when
   // it loads, so they are replaced before it does: loading child_process here to patch its
   // functions cost every worker's start ~4 ms (it loads net, dgram and streams). Should it be
-  // loaded already, its functions are patched as well.
+  // loaded already, or the bindings be out of reach, its functions are patched as well.
   // a function, not an arrow: child_process calls new Process()
   const refuseChildren = function () {
     throw new RefusedApiError('child_process is not available in a pg_node_worker worker: child processes would take over SIGCHLD from PostgreSQL');
   };
   const rawBinding = proc.binding as (name: string) => Record<string, unknown>;
-  rawBinding.call(process, 'process_wrap').Process = refuseChildren;
-  rawBinding.call(process, 'spawn_sync').spawn = refuseChildren;
-  if ((process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes('NativeModule child_process')) {
+  let bindingsRefused = false;
+  try {
+    rawBinding.call(process, 'process_wrap').Process = refuseChildren;
+    rawBinding.call(process, 'spawn_sync').spawn = refuseChildren;
+    bindingsRefused = true;
+  } catch {
+    // a Node without these legacy bindings: child_process's own functions below, as before
+  }
+  if (!bindingsRefused || (process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes('NativeModule child_process')) {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const cp = require('child_process') as Record<string, unknown>;
     for (const fn of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'])
