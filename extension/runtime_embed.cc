@@ -18,7 +18,8 @@
  * Node 18, 20, 22 and 24 is in node_compat.h.  From Node 20 on, a worker
  * starts from a snapshot of Node's bootstrapped state when there is one
  * (libnode's built-in one, or snapshot.blob made at install time), which
- * saves compiling Node's own JavaScript at every start.
+ * saves compiling Node's own JavaScript at every start; runtime.js itself
+ * is loaded with a V8 code cache the workers keep (pgnw_embed_bootstrap_js).
  *
  * extension/runtime_embed.cc
  *
@@ -651,6 +652,85 @@ pgnw_embed_take_dispatch(v8::Isolate *isolate, v8::Local<v8::Context> context,
 }
 
 /*
+ * The bootstrap: loads runtime.js as CommonJS would (the same wrapper and
+ * require), through vm.Script so that V8's code cache can be used, and
+ * calls its start().  Compiling runtime.js costs a worker some milliseconds
+ * at every start; with the cache, V8 deserializes the bytecode of every
+ * function the runtime had compiled 500 ms after an earlier start instead.
+ * The cache is made by the workers themselves (the install cannot run
+ * runtime.js: it needs a worker process) into the worker directory's
+ * .cache/, private to the server's OS user like the bundles beside it, and
+ * named after what V8 does not check itself: runtime.js's size, mtime and
+ * inode, and the Node version.  V8 rejects a cache of another V8 version,
+ * of other V8 flags (the heap limit) or of a source of another length; a
+ * rejected or missing cache is made again (written to a temporary file,
+ * then renamed: workers starting together may race, and the last rename
+ * wins), and the caches of other runtime.js files are then removed.  No cache directory, or one the worker cannot write: no cache,
+ * nothing said.  pgnw_embed_run() declares rtdir, bundlePath, inspect and
+ * cacheDir before it.
+ */
+static const char pgnw_embed_bootstrap_js[] = R"JS(
+const Module = require('module');
+const fs = require('fs');
+const vm = require('vm');
+const file = rtdir + '/runtime.js';
+const req = Module.createRequire(file);
+globalThis.require = req;
+const source = fs.readFileSync(file, 'utf8');
+let cachePath = null;
+let cachedData;
+if (cacheDir) {
+  try {
+    const st = fs.statSync(file);
+    cachePath = `${cacheDir}/runtime-${process.version}-${st.size}-${Math.trunc(st.mtimeMs)}-${st.ino}.v8cache`;
+    cachedData = fs.readFileSync(cachePath);
+  } catch {
+    cachedData = undefined;
+  }
+}
+const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+const mod = { exports: {} };
+script.runInThisContext().call(mod.exports, mod.exports, req, mod, file, rtdir);
+mod.exports.start(rtdir, bundlePath, inspect);
+if (cachePath && (cachedData === undefined || script.cachedDataRejected)) {
+  setTimeout(() => {
+    const tmp = `${cachePath}.${process.pid}`;
+    try {
+      fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
+      fs.renameSync(tmp, cachePath);
+    } catch {
+      try { fs.unlinkSync(tmp); } catch {}
+      return;
+    }
+    // the caches of earlier installs of runtime.js are of no use any more
+    try {
+      for (const f of fs.readdirSync(cacheDir))
+        if (f.startsWith('runtime-') && f.endsWith('.v8cache') && `${cacheDir}/${f}` !== cachePath)
+          fs.unlinkSync(`${cacheDir}/${f}`);
+    } catch {}
+  }, 500).unref();
+}
+)JS";
+
+/*
+ * Where workers keep the code cache of runtime.js: .cache/ in the worker
+ * directory (the directory of the manifests), or "" when unknown.
+ */
+static std::string
+pgnw_embed_cache_dir(void)
+{
+	char		path[MAXPGPATH];
+	char	   *slash;
+
+	if (!pgnw_manifest_path(pgnw_worker_info.name, path) ||
+		(slash = strrchr(path, '/')) == NULL)
+		return "";
+	*slash = '\0';
+	return std::string(path) + "/.cache";
+}
+
+/*
  * Load runtime.js (from $libdir/pg_node_worker), which loads the bridge
  * and the bundle and starts main(); then run the event loop until the
  * worker leaves.  A bootstrap that fails ends the worker with exit 1.
@@ -673,12 +753,11 @@ pgnw_embed_run(node::Environment *env, v8::Isolate *isolate, v8::Local<v8::Conte
 		", optional: " + (pgnw_inspect_optional ? "true" : "false") +
 		", guardFd: " + std::to_string(pgnw_embed_guard_pipe[0]) + " }";
 	std::string bootstrap =
-		"const rtdir = " + pgnw_embed_js_string(rtdir) + ";\n"
-		"const req = require('module').createRequire(rtdir + '/');\n"
-		"globalThis.require = req;\n"
-		"req(rtdir + '/runtime.js').start(" +
-		pgnw_embed_js_string(rtdir) + ", " + pgnw_embed_js_string(bundle_path) + ", " +
-		inspect + ");\n";
+		"const rtdir = " + pgnw_embed_js_string(rtdir) +
+		", bundlePath = " + pgnw_embed_js_string(bundle_path) +
+		", inspect = " + inspect +
+		", cacheDir = " + pgnw_embed_js_string(pgnw_embed_cache_dir().c_str()) + ";\n" +
+		pgnw_embed_bootstrap_js;
 
 	v8::TryCatch try_catch(isolate);
 

@@ -263,6 +263,10 @@ __attribute__((constructor)) static void steal(void) { signal(SIGHUP, thief); }
       cluster,
       `const out = {};
        const attempt = (what, fn) => { try { fn(); out[what] = 'accepted'; } catch (e) { out[what] = { code: e.code, message: e.message }; } };
+       // loaded first through import(), which no require() hook would see
+       const esm = await import('node:child_process');
+       attempt('import:spawn', () => esm.spawn('true'));
+       attempt('import:execFileSync', () => esm.execFileSync('true'));
        const cp = require('child_process');
        attempt('spawn', () => cp.spawn('true'));
        attempt('exec', () => cp.exec('true'));
@@ -289,7 +293,7 @@ __attribute__((constructor)) static void steal(void) { signal(SIGHUP, thief); }
        out.cwd = process.cwd();
        return out;`,
     );
-    const refused = ['spawn', 'exec', 'execSync', 'execFile', 'spawnSync', 'fork', 'node:spawn', 'chdir', 'setuid', 'setgid', 'abort',
+    const refused = ['import:spawn', 'import:execFileSync', 'spawn', 'exec', 'execSync', 'execFile', 'spawnSync', 'fork', 'node:spawn', 'chdir', 'setuid', 'setgid', 'abort',
       'binding:spawn_sync', 'binding:process_wrap', 'binding:signal_wrap', 'kill:self', 'kill:postmaster', 'kill:sibling', 'kill:group', 'kill:self-term'];
     for (const what of refused) {
       expect(r[what], what).toMatchObject({ code: 'ERR_PGNW_REFUSED' });

@@ -4,8 +4,8 @@
  * sets them), and only ever on 127.0.0.1. Node creates the inspector's agent for that worker alone
  * and never with its SIGUSR1 trigger (runtime_embed.cc): PostgreSQL owns SIGUSR1.
  */
-import * as inspector from 'inspector';
-import { Worker } from 'worker_threads';
+import type * as InspectorModule from 'inspector';
+import type { Worker } from 'worker_threads';
 import type { NativeBridge } from './native';
 import { LOG_INFO, LOG_WARNING } from './native';
 
@@ -90,6 +90,11 @@ export function devtoolsUrl(wsUrl: string): string {
  */
 export function openInspector(native: NativeBridge, opts: InspectOptions | undefined): OpenInspector | undefined {
   if (!opts || !opts.port) return undefined;
+  // required here, not at the top: loading them costs every worker's start-up some milliseconds
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const inspector = require('inspector') as typeof InspectorModule;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Worker: WorkerThread } = require('worker_threads') as { Worker: typeof Worker };
   let url: string | undefined;
   let why = 'is the port in use?';
   try {
@@ -110,7 +115,7 @@ export function openInspector(native: NativeBridge, opts: InspectOptions | undef
   let guard: Worker | undefined;
   const closed = new Int32Array(new SharedArrayBuffer(4));
   if (opts.guardFd >= 0) {
-    guard = new Worker(GUARD_SOURCE, { eval: true, workerData: { fd: opts.guardFd, closed: closed.buffer } });
+    guard = new WorkerThread(GUARD_SOURCE, { eval: true, workerData: { fd: opts.guardFd, closed: closed.buffer } });
     guard.on('error', (e) => native.log(LOG_WARNING, `the debugger guard failed: ${e.message}; a paused worker stops only once resumed`));
     guard.unref();
   }

@@ -13,7 +13,7 @@
  *  - process.title sets the ps display.
  */
 import { readFileSync } from 'fs';
-import { Writable } from 'stream';
+import type { Writable } from 'stream';
 import { constants as osConstants } from 'os';
 import { format } from 'util';
 import type { NativeBridge } from './native';
@@ -40,9 +40,12 @@ function serverProcess(pid: number): boolean {
   }
 }
 
+/** A stream writing lines to the server log at `level` (stream is loaded on the first use: start-up time). */
 function logStream(native: NativeBridge, level: number): Writable {
   let pending = '';
-  return new Writable({
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Writable: WritableStream } = require('stream') as { Writable: typeof Writable };
+  return new WritableStream({
     decodeStrings: false,
     write(chunk: unknown, _enc, done) {
       pending += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
@@ -78,10 +81,11 @@ export function lockDown(native: NativeBridge): void {
   c.error = at(LOG_WARNING);
   c.dir = (obj: unknown) => native.log(LOG_INFO, format('%o', obj));
 
-  const stdout = logStream(native, LOG_INFO);
-  const stderr = logStream(native, LOG_WARNING);
-  Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => stdout });
-  Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => stderr });
+  // made on first use, as Node makes its own
+  let stdout: Writable | undefined;
+  let stderr: Writable | undefined;
+  Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => (stdout ??= logStream(native, LOG_INFO)) });
+  Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => (stderr ??= logStream(native, LOG_WARNING)) });
   Object.defineProperty(process, 'stdin', {
     configurable: true,
     enumerable: true,
@@ -137,13 +141,34 @@ export function lockDown(native: NativeBridge): void {
       );
     return rawKill.call(this, pid, sig);
   };
-  // child processes would make libuv install a SIGCHLD handler
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const cp = require('child_process') as Record<string, unknown>;
-  for (const fn of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'])
-    cp[fn] = refuse(`child_process.${fn}()`, 'child processes would take over SIGCHLD from PostgreSQL');
+  // Child processes would make libuv install a SIGCHLD handler. They are refused below
+  // child_process, in the two bindings every way of starting one ends in (process_wrap's Process
+  // for spawn, exec, execFile and fork; spawn_sync's spawn for the *Sync ones): whether
+  // child_process is then loaded by require(), import() or process.getBuiltinModule(), its
+  // functions throw. process.binding() hands out the same objects, which child_process reads when
+  // it loads, so they are replaced before it does: loading child_process here to patch its
+  // functions cost every worker's start ~4 ms (it loads net, dgram and streams). Should it be
+  // loaded already, or the bindings be out of reach, its functions are patched as well.
+  // a function, not an arrow: child_process calls new Process()
+  const refuseChildren = function () {
+    throw new RefusedApiError('child_process is not available in a pg_node_worker worker: child processes would take over SIGCHLD from PostgreSQL');
+  };
+  const rawBinding = proc.binding as (name: string) => Record<string, unknown>;
+  let bindingsRefused = false;
+  try {
+    rawBinding.call(process, 'process_wrap').Process = refuseChildren;
+    rawBinding.call(process, 'spawn_sync').spawn = refuseChildren;
+    bindingsRefused = true;
+  } catch {
+    // a Node without these legacy bindings: child_process's own functions below, as before
+  }
+  if (!bindingsRefused || (process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes('NativeModule child_process')) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const cp = require('child_process') as Record<string, unknown>;
+    for (const fn of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'])
+      cp[fn] = refuse(`child_process.${fn}()`, 'child processes would take over SIGCHLD from PostgreSQL');
+  }
   // the same through the legacy bindings: signal_wrap can set a signal to SIG_DFL (see above)
-  const binding = proc.binding as (name: string) => unknown;
   const refusedBindings: Record<string, string> = {
     signal_wrap: 'PostgreSQL owns the process\'s signals',
     process_wrap: 'child processes would take over SIGCHLD from PostgreSQL',
@@ -152,7 +177,7 @@ export function lockDown(native: NativeBridge): void {
   proc.binding = function (this: unknown, name: string) {
     if (Object.prototype.hasOwnProperty.call(refusedBindings, name))
       throw new RefusedApiError(`process.binding('${name}') is not available in a pg_node_worker worker: ${refusedBindings[name]}`);
-    return binding.call(this, name);
+    return rawBinding.call(this, name);
   };
 
   // process.title → ps display
