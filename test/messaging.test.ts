@@ -241,11 +241,11 @@ describe('wake()', () => {
       const from = cluster.log().length;
       await cluster.query("SELECT node_worker.wake('napper')");
       await cluster.waitForLog(/napper: working/, 5000, from);
+      const working = cluster.log().length;
       await cluster.query(send);
-      const worked = cluster.log().length;
       await cluster.waitForLog(/napper: worked/, 10000, from);
       // the next sleep (30 s) ends at once with what came while it worked; well before 30 s
-      await cluster.waitForLog(new RegExp(`napper: sleep ended: ${what}`), 10000, worked);
+      await cluster.waitForLog(new RegExp(`napper: sleep ended: ${what}`), 10000, working);
       // the kept event ended one sleep: the one after it sleeps on
       const after = cluster.log().length;
       await new Promise((r) => setTimeout(r, 1000));

@@ -1,6 +1,6 @@
 /**
  * Sleeps 30 s at a time and logs how each sleep ended ('wake', 'timeout', 'reload' or 'abort').
- * After a sleep that a wake ended, it works for 1.5 s (awaiting a timer, not sleeping) between
+ * After a sleep that a wake ended, it works for 3 s (awaiting a timer, not sleeping) between
  * "working" and "worked": a wake or reload sent then must end the next sleep at once.
  */
 import { defineWorker } from 'pg-node-worker';
@@ -14,7 +14,7 @@ export default defineWorker({
       ctx.log.info('sleep ended: ' + why);
       if (why === 'wake') {
         ctx.log.info('working');
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await new Promise((resolve) => setTimeout(resolve, 3000));
         ctx.log.info('worked');
       }
     }
