@@ -15,19 +15,11 @@
  *   (restarted). SQL that needs more memory than is left fails with PgError 53200. Never a reset.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, installedNodeVersion, waitFor } from '../helpers/cluster';
+import { Cluster, waitFor } from '../helpers/cluster';
 import { evaluatorCluster, evaluatorReady, GC, inWorker, restartEvaluator, submit } from '../helpers/evalWorker';
 import { ABORT, BUFFER_REFUSED, BUFFER_REFUSED_TEXT, exitOf, OUT_OF_MEMORY, RESET, rssKb, seconds, startWithDataLimit, whyItLeft } from '../helpers/faults';
 
 const MB = 1024 * 1024;
-
-/*
- * Budgets under an OS data-segment limit (RLIMIT_DATA) are not supported on Node 24 yet: there a
- * worker under a 1 GB limit computed a 25 MB ArrayBuffer budget and one under 384 MB never got
- * ready, so V8 13 takes far more of the data segment at start than the runtime plans for. Known
- * and written down (README, Limitations); these cases run on every other Node.
- */
-const DATA_LIMIT_UNSUPPORTED = Number(installedNodeVersion().split('.')[0]) >= 24;
 
 describe('Buffers with no limit at all (buffer_limit_mb = -1, no OS limit)', () => {
   let cluster: Cluster;
@@ -74,7 +66,7 @@ describe('Buffers with no limit at all (buffer_limit_mb = -1, no OS limit)', () 
   });
 });
 
-describe.skipIf(DATA_LIMIT_UNSUPPORTED)('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', () => {
+describe('Buffers under a 1 GB data-segment limit (ulimit -d on the server)', () => {
   let cluster: Cluster;
   const LIMIT_KB = 1024 * 1024;
 
@@ -309,7 +301,7 @@ function bufferBudgetMb(cluster: Cluster): number {
   return Number(/(\d+) MB/.exec(m[m.length - 1])![1]);
 }
 
-describe.skipIf(DATA_LIMIT_UNSUPPORTED)('under a 384 MB data-segment limit: the heap limit is lowered to fit', () => {
+describe('under a 384 MB data-segment limit: the heap limit is lowered to fit', () => {
   let cluster: Cluster;
 
   beforeAll(async () => {
