@@ -273,7 +273,7 @@ pgnw_drop_file_pages(void)
 	return dropped_kb;
 }
 
-/* The ArrayBuffer budget and the heap limit, for ctx.memoryUsage(). */
+/* The ArrayBuffer budget, the heap limit and the code range, for ctx.memoryUsage() and lockdown.ts. */
 extern "C" void
 pgnw_memory_usage(PgnwMemoryUsage *out)
 {
@@ -284,6 +284,7 @@ pgnw_memory_usage(PgnwMemoryUsage *out)
 	out->buffer_limit = limit == SIZE_MAX ? -1 : (double) limit;
 	out->refused = (double) pgnw_memory_buffers.refused.load();
 	out->heap_limit = (double) pgnw_memory_heap_limit_mb * PGNW_MB;
+	out->code_range = (double) pgnw_memory_code_range * PGNW_MB;
 }
 
 /* the data segment's size now (VmData), in bytes; 0 if unknown */
