@@ -309,6 +309,26 @@ describe('under a 384 MB data-segment limit: the heap limit is lowered to fit', 
   }, 60000);
   afterAll(async () => cluster?.destroy());
 
+  // on Node 24 a new isolate's code range counts against the limit from the start (512 MB by
+  // default): a Worker must get one that fits, as the worker's own isolate does
+  it('a worker_threads Worker starts and runs under the limit', async () => {
+    const pid = await cluster.waitForWorker('evaluator');
+    const r = await inWorker(
+      cluster,
+      `const { Worker } = require('worker_threads');
+       const w = new Worker("require('worker_threads').parentPort.postMessage(6 * 7)", { eval: true });
+       const limits = { ...w.resourceLimits };
+       const v = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+       await w.terminate();
+       return { v, codeRangeSizeMb: limits.codeRangeSizeMb, one: ctx.sql\`SELECT 1 AS one\`[0].one };`,
+    );
+    console.log(`[memory] 384 MB RLIMIT_DATA: a worker_threads Worker ran (code range ${r.codeRangeSizeMb} MB)`);
+    expect(r.v).toBe(42);
+    expect(r.one).toBe(1);
+    expect(await cluster.workerPid('evaluator')).toBe(pid);
+    expect(cluster.log()).not.toMatch(RESET);
+  });
+
   it.each([
     ['JS objects', 'const keep = []; for (;;) keep.push(new Array(100000).fill(0).map((_, i) => ({ i })));', /reached its JavaScript heap limit \(\d+ MB\)/],
     ['1 MB Buffers', 'const keep = []; for (;;) keep.push(Buffer.alloc(1024 * 1024, 1));', new RegExp(BUFFER_REFUSED_TEXT)],
