@@ -72,4 +72,17 @@ pgnw_set_oom_handler(v8::Isolate *isolate, PgnwOomHandler handler)
 #define PGNW_NODE_BUILTIN_SNAPSHOT 0
 #endif
 
+/*
+ * V8 13 (Node 24) makes its whole code range read-write-executable when
+ * it creates an isolate (512 MB on x64 by default; pages are committed
+ * later, as code is written), where the V8 of Node 18 to 22 reserves it
+ * inaccessible.  A private writable mapping counts against RLIMIT_DATA
+ * whether touched or not (an inaccessible one does not), so under a
+ * data-segment limit the runtime sizes the code range itself
+ * (runtime_memory.cc).  Only Isolate::CreateParams sets that size (V8 13
+ * has no flag for it), and node::NewIsolate() takes no CreateParams: such
+ * an isolate is made without Node's start-up snapshot (runtime_embed.cc).
+ */
+#define PGNW_CODE_RANGE_COUNTS_AS_DATA (NODE_MAJOR_VERSION >= 24)
+
 #endif							/* PGNW_NODE_COMPAT_H */

@@ -91,6 +91,7 @@ typedef struct PgnwMemoryUsage
 	double		buffer_limit;	/* -1: none */
 	double		refused;		/* ArrayBuffer allocations refused */
 	double		heap_limit;		/* the JavaScript heap limit in effect */
+	double		code_range;		/* the code range isolates get; 0: V8's default */
 } PgnwMemoryUsage;
 
 /* the only thread allowed to call PostgreSQL */

@@ -148,7 +148,6 @@ pgnw_embed_start_node(int heap_mb, const sigset_t *saved_mask)
 #if PGNW_HAVE_SNAPSHOT_API
 /* the snapshot the isolate was made from; V8 reads it while the isolate lives */
 static node::EmbedderSnapshotData::Pointer pgnw_embed_snapshot;
-#endif
 
 /*
  * The start-up snapshot to make the isolate from, or NULL.  A libnode
@@ -160,10 +159,9 @@ static node::EmbedderSnapshotData::Pointer pgnw_embed_snapshot;
  * upgraded without reinstalling) is logged and ignored.  Else libnode's
  * built-in snapshot when it has one (it is not checked against the flags).
  */
-static const void *
+static const node::EmbedderSnapshotData *
 pgnw_embed_snapshot_data(int heap_mb)
 {
-#if PGNW_HAVE_SNAPSHOT_API
 	char		path[MAXPGPATH];
 	FILE	   *f;
 
@@ -186,22 +184,23 @@ pgnw_embed_snapshot_data(int heap_mb)
 	if (!pgnw_embed_snapshot && PGNW_NODE_BUILTIN_SNAPSHOT)
 		pgnw_embed_snapshot = node::EmbedderSnapshotData::BuiltinSnapshotData();
 	return pgnw_embed_snapshot.get();
-#else
-	(void) heap_mb;
-	return NULL;
-#endif
 }
+#endif							/* PGNW_HAVE_SNAPSHOT_API */
 
 /*
  * The isolate, as Node's NewIsolate() makes it, with the ArrayBuffer
  * allocator of runtime_memory.cc (Node's own, budgeted), from the start-up
- * snapshot when there is one.
+ * snapshot when there is one.  When the memory plan sizes the code range
+ * (a data-segment limit on Node 24, see PGNW_CODE_RANGE_COUNTS_AS_DATA),
+ * the isolate is made here, the same way but with that size, and without a
+ * snapshot: NewIsolate() takes no CreateParams, and Node's internal
+ * snapshot set-up is not exported.
  */
 v8::Isolate *
 pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, const sigset_t *saved_mask)
 {
 	v8::Isolate *isolate;
-	const void *snapshot;
+	int			code_range_mb = pgnw_memory_code_range_mb();
 
 	if (uv_loop_init(&pgnw_embed_loop) != 0)
 	{
@@ -210,23 +209,24 @@ pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, const 
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("could not initialize the event loop")));
 	}
-	snapshot = pgnw_embed_snapshot_data(heap_mb);
 #if PGNW_HAVE_SNAPSHOT_API
-	isolate = node::NewIsolate(pgnw_memory_allocator(), &pgnw_embed_loop, platform,
-							   static_cast<const node::EmbedderSnapshotData *>(snapshot));
-#else
+	if (code_range_mb == 0)
+		isolate = node::NewIsolate(pgnw_memory_allocator(), &pgnw_embed_loop, platform,
+								   pgnw_embed_snapshot_data(heap_mb));
+	else
+#endif
 	{
 		v8::Isolate::CreateParams params;
 
-		(void) snapshot;
 		params.array_buffer_allocator = pgnw_memory_allocator();
 		node::SetIsolateCreateParamsForNode(&params);
+		if (code_range_mb > 0)
+			params.constraints.set_code_range_size_in_bytes((size_t) code_range_mb * 1024 * 1024);
 		isolate = v8::Isolate::Allocate();
 		platform->RegisterIsolate(isolate, &pgnw_embed_loop);
 		v8::Isolate::Initialize(isolate, params);
 		node::SetIsolateUpForNode(isolate);
 	}
-#endif
 	if (isolate == nullptr)
 	{
 		pgnw_signals_restore_mask(saved_mask);

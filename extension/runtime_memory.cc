@@ -24,7 +24,9 @@
  *
  * Limits: small ArrayBuffers (64 kB or less) may overdraw the budget by
  * 16 MB; 96 MB of a data-segment limit stay outside the heap and the
- * budget; the second failed C++ allocation leaves at once.
+ * budget; on Node 24 an eighth of it (32 to 128 MB) goes to compiled code,
+ * and a worker under such a limit starts without Node's snapshot (slower);
+ * the second failed C++ allocation leaves at once.
  *
  * extension/runtime_memory.cc
  *
@@ -63,6 +65,15 @@ extern "C"
 #define PGNW_DATA_RESERVE_MB 96
 /* what a Node environment and the runtime add to the data segment */
 #define PGNW_NODE_START_MB 64
+/*
+ * The code range under a data-segment limit where it counts against it
+ * (PGNW_CODE_RANGE_COUNTS_AS_DATA): an eighth of the limit, as V8 sizes it
+ * under a limit on address space, within these bounds.  An idle worker's
+ * code takes a few MB, a busy one tens; past the range V8 runs out of
+ * memory and the worker leaves with exit 1.
+ */
+#define PGNW_CODE_RANGE_MIN_MB 32
+#define PGNW_CODE_RANGE_MAX_MB 128
 /* freed for a C++ allocation that failed, so the worker can leave cleanly */
 #define PGNW_NEW_RESERVE_MB 16
 /*
@@ -191,6 +202,8 @@ static PgnwBufferAllocator &pgnw_memory_buffers = *new PgnwBufferAllocator();
 static void *pgnw_memory_new_reserve = nullptr;
 /* the heap limit in effect (MB) */
 static int	pgnw_memory_heap_limit_mb;
+/* the code range to give the isolate (MB), or 0 for V8's default */
+static int	pgnw_memory_code_range;
 /* a C++ allocation failed / V8 ran out of memory on a thread other than main */
 static std::atomic<bool> pgnw_memory_cxx_out_of_memory{false};
 static std::atomic<bool> pgnw_memory_oom_off_main_thread{false};
@@ -260,7 +273,7 @@ pgnw_drop_file_pages(void)
 	return dropped_kb;
 }
 
-/* The ArrayBuffer budget and the heap limit, for ctx.memoryUsage(). */
+/* The ArrayBuffer budget, the heap limit and the code range, for ctx.memoryUsage() and lockdown.ts. */
 extern "C" void
 pgnw_memory_usage(PgnwMemoryUsage *out)
 {
@@ -271,6 +284,7 @@ pgnw_memory_usage(PgnwMemoryUsage *out)
 	out->buffer_limit = limit == SIZE_MAX ? -1 : (double) limit;
 	out->refused = (double) pgnw_memory_buffers.refused.load();
 	out->heap_limit = (double) pgnw_memory_heap_limit_mb * PGNW_MB;
+	out->code_range = (double) pgnw_memory_code_range * PGNW_MB;
 }
 
 /* the data segment's size now (VmData), in bytes; 0 if unknown */
@@ -310,7 +324,8 @@ pgnw_memory_heap_footprint(int heap_mb)
 
 /*
  * Before Node starts: the heap limit.  Under a data-segment limit the heap
- * gets at most half of what is left after start-up and the reserve, so that
+ * gets at most half of what is left after start-up, the code range (where
+ * it counts, see PGNW_CODE_RANGE_COUNTS_AS_DATA) and the reserve, so that
  * a full heap leaves room for ArrayBuffers and the other way round.
  */
 int
@@ -322,8 +337,22 @@ pgnw_memory_plan_heap(int heap_mb)
 	int			fits;
 
 	pgnw_memory_heap_limit_mb = heap_mb;
+	pgnw_memory_code_range = 0;
 	if (limit == SIZE_MAX)
 		return heap_mb;
+	if (PGNW_CODE_RANGE_COUNTS_AS_DATA)
+	{
+		size_t		code_mb = limit / 8 / PGNW_MB;
+
+		code_mb = Max(code_mb, (size_t) PGNW_CODE_RANGE_MIN_MB);
+		code_mb = Min(code_mb, (size_t) PGNW_CODE_RANGE_MAX_MB);
+		pgnw_memory_code_range = (int) code_mb;
+		set_aside += code_mb * PGNW_MB;
+		ereport(LOG,
+				(errmsg("node worker \"%s\": JavaScript code space limited to %zu MB to fit the data segment limit of %zu MB",
+						pgnw_worker_info.name, code_mb, limit / PGNW_MB),
+				 errdetail("This Node.js version counts all of its code space against the limit from the start; the worker starts without Node's start-up snapshot to size it.")));
+	}
 	/* half of what is left, less the young generation and code space */
 	fits = limit > set_aside ? (int) (((long) ((limit - set_aside) / 2 / PGNW_MB) - 16) * 4 / 5) : 0;
 	if (fits < 16)
@@ -336,6 +365,13 @@ pgnw_memory_plan_heap(int heap_mb)
 			 errhint("Raise the server's data segment limit (ulimit -d, LimitDATA=) or lower heapLimitMb.")));
 	pgnw_memory_heap_limit_mb = fits;
 	return fits;
+}
+
+/* The code range the isolate gets (MB), planned with the heap; 0: V8's default. */
+int
+pgnw_memory_code_range_mb(void)
+{
+	return pgnw_memory_code_range;
 }
 
 /*

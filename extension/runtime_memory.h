@@ -25,6 +25,9 @@ extern node::ArrayBufferAllocator *pgnw_memory_allocator(void);
  */
 extern int	pgnw_memory_plan_heap(int heap_mb);
 
+/* the code range pgnw_memory_plan_heap() planned for the isolate (MB); 0: V8's default */
+extern int	pgnw_memory_code_range_mb(void);
+
 /* after Node started, before user code: the ArrayBuffer budget and the C++ reserve */
 extern void pgnw_memory_plan_buffers(int buffer_mb);
 

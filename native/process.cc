@@ -126,6 +126,7 @@ MemoryUsage(const Napi::CallbackInfo &info)
 	out.Set("bufferLimit", m.buffer_limit < 0 ? env.Null() : Napi::Number::New(env, m.buffer_limit));
 	out.Set("refused", Napi::Number::New(env, m.refused));
 	out.Set("heapLimit", Napi::Number::New(env, m.heap_limit));
+	out.Set("codeRange", Napi::Number::New(env, m.code_range));
 	return out;
 }
 

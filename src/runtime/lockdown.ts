@@ -10,7 +10,8 @@
  *    legacy bindings behind it and behind signals (process.binding);
  *  - process.chdir/setuid/... and process.abort are refused, and so is
  *    process.kill() of the server's own processes;
- *  - process.title sets the ps display.
+ *  - process.title sets the ps display;
+ *  - under a data-segment limit on Node 24, worker_threads Workers get a code range that fits it.
  */
 import { readFileSync } from 'fs';
 import type { Writable } from 'stream';
@@ -179,6 +180,24 @@ export function lockDown(native: NativeBridge): void {
       throw new RefusedApiError(`process.binding('${name}') is not available in a pg_node_worker worker: ${refusedBindings[name]}`);
     return rawBinding.call(this, name);
   };
+
+  // worker_threads: under a data-segment limit on Node 24, V8 counts a new isolate's whole code
+  // range against the limit from the start (512 MB by default, more than a worker's whole budget
+  // under a few hundred MB), so a Worker gets the worker's own smaller one unless its
+  // resourceLimits name one (extension/runtime_memory.cc)
+  const codeRangeMb = native.memoryUsage().codeRange / (1024 * 1024);
+  if (codeRangeMb > 0) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const threads = require('worker_threads') as typeof import('worker_threads');
+    const Base = threads.Worker;
+    class Worker extends Base {
+      constructor(filename: string | URL, options?: import('worker_threads').WorkerOptions) {
+        super(filename, { ...options, resourceLimits: { codeRangeSizeMb: codeRangeMb, ...options?.resourceLimits } });
+      }
+    }
+    Object.defineProperty(Worker, 'name', { value: 'Worker' });
+    (threads as { Worker: typeof Base }).Worker = Worker;
+  }
 
   // process.title → ps display
   let title = `node_worker ${native.info().name}`;

@@ -64,8 +64,11 @@ export interface NativeBridge {
   setTitle(title: string): void;
   exit(code: number): void;
   signalStats(): { forwarded: number; onMain: number; restored: number };
-  /** The ArrayBuffer budget (bytes): held now, the peak, the limit (null: none), allocations refused; the heap limit in effect. */
-  memoryUsage(): { buffers: number; buffersPeak: number; bufferLimit: number | null; refused: number; heapLimit: number };
+  /**
+   * The ArrayBuffer budget (bytes): held now, the peak, the limit (null: none), allocations refused;
+   * the heap limit in effect; the code range isolates get (0: V8's default).
+   */
+  memoryUsage(): { buffers: number; buffersPeak: number; bufferLimit: number | null; refused: number; heapLimit: number; codeRange: number };
   shutdownRequested(): boolean;
   /** A full GC and malloc_trim; with dropFilePages, the libraries' pages unmapped too (their kB returned). */
   releaseMemory(dropFilePages?: boolean): number;
