@@ -665,9 +665,10 @@ pgnw_embed_take_dispatch(v8::Isolate *isolate, v8::Local<v8::Context> context,
  * of other V8 flags (the heap limit) or of a source of another length; a
  * rejected or missing cache is made again (written to a temporary file,
  * then renamed: workers starting together may race, and the last rename
- * wins), and the caches of other runtime.js files are then removed.  No cache directory, or one the worker cannot write: no cache,
- * nothing said.  pgnw_embed_run() declares rtdir, bundlePath, inspect and
- * cacheDir before it.
+ * wins), and the caches of other runtime.js files are then removed.  No
+ * cache directory, or one the worker cannot write: no cache, nothing said.
+ * pgnw_embed_run() declares rtdir, bundlePath, inspect and cacheDir before
+ * it.
  */
 static const char pgnw_embed_bootstrap_js[] = R"JS(
 const Module = require('module');
