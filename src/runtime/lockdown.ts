@@ -71,7 +71,32 @@ function logStream(native: NativeBridge, level: number): Writable {
  * the process's identity away from the server are refused (RefusedApiError).
  */
 export function lockDown(native: NativeBridge): void {
-  // console → server log
+  routeOutput(native);
+  refuseSignals();
+  const proc = process as unknown as Record<string, unknown>;
+  refuseProcessApis(proc);
+  refuseChildProcesses(proc);
+  limitWorkerCodeRange(native);
+  // process.title → ps display
+  let title = `node_worker ${native.info().name}`;
+  Object.defineProperty(process, 'title', {
+    configurable: true,
+    enumerable: true,
+    get: () => title,
+    set: (value: unknown) => {
+      title = String(value);
+      native.setTitle(title);
+    },
+  });
+}
+
+/** An API that throws RefusedApiError saying why. */
+const refuse = (what: string, why: string) => () => {
+  throw new RefusedApiError(`${what} is not available in a pg_node_worker worker: ${why}`);
+};
+
+/** console and process.stdout/stderr → the server log; process.stdin refused. */
+function routeOutput(native: NativeBridge): void {
   const at = (level: number) => (...args: unknown[]) => native.log(level, format(...args));
   const c = globalThis.console as unknown as Record<string, unknown>;
   c.log = at(LOG_INFO);
@@ -94,8 +119,10 @@ export function lockDown(native: NativeBridge): void {
       throw new RefusedApiError('process.stdin is not available in a pg_node_worker worker');
     },
   });
+}
 
-  // signals belong to PostgreSQL
+/** Signals belong to PostgreSQL: no listener for a signal, however it is added, touches one. */
+function refuseSignals(): void {
   // Node starts a libuv signal watcher (sigaction) when a listener for a signal name is added to
   // process, and when the last one is removed it resets the signal to SIG_DFL: a SIGHUP then kills
   // the worker and the postmaster resets the cluster.  The wrappers below only cover the process.*
@@ -119,11 +146,10 @@ export function lockDown(native: NativeBridge): void {
       return original.call(this, event, ...rest);
     };
   }
+}
 
-  const refuse = (what: string, why: string) => () => {
-    throw new RefusedApiError(`${what} is not available in a pg_node_worker worker: ${why}`);
-  };
-  const proc = process as unknown as Record<string, unknown>;
+/** The working directory, the OS user, abort() and signals to the server's own processes. */
+function refuseProcessApis(proc: Record<string, unknown>): void {
   proc.chdir = refuse('process.chdir()', 'the working directory is the data directory and the server relies on it');
   for (const fn of ['setuid', 'setgid', 'seteuid', 'setegid', 'setgroups', 'initgroups'])
     proc[fn] = refuse(`process.${fn}()`, 'the worker runs as the server\'s OS user');
@@ -142,6 +168,10 @@ export function lockDown(native: NativeBridge): void {
       );
     return rawKill.call(this, pid, sig);
   };
+}
+
+/** Child processes, and the legacy bindings that reach signals and processes. */
+function refuseChildProcesses(proc: Record<string, unknown>): void {
   // Child processes would make libuv install a SIGCHLD handler. They are refused below
   // child_process, in the two bindings every way of starting one ends in (process_wrap's Process
   // for spawn, exec, execFile and fork; spawn_sync's spawn for the *Sync ones): whether
@@ -180,7 +210,10 @@ export function lockDown(native: NativeBridge): void {
       throw new RefusedApiError(`process.binding('${name}') is not available in a pg_node_worker worker: ${refusedBindings[name]}`);
     return rawBinding.call(this, name);
   };
+}
 
+/** worker_threads Workers get the worker's own code range when the runtime sized it. */
+function limitWorkerCodeRange(native: NativeBridge): void {
   // worker_threads: under a data-segment limit on Node 24, V8 counts a new isolate's whole code
   // range against the limit from the start (512 MB by default, more than a worker's whole budget
   // under a few hundred MB), so a Worker gets the worker's own smaller one unless its
@@ -198,16 +231,4 @@ export function lockDown(native: NativeBridge): void {
     Object.defineProperty(Worker, 'name', { value: 'Worker' });
     (threads as { Worker: typeof Base }).Worker = Worker;
   }
-
-  // process.title → ps display
-  let title = `node_worker ${native.info().name}`;
-  Object.defineProperty(process, 'title', {
-    configurable: true,
-    enumerable: true,
-    get: () => title,
-    set: (value: unknown) => {
-      title = String(value);
-      native.setTitle(title);
-    },
-  });
 }
