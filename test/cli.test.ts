@@ -22,11 +22,9 @@ import {
   parseConfLine,
   splitLibraryList,
 } from '../src/cli/pgconf';
-import { fixture } from './helpers/workers';
+import { fixture, workerDirFiles } from './helpers/workers';
 
 const TARGET = 'node18.20';
-/** The files of a worker directory, without the workers' own code cache (.cache/, made by running workers). */
-const workerFiles = (dir: string) => fs.readdirSync(dir).filter((f) => f !== '.cache').sort();
 const tmpRoots: string[] = [];
 function tmpdir(prefix = 'pgnw-cli-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -442,7 +440,7 @@ describe('deploy', () => {
     const json = path.join(dir, 'counter.json');
     expect(mode(js)).toBe(0o640);
     expect(mode(json)).toBe(0o640);
-    expect(workerFiles(dir)).toEqual(['counter.js', 'counter.json']); // no temp files left
+    expect(workerDirFiles(dir)).toEqual(['counter.js', 'counter.json']); // no temp files left
 
     const code = fs.readFileSync(js, 'utf8');
     expect(code).toContain('require("pg-node-worker")');
@@ -487,7 +485,7 @@ describe('deploy', () => {
     const m2 = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(m2.sha256).toBe(manifest.sha256);
     expect(m2.deployedAt).toBe('2026-11-28T00:00:00.000Z');
-    expect(workerFiles(dir)).toEqual(['counter.js', 'counter.json']);
+    expect(workerDirFiles(dir)).toEqual(['counter.js', 'counter.json']);
   });
 
   it('extends the list that postgresql.auto.conf already sets', async () => {
@@ -548,7 +546,7 @@ describe('deploy', () => {
     expect(c.r.directory).toBe(explicit);
     expect(mode(explicit)).toBe(0o750);
     expect(mode(path.dirname(explicit))).toBe(0o750);
-    expect(workerFiles(explicit)).toEqual(['w.js', 'w.json']);
+    expect(workerDirFiles(explicit)).toEqual(['w.js', 'w.json']);
   });
 
   it('falls back to node18 with a warning when the extension is not installed', async () => {
@@ -626,7 +624,7 @@ describe('deploy', () => {
       await expect(doDeploy(file, { pgdata, restart: true })).rejects.toThrow(
         /worker "w" is deployed, but the running server \(pid \d+\) has not loaded pg_node_worker .*The server was not restarted: restart it to start the worker: pg_ctl restart -D /s,
       );
-      expect(workerFiles(path.join(pgdata, 'node_worker'))).toEqual(['w.js', 'w.json']);
+      expect(workerDirFiles(path.join(pgdata, 'node_worker'))).toEqual(['w.js', 'w.json']);
     });
 
     it('a server without a unix socket: says so', async () => {

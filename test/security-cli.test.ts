@@ -15,7 +15,7 @@ import { CliError } from '../src/cli/errors';
 import { definitionMetadata } from '../src/define';
 import { CLI, cli } from './helpers/cli';
 import { Cluster, REPO, running, sleep, waitFor } from './helpers/cluster';
-import { fixture, templateFile } from './helpers/workers';
+import { fixture, templateFile, workerDirFiles } from './helpers/workers';
 
 const ROOT = process.getuid?.() === 0;
 
@@ -140,7 +140,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
     asPostgres(c, `mkdir ${q(own)} && echo "node_worker.directory = '${own}'" >> ${q(auto)}`);
     r = cli(['deploy', file, '-D', c.datadir]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    expect(fs.readdirSync(own).sort()).toEqual(['w13.js', 'w13.json']);
+    expect(workerDirFiles(own)).toEqual(['w13.js', 'w13.json']);
     const pg = owner(c.datadir);
     expect(owner(path.join(own, 'w13.json'))).toMatchObject({ uid: pg.uid, gid: pg.gid });
 
@@ -181,7 +181,7 @@ describe.runIf(ROOT)('deploy as root into a data directory the postgres user con
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const pg = owner(c.datadir);
     for (const sub of ['sub', 'sub2']) {
-      expect(fs.readdirSync(path.join(target, sub)).sort()).toEqual(['w13.js', 'w13.json']);
+      expect(workerDirFiles(path.join(target, sub))).toEqual(['w13.js', 'w13.json']);
       expect(owner(path.join(target, sub))).toEqual({ uid: pg.uid, gid: pg.gid, mode: 0o750 });
     }
   });
@@ -347,7 +347,7 @@ describe('callers are measured in UTF-8 bytes, as the server does', () => {
     expect(r.status, r.stdout + r.stderr).toBe(2);
     expect(r.stderr).toMatch(/callers: the list is 629 bytes/);
     expect([sha(manifest), sha(bundle)]).toEqual(before);
-    expect(fs.readdirSync(path.dirname(manifest)).sort()).toEqual(['w17.js', 'w17.json']);
+    expect(workerDirFiles(path.dirname(manifest))).toEqual(['w17.js', 'w17.json']);
     expect(await c.workerPid('w17')).toBe(pid);
   });
 
@@ -375,13 +375,13 @@ describe('callers are measured in UTF-8 bytes, as the server does', () => {
     expect(e.message).toMatch(/the server refused the manifest of worker "w17".*callers.*511 bytes/s);
     expect(e.message).toMatch(/previous deployment .* restored/);
     expect([fs.readFileSync(path.join(dir, 'w17.json')), fs.readFileSync(path.join(dir, 'w17.js'))]).toEqual(before);
-    expect(fs.readdirSync(dir).sort()).toEqual(['w17.js', 'w17.json']);
+    expect(workerDirFiles(dir)).toEqual(['w17.js', 'w17.json']);
     expect(await c.workerPid('w17')).toBe(pid);
 
     const e2 = await deployRefused('w17new');
     expect(e2.message).toMatch(/the server refused the manifest of worker "w17new"/);
     expect(e2.message).toMatch(/removed/);
-    expect(fs.readdirSync(dir).sort()).toEqual(['w17.js', 'w17.json']);
+    expect(workerDirFiles(dir)).toEqual(['w17.js', 'w17.json']);
     const rows = await c.query("SELECT name FROM node_worker.workers WHERE name = 'w17new'");
     expect(rows).toEqual([]);
   });

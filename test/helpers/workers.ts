@@ -48,3 +48,8 @@ export function templateFile<K extends TemplateName>(dir: string, template: K, .
   );
   return file;
 }
+
+/** The files of a worker directory, sorted, without the workers' own code cache (.cache/, which a running worker makes 500 ms after its start). */
+export function workerDirFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => f !== '.cache').sort();
+}
