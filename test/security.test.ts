@@ -226,6 +226,37 @@ describe('notifications are handled, kept, or counted: never gone without a trac
     );
   }, 60000);
 
+  it('a handler whose statement the shutdown cancels leaves its message to the next process', async () => {
+    // the first run of a statement in a process plans it; the plan waits for the table's lock
+    await cluster.query('TRUNCATE got');
+    const locker = await cluster.client();
+    const restarter = await cluster.client();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE gate IN ACCESS EXCLUSIVE MODE');
+      await cluster.query(`SELECT node_worker.notify('sec_svc', '{"n": 1, "gate": true}')`);
+      const pid = await cluster.workerPid('sec_svc');
+      await waitFor('the handler waits for the lock', async () =>
+        (await cluster.query('SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted', [pid])).length > 0,
+      );
+      const restarted = restarter.query("SELECT node_worker.restart('sec_svc')");
+      await waitFor('the next process runs', async () => {
+        const now = await cluster.workerPid('sec_svc');
+        return now !== null && now !== pid;
+      });
+      await locker.query('COMMIT');
+      await restarted;
+    } finally {
+      await locker.end();
+      await restarter.end();
+    }
+    await waitFor('the message handled', async () => (await handled()).length > 0);
+    expect(await handled()).toMatchObject([{ n: 1, redelivered: true }]);
+    const [w] = await cluster.query("SELECT messages_pending, messages_lost FROM node_worker.workers WHERE name = 'sec_svc'");
+    expect(w).toMatchObject({ messages_pending: 0, messages_lost: '0' });
+    await noReset();
+  }, 60000);
+
   it('one full inbox delays only the commits that notify that worker', async () => {
     await cluster.query(`SELECT node_worker.call('sec_svc', '{"op":"hold"}')`);
     const slow = await as('caller1');

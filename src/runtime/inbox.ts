@@ -68,6 +68,15 @@ export class Inbox {
     private readonly maxPendingCalls = DEFAULT_MAX_PENDING_CALLS,
   ) {}
 
+  /**
+   * Whether SIGTERM came. Asked of the bridge too: ctx.signal aborts on a later turn of the
+   * loop, and a handler cut short by the shutdown may fail before that (its statement
+   * cancelled), which must not count as handled.
+   */
+  private shuttingDown(): boolean {
+    return this.stopping.aborted || this.native.shutdownRequested();
+  }
+
   onCall(handler: CallHandler): () => void {
     if (typeof handler !== 'function') throw new TypeError('onCall(handler) expects a function');
     this.callHandler = handler;
@@ -105,7 +114,7 @@ export class Inbox {
       current = null;
     };
     const done = () => {
-      finishCurrent(!this.stopping.aborted);
+      finishCurrent(!this.shuttingDown());
       if (!this.iterators.delete(push)) return;
       signal.removeEventListener('abort', onAbort);
       // given to this loop but never taken: back to the others, or to the backlog
@@ -266,7 +275,7 @@ export class Inbox {
   private runHandler(fn: (m: Message) => unknown, d: Delivery): void {
     const failed = (err: unknown) => {
       this.native.log(LOG_ERROR, `onMessage handler failed: ${(err as Error)?.stack ?? err}`);
-      this.consumed(d, !this.stopping.aborted);
+      this.consumed(d, !this.shuttingDown());
     };
     let r: unknown;
     try {

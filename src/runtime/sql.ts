@@ -61,9 +61,10 @@ export class SqlEngine {
   private readonly header: Float64Array;
 
   /**
-   * @param onShutdownCancel called when a statement was cancelled because the
-   *   worker is shutting down (SIGTERM), so ctx.signal is already aborted when
-   *   the caller sees the error.
+   * @param onShutdownCancel called when a statement fails after SIGTERM came (its cancel, most
+   *   often), so ctx.signal is already aborted when the caller sees the error: code that
+   *   decides by ctx.signal whether its work was cut short by the shutdown must not see the
+   *   error first (the 'sigterm' event reaches JS only on a later turn of the loop).
    */
   constructor(
     private readonly native: NativeBridge,
@@ -73,16 +74,25 @@ export class SqlEngine {
     setTimeout(() => native.releaseMemory(true), SETTLE_MS);
   }
 
-  /** A statement cancelled by shutdown aborts ctx.signal before the error surfaces. */
+  /** A statement that fails after SIGTERM came aborts ctx.signal before the error surfaces. */
   private failed(err: unknown): unknown {
-    if ((err as { code?: string })?.code === '57014' && this.native.shutdownRequested()) this.onShutdownCancel();
+    if (this.native.shutdownRequested()) this.onShutdownCancel();
     return err;
+  }
+
+  /** Runs one call into the bridge that may raise a PostgreSQL error, through failed(). */
+  private guarded<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw this.failed(err);
+    }
   }
 
   private entryFor(text: string): PlanEntry {
     let entry = this.plans.get(text);
     if (entry === undefined) {
-      const plan = this.native.prepare(text);
+      const plan = this.guarded(() => this.native.prepare(text));
       entry = { id: plan.id, text, paramTypes: plan.paramTypes, elemTypes: plan.elemTypes, shape: null, used: 0, freed: false };
       this.plans.set(text, entry);
       if (this.plans.size > PLAN_CACHE_SIZE) this.evict(entry);
@@ -251,7 +261,7 @@ export class SqlEngine {
     if (typeof fn !== 'function') throw new TypeError('transaction() expects a function');
     if (fn.constructor?.name === 'AsyncFunction')
       throw new TypeError('a transaction callback must be synchronous: a transaction never spans an await (the callback is an async function)');
-    this.native.begin();
+    this.guarded(() => this.native.begin());
     let active = true;
     const tx: Transaction = {
       sql: this.makeSql(() => active),
@@ -275,7 +285,7 @@ export class SqlEngine {
       (result as unknown as Promise<unknown>).then(undefined, () => undefined);
       throw new TypeError('a transaction callback returned a promise; it was rolled back. A transaction never spans an await: do the async work before or after ctx.transaction()');
     }
-    this.native.commit();
+    this.guarded(() => this.native.commit());
     return result;
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The security suite's main worker: serves calls that report what the worker saw, and records
  * every notification it handles in public.got. Its consumer can be slowed down ('pace') or held
- * until the next wake() ('hold'), to fill its inbox on purpose.
+ * until the next wake() ('hold'), to fill its inbox on purpose. A notification with `gate` first
+ * inserts into public.gate, a statement that waits while a test holds that table's lock.
  */
 import { defineWorker } from 'pg-node-worker';
 
@@ -17,6 +18,7 @@ export default defineWorker({
   async main(ctx) {
     ctx.sql`CREATE TABLE IF NOT EXISTS got (seq bigserial PRIMARY KEY, n int, role text, redelivered bool, pid int)`;
     ctx.sql`CREATE TABLE IF NOT EXISTS locked (x int)`;
+    ctx.sql`CREATE TABLE IF NOT EXISTS gate (n int)`;
     ctx.onCall(async (p, meta) => {
       const op = (p as { op?: string; ms?: number } | null) ?? {};
       switch (op.op) {
@@ -54,7 +56,8 @@ export default defineWorker({
         if (ctx.signal.aborted) return;
       }
       if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
-      const n = (m.payload as { n?: number } | null)?.n ?? null;
+      const { n = null, gate = false } = (m.payload as { n?: number; gate?: boolean } | null) ?? {};
+      if (gate) ctx.sql`INSERT INTO gate VALUES (${n})`;
       ctx.sql`INSERT INTO got (n, role, redelivered, pid) VALUES (${n}, ${m.role}, ${m.redelivered}, ${ctx.worker.pid})`;
     }
   },
