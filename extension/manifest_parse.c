@@ -48,6 +48,7 @@ typedef enum PgnwField
 	PGNW_FIELD_CALLERS,
 	PGNW_FIELD_HEAP_LIMIT,
 	PGNW_FIELD_BUFFER_LIMIT,
+	PGNW_FIELD_YOUNG_GENERATION,
 	PGNW_FIELD_SEARCH_PATH,
 	PGNW_FIELD_NODE_TARGET,
 	PGNW_FIELD_AUTOSTART,
@@ -67,6 +68,7 @@ static const char *const pgnw_manifest_field_names[PGNW_NUM_FIELDS] = {
 	"callers",
 	"heapLimitMb",
 	"bufferLimitMb",
+	"youngGenerationMb",
 	"searchPath",
 	"nodeTarget",
 	"autostart",
@@ -580,6 +582,7 @@ pgnw_manifest_take_name_list(const char *s, PgnwField field, const char *what, c
  * the other, in this order: the first problem is the reason.  A string
  * field is fetched (required? may it be null?), then checked.  heapLimitMb
  * and bufferLimitMb override node_worker.heap_limit_mb and buffer_limit_mb;
+ * youngGenerationMb caps V8's young generation (absent: V8 sizes it);
  * autostart false keeps the worker from starting with the server; instances
  * is how many processes start with it.
  */
@@ -624,6 +627,8 @@ pgnw_manifest_validate(PgnwParseState *ps, const char *dir, const char *expected
 									&out->heap_limit_mb, errbuf) &&
 		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_BUFFER_LIMIT, 16, 1048576,
 									&out->buffer_limit_mb, errbuf) &&
+		pgnw_manifest_get_megabytes(ps, PGNW_FIELD_YOUNG_GENERATION, 1, 1024,
+									&out->young_generation_mb, errbuf) &&
 		pgnw_manifest_take_autostart(ps, out, errbuf) &&
 		pgnw_manifest_take_instances(ps, out, errbuf);
 }

@@ -119,6 +119,8 @@ typedef struct PgnwManifest
 	char		search_path[512];	/* schemas, comma-separated; "" = pg_catalog only */
 	int			heap_limit_mb;	/* 0 = node_worker.heap_limit_mb */
 	int			buffer_limit_mb;	/* 0 = node_worker.buffer_limit_mb */
+	int			young_generation_mb;	/* V8's young generation at most; 0 = V8's own
+										 * sizing, which grows with use */
 	int			node_target_major;	/* Node the bundle was built for; 0 = not recorded */
 	int			node_target_minor;
 	bool		autostart;		/* false: registered at server start never, runs

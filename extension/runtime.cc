@@ -117,7 +117,8 @@ pgnw_run_node(const PgnwManifest *manifest)
 
 	pgnw_process_skip_destructors_at_exit();
 
-	v8::Isolate *isolate = pgnw_embed_new_isolate(platform.get(), heap_mb, &saved_mask);
+	v8::Isolate *isolate = pgnw_embed_new_isolate(platform.get(), heap_mb,
+												  manifest->young_generation_mb, &saved_mask);
 
 	/* before anything can run out of memory */
 	pgnw_memory_install_handlers(isolate);

@@ -191,13 +191,16 @@ pgnw_embed_snapshot_data(int heap_mb)
  * The isolate, as Node's NewIsolate() makes it, with the ArrayBuffer
  * allocator of runtime_memory.cc (Node's own, budgeted), from the start-up
  * snapshot when there is one.  When the memory plan sizes the code range
- * (a data-segment limit on Node 24, see PGNW_CODE_RANGE_COUNTS_AS_DATA),
- * the isolate is made here, the same way but with that size, and without a
- * snapshot: NewIsolate() takes no CreateParams, and Node's internal
- * snapshot set-up is not exported.
+ * (a data-segment limit on Node 24, see PGNW_CODE_RANGE_COUNTS_AS_DATA) or
+ * the manifest caps the young generation (young_mb), the isolate is made
+ * here, the same way but with those constraints, and without a snapshot:
+ * NewIsolate() takes no CreateParams, Node's internal snapshot set-up is not
+ * exported, and a V8 flag instead would change the flags a snapshot must
+ * have been made with.
  */
 v8::Isolate *
-pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, const sigset_t *saved_mask)
+pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, int young_mb,
+					   const sigset_t *saved_mask)
 {
 	v8::Isolate *isolate;
 	int			code_range_mb = pgnw_memory_code_range_mb();
@@ -210,7 +213,7 @@ pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, const 
 				 errmsg("could not initialize the event loop")));
 	}
 #if PGNW_HAVE_SNAPSHOT_API
-	if (code_range_mb == 0)
+	if (code_range_mb == 0 && young_mb == 0)
 		isolate = node::NewIsolate(pgnw_memory_allocator(), &pgnw_embed_loop, platform,
 								   pgnw_embed_snapshot_data(heap_mb));
 	else
@@ -222,6 +225,9 @@ pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, const 
 		node::SetIsolateCreateParamsForNode(&params);
 		if (code_range_mb > 0)
 			params.constraints.set_code_range_size_in_bytes((size_t) code_range_mb * 1024 * 1024);
+		/* after Node's defaults, which size it by the machine's memory */
+		if (young_mb > 0)
+			params.constraints.set_max_young_generation_size_in_bytes((size_t) young_mb * 1024 * 1024);
 		isolate = v8::Isolate::Allocate();
 		platform->RegisterIsolate(isolate, &pgnw_embed_loop);
 		v8::Isolate::Initialize(isolate, params);

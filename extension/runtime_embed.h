@@ -28,9 +28,13 @@
 extern std::unique_ptr<node::MultiIsolatePlatform> pgnw_embed_start_node(int heap_mb,
 																		 const sigset_t *saved_mask);
 
-/* the worker's isolate, on its event loop, with the budgeted allocator; ERROR on failure */
+/*
+ * The worker's isolate, on its event loop, with the budgeted allocator and,
+ * when young_mb > 0, a young generation of at most young_mb; ERROR on
+ * failure.
+ */
 extern v8::Isolate *pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb,
-										   const sigset_t *saved_mask);
+										   int young_mb, const sigset_t *saved_mask);
 
 /*
  * The worker's Node environment in a new context (*context), in the

@@ -47,6 +47,8 @@ export interface WorkerMetadata {
   heapLimitMb: number | null;
   /** ArrayBuffer/Buffer limit in MB; null: node_worker.buffer_limit_mb */
   bufferLimitMb: number | null;
+  /** V8's young generation at most, in MB; null: V8's own sizing */
+  youngGenerationMb: number | null;
   /** false: runs only when launched */
   autostart: boolean;
   /** processes started with the server */
@@ -119,6 +121,7 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
 
   const heapLimitMb = megabytes(where, 'heapLimitMb', d.heapLimitMb, 16, 65536);
   const bufferLimitMb = megabytes(where, 'bufferLimitMb', d.bufferLimitMb, 16, 1048576);
+  const youngGenerationMb = megabytes(where, 'youngGenerationMb', d.youngGenerationMb, 1, 1024);
   if (d.autostart !== undefined && typeof d.autostart !== 'boolean')
     throw new TypeError(`${where}: autostart must be true or false (got ${describe(d.autostart)})`);
   const autostart = d.autostart !== false;
@@ -130,7 +133,7 @@ export function definitionMetadata(def: unknown): WorkerMetadata {
       throw new TypeError(`${where}: instances must be 1 when autostart is false (each launch starts one process)`);
     instances = d.instances;
   }
-  return { name, database, role, restart, start, callers, searchPath, heapLimitMb, bufferLimitMb, autostart, instances };
+  return { name, database, role, restart, start, callers, searchPath, heapLimitMb, bufferLimitMb, youngGenerationMb, autostart, instances };
 }
 
 /**

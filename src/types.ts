@@ -583,6 +583,15 @@ export interface WorkerDefinition {
    * `RangeError: Array buffer allocation failed`.
    */
   bufferLimitMb?: number;
+  /**
+   * The most memory V8's young generation (where new objects are made) may take, in MB. Without
+   * it V8 sizes it: it starts small and grows, step by step, as objects survive, up to tens of
+   * MB, and does not give the memory back. With it the worker's memory stays flat over a long
+   * run (a queue drained for days, say), at a cost to code that makes many short-lived objects:
+   * measured, a cap of 6 MB made fetching large results 22–30% slower on Node 18. It also makes
+   * the worker start without Node's start-up snapshot (slower to start on Node 20 and later).
+   */
+  youngGenerationMb?: number;
   /** The worker's body. Resolving ends the worker for good (exit 0); throwing restarts it. */
   main(ctx: WorkerContext): Promise<void> | void;
 }

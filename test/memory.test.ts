@@ -151,6 +151,30 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
     expect(await inWorker(cluster, 'return ctx.sql`SELECT 41 + 1 AS x`[0].x')).toBe(42);
   }, 60000);
 
+  it("youngGenerationMb bounds V8's young generation while many objects survive", async () => {
+    await cluster.deployFile('memory-young.ts');
+    await cluster.query("CREATE EXTENSION IF NOT EXISTS pg_node_worker; SELECT node_worker.launch('young')");
+    const [{ r }] = await cluster.query<{ r: { largest: number } }>("SELECT node_worker.call('young', 'null', 60000) AS r");
+    // the same work without the cap, for the log: V8 grows the new space as objects survive
+    const uncapped = await inWorker(
+      cluster,
+      `const v8 = require('v8');
+       const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+       const ring = new Array(50000);
+       let largest = newSpace();
+       for (let i = 0; i < 3000000; i++) {
+         ring[i % ring.length] = { i, s: 'x' + i };
+         if (i % 10000 === 0) largest = Math.max(largest, newSpace());
+       }
+       return largest;`,
+    );
+    console.log(`[young generation] new space at most ${(r.largest / MB).toFixed(1)} MB with youngGenerationMb 3; ${(Number(uncapped) / MB).toFixed(1)} MB without`);
+    expect(r.largest).toBeGreaterThan(0);
+    expect(r.largest).toBeLessThanOrEqual(3 * MB);
+    await cluster.query("SELECT node_worker.stop('young')");
+    expect(cluster.log()).not.toMatch(RESET);
+  }, 90000);
+
   it('a worker_threads Worker that runs out of heap: the Worker fails (ERR_WORKER_OUT_OF_MEMORY), uncaught it is exit 1; no reset', async () => {
     const pid = await cluster.waitForWorker('evaluator');
     const bystander = await cluster.waitForWorker('bystander');

@@ -3,6 +3,8 @@
  * synchronous consumer of "jobsmem" (batch from the jobsbench.batch setting) that counts the jobs
  * its handler ran, and answers node_worker.call('jobsmem', ...) with that count, its pid and
  * process.memoryUsage() and the sizes of V8's new and old spaces, so the bench can sample its JS heap beside /proc/<pid>/smaps_rollup.
+ * Its young generation is capped (youngGenerationMb), as a long-running queue worker's should be:
+ * without the cap V8 grows it as objects survive, up to 32 MB of new space on Node 18.
  */
 import * as v8 from 'node:v8';
 import { defineWorker } from 'pg-node-worker';
@@ -10,6 +12,7 @@ import { defineWorker } from 'pg-node-worker';
 export default defineWorker({
   name: 'jobsmem',
   restart: 1,
+  youngGenerationMb: 6,
   async main(ctx) {
     let handled = 0;
     ctx.onCall(() => {

@@ -26,6 +26,8 @@ export interface Manifest {
   heapLimitMb?: number;
   /** ArrayBuffer/Buffer limit in MB (omitted: node_worker.buffer_limit_mb) */
   bufferLimitMb?: number;
+  /** V8's young generation at most, in MB (omitted: V8 sizes it) */
+  youngGenerationMb?: number;
   /** false: runs only when launched (omitted: starts with the server) */
   autostart?: false;
   /** processes started with the server (omitted: 1) */
@@ -60,6 +62,7 @@ export function manifestOf(definition: WorkerMetadata, files: DeployedFiles): Ma
     ...(definition.searchPath ? { searchPath: definition.searchPath.join(',') } : {}),
     ...(definition.heapLimitMb ? { heapLimitMb: definition.heapLimitMb } : {}),
     ...(definition.bufferLimitMb ? { bufferLimitMb: definition.bufferLimitMb } : {}),
+    ...(definition.youngGenerationMb ? { youngGenerationMb: definition.youngGenerationMb } : {}),
     ...(definition.autostart ? {} : { autostart: false as const }),
     ...(definition.instances > 1 ? { instances: definition.instances } : {}),
   };

@@ -87,6 +87,7 @@ export function renderManifest(c: ManifestCase): string {
     searchPath: list(d.searchPath),
     heapLimitMb: d.heapLimitMb,
     bufferLimitMb: d.bufferLimitMb,
+    youngGenerationMb: d.youngGenerationMb,
     autostart: d.autostart,
     instances: d.instances,
   };
