@@ -30,7 +30,7 @@ describe('definitionMetadata', () => {
     expect([m.name, m.database, m.restart, m.start, m.autostart, m.instances]).toEqual(['w', DEFAULT_DATABASE, DEFAULT_RESTART, DEFAULT_START, true, 1]);
     expect([DEFAULT_DATABASE, DEFAULT_RESTART, DEFAULT_START]).toEqual(['postgres', 10, 'recovery-finished']);
     const rest = Object.entries(m).filter(([k]) => !['name', 'database', 'restart', 'start', 'autostart', 'instances'].includes(k));
-    expect(rest.map(([k]) => k).sort()).toEqual(['bufferLimitMb', 'callers', 'heapLimitMb', 'role', 'searchPath']);
+    expect(rest.map(([k]) => k).sort()).toEqual(['bufferLimitMb', 'callers', 'heapLimitMb', 'role', 'searchPath', 'youngGenerationMb']);
     for (const [k, v] of rest) expect(v, k).toBeNull();
   });
 
