@@ -800,8 +800,15 @@ async function main(): Promise<void> {
     if (f.cMain) rowsSt.push(stRow('C bgworker: fork -> first line of its main', f.cMain), stRow('C bgworker: fork -> connected', f.cConn));
     p(table(['what', 'min', 'median', 'max'], rowsSt, ['l', 'r', 'r', 'r']));
     const ph = f.tsPhases as Record<string, number>;
-    p(`     TS worker, medians: fork -> libnode initialised (performance.timeOrigin) ${ms1(ph.origin)} ms; then V8 started +${ms1(ph.v8Start)},`);
-    p(`     environment +${ms1(ph.environment)}, Node's bootstrap JS done +${ms1(ph.bootstrapComplete)} ms; the rest is runtime.js + the bundle.`);
+    if (ph.origin >= 0) {
+      p(`     TS worker, medians: fork -> libnode initialised (performance.timeOrigin) ${ms1(ph.origin)} ms; then V8 started +${ms1(ph.v8Start)},`);
+      p(`     environment +${ms1(ph.environment)}, Node's bootstrap JS done +${ms1(ph.bootstrapComplete)} ms; the rest is runtime.js + the bundle.`);
+    } else {
+      // node_worker.preload_runtime: libnode was loaded (and its clock origin set) in the postmaster
+      const at = (ms: number) => ms1(ms + ph.origin);
+      p(`     TS worker, medians: libnode preloaded in the postmaster (node_worker.preload_runtime); after the fork V8 started at ${at(ph.v8Start)} ms,`);
+      p(`     environment ${at(ph.environment)}, Node's bootstrap JS done ${at(ph.bootstrapComplete)} ms; the rest is runtime.js + the bundle.`);
+    }
     p(majorOf(f.embeddedVersion) < 20
       ? '     Node 18 has no start-up snapshot for embedders: every worker compiles Node\'s bootstrap JS.'
       : '     From Node 20 the worker starts from a start-up snapshot (libnode\'s own, or snapshot-<MB>.blob made at install).');

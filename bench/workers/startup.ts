@@ -14,7 +14,8 @@ export default defineWorker({
   restart: 1,
   async main(ctx) {
     const forkToFirstLine = Date.now() - ctx.worker.startedAt;
-    // Node's own milestones (ms after performance.timeOrigin, which is set when libnode initialises)
+    // Node's own milestones (ms after performance.timeOrigin, which is set when libnode is loaded:
+    // in the postmaster with node_worker.preload_runtime, so origin is negative then)
     const t = performance.nodeTiming;
     const phases = { origin: performance.timeOrigin - ctx.worker.startedAt, v8Start: t.v8Start, environment: t.environment, bootstrapComplete: t.bootstrapComplete };
     ctx.sql`INSERT INTO bench_startup(pid, first_line_ms, bundle_ms, node_version, phases)

@@ -1,0 +1,52 @@
+/**
+ * node_worker.preload_runtime: the postmaster loads the workers' runtime, and libnode with it, at
+ * server start, so that each worker inherits it loaded instead of loading it after its fork.
+ * Asserted: with the setting (the default) the postmaster maps libnode and workers run; every other
+ * child inherits the mappings, and hundreds of connections come and go without a process dying;
+ * with it off the postmaster maps no libnode and workers still run.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Cluster } from './helpers/cluster';
+import { ABORT, RESET } from './helpers/faults';
+
+let cluster: Cluster;
+
+/** Whether process pid maps a file whose name contains `what`. */
+function maps(pid: number, what: string): boolean {
+  return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').some((l) => path.basename(l.split(/\s+/)[5] ?? '').includes(what));
+}
+
+beforeAll(async () => {
+  cluster = await Cluster.create({});
+  await cluster.deployFile('messaging-silent.ts');
+  await cluster.start();
+}, 60000);
+afterAll(async () => cluster?.destroy());
+
+it('loads the runtime into the postmaster by default; connections come and go unharmed', async () => {
+  expect(maps(cluster.postmasterPid(), 'libnode')).toBe(true);
+  expect(maps(cluster.postmasterPid(), 'pg_node_worker_runtime')).toBe(true);
+  const worker = await cluster.waitForWorker('silent');
+  expect(maps(worker, 'libnode')).toBe(true);
+  // backends inherit libnode without initialising it, and must exit cleanly
+  for (let i = 0; i < 200; i++) {
+    const c = await cluster.client();
+    await c.query('SELECT 1');
+    await c.end();
+  }
+  expect(await cluster.workerPid('silent')).toBe(worker);
+  expect(cluster.log()).not.toMatch(RESET);
+  expect(cluster.log()).not.toMatch(ABORT);
+  expect(cluster.log()).not.toMatch(/was terminated by signal|could not preload/);
+}, 60000);
+
+it('with node_worker.preload_runtime off the postmaster maps no libnode, and workers still run', async () => {
+  fs.appendFileSync(path.join(cluster.datadir, 'postgresql.conf'), '\nnode_worker.preload_runtime = off\n');
+  await cluster.restart();
+  expect(maps(cluster.postmasterPid(), 'libnode')).toBe(false);
+  const worker = await cluster.waitForWorker('silent');
+  expect(maps(worker, 'libnode')).toBe(true);
+  expect((await cluster.query<Record<string, string>>('SHOW node_worker.preload_runtime'))[0]['node_worker.preload_runtime']).toBe('off');
+}, 60000);
