@@ -39,7 +39,9 @@
  * Environment: PGNW_BENCH_SELECT1_MS (2000), PGNW_BENCH_CURSOR_ROWS (10000000),
  * PGNW_BENCH_ROWS8 (500000), PGNW_BENCH_NODE (the bare node of row 4;
  * /usr/bin/node), PGNW_BENCH_ONLY (comma list of phases:
- * select1,fetch,cursor,startup,memory,scale; default all).
+ * select1,fetch,cursor,startup,memory,scale; default all),
+ * PGNW_BENCH_PRELOAD_RUNTIME (on; off: the start-up, memory and scale cluster
+ * runs with node_worker.preload_runtime = off, for comparing the two).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -515,7 +517,9 @@ async function clusterA(): Promise<Record<string, unknown>> {
 async function clusterB(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   status(`cluster B: creating (max_worker_processes ${SCALE_WORKERS + 8})`);
-  const c = await Cluster.create({ settings: { max_worker_processes: SCALE_WORKERS + 8 } });
+  const c = await Cluster.create({
+    settings: { max_worker_processes: SCALE_WORKERS + 8, 'node_worker.preload_runtime': process.env.PGNW_BENCH_PRELOAD_RUNTIME === 'off' ? 'off' : 'on' },
+  });
   clusters.add(c);
   current = c;
   await c.start();
