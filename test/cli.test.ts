@@ -113,6 +113,7 @@ describe('bundleWorker', () => {
       searchPath: null,
       heapLimitMb: null,
       bufferLimitMb: null,
+      youngGenerationMb: null,
       autostart: true,
       instances: 1,
     });
@@ -146,6 +147,7 @@ describe('bundleWorker', () => {
       searchPath: ['app', 'Ext'],
       heapLimitMb: null,
       bufferLimitMb: null,
+      youngGenerationMb: null,
       autostart: true,
       instances: 2,
     });
@@ -247,9 +249,9 @@ export default defineWorker({ name: 'w', main: () => twice(bar) });
     expect(e.message).toMatch(re);
   });
 
-  it('writes heapLimitMb and bufferLimitMb into the definition', async () => {
-    const { definition } = await bundleWorker(workerFile(simpleWorker(`name: 'w', heapLimitMb: 64, bufferLimitMb: 2048,`)), { nodeTarget: TARGET });
-    expect(definition).toMatchObject({ heapLimitMb: 64, bufferLimitMb: 2048 });
+  it('writes heapLimitMb, bufferLimitMb and youngGenerationMb into the definition', async () => {
+    const { definition } = await bundleWorker(workerFile(simpleWorker(`name: 'w', heapLimitMb: 64, bufferLimitMb: 2048, youngGenerationMb: 8,`)), { nodeTarget: TARGET });
+    expect(definition).toMatchObject({ heapLimitMb: 64, bufferLimitMb: 2048, youngGenerationMb: 8 });
   });
 
   it('accepts the longest valid name', async () => {

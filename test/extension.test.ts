@@ -45,6 +45,7 @@ describe('pg_node_worker preloaded', () => {
       { name: 'node_worker.max_failures', setting: '5', context: 'sighup' },
       { name: 'node_worker.max_message_kb', setting: '64', context: 'postmaster' },
       { name: 'node_worker.max_workers', setting: '64', context: 'postmaster' },
+      { name: 'node_worker.preload_runtime', setting: 'on', context: 'postmaster' },
       { name: 'node_worker.queue_size_kb', setting: '256', context: 'postmaster' },
       { name: 'node_worker.schedule_runs_keep', setting: '1000', context: 'sighup' },
       { name: 'node_worker.shared_memory_mb', setting: '16', context: 'postmaster' },
