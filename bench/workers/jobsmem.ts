@@ -4,7 +4,7 @@
  * its handler ran, and answers node_worker.call('jobsmem', ...) with that count, its pid and
  * process.memoryUsage() and the sizes of V8's new and old spaces, so the bench can sample its JS heap beside /proc/<pid>/smaps_rollup.
  * Its young generation is capped (youngGenerationMb), as a long-running queue worker's should be:
- * without the cap V8 grows it as objects survive, up to 32 MB of new space on Node 18.
+ * without the cap V8 grows it as objects survive, up to 32 MB of new space on Node 18 (64 on Node 24).
  */
 import * as v8 from 'node:v8';
 import { defineWorker } from 'pg-node-worker';
