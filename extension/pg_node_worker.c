@@ -22,8 +22,8 @@
  * bgw_library_name), which embeds Node.js; this library never links
  * libnode, so a server that preloads it still starts when the runtime is
  * broken: node_worker.preload_runtime loads the runtime into the postmaster
- * only when it loads cleanly.  What the runtime and the bridge call here is declared
- * in pg_node_worker.h.
+ * only when it loads cleanly.  What the runtime and the bridge call here is
+ * declared in pg_node_worker.h.
  *
  * A manifest is untrusted input: nothing in it may stop the server.  Bad
  * manifests are reported at LOG level and skipped.
