@@ -63,6 +63,7 @@ const CURSOR_ROWS = Number(process.env.PGNW_BENCH_CURSOR_ROWS ?? 10000000);
 const CURSOR_BATCH = 1000;
 const STARTUP_RUNS = 5;
 const BARE_NODE_RUNS = 10;
+const RESTART_RUNS = 8;
 const SCALE_WORKERS = 32;
 const PGBENCH_SECONDS = 3;
 const ONLY = new Set((process.env.PGNW_BENCH_ONLY ?? 'select1,fetch,cursor,startup,memory,scale').split(',').map((x) => x.trim()));
@@ -514,6 +515,15 @@ async function clusterA(): Promise<Record<string, unknown>> {
   return out;
 }
 
+/** One `node -e ''` spawned from here: wall time from spawn to exit, ms. */
+function bareNodeMs(): number {
+  const t0 = performance.now();
+  const r = spawnSync(NODE_BIN, ['-e', ''], { stdio: 'ignore' });
+  const dt = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`node -e '' exited ${r.status}`);
+  return dt;
+}
+
 async function clusterB(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   status(`cluster B: creating (max_worker_processes ${SCALE_WORKERS + 8})`);
@@ -532,10 +542,7 @@ async function clusterB(): Promise<Record<string, unknown>> {
   try {
     bareVersion = execFileSync(NODE_BIN, ['--version'], { encoding: 'utf8' }).trim();
     for (let i = 0; i < BARE_NODE_RUNS + 2; i++) {
-      const t0 = performance.now();
-      const r = spawnSync(NODE_BIN, ['-e', ''], { stdio: 'ignore' });
-      const dt = performance.now() - t0;
-      if (r.status !== 0) throw new Error(`node -e '' exited ${r.status}`);
+      const dt = bareNodeMs();
       if (i >= 2) bare.push(dt); // the first two warm the page cache
     }
   } catch (err) {
@@ -563,12 +570,14 @@ async function clusterB(): Promise<Record<string, unknown>> {
     out.tsBundle = rows.map((r) => r.bundle_ms);
     // the same worker restarted on the running, otherwise idle server: the conditions the bare node
     // runs in (at a server start, the server's own processes start on the same cores beside it)
-    status(`fork -> first line: ${STARTUP_RUNS} restarts of the TS worker on the running server`);
+    status(`fork -> first line: ${RESTART_RUNS} restarts of the TS worker on the running server, 2 bare nodes before each`);
     await c.query('CREATE EXTENSION IF NOT EXISTS pg_node_worker');
     const lastId = Number((await c.query('SELECT coalesce(max(id), 0)::int AS n FROM bench_startup'))[0].n);
-    for (let i = 0; i < STARTUP_RUNS; i++) {
+    for (let i = 0; i < RESTART_RUNS; i++) {
       const before = await count();
       await sleep(300);
+      // bare nodes in between: both sides see the machine as it is now
+      if (bare.length > 0) for (let k = 0; k < 2; k++) bare.push(bareNodeMs());
       await c.query("SELECT node_worker.restart('pgnw_startup')");
       await waitFor('the restarted TS startup worker', async () => (await count()) > before, 30000, 20);
     }
@@ -813,7 +822,7 @@ async function main(): Promise<void> {
     p();
   }
   if (ONLY.has('startup')) {
-    p(`4. start-up, ms (${STARTUP_RUNS} server starts and ${STARTUP_RUNS} node_worker.restart() of the TS worker; ${BARE_NODE_RUNS} spawns of node)`);
+    p(`4. start-up, ms (${STARTUP_RUNS} server starts and ${RESTART_RUNS} node_worker.restart() of the TS worker; ${(f.bare as number[]).length} spawns of node, 2 before each restart)`);
     const stRow = (what: string, xs: number[]) => [what, ms1(Math.min(...xs)), ms1(median(xs)), ms1(Math.max(...xs))];
     const rowsSt = [
       stRow('TS worker restarted: fork -> first line of main (Date.now() - ctx.worker.startedAt)', f.tsFirstRestart),
