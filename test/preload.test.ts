@@ -2,7 +2,8 @@
  * node_worker.preload_runtime: the postmaster loads the workers' runtime, and libnode with it, at
  * server start, so that each worker inherits it loaded instead of loading it after its fork.
  * Asserted: with the setting (the default) the postmaster maps libnode and workers run; every other
- * child inherits the mappings, and hundreds of connections come and go without a process dying;
+ * child inherits the mappings, and hundreds of connections, parallel workers and a terminated backend
+ * come and go without a process dying (each ends before libnode's static destructors);
  * with it off the postmaster maps no libnode and workers still run.
  */
 import * as fs from 'node:fs';
@@ -36,6 +37,20 @@ it('loads the runtime into the postmaster by default; connections come and go un
     await c.query('SELECT 1');
     await c.end();
   }
+  // they end before libnode's static destructors, with the status they exit with: parallel
+  // workers (bgworkers, whose status the postmaster checks) and a terminated backend (FATAL, 1)
+  const c = await cluster.client();
+  await c.query('CREATE TABLE preload_rows AS SELECT generate_series(1, 100000) AS i');
+  await c.query('SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0');
+  for (let i = 0; i < 5; i++) {
+    const plan = (await c.query('EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM preload_rows')).rows[0]['QUERY PLAN'];
+    expect(JSON.stringify(plan)).toMatch(/"Workers Launched":[12]/);
+  }
+  const victim = await cluster.client();
+  const victimPid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+  victim.on('error', () => {});
+  await c.query('SELECT pg_terminate_backend($1, 5000)', [victimPid]);
+  await c.end();
   expect(await cluster.workerPid('silent')).toBe(worker);
   expect(cluster.log()).not.toMatch(RESET);
   expect(cluster.log()).not.toMatch(ABORT);
