@@ -3,7 +3,8 @@
  * server start, so that each worker inherits it loaded instead of loading it after its fork.
  * Asserted: with the setting (the default) the postmaster maps libnode and workers run; every other
  * child inherits the mappings, and hundreds of connections, parallel workers and a terminated backend
- * come and go without a process dying (each ends before libnode's static destructors);
+ * come and go without a process dying (each ends before libnode's static destructors); a worker
+ * starts without loading the built-in modules only some workers use;
  * with it off the postmaster maps no libnode and workers still run.
  */
 import * as fs from 'node:fs';
@@ -22,6 +23,7 @@ function maps(pid: number, what: string): boolean {
 beforeAll(async () => {
   cluster = await Cluster.create({});
   await cluster.deployFile('messaging-silent.ts');
+  await cluster.deployFile('preload-modules.ts');
   await cluster.start();
 }, 60000);
 afterAll(async () => cluster?.destroy());
@@ -55,6 +57,14 @@ it('loads the runtime into the postmaster by default; connections come and go un
   expect(cluster.log()).not.toMatch(RESET);
   expect(cluster.log()).not.toMatch(ABORT);
   expect(cluster.log()).not.toMatch(/was terminated by signal|could not preload/);
+}, 60000);
+
+it('a worker starts without loading the built-in modules that only some workers use', async () => {
+  // each costs every worker's start-up milliseconds (crypto 6-10 ms on Node 24) and its memory
+  const line = (await cluster.waitForLog(/built-in modules at start: (.*)/))[1].split(' ');
+  expect(line).toContain('fs');
+  for (const heavy of ['crypto', 'child_process', 'net', 'http', 'https', 'tls', 'dgram', 'inspector', 'worker_threads', 'zlib'])
+    expect(line, heavy).not.toContain(heavy);
 }, 60000);
 
 it('with node_worker.preload_runtime off the postmaster maps no libnode, and workers still run', async () => {
