@@ -16,10 +16,11 @@
  *        worst ratio (slowest TS run / fastest node-postgres run);
  *     3. a cursor over 10M rows in a fresh worker: its peak RSS (VmHWM) vs idle;
  *   B (max_worker_processes = 40) runs start-up, memory and scale:
- *     4. fork -> first line of user code over 5 server starts, vs a bare
- *        `node -e ''` spawned by this process (PGNW_BENCH_NODE, else
- *        /usr/bin/node; marked "other Node build" when its major is not the
- *        embedded Node's);
+ *     4. fork -> first line of user code over 8 restarts of the worker on
+ *        the running server (4s: over 5 server starts), vs a bare
+ *        `node -e ''` spawned by this process, also between the restarts
+ *        (PGNW_BENCH_NODE, else /usr/bin/node; marked "other Node build" when
+ *        its major is not the embedded Node's);
  *     5. idle PSS with 2 and with 4 workers running; idle CPU;
  *     6. 32 workers: time from `pg_ctl start` returning to 32 node_worker rows
  *        in pg_stat_activity; pgbench -C connection time with the extension
