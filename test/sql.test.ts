@@ -458,6 +458,34 @@ describe('plan cache, cached column names and big results', () => {
     expect(r).toEqual({ n: 70000, bad: 0, first: null });
   });
 
+  it('text values outlive their result: values kept from dropped 100,000-row results read the same after full GCs and later results', async () => {
+    const r = await inWorker(
+      cluster,
+      `const release = require('pg-node-worker').__internal.releaseMemory;
+       const kept = [];
+       for (let round = 0; round < 4; round++) {
+         let rows = ctx.sql\`SELECT i, md5(i::text) || '-' || \${round}::text AS t, CASE WHEN i % 2 = 0 THEN 'short' || i END AS s
+                             FROM generate_series(1, 100000) i\`;
+         for (const k of [0, 8191, 8192, 50000 + round, 99999]) kept.push(rows[k].t, rows[k].s);
+         rows = null;
+         release();
+       }
+       // more big results, so freed memory is reused under the kept values
+       for (let round = 0; round < 3; round++) ctx.sql\`SELECT repeat('z', 40) || i AS t FROM generate_series(1, 100000) i\`.length;
+       release();
+       const crypto = require('crypto');
+       let bad = 0;
+       for (let round = 0, p = 0; round < 4; round++)
+         for (const k of [0, 8191, 8192, 50000 + round, 99999]) {
+           const i = k + 1;
+           if (kept[p++] !== crypto.createHash('md5').update(String(i)).digest('hex') + '-' + round) bad++;
+           if (kept[p++] !== (i % 2 === 0 ? 'short' + i : null)) bad++;
+         }
+       return { n: kept.length, bad, sample: kept[0] };`,
+    );
+    expect(r).toEqual({ n: 40, bad: 0, sample: 'c4ca4238a0b923820dcc509a6f75849b-0' });
+  });
+
   it('makes rows with one hidden class, __proto__ as an own column, and frozen shared columns', async () => {
     const r = await inWorker(
       cluster,
