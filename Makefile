@@ -50,8 +50,7 @@ NODE_GYP_NODEDIR = $(abspath $(NODE_INCLUDE)/../..)
 # what extension/Makefile receives
 EXT_VARS = PG_CONFIG='$(PG_CONFIG_PATH)' NODE_ROUTE='$(NODE_ROUTE)' NODE_INCLUDE='$(NODE_INCLUDE)' \
            NODE_LIBDIR='$(NODE_LIBDIR)' NODE_PREFIX='$(NODE_PREFIX)' NODE_VERSION='$(NODE_VERSION)' \
-           NODE_SONAME='$(NODE_SONAME)' NODE_CXXSTD='$(NODE_CXXSTD)' NODE_SNAPSHOT='$(NODE_SNAPSHOT)' \
-           V8_FLAGS='$(V8_FLAGS)'
+           NODE_SONAME='$(NODE_SONAME)' NODE_CXXSTD='$(NODE_CXXSTD)' NODE_SNAPSHOT='$(NODE_SNAPSHOT)'
 
 # pkglibdir of the target server, asked once, only when installing
 _PKGLIBDIR = $(eval _PKGLIBDIR := $$(shell '$(PG_CONFIG_PATH)' --pkglibdir))$(_PKGLIBDIR)
@@ -67,10 +66,6 @@ BRIDGE = native/build/Release/pg_node_worker_bridge.node
 GYP_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PG_CONFIG='$(PG_CONFIG_PATH)'
 
 .PHONY: all deps check-deps check-pg extension native ts node-modules install test demo bench clean distclean help
-
-# V8 flags every worker starts with, and every start-up snapshot is made with (V8 refuses a
-# snapshot made under other flags): docs/DESIGN.md, "V8 flags"
-V8_FLAGS = --semi-space-growth-factor=64
 
 # heap limits (MB) to make start-up snapshots for where libnode has none of its own
 # (scripts/snapshot.sh); 256 is node_worker.heap_limit_mb's default
@@ -140,7 +135,7 @@ install: all
 	else \
 	  echo "rm -rf '$(INSTDIR)/lib'"; rm -rf '$(INSTDIR)/lib'; \
 	fi
-	@NODE_PREFIX='$(NODE_PREFIX)' V8_FLAGS='$(V8_FLAGS)' bash scripts/snapshot.sh '$(INSTDIR)' '$(NODE_VERSION)' '$(NODE_SNAPSHOT)' $(SNAPSHOT_HEAP_MB)
+	@NODE_PREFIX='$(NODE_PREFIX)' bash scripts/snapshot.sh '$(INSTDIR)' '$(NODE_VERSION)' '$(NODE_SNAPSHOT)' $(SNAPSHOT_HEAP_MB)
 	@PKGLIB_REAL='$(_PKGLIBDIR)/pg_node_worker' bash scripts/install-sdk.sh '$(PG_CONFIG_PATH)' '$(INSTDIR)' \
 	  '$(DESTDIR)$(_SHAREDIR)/pg_node_worker' '$(DESTDIR)$(_BINDIR)' $(if $(PGNW_BINDIR),'$(DESTDIR)$(PGNW_BINDIR)')
 	@echo "installed into $(INSTDIR) (Node $(NODE_VERSION), $(NODE_ROUTE) route)"

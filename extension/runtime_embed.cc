@@ -102,46 +102,17 @@ pgnw_embed_heap_flag(int heap_mb)
 	return "--max-old-space-size=" + std::to_string(heap_mb);
 }
 
-#ifndef PGNW_V8_FLAGS
-#define PGNW_V8_FLAGS ""
-#endif
-
-/*
- * The V8 flags every worker starts with: the Makefile's V8_FLAGS, split at
- * spaces.  Start-up snapshots are made with the same (scripts/snapshot.sh).
- */
-static void
-pgnw_embed_add_v8_flags(std::vector<std::string> &args)
-{
-	std::string flags = PGNW_V8_FLAGS;
-	size_t		start = 0;
-
-	while (start < flags.size())
-	{
-		size_t		end = flags.find(' ', start);
-
-		if (end == std::string::npos)
-			end = flags.size();
-		if (end > start)
-			args.push_back(flags.substr(start, end - start));
-		start = end + 1;
-	}
-}
-
 /*
  * Node's per-process start-up, with everything that would touch process
  * state PostgreSQL owns turned off (signals, stdio, resource limits,
- * NODE_OPTIONS), then V8 on Node's platform.  V8's flags are the build's
- * (PGNW_V8_FLAGS) and the heap limit: V8 folds its flags into the tag a
- * start-up snapshot must match, so a snapshot blob is made with the same
- * flags, per heap limit (pgnw_embed_snapshot_data).
+ * NODE_OPTIONS), then V8 on Node's platform.  The heap limit is V8's one
+ * flag: V8 folds its flags into the tag a start-up snapshot must match, so
+ * a snapshot blob is made per heap limit (pgnw_embed_snapshot_data).
  */
 std::unique_ptr<node::MultiIsolatePlatform>
 pgnw_embed_start_node(int heap_mb, const sigset_t *saved_mask)
 {
 	std::vector<std::string> init_args = {"postgres", pgnw_embed_heap_flag(heap_mb)};
-
-	pgnw_embed_add_v8_flags(init_args);
 	/* a unique_ptr up to Node 20, a shared_ptr from 22 on */
 	auto		result =
 		node::InitializeOncePerProcess(init_args, {
@@ -182,9 +153,9 @@ static node::EmbedderSnapshotData::Pointer pgnw_embed_snapshot;
  * The start-up snapshot to make the isolate from, or NULL.  A libnode
  * built without a snapshot of its own gets snapshot-<heap_mb>.blob in the
  * runtime's directory, made at install time by the same Node with the same
- * V8 flags and heap limit (scripts/snapshot.sh: V8 refuses a blob made
- * under other flags, and the heap limit is one).  No blob for this heap
- * limit: start without one, slower, said at DEBUG1.  A blob that does not load (a libnode
+ * heap limit (scripts/snapshot.sh: V8 refuses a blob made under other
+ * flags, and the heap limit is one).  No blob for this heap limit: start
+ * without one, slower, said at DEBUG1.  A blob that does not load (a libnode
  * upgraded without reinstalling) is logged and ignored.  Else libnode's
  * built-in snapshot when it has one (it is not checked against the flags).
  */

@@ -9,9 +9,8 @@
 # (same version, same libnode.so): a snapshot only loads into the Node build that made it. Else
 # workers start without one, as on Node 18 (which has no snapshot API). Never fails the install.
 #
-# V8 also refuses a snapshot made under other V8 flags: the build's (V8_FLAGS in the environment,
-# the Makefile's, which workers start with) and a worker's heap limit (--max-old-space-size): one
-# blob per heap limit, INSTDIR/snapshot-<MB>.blob, for each HEAP_MB
+# V8 also refuses a snapshot made under other V8 flags, and a worker's heap limit is one
+# (--max-old-space-size): one blob per heap limit, INSTDIR/snapshot-<MB>.blob, for each HEAP_MB
 # given (the Makefile's SNAPSHOT_HEAP_MB: node_worker.heap_limit_mb's default, 256). A worker with
 # another limit starts without a snapshot.
 set -uo pipefail
@@ -40,8 +39,7 @@ tmp=$(mktemp)
 for mb in "${heaps[@]}"; do
   case $mb in ''|*[!0-9]*) echo "snapshot: '$mb' is not a heap limit in MB; skipped"; continue ;; esac
   blob=$instdir/snapshot-$mb.blob
-  # shellcheck disable=SC2086 # V8_FLAGS: flags separated by spaces
-  if "$node" ${V8_FLAGS:-} --max-old-space-size="$mb" --snapshot-blob "$tmp" --build-snapshot "$entry" >/dev/null 2>&1; then
+  if "$node" --max-old-space-size="$mb" --snapshot-blob "$tmp" --build-snapshot "$entry" >/dev/null 2>&1; then
     install -m 0644 "$tmp" "$blob" && echo "snapshot: made $blob with $node ($version, heap limit $mb MB)"
   else
     echo "snapshot: $node --build-snapshot failed; workers with a heap limit of $mb MB start without a snapshot"
