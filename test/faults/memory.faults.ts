@@ -334,6 +334,17 @@ describe('under a 384 MB data-segment limit: the heap limit is lowered to fit', 
     expect(cluster.log()).not.toMatch(RESET);
   });
 
+  // Node 24 sizes the young generation by the machine's memory (up to 3 x 64 MB); the plan
+  // counts on what Node 18 and 20 give (3 x 16 MB), so the heap must not grow past that
+  it('the heap can grow to the lowered limit and a young generation of at most 48 MB, no more', async () => {
+    const r = await inWorker(cluster, `return require('v8').getHeapStatistics().heap_size_limit / (1024 * 1024);`);
+    const lowered = [...cluster.log().matchAll(/JavaScript heap limit lowered from 256 MB to (\d+) MB/g)].pop();
+    console.log(`[memory] 384 MB RLIMIT_DATA: heap limit ${lowered?.[1]} MB, V8's heap size limit ${r} MB`);
+    expect(lowered).toBeDefined();
+    expect(r).toBeGreaterThanOrEqual(Number(lowered![1]));
+    expect(r).toBeLessThanOrEqual(Number(lowered![1]) + 48 + 1);
+  });
+
   it.each([
     ['JS objects', 'const keep = []; for (;;) keep.push(new Array(100000).fill(0).map((_, i) => ({ i })));', /reached its JavaScript heap limit \(\d+ MB\)/],
     ['1 MB Buffers', 'const keep = []; for (;;) keep.push(Buffer.alloc(1024 * 1024, 1));', new RegExp(BUFFER_REFUSED_TEXT)],
