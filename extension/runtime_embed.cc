@@ -193,9 +193,7 @@ pgnw_embed_snapshot_data(int heap_mb)
  * snapshot when there is one.  When the memory plan sizes the code range
  * (a data-segment limit on Node 24, see PGNW_CODE_RANGE_COUNTS_AS_DATA) or
  * the manifest caps the young generation (young_mb), the isolate is made
- * here, the same way but with those constraints (and a young generation of
- * at most PGNW_MEMORY_YOUNG_GENERATION_MB when the manifest sets none), and
- * without a snapshot:
+ * here, the same way but with those constraints, and without a snapshot:
  * NewIsolate() takes no CreateParams, Node's internal snapshot set-up is not
  * exported, and a V8 flag instead would change the flags a snapshot must
  * have been made with.
@@ -227,16 +225,9 @@ pgnw_embed_new_isolate(node::MultiIsolatePlatform *platform, int heap_mb, int yo
 		node::SetIsolateCreateParamsForNode(&params);
 		if (code_range_mb > 0)
 			params.constraints.set_code_range_size_in_bytes((size_t) code_range_mb * 1024 * 1024);
-		/*
-		 * After Node's defaults, which size the young generation by the
-		 * machine's memory: the manifest's size, else at most what the
-		 * memory plan counts on (under a data-segment limit it must hold).
-		 */
+		/* after Node's defaults, which size it by the machine's memory */
 		if (young_mb > 0)
 			params.constraints.set_max_young_generation_size_in_bytes((size_t) young_mb * 1024 * 1024);
-		else if (params.constraints.max_young_generation_size_in_bytes() >
-				 (size_t) PGNW_MEMORY_YOUNG_GENERATION_MB * 1024 * 1024)
-			params.constraints.set_max_young_generation_size_in_bytes((size_t) PGNW_MEMORY_YOUNG_GENERATION_MB * 1024 * 1024);
 		isolate = v8::Isolate::Allocate();
 		platform->RegisterIsolate(isolate, &pgnw_embed_loop);
 		v8::Isolate::Initialize(isolate, params);

@@ -28,15 +28,6 @@ extern int	pgnw_memory_plan_heap(int heap_mb);
 /* the code range pgnw_memory_plan_heap() planned for the isolate (MB); 0: V8's default */
 extern int	pgnw_memory_code_range_mb(void);
 
-/*
- * The most young generation pgnw_memory_plan_heap() plans for beside the
- * heap limit (MB): V8's two 16 MB semi-spaces and its new large-object
- * space of the same size, what Node 18 and 20 give a worker.  Node 24 sizes
- * it from the machine's memory, up to 3 x 64 MB; an isolate made with
- * explicit constraints is held to this (pgnw_embed_new_isolate).
- */
-#define PGNW_MEMORY_YOUNG_GENERATION_MB 48
-
 /* after Node started, before user code: the ArrayBuffer budget and the C++ reserve */
 extern void pgnw_memory_plan_buffers(int buffer_mb);
 

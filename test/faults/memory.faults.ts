@@ -334,8 +334,9 @@ describe('under a 384 MB data-segment limit: the heap limit is lowered to fit', 
     expect(cluster.log()).not.toMatch(RESET);
   });
 
-  // Node 24 sizes the young generation by the machine's memory (up to 3 x 64 MB); the plan
-  // counts on what Node 18 and 20 give (3 x 16 MB), so the heap must not grow past that
+  // the plan lowers the old generation's limit and counts on at most 48 MB of young generation
+  // beside it (Node 18 and 20's 3 x 16 MB), while Node 24 sizes an unconstrained isolate's young
+  // generation by the machine's memory (up to 3 x 64 MB): V8's whole heap must fit the plan
   it('the heap can grow to the lowered limit and a young generation of at most 48 MB, no more', async () => {
     const r = await inWorker(cluster, `return require('v8').getHeapStatistics().heap_size_limit / (1024 * 1024);`);
     const lowered = [...cluster.log().matchAll(/JavaScript heap limit lowered from 256 MB to (\d+) MB/g)].pop();
