@@ -334,9 +334,9 @@ describe('under a 384 MB data-segment limit: the heap limit is lowered to fit', 
     expect(cluster.log()).not.toMatch(RESET);
   });
 
-  // the plan lowers the old generation's limit and counts on at most 48 MB of young generation
-  // beside it (Node 18 and 20's 3 x 16 MB), while Node 24 sizes an unconstrained isolate's young
-  // generation by the machine's memory (up to 3 x 64 MB): V8's whole heap must fit the plan
+  // the plan lowers the old generation's limit; V8's whole heap may add at most Node 18 and 20's
+  // young generation (3 x 16 MB) to it, never the one Node 24 sizes by the machine's memory for an
+  // isolate without constraints (up to 3 x 64 MB)
   it('the heap can grow to the lowered limit and a young generation of at most 48 MB, no more', async () => {
     const r = await inWorker(cluster, `return require('v8').getHeapStatistics().heap_size_limit / (1024 * 1024);`);
     const lowered = [...cluster.log().matchAll(/JavaScript heap limit lowered from 256 MB to (\d+) MB/g)].pop();
