@@ -7,8 +7,11 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/helpers/setup.ts'],
-    // each file starts its own clusters; 2 cores: keep it to two at a time
-    maxWorkers: 2,
+    // one initdb per run, copied by every cluster
+    globalSetup: ['test/helpers/initdb-template.ts'],
+    // each file starts its own clusters; 2 cores: keep it to two at a time (PGNW_TEST_WORKERS:
+    // fewer, when something else shares the cores, as .ci/run's host suite beside the matrix)
+    maxWorkers: Number(process.env.PGNW_TEST_WORKERS) || 2,
     minWorkers: 1,
     testTimeout: 60000,
     hookTimeout: 120000,

@@ -9,6 +9,8 @@ export default defineConfig({
   test: {
     include: ['test/faults/**/*.faults.ts'],
     setupFiles: ['test/helpers/setup.ts'],
+    // one initdb per run, copied by every cluster
+    globalSetup: ['test/helpers/initdb-template.ts'],
     fileParallelism: false,
     maxWorkers: 1,
     minWorkers: 1,

@@ -24,7 +24,8 @@
 #      loop-mounted file system by default (see --image); a run never starts from a chroot an
 #      earlier run changed.
 #   3. prep: the machine's local CA certificates (/usr/local/share/ca-certificates) trusted inside
-#      (update-ca-certificates), /etc/resolv.conf, /proc and a tmpfs on /dev/shm mounted (the host's
+#      (update-ca-certificates), /etc/resolv.conf, dpkg's force-unsafe-io (no fsync per unpacked
+#      file: the chroot is thrown away), /proc and a tmpfs on /dev/shm mounted (the host's
 #      /dev is never bound), and `git clone` of this repository's HEAD commit at /src (committed
 #      work only: uncommitted changes of the work tree are NOT tested), readable by `postgres`.
 #   4. [system-packages] only with --system-packages: what .ci/run installs before `make deps`
@@ -327,6 +328,9 @@ prepare_root() {
   zstd -dcq "$(base_tar "$SUITE")" | tar --numeric-owner --xattrs --acls -xpf - -C "$root"
   PHASE_SPLIT_COPY=$(secs_since "$T_PHASE")
   cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  # a throwaway system: dpkg need not sync every file it unpacks (what gets installed is the same;
+  # measured: installing make deps' packages in sid took 67-80 s instead of 88-114 s)
+  echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/pgnw-matrix-unsafe-io"
   # the machine's local CAs (egress proxy): trusted inside, as on the host
   if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
     mkdir -p "$root/usr/local/share/ca-certificates"

@@ -33,6 +33,44 @@ function serverUser(): { uid: number; gid: number; name: string } | null {
 }
 
 const USER = serverUser();
+
+/** how every cluster's data directory is made (test/helpers/initdb-template.ts copies one) */
+const INITDB_ARGS = ['-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'];
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** the data directory every cluster of the run copies (test/helpers/initdb-template.ts) */
+    initdbTemplate: string;
+  }
+}
+
+/**
+ * Runs initdb into datadir (inside dir, which the server's OS user gets) as Cluster.create does:
+ * for the run's template (test/helpers/initdb-template.ts).
+ */
+export function initdb(dir: string, datadir: string): void {
+  if (USER) fs.chownSync(dir, USER.uid, USER.gid);
+  const r = spawnSync(path.join(PG_BIN, 'initdb'), ['-D', datadir, ...INITDB_ARGS], {
+    encoding: 'utf8',
+    cwd: dir,
+    uid: USER?.uid,
+    gid: USER?.gid,
+    env: { ...process.env, LC_ALL: 'C', HOME: dir },
+    timeout: 120000,
+  });
+  if (r.status !== 0) throw new Error(`initdb failed (${r.status ?? r.signal}): ${r.stderr}${r.stdout}`);
+}
+
+/**
+ * The run's template data directory, under vitest with the global setup; '' elsewhere (the
+ * benchmarks import this file too), and then each cluster runs initdb itself.
+ */
+async function initdbTemplate(): Promise<string> {
+  if (process.env.VITEST === undefined) return '';
+  const { inject } = await import('vitest');
+  const dir = inject('initdbTemplate');
+  return typeof dir === 'string' && fs.existsSync(dir) ? dir : '';
+}
 let nextPort = 20000 + (process.pid % 20000);
 
 export function sleep(ms: number): Promise<void> {
@@ -92,7 +130,9 @@ export class Cluster {
     c.env = opts.env ?? {};
     fs.mkdirSync(c.workersDir);
     if (USER) fs.chownSync(dir, USER.uid, USER.gid);
-    c.run(path.join(PG_BIN, 'initdb'), ['-D', c.datadir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    const template = await initdbTemplate();
+    if (template) c.run('cp', ['-a', template, c.datadir]);
+    else c.run(path.join(PG_BIN, 'initdb'), ['-D', c.datadir, ...INITDB_ARGS]);
     const settings: Record<string, string | number> = {
       listen_addresses: "''",
       unix_socket_directories: `'${dir}'`,
