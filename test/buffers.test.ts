@@ -118,7 +118,10 @@ describe('stats', () => {
     expect(r.st.used).toBe(r.q.used);
     expect(r.st.unused).toBe(r.st.total - r.st.used);
     expect(Math.abs(r.st.dirty - r.q.dirty)).toBeLessThanOrEqual(5);
-    expect(r.st.pinned).toBe(0);
+    // the worker holds no pin between statements; the server's own processes may hold a few
+    // (the checkpointer or autovacuum, at that instant)
+    expect(r.st.pinned).toBeGreaterThanOrEqual(0);
+    expect(r.st.pinned).toBeLessThanOrEqual(5);
     expect(r.st.usageAverage).toBeGreaterThan(0);
     expect(Math.abs(r.st.usageAverage - r.q.avg)).toBeLessThan(0.25);
     expect(r.frozen).toBe(true);

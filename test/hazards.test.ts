@@ -70,23 +70,27 @@ describe('hazards in a running cluster (server log on a regular file, pg_ctl -l)
       `const { Worker } = require('worker_threads');
        const crypto = require('crypto');
        const fsp = require('fs').promises;
-       const until = Date.now() + 4000;
+       // busy until the storm is over (the test says so), however slow the machine; 120 s at most
+       const stop = new Int32Array(new SharedArrayBuffer(4));
+       const until = Date.now() + 120000;
+       const busy = () => Atomics.load(stop, 0) === 0 && Date.now() < until;
        const src = \`
          const { workerData } = require('worker_threads');
-         const cell = new Int32Array(new SharedArrayBuffer(4));
+         const stop = new Int32Array(workerData.stop);
          let n = 0;
-         while (Date.now() < workerData.until) {
+         while (Atomics.load(stop, 0) === 0 && Date.now() < workerData.until) {
            for (let i = 0; i < 20000; i++) n += i;
-           Atomics.wait(cell, 0, 0, 1);
+           Atomics.wait(stop, 0, 0, 1);
          }\`;
        const threads = [];
-       for (let i = 0; i < ${THREADS}; i++) threads.push(new Worker(src, { eval: true, workerData: { until } }));
+       for (let i = 0; i < ${THREADS}; i++) threads.push(new Worker(src, { eval: true, workerData: { stop: stop.buffer, until } }));
        globalThis.__storm = {
          exits: Promise.all(threads.map((w) => new Promise((res, rej) => { w.once('error', rej); w.once('exit', res); }))),
          pool: 0,
+         stop: () => { Atomics.store(stop, 0, 1); Atomics.notify(stop, 0); },
        };
        const poolLoop = async () => {
-         while (Date.now() < until) {
+         while (busy()) {
            await Promise.all([
              fsp.readFile('postgresql.conf'),
              new Promise((res, rej) => crypto.pbkdf2('pw', 'salt', 3000, 32, 'sha256', (e, k) => (e ? rej(e) : res(k)))),
@@ -119,7 +123,8 @@ describe('hazards in a running cluster (server log on a regular file, pg_ctl -l)
 
     const after = await inWorker(
       cluster,
-      `const exits = await globalThis.__storm.exits;
+      `globalThis.__storm.stop();
+       const exits = await globalThis.__storm.exits;
        await globalThis.__storm.poolDone;
        return { exits, pool: globalThis.__storm.pool, stats: require('pg-node-worker').__internal.signalStats(), pid: process.pid };`,
     );
