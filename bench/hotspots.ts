@@ -5,8 +5,10 @@
  *   node --import tsx bench/hotspots.ts          per-call microbenchmarks
  *   PERF=1 node --import tsx bench/hotspots.ts   + `perf record -g` of the worker
  *                                                during an 8 s SELECT 1 loop
- *                                                (HS_FETCH=1: a loop of 1M-row fetches)
- *                                                (needs perf; prints a summary)
+ *                                                (HS_LOOP=select1-xact: inside one transaction,
+ *                                                HS_LOOP=fetch: a loop of 1M-row fetches)
+ *                                                (needs perf; prints a summary;
+ *                                                HS_PERF_OUT=file keeps perf.data)
  *
  * It reaches past the public API: the worker (bench/workers/hotspots.ts)
  * opens the bridge the runtime loaded (pg_node_worker_bridge.node, found in
@@ -38,7 +40,9 @@ async function main(): Promise<void> {
   const c = cluster;
   await c.start();
   await c.query('CREATE TABLE hs (id serial, k text, v float8); CREATE TABLE hs_go (x int)');
-  await deployBenchTemplate(c, 'hotspots', 'pgnw_hotspots', !!process.env.HS_FETCH);
+  const loop = process.env.HS_LOOP ?? 'select1';
+  if (loop !== 'select1' && loop !== 'select1-xact' && loop !== 'fetch') throw new Error(`HS_LOOP must be select1, select1-xact or fetch, not ${loop}`);
+  await deployBenchTemplate(c, 'hotspots', 'pgnw_hotspots', loop);
   await c.restart();
   const cl = await c.client();
   try {
@@ -64,6 +68,7 @@ async function main(): Promise<void> {
       console.log('\ninclusive time of the bridge/N-API/V8 entry points:');
       const want = /Execute$|pgnw_guard|pgnw_finish|napi_set_named_property|napi_set_element|Builtin_ObjectDefineProperties|napi_create_array|napi_create_object|napi_create_string_utf8|Utf8Value|SPI_execute_plan|CommitTransactionCommand|Heap::CollectGarbage/;
       console.log(report(['--children', '--sort', 'symbol']).filter((l) => want.test(l.replace(/\s+-\s+-\s*$/, '').trim())).map((l) => l.replace(/\s+-\s+-\s*$/, '')).join('\n'));
+      if (process.env.HS_PERF_OUT) fs.copyFileSync(data, process.env.HS_PERF_OUT);
       fs.rmSync(data, { force: true });
     }
   } finally {

@@ -1,7 +1,8 @@
 /**
  * The worker of bench/hotspots.ts (a diagnostic, not run by `npm run bench`): times the bridge's
  * native.execute() alone next to ctx.sql, then, when asked (a row in hs_go), runs a loop for 8 s
- * under `perf record`: SELECT 1 calls, or with fetchLoop 1M-row fetches.
+ * under `perf record`: loop 'select1' (ctx.sql`SELECT 1`, each in its own transaction),
+ * 'select1-xact' (the same inside one ctx.transaction) or 'fetch' (1M-row fetches).
  *
  * It reaches past the public API: it opens the bridge the runtime loaded
  * (pg_node_worker_bridge.node, found in /proc/self/maps) again, so it depends on the runtime's
@@ -20,7 +21,7 @@ interface Bridge {
   executeText(text: string): unknown;
 }
 
-export function hotspots(name: string, fetchLoop: boolean) {
+export function hotspots(name: string, loop: 'select1' | 'select1-xact' | 'fetch') {
   return defineWorker({
     searchPath: ['public'],
     name,
@@ -80,11 +81,18 @@ export function hotspots(name: string, fetchLoop: boolean) {
           ctx.sql`DELETE FROM hs_go`;
           const t0 = performance.now();
           let n = 0;
-          if (fetchLoop) {
+          if (loop === 'fetch') {
             while (performance.now() - t0 < 8000) {
               ctx.sql.unsafe('SELECT i, t FROM hs_rows', []);
               n += 1e6;
             }
+          } else if (loop === 'select1-xact') {
+            ctx.transaction((tx) => {
+              while (performance.now() - t0 < 8000) {
+                for (let k = 0; k < 64; k++) tx.sql`SELECT 1`;
+                n += 64;
+              }
+            });
           } else {
             while (performance.now() - t0 < 8000) {
               for (let k = 0; k < 64; k++) ctx.sql`SELECT 1`;
