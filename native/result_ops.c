@@ -54,6 +54,7 @@ StaticAssertDecl(PGNW_NULL == 0, "PGNW_NULL must be 0");
 typedef struct ResultBuilder
 {
 	bool		started;		/* a statement sent rows (its descriptor) */
+	bool		has_big;		/* a buffer grew past RESULT_KEEP_BYTES */
 	int			ncols;
 	int			cap_cols;
 	PgnwColumn *cols;
@@ -194,6 +195,8 @@ result_grow(void **ptr, size_t *cap, size_t need)
 				 errhint("Use tx.sql.cursor for big results.")));
 	*ptr = p;
 	*cap = n;
+	if (n > RESULT_KEEP_BYTES)
+		result_builder.has_big = true;
 }
 
 /* bytes per row in a column's data buffer */
@@ -275,6 +278,8 @@ result_prepare_columns(int n)
 		b->cols = cols;
 		b->cap_cols = n;
 	}
+	if (!b->has_big)
+		return;
 	for (int c = 0; c < b->cap_cols; c++)
 	{
 		PgnwColumn *col = &b->cols[c];
@@ -283,6 +288,7 @@ result_prepare_columns(int n)
 		result_drop_if_big((void **) &col->nulls, &col->nulls_cap);
 		result_drop_if_big((void **) &col->bytes, &col->bytes_cap);
 	}
+	b->has_big = false;
 }
 
 /* Start the columns of a result with this descriptor (expected_rows: a hint). */

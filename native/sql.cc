@@ -219,9 +219,13 @@ FinishResult(Napi::Env env, PgnwResult &res, int known_shape)
 	bool		send_fields = res.ncols > 0 && (res.shape_id == 0 || res.shape_id != known_shape);
 	Napi::Value payload = PgnwResultToJs(env, res, &layout);
 	Napi::Value out = payload;
+	bool		had_exception = env.IsExceptionPending();
 
-	if (send_fields && !env.IsExceptionPending())
+	if (send_fields && !had_exception)
+	{
 		out = WithFields(env, payload, res);
+		had_exception = env.IsExceptionPending();
+	}
 	header[PGNW_H_COMMAND] = res.command;
 	header[PGNW_H_COUNT] = static_cast<double>(res.processed);
 	header[PGNW_H_SHAPE] = res.shape_id;
@@ -230,8 +234,6 @@ FinishResult(Napi::Env env, PgnwResult &res, int known_shape)
 	header[PGNW_H_LAYOUT] = layout;
 	header[PGNW_H_FIELDS] = send_fields ? 1 : 0;
 	header[PGNW_H_RETYPED] = res.held ? PGNW_RETYPED_HELD : res.retyped ? PGNW_RETYPED : 0;
-
-	bool		had_exception = env.IsExceptionPending();
 
 	if (!pgnw_finish(&err))
 	{
@@ -256,15 +258,18 @@ Execute(const Napi::CallbackInfo &info)
 	std::vector<PgnwParam> params;
 	std::vector<std::string> strings;
 
-	if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+	int32_t		plan_id;
+	int32_t		known;
+
+	/* napi_get_value_int32 checks the type too: one call per argument on this hot path */
+	if (info.Length() < 2 ||
+		napi_get_value_int32(env, info[0], &plan_id) != napi_ok ||
+		napi_get_value_int32(env, info[1], &known) != napi_ok)
 	{
 		Napi::TypeError::New(env, "execute(planId, knownShape, ...params) got bad arguments").ThrowAsJavaScriptException();
 		return env.Undefined();
 	}
-	int			plan_id = info[0].As<Napi::Number>().Int32Value();
-	int			known = info[1].As<Napi::Number>().Int32Value();
-
-	if (!ExtractParams(info, 2, params, strings))
+	if (info.Length() > 2 && !ExtractParams(info, 2, params, strings))
 		return env.Undefined();
 	if (!pgnw_execute(plan_id, nullptr, (int) params.size(), params.data(), &res, &err))
 	{
