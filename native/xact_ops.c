@@ -271,8 +271,13 @@ pgnw_op_end_statement(void *arg)
 	}
 	if (xact_stmt_implicit)
 	{
-		xact_stmt_implicit = false;
+		/*
+		 * cleared only once the commit is done: a commit that fails (a
+		 * deferred constraint, a serialization failure) leaves the
+		 * transaction for pgnw_xact_after_failure to abort
+		 */
 		CommitTransactionCommand();
+		xact_stmt_implicit = false;
 	}
 }
 

@@ -247,6 +247,28 @@ describe('transactions', () => {
     expect(await cluster.query("SELECT k FROM tx WHERE k = 's1'")).toEqual([]);
   });
 
+  it('a deferred constraint failing at the commit of a statement or a transaction is a PgError; nothing commits and the worker goes on', async () => {
+    const r = await inWorker(
+      cluster,
+      `ctx.sql\`CREATE TABLE IF NOT EXISTS dfr (id int, CONSTRAINT dfr_u UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)\`;
+       const codes = [];
+       for (const run of [
+         () => ctx.sql\`INSERT INTO dfr VALUES (1), (1)\`,
+         () => ctx.sql\`INSERT INTO dfr VALUES (2), (2) RETURNING id\`,
+         () => ctx.sql\`INSERT INTO dfr VALUES (3), (3) RETURNING ARRAY[id] AS a\`,
+         () => ctx.sql.unsafe('INSERT INTO dfr VALUES (4), (4) RETURNING id'),
+         () => ctx.transaction(tx => { tx.sql\`INSERT INTO dfr VALUES (5), (5) RETURNING id\`; }),
+         () => ctx.transaction(tx => tx.transaction(sp => sp.sql\`INSERT INTO dfr VALUES (6), (6) RETURNING id\`)),
+       ]) {
+         try { run(); codes.push('committed'); } catch (e) { codes.push(e.code); }
+         codes.push(ctx.sql\`SELECT count(*)::int AS n FROM dfr\`[0].n);
+       }
+       ctx.sql\`INSERT INTO dfr VALUES (7)\`;
+       return codes.concat(ctx.sql\`SELECT array_agg(id) AS ids FROM dfr\`[0].ids);`,
+    );
+    expect(r).toEqual(['23505', 0, '23505', 0, '23505', 0, '23505', 0, '23505', 0, '23505', 0, 7]);
+  });
+
   it('uses a savepoint for a nested transaction', async () => {
     await inWorker(
       cluster,
