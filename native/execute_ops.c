@@ -7,9 +7,11 @@
  * A statement runs in one operation: its start (xact_ops.c), the
  * parameters converted from what JS sent, the plan run with its rows
  * streamed into result_ops.c's columns, or an SPI tuple table turned into
- * them.  The result stays valid until the bridge has read it and called
- * pgnw_finish, which ends the statement (and commits its own transaction
- * at depth 0).
+ * them.  When nothing of the result lives in the statement's memory (most
+ * results of prepared statements), the same operation ends the statement
+ * (and commits its own transaction at depth 0): one guarded call into
+ * PostgreSQL per statement.  Otherwise the result stays valid until the
+ * bridge has read it and called pgnw_finish, which ends the statement.
  *
  * Parameters: a JS value converts by its JS kind and the parameter's type
  * (inferred by the server, plan_ops.c): a number straight into int2/int4/
@@ -47,6 +49,9 @@ typedef enum ExecMode
 	EXEC_OPEN_CURSOR,			/* open a cursor on the plan */
 	EXEC_FETCH					/* fetch from the cursor named by sql */
 } ExecMode;
+
+/* the statement of the last result ended in its own operation: pgnw_finish only forgets it */
+static bool exec_statement_ended = false;
 
 typedef struct ExecArgs
 {
@@ -313,6 +318,11 @@ exec_op_execute(void *arg)
 	if (!streamed && SPI_tuptable != NULL)
 		pgnw_result_from_tuptable(a->plan ? &a->plan->shape : NULL);
 	pgnw_result_fill(a->res, ret, streamed);
+	if (pgnw_result_outlives_statement())
+	{
+		pgnw_op_end_statement(NULL);
+		exec_statement_ended = true;
+	}
 }
 
 /* The checks every call makes, then the operation; on failure, the rollback. */
@@ -320,6 +330,7 @@ static bool
 exec_run(ExecArgs *a, int plan_id, PgnwError *err)
 {
 	memset(a->res, 0, sizeof(*a->res));
+	exec_statement_ended = false;
 	if (!pgnw_check_connected(err) || !pgnw_xact_check_alive(err))
 		return false;
 	if (a->mode != EXEC_STATEMENT && pgnw_xact_depth() == 0)
@@ -339,10 +350,13 @@ exec_run(ExecArgs *a, int plan_id, PgnwError *err)
 		pgstat_report_activity(STATE_RUNNING, a->plan ? a->plan->sql : a->sql);
 	if (!pgnw_guard(exec_op_execute, a, err))
 	{
+		exec_statement_ended = false;
 		pgnw_result_forget();
 		pgnw_xact_after_failure();
 		return false;
 	}
+	if (exec_statement_ended)
+		pgnw_xact_statement_ended();
 	return true;
 }
 
@@ -429,10 +443,15 @@ pgnw_cursor_close(const char *name, PgnwError *err)
 	return true;
 }
 
-/* The result was read: end its statement. */
+/* The result was read: end its statement (if its operation did not). */
 bool
 pgnw_finish(PgnwError *err)
 {
 	pgnw_result_forget();
+	if (exec_statement_ended)
+	{
+		exec_statement_ended = false;
+		return true;
+	}
 	return pgnw_xact_end_statement(err);
 }

@@ -505,6 +505,22 @@ pgnw_result_begin(void)
 	result_builder.keep_cxt = CurrentMemoryContext;
 }
 
+/* Does nothing of the result live in the statement's memory (see result_ops.h)? */
+bool
+pgnw_result_outlives_statement(void)
+{
+	ResultBuilder *b = &result_builder;
+
+	if (!b->started)
+		return true;
+	if (b->shape->id == 0)
+		return false;			/* names in the statement's memory */
+	for (int c = 0; c < b->ncols; c++)
+		if (b->cols[c].kind == PGNW_COL_VALUES)
+			return false;		/* array values in SPI's memory */
+	return true;
+}
+
 /* Plain C: the result was read (or its statement failed); the next one starts afresh. */
 void
 pgnw_result_forget(void)

@@ -42,6 +42,12 @@ extern void pgnw_result_from_tuptable(PgnwShape **cache);
 /* res: the command of SPI code spi_code, the count, the columns built (if any) */
 extern void pgnw_result_fill(PgnwResult *res, int spi_code, bool streamed);
 
+/*
+ * Can the result be read after its statement ended?  True when nothing in
+ * it lives in the statement's memory: no rows, or a plan's cached shape and
+ * no column of array values.
+ */
+extern bool pgnw_result_outlives_statement(void);
 /* plain C: the result was read, or its statement failed */
 extern void pgnw_result_forget(void);
 /* a plan's cached shape goes with the plan */

@@ -281,6 +281,13 @@ pgnw_op_end_statement(void *arg)
 	}
 }
 
+/* The statement was ended inside an operation: pg_stat_activity shows the worker idle again. */
+void
+pgnw_xact_statement_ended(void)
+{
+	xact_report_idle();
+}
+
 /* End the statement in progress; pg_stat_activity shows the worker idle again. */
 bool
 pgnw_xact_end_statement(PgnwError *err)

@@ -24,5 +24,7 @@ extern void pgnw_op_start_statement(void *arg);
 /* the statement also connected to SPI (SPI_finish at its end) */
 extern void pgnw_xact_connect_spi(void);
 extern void pgnw_op_end_statement(void *arg);
+/* after pgnw_op_end_statement ran inside an operation: pg_stat_activity shows the worker idle */
+extern void pgnw_xact_statement_ended(void);
 
 #endif							/* PGNW_XACT_OPS_H */
