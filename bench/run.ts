@@ -7,7 +7,9 @@
  *     1. SELECT 1 calls/s: TS worker (ctx.sql per call / inside one
  *        ctx.transaction), the C reference bgworker (SPI_execute_plan of a kept
  *        plan, and the naive SPI_execute of the text per call), node-postgres
- *        over the unix socket;
+ *        over the unix socket; the TS and kept-plan loops in SELECT1_ROUNDS
+ *        rounds, each TS loop next to its C loop (medians; ratio: the median
+ *        of the rounds' ratios, run by run: the lowest);
  *     2. fetches from pre-filled tables (so the query itself is cheap and the
  *        conversion to JS shows): 1M (int4, text) rows and N (int4, int8,
  *        float8, bool, text, timestamptz, jsonb, numeric) rows, FETCH_RUNS
@@ -58,6 +60,8 @@ import { cursorSql, FETCH2_SQL, FETCH8_SQL, readRows2, readRows8, type Row2, typ
 
 const SELECT1_MS = Number(process.env.PGNW_BENCH_SELECT1_MS ?? 2000);
 const SELECT1_WARMUP_MS = 300;
+/** rounds of the TS and C kept-plan SELECT 1 loops, each TS loop next to its C loop */
+const SELECT1_ROUNDS = 3;
 const FETCH_RUNS = 5;
 const ROWS2 = 1000000;
 const ROWS8 = Number(process.env.PGNW_BENCH_ROWS8 ?? 500000);
@@ -437,12 +441,21 @@ async function clusterA(): Promise<Record<string, unknown>> {
   const client = await c.client();
   if (ONLY.has('select1')) {
     const timeout = SELECT1_MS + SELECT1_WARMUP_MS + 30000;
-    status(`SELECT 1: TS worker, ${SELECT1_MS} ms per loop`);
-    out.tsEach = values(await tsJob('select1_each', SELECT1_MS, timeout), 'calls_per_s')[0];
-    out.tsXact = values(await tsJob('select1_xact', SELECT1_MS, timeout), 'calls_per_s')[0];
-    status('SELECT 1: C reference bgworker (kept plan, and SPI_execute of the text)');
-    out.cEach = values((await cJob('select1_each', SELECT1_MS, timeout)).figs, 'calls_per_s')[0];
-    out.cXact = values((await cJob('select1_xact', SELECT1_MS, timeout)).figs, 'calls_per_s')[0];
+    // the machine drifts over a minute: each TS loop runs next to its C loop, in several rounds
+    const rounds: Record<'tsEach' | 'cEach' | 'tsXact' | 'cXact', number[]> = { tsEach: [], cEach: [], tsXact: [], cXact: [] };
+    for (let r = 1; r <= SELECT1_ROUNDS; r++) {
+      status(`SELECT 1: round ${r} of ${SELECT1_ROUNDS}, TS worker and C reference bgworker (kept plan), ${SELECT1_MS} ms per loop`);
+      rounds.tsEach.push(values(await tsJob('select1_each', SELECT1_MS, timeout), 'calls_per_s')[0]);
+      rounds.cEach.push(values((await cJob('select1_each', SELECT1_MS, timeout)).figs, 'calls_per_s')[0]);
+      rounds.tsXact.push(values(await tsJob('select1_xact', SELECT1_MS, timeout), 'calls_per_s')[0]);
+      rounds.cXact.push(values((await cJob('select1_xact', SELECT1_MS, timeout)).figs, 'calls_per_s')[0]);
+    }
+    out.select1Rounds = rounds;
+    out.tsEach = median(rounds.tsEach);
+    out.tsXact = median(rounds.tsXact);
+    out.cEach = median(rounds.cEach);
+    out.cXact = median(rounds.cXact);
+    status('SELECT 1: C reference bgworker, SPI_execute of the text');
     out.cNaiveEach = values((await cJob('select1_naive_each', SELECT1_MS, timeout)).figs, 'calls_per_s')[0];
     out.cNaiveXact = values((await cJob('select1_naive_xact', SELECT1_MS, timeout)).figs, 'calls_per_s')[0];
     status('SELECT 1: node-postgres');
@@ -730,12 +743,21 @@ async function main(): Promise<void> {
       id, what, figure: spread(ts), baseline: `node-pg ${spread(pg)}`, ratio: med(ts) / med(pg),
       paired: Math.min(...ts.map((x, k) => x / pg[k])), worst: Math.min(...ts) / Math.max(...pg), target: goal, dir: '>=',
     });
+  // SELECT 1 against the C kept-plan loop: medians of the rounds; the ratio is the median of the
+  // rounds' ratios (each TS loop next to its C loop), run by run the lowest of them
+  const keptPlanTarget = (id: string, what: string, ts: number[], c: number[]) => {
+    const ratios = ts.map((x, k) => x / c[k]);
+    return target({
+      id, what, figure: `${int(med(ts))}/s`, baseline: `C plan ${int(med(c))}/s`, ratio: med(ratios),
+      paired: Math.min(...ratios), target: 0.8, dir: '>=',
+    });
+  };
   if (ONLY.has('select1')) {
     targets.push(
       target({ id: '1a', what: 'SELECT 1 own xact: TS vs naive C (SPI_execute)', figure: `${int(f.tsEach)}/s`, baseline: `C naive ${int(f.cNaiveEach)}/s`, ratio: f.tsEach / f.cNaiveEach, target: 1.0, dir: '>=' }),
       target({ id: '1b', what: 'SELECT 1 in one xact: TS vs naive C', figure: `${int(f.tsXact)}/s`, baseline: `C naive ${int(f.cNaiveXact)}/s`, ratio: f.tsXact / f.cNaiveXact, target: 1.0, dir: '>=' }),
-      target({ id: '1c', what: 'SELECT 1 own xact: TS vs C kept plan', figure: `${int(f.tsEach)}/s`, baseline: `C plan ${int(f.cEach)}/s`, ratio: f.tsEach / f.cEach, target: 0.5, dir: '>=' }),
-      target({ id: '1d', what: 'SELECT 1 in one xact: TS vs C kept plan', figure: `${int(f.tsXact)}/s`, baseline: `C plan ${int(f.cXact)}/s`, ratio: f.tsXact / f.cXact, target: 0.5, dir: '>=' }),
+      keptPlanTarget('1c', 'SELECT 1 own xact: TS vs C kept plan', f.select1Rounds.tsEach, f.select1Rounds.cEach),
+      keptPlanTarget('1d', 'SELECT 1 in one xact: TS vs C kept plan', f.select1Rounds.tsXact, f.select1Rounds.cXact),
       target({ id: '1e', what: 'SELECT 1 own xact: TS vs node-pg autocommit', figure: `${int(f.tsEach)}/s`, baseline: `node-pg ${int(f.pgEach)}/s`, ratio: f.tsEach / f.pgEach, target: 20, dir: '>=' }),
       target({ id: '1f', what: 'SELECT 1 in one xact: TS vs node-pg in BEGIN', figure: `${int(f.tsXact)}/s`, baseline: `node-pg ${int(f.pgXact)}/s`, ratio: f.tsXact / f.pgXact, target: 20, dir: '>=' }),
     );
