@@ -34,6 +34,28 @@ function serverUser(): { uid: number; gid: number; name: string } | null {
 
 const USER = serverUser();
 
+/**
+ * Where clusters (and the run's initdb template) live: PGNW_TEST_TMPDIR; else, under vitest,
+ * /dev/shm when it is a writable memory file system with at least 2 GB free; else the OS temp
+ * directory (the benchmarks keep their data on disk, as a server's is). A test
+ * cluster is thrown away (fsync is off anyway); on a memory file system the copy of the template
+ * and the server's file I/O cost far less CPU: a host `make test` spent 33 s of system time
+ * instead of 71 s, 227 s instead of 247 s of wall time, on 2 cores that CI shares between suites.
+ */
+export const CLUSTER_TMPDIR: string = process.env.PGNW_TEST_TMPDIR || (process.env.VITEST !== undefined && memoryTmpDir()) || os.tmpdir();
+
+function memoryTmpDir(): string {
+  const shm = '/dev/shm';
+  try {
+    fs.accessSync(shm, fs.constants.W_OK);
+    const st = fs.statfsSync(shm);
+    const TMPFS_MAGIC = 0x01021994;
+    return st.type === TMPFS_MAGIC && st.bavail * st.bsize >= 2 * 1024 ** 3 ? shm : '';
+  } catch {
+    return '';
+  }
+}
+
 /** how every cluster's data directory is made (test/helpers/initdb-template.ts copies one) */
 const INITDB_ARGS = ['-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'];
 
@@ -124,7 +146,7 @@ export class Cluster {
   }
 
   static async create(opts: ClusterOptions = {}): Promise<Cluster> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-test-'));
+    const dir = fs.mkdtempSync(path.join(CLUSTER_TMPDIR, 'pgnw-test-'));
     fs.chmodSync(dir, 0o755);
     const c = new Cluster(dir, nextPort++);
     c.env = opts.env ?? {};
@@ -157,7 +179,7 @@ export class Cluster {
    * port and socket; the node_worker directory comes along in the base backup.
    */
   static async replicaOf(primary: Cluster): Promise<Cluster> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-test-'));
+    const dir = fs.mkdtempSync(path.join(CLUSTER_TMPDIR, 'pgnw-test-'));
     fs.chmodSync(dir, 0o755);
     const c = new Cluster(dir, nextPort++);
     fs.mkdirSync(c.workersDir);

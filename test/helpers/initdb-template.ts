@@ -11,13 +11,12 @@
  * Cluster.create runs initdb itself.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { GlobalSetupContext } from 'vitest/node';
-import { initdb } from './cluster';
+import { CLUSTER_TMPDIR, initdb } from './cluster';
 
 export default function setup({ provide }: GlobalSetupContext): () => void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgnw-initdb-template-'));
+  const dir = fs.mkdtempSync(path.join(CLUSTER_TMPDIR, 'pgnw-initdb-template-'));
   fs.chmodSync(dir, 0o755);
   const datadir = path.join(dir, 'data');
   initdb(dir, datadir);
