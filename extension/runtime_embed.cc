@@ -74,6 +74,17 @@ extern "C"
 
 /* the worker's event loop (static: libuv keeps pointers into it) */
 static uv_loop_t pgnw_embed_loop;
+
+/*
+ * A handle of ours, referenced only during the uv_run() of each turn of the
+ * loop: uv_run() does not poll a loop that has no referenced active handle,
+ * and Node's platform posts its foreground tasks (after a GC, for one)
+ * through an unreferenced one.  Unpolled, that wake-up stays ready in
+ * libuv's epoll set, whose fd is in the worker's wait set: every wait then
+ * returned at once, and a worker that only waited for messages or calls
+ * spun a core.
+ */
+static uv_async_t pgnw_embed_poll_handle;
 /* the watchdog asked V8 to run pgnw_v8_service_interrupts() */
 static std::atomic<bool> pgnw_embed_interrupt_requested{false};
 /* the watchdog stopped JS because it outlived the shutdown grace period */
@@ -599,12 +610,20 @@ pgnw_embed_loop_run(v8::Isolate *isolate, v8::Local<v8::Context> context,
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_POSTMASTER_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(set, WL_SOCKET_READABLE, uv_backend_fd(&pgnw_embed_loop), NULL, NULL);
+	if (uv_async_init(&pgnw_embed_loop, &pgnw_embed_poll_handle, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not initialize the event loop's poll handle")));
+	uv_unref((uv_handle_t *) &pgnw_embed_poll_handle);
 
 	while (!pgnw_process_exit_requested)
 	{
 		bool		dispatched;
 
+		/* polls even when nothing of JS's is alive (pgnw_embed_poll_handle) */
+		uv_ref((uv_handle_t *) &pgnw_embed_poll_handle);
 		uv_run(&pgnw_embed_loop, UV_RUN_NOWAIT);
+		uv_unref((uv_handle_t *) &pgnw_embed_poll_handle);
 		if (pgnw_process_exit_requested)
 			break;
 		dispatched = pgnw_embed_handle_events(isolate, context, dispatch,

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, sleep, waitFor } from './helpers/cluster';
+import { Cluster, cpuTicks, sleep, waitFor } from './helpers/cluster';
 
 let cluster: Cluster;
 
@@ -26,7 +26,7 @@ const callError = (client: pg.Client | Cluster, payload: unknown, timeoutMs = 50
 
 beforeAll(async () => {
   cluster = await Cluster.create({ settings: { 'node_worker.queue_size_kb': 16, 'node_worker.max_message_kb': 8 } });
-  for (const w of ['svc', 'napper', 'silent']) await cluster.deployFile(`messaging-${w}.ts`);
+  for (const w of ['svc', 'napper', 'silent', 'waiter']) await cluster.deployFile(`messaging-${w}.ts`);
   await cluster.start();
   await cluster.query('CREATE EXTENSION pg_node_worker');
   await waitFor('svc to serve calls', async () => (await call(cluster, { op: 'echo', value: 1 }).catch(() => null)) !== null, 20000);
@@ -251,6 +251,24 @@ describe('wake()', () => {
       await new Promise((r) => setTimeout(r, 1000));
       expect(cluster.log().slice(after)).not.toMatch(/napper: sleep ended/);
     });
+});
+
+describe('a worker that only waits for calls and notifications', () => {
+  it('sleeps between them (no CPU while idle, after a GC too) and wakes for each', async () => {
+    const pid = await cluster.waitForWorker('waiter');
+    expect(await call(cluster, { churn: 20000 }, 10000, 'waiter')).toEqual({ kept: 20000 * 1000 });
+    await cluster.query(`SELECT node_worker.notify('waiter', '{"n": 1}')`);
+    await waitFor('the first notification', async () => (await cluster.query('SELECT count(*)::int AS n FROM waiter_got'))[0].n === 1);
+    await sleep(300);
+    const before = cpuTicks(pid);
+    await sleep(2000);
+    // a worker that polls nothing sleeps in its wait (a tick or two); a spinning one uses ~200
+    expect(cpuTicks(pid) - before).toBeLessThan(30);
+    await cluster.query(`SELECT node_worker.notify('waiter', '{"n": 2}')`);
+    await waitFor('the second notification', async () => (await cluster.query('SELECT count(*)::int AS n FROM waiter_got'))[0].n === 2);
+    expect(await call(cluster, {}, 5000, 'waiter')).toEqual({ kept: 0 });
+    expect(await cluster.waitForWorker('waiter')).toBe(pid);
+  });
 });
 
 describe('permissions', () => {
