@@ -37,10 +37,10 @@ const USER = serverUser();
 /**
  * Where clusters (and the run's initdb template) live: PGNW_TEST_TMPDIR; else, under vitest,
  * /dev/shm when it is a writable memory file system with at least 2 GB free; else the OS temp
- * directory (the benchmarks keep their data on disk, as a server's is). A test
- * cluster is thrown away (fsync is off anyway); on a memory file system the copy of the template
- * and the server's file I/O cost far less CPU: a host `make test` spent 33 s of system time
- * instead of 71 s, 227 s instead of 247 s of wall time, on 2 cores that CI shares between suites.
+ * directory (the benchmarks keep their data on disk, as a server's is). A test cluster is thrown
+ * away (fsync is off anyway); on a memory file system the copy of the template and the server's
+ * file I/O cost far less CPU (on ext4, `cp -a` of the template alone was 8% of a suite's CPU
+ * time, in the file system's block lookups), and CI's 2 cores are shared between suites.
  */
 export const CLUSTER_TMPDIR: string = process.env.PGNW_TEST_TMPDIR || (process.env.VITEST !== undefined && memoryTmpDir()) || os.tmpdir();
 
