@@ -79,10 +79,10 @@ static uv_loop_t pgnw_embed_loop;
  * A handle of ours, referenced only during the uv_run() of each turn of the
  * loop: uv_run() does not poll a loop that has no referenced active handle,
  * and Node's platform posts its foreground tasks (after a GC, for one)
- * through an unreferenced one.  Unpolled, that wake-up stays ready in
- * libuv's epoll set, whose fd is in the worker's wait set: every wait then
- * returned at once, and a worker that only waited for messages or calls
- * spun a core.
+ * through an unreferenced one.  Unpolled, that wake-up would stay ready in
+ * libuv's epoll set, whose fd is in the worker's wait set: every wait would
+ * return at once, and a worker that only waits for messages or calls would
+ * spin.
  */
 static uv_async_t pgnw_embed_poll_handle;
 /* the watchdog asked V8 to run pgnw_v8_service_interrupts() */
