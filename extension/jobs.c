@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "jobs.h"
 #include "messaging.h"
 #include "supervisor.h"
 

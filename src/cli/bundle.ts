@@ -8,7 +8,7 @@ import Module = require('node:module');
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as vm from 'node:vm';
-import * as semver from 'semver';
+import type * as Semver from 'semver';
 import { CliError } from './errors';
 
 import { DEFINITION_BRAND, definitionMetadata, type WorkerMetadata } from '../define';
@@ -158,6 +158,9 @@ export function bundledPackages(metafile: esbuild.Metafile, dir: string): Bundle
  * and fail at run time, inside the server. A range that semver cannot read is named too.
  */
 export function engineWarnings(packages: BundledPackage[], nodeTarget: string): string[] {
+  if (!packages.some((p) => p.engines !== undefined)) return [];
+  // loaded only here: semver is a third of the CLI's start-up, and most bundles state no engines
+  const semver = require('semver') as typeof Semver;
   const version = semver.coerce(nodeTarget.replace(/^node/, ''));
   if (!version) return [];
   const out: string[] = [];
