@@ -18,12 +18,11 @@
   'targets': [
     {
       'target_name': 'pg_node_worker_bridge',
-      'sources': [ 'bridge.cc', 'guard.c',
-                   'sql.cc', 'convert.cc', 'convert_ops.c', 'plan_ops.c', 'execute_ops.c',
-                   'result_ops.c', 'xact_ops.c',
-                   'log.cc', 'log_ops.c', 'process.cc',
-                   'control.cc', 'control_ops.c', 'messaging.cc', 'messaging_ops.c',
-                   'buffers.cc', 'buffers_ops.c', 'shared.cc' ],
+      # addon.cc compiles bridge.cc, buffers.cc, control.cc, convert.cc, log.cc, messaging.cc,
+      # process.cc, shared.cc and sql.cc as one unit (see there why)
+      'sources': [ 'addon.cc', 'guard.c',
+                   'convert_ops.c', 'plan_ops.c', 'execute_ops.c', 'result_ops.c', 'xact_ops.c',
+                   'log_ops.c', 'control_ops.c', 'messaging_ops.c', 'buffers_ops.c' ],
       'include_dirs': [
         '<!(node -p "require(\'node-addon-api\').include_dir")',
         '<!(<(pg_config) --includedir-server)',

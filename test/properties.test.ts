@@ -51,9 +51,16 @@ import { RESET, workerDir } from './helpers/faults';
 import { runs } from './helpers/fc';
 
 // node-postgres reads date and timestamp as local time: make that UTC, like the worker
+const savedTz = process.env.TZ;
 process.env.TZ = 'UTC';
 // and sends Dates as UTC (BC years included)
 pg.defaults.parseInputDatesAsUTC = true;
+// the next test file may run in this process (vitest.config.ts: isolate false)
+afterAll(() => {
+  if (savedTz === undefined) delete process.env.TZ;
+  else process.env.TZ = savedTz;
+  pg.defaults.parseInputDatesAsUTC = false;
+});
 
 /** what a crash of a server process looks like in the log */
 const CRASH = new RegExp(`${RESET.source}|server process .* was terminated|PANIC:`);
