@@ -114,8 +114,16 @@ native: node-modules check-pg
 	$(GYP_ENV) $(NODE_GYP) build --directory=native --nodedir='$(NODE_GYP_NODEDIR)' --loglevel=warn
 	@test -f $(BRIDGE)
 
-ts: node-modules
+# dist/ only when one of its sources changed: `npm run build` (tsc, then esbuild for the runtime)
+# is ~20 s of CPU, and make, make install, make test and make demo each ask for `ts`
+TS_INPUTS := $(shell find src -name '*.ts') tsconfig.json package.json package-lock.json scripts/build-ts.mjs
+TS_STAMP = dist/.build-stamp
+
+ts: $(TS_STAMP)
+
+$(TS_STAMP): $(TS_INPUTS) | node-modules
 	$(NPM) run build
+	@touch $@
 
 node-modules:
 	@if [ ! -d node_modules ]; then echo "$(NPM) ci"; $(NPM) ci --no-audit --no-fund; fi
