@@ -119,6 +119,11 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
 /** statements after which query()'s kept sessions would run with settings older than a new one's */
 const RECONFIGURES = /pg_reload_conf|\bALTER\s+(SYSTEM|ROLE|USER|DATABASE)\b/i;
 
+/** Ends a client without waiting, whatever state its connection is in. */
+function endQuietly(client: pg.Client): void {
+  client.end().catch(() => undefined);
+}
+
 /** Clusters not destroyed yet: test/helpers/setup.ts prints their logs when a test fails. */
 export const liveClusters = new Set<Cluster>();
 
@@ -278,24 +283,23 @@ export class Cluster {
     try {
       rows = (await client.query<T>(sql, params)).rows;
     } catch (err) {
-      client.end().catch(() => undefined);
+      endQuietly(client);
       throw err;
     }
     // a session applies a reload only after its next statement, and ALTER ROLE/DATABASE ... SET
     // only at its start: after such a statement no kept session is used again
-    if (RECONFIGURES.test(sql)) {
-      this.endKept();
-      client.end().catch(() => undefined);
-      return rows;
+    if (RECONFIGURES.test(sql)) this.endKept();
+    else if (this.idle.length < 4) {
+      try {
+        // fails in a transaction block the statement left open: that session is not kept
+        await client.query('DISCARD ALL');
+        this.idle.push(client);
+        return rows;
+      } catch {
+        // ended below
+      }
     }
-    // DISCARD ALL also fails in a transaction block the statement left open: then it is not kept
-    try {
-      if (this.idle.length >= 4) throw new Error('enough kept');
-      await client.query('DISCARD ALL');
-      this.idle.push(client);
-    } catch {
-      client.end().catch(() => undefined);
-    }
+    endQuietly(client);
     return rows;
   }
 
@@ -308,14 +312,14 @@ export class Cluster {
     await new Promise((resolve) => setImmediate(resolve));
     for (let client = this.idle.pop(); client; client = this.idle.pop()) {
       if (!this.lost.has(client)) return client;
-      client.end().catch(() => undefined);
+      endQuietly(client);
     }
     return null;
   }
 
   /** Ends the sessions query() keeps: the server is going, or a new one has started. */
   private endKept(): void {
-    for (const client of this.idle.splice(0)) client.end().catch(() => undefined);
+    for (const client of this.idle.splice(0)) endQuietly(client);
   }
 
   /**
