@@ -1,6 +1,7 @@
 /**
  * Call handlers that outlive their callers: one that waits for meta.signal and records why it
- * fired, one that ignores it and never settles, one that takes a while.
+ * fired, one that ignores it and never settles, one that takes a while (and how many of those
+ * still run).
  */
 import { defineWorker } from 'pg-node-worker';
 
@@ -12,6 +13,7 @@ export default defineWorker({
   async main(ctx) {
     ctx.sql`CREATE TABLE IF NOT EXISTS aborts (reason text, started timestamptz)`;
     let started = 0;
+    let slow = 0;
     ctx.onCall(async (p, meta) => {
       started++;
       switch ((p as { op?: string } | null)?.op) {
@@ -24,10 +26,14 @@ export default defineWorker({
         case 'hang':
           return new Promise(() => undefined);
         case 'slow':
+          slow++;
           await new Promise((resolve) => setTimeout(resolve, 20));
+          slow--;
           return 'done';
         case 'started':
           return started;
+        case 'state':
+          return { started, slow };
         default:
           return 'ok';
       }
