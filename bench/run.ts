@@ -54,7 +54,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { Cluster, installedNodeVersion, PG_BIN, REPO, sleep, waitFor } from '../test/helpers/cluster';
+import { Cluster, cpuMs, installedNodeVersion, PG_BIN, REPO, sleep, waitFor } from '../test/helpers/cluster';
 import { benchWorker, deployBenchTemplate } from './deploy';
 import { cursorSql, FETCH2_SQL, FETCH8_SQL, readRows2, readRows8, type Row2, type Row8 } from './workers/queries';
 
@@ -210,22 +210,6 @@ async function settledMems(pids: number[], minMs = 2000): Promise<Mem[]> {
     if (Date.now() - t0 > 10000) return samples[n - 1];
     await sleep(500);
   }
-}
-
-/**
- * CPU time of a process in ms, summed over its threads from /proc/<pid>/task/<tid>/schedstat
- * (nanoseconds on a CPU; clock ticks of 10 ms would round one short GC up to a whole tick).
- */
-function cpuMs(pid: number): number {
-  let ns = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return ns / 1e6;
 }
 
 /** pids of the running node workers (pg_stat_activity) */

@@ -18,6 +18,7 @@ interface Bridge {
   begin(): void;
   commit(): void;
   execute(planId: number, knownShape: number): unknown;
+  resultHeader(): Float64Array;
   executeText(text: string): unknown;
 }
 
@@ -51,6 +52,11 @@ export function hotspots(name: string, loop: 'select1' | 'select1-xact' | 'fetch
       time('us: native.executeText(SELECT 1) (SPI_execute, no plan)', () => native.executeText('SELECT 1'));
       time('us: ctx.sql`SELECT 1` (all of it)', () => ctx.sql`SELECT 1`);
       ctx.transaction((tx) => time('us: tx.sql`SELECT 1` (inside one ctx.transaction)', () => tx.sql`SELECT 1`));
+      // the bridge alone as ctx.sql calls it once the shape is known (header index 2: the shape id)
+      native.execute(plan.id, 0);
+      const shape = native.resultHeader()[2];
+      ctx.transaction(() => time('us: native.execute(plan, SELECT 1, shape known) inside one transaction', () => native.execute(plan.id, shape)));
+      ctx.transaction(() => time('us: N-API call returning a number, inside one transaction', () => native.depth()));
       ctx.sql`CREATE TABLE IF NOT EXISTS hs_rows AS SELECT i::int4 AS i, md5(i::text) AS t FROM generate_series(1, 1000000) i`;
       ctx.sql`CREATE TABLE IF NOT EXISTS hs_rows8 AS SELECT i::int4 AS a, i::int8 * 1000003 AS b, i / 7.0::float8 AS c, i % 3 = 0 AS d, md5(i::text) AS e,
            timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' AS f,
