@@ -57,6 +57,22 @@ export function hotspots(name: string, loop: 'select1' | 'select1-xact' | 'fetch
       const shape = native.resultHeader()[2];
       ctx.transaction(() => time('us: native.execute(plan, SELECT 1, shape known) inside one transaction', () => native.execute(plan.id, shape)));
       ctx.transaction(() => time('us: N-API call returning a number, inside one transaction', () => native.depth()));
+      ctx.transaction((tx) => time('us: tx.sql.unsafe(SELECT 1, []) inside one transaction', () => tx.sql.unsafe('SELECT 1', [])));
+      // what ctx.sql adds to the bridge, written out by hand (header slots: H_COUNT 1, H_RETYPED 7 of src/runtime/native.ts)
+      const header = native.resultHeader();
+      const cols = Object.freeze(['?column?']);
+      const one = new Function('v', 'return { "?column?": v };') as (v: unknown) => unknown;
+      const byHand = (...values: unknown[]) => {
+        if (values.length !== 0) throw new Error('no values');
+        const raw = native.execute(plan.id, shape);
+        if (header[7] !== 0) throw new Error('retyped');
+        const rows = [one(raw)] as unknown[] & { count?: number; command?: string; columns?: readonly string[] };
+        rows.count = header[1];
+        rows.command = 'SELECT';
+        rows.columns = cols;
+        return rows;
+      };
+      ctx.transaction(() => time('us: native.execute + a Result made by hand, inside one transaction', () => byHand()));
       ctx.sql`CREATE TABLE IF NOT EXISTS hs_rows AS SELECT i::int4 AS i, md5(i::text) AS t FROM generate_series(1, 1000000) i`;
       ctx.sql`CREATE TABLE IF NOT EXISTS hs_rows8 AS SELECT i::int4 AS a, i::int8 * 1000003 AS b, i / 7.0::float8 AS c, i % 3 = 0 AS d, md5(i::text) AS e,
            timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' AS f,
