@@ -53,6 +53,9 @@
 #                      each ENV's build and tests use both)
 #   --keep             keep each ENV's chroot (unmounted) for debugging; re-enter with --shell DIR
 #   --refresh          re-make the bases of the selected ENVs even when not stale
+#   --bases            only make the bases of the selected ENVs that are missing or stale, one after
+#                      another, then exit (.ci/run starts this beside its first phases on a machine
+#                      without them; a run of ENVs waits for a base still being made, by its lock)
 #   --system-packages  install PostgreSQL + its server headers before `make deps`, as .ci/run does
 #                      (today's `make deps` stops when no PostgreSQL is installed)
 #   --faults           also run the fault suite (`npm run test:faults`, ~6 min) in every ENV;
@@ -579,7 +582,7 @@ shell_mode() {
 # ---------------------------------------------------------------------------------------------
 # main
 
-KEEP=0 REFRESH=0 SYSTEM_PKGS=0 FAULTS=0 BENCH=0 USE_CACHE=1 JOBS=1 SHELL_TARGET="" ROOT_MODE="" PRE_CMD=""
+KEEP=0 REFRESH=0 SYSTEM_PKGS=0 FAULTS=0 BENCH=0 USE_CACHE=1 JOBS=1 SHELL_TARGET="" ROOT_MODE="" PRE_CMD="" BASES_ONLY=0
 envs=()
 FAULT_ENVS=()
 while [ $# -gt 0 ]; do
@@ -588,6 +591,7 @@ while [ $# -gt 0 ]; do
     -j*) JOBS=${1#-j} ;;
     --keep) KEEP=1 ;;
     --refresh) REFRESH=1 ;;
+    --bases) BASES_ONLY=1 ;;
     --system-packages) SYSTEM_PKGS=1 ;;
     --faults) FAULTS=1 ;;
     --bench) BENCH=1 ;;
@@ -626,6 +630,16 @@ fi
 [ $# = 0 ] || die "unexpected arguments after --: $* (only with --shell)"
 [ ${#envs[@]} -gt 0 ] || envs=("${ALL_ENVS[@]}")
 mkdir -p "$LOG_DIR" "$MATRIX_WORK" "$MATRIX_CACHE"
+if [ "$BASES_ONLY" = 1 ]; then
+  declare -A base_done=()
+  for env in "${envs[@]}"; do
+    env_config "$env"
+    [ -z "${base_done[$SUITE]:-}" ] || continue
+    base_done[$SUITE]=1
+    ensure_base "$SUITE" "$REFRESH"
+  done
+  exit 0
+fi
 reap_stale_roots
 
 stamp=$(date +%Y%m%d-%H%M%S)
