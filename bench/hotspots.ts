@@ -55,7 +55,8 @@ async function main(): Promise<void> {
       const data = path.join(c.dir, 'perf.data');
       await cl.query('INSERT INTO hs_go VALUES (1)');
       await sleep(1000);
-      spawnSync('perf', ['record', '-q', '-F', '999', '-g', '-p', String(pid), '-o', data, '--', 'sleep', '5'], { stdio: 'inherit' });
+      const rec = spawnSync('perf', ['record', '-q', '-F', '999', '-g', '-p', String(pid), '-o', data, '--', 'sleep', '5'], { stdio: 'inherit' });
+      if (rec.error) throw new Error(`PERF=1 needs perf (Debian: apt-get install linux-perf): ${rec.error.message}`);
       await waitFor('the perf loop', async () => (await cl.query("SELECT 1 FROM hs WHERE k LIKE 'calls/s%'")).rowCount, 30000, 200);
       console.log(`calls/s under perf: ${(await cl.query("SELECT v FROM hs WHERE k LIKE 'calls/s%'")).rows[0].v.toFixed(0)}`);
       const report = (args: string[]) =>

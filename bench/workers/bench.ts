@@ -62,15 +62,18 @@ export function bench(name: string, cfg: BenchConfig) {
        */
       const fetchRuns = <R>(run: string, runs: number, text: string, check: (rows: R[]) => void, read: (rows: R[]) => number) => {
         for (let i = 0; i < runs; i++) {
+          const faults0 = process.resourceUsage().minorPageFault;
           const t0 = performance.now();
           let rows: R[] | null = ctx.sql.unsafe<R>(text, []);
           const t1 = performance.now();
           read(rows);
           const t2 = performance.now();
+          const faults = process.resourceUsage().minorPageFault - faults0;
           check(rows);
           record(run, 'rows_per_s', rows.length / ((t2 - t0) / 1000));
           record(run, 'fetch_ms', t1 - t0);
           record(run, 'read_ms', t2 - t1);
+          record(run, 'page_faults', faults);
           rows = null;
         }
       };
