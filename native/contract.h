@@ -74,7 +74,9 @@ enum
 	PGNW_H_LAYOUT = 5,			/* PGNW_LAYOUT_* */
 	PGNW_H_FIELDS = 6,			/* 1: the return value is [payload, fields, kinds] */
 	PGNW_H_RETYPED = 7,			/* PGNW_RETYPED* or 0 */
-	PGNW_H_SIZE = 8
+	PGNW_H_KEPT = 8,			/* 1: the result needed big column buffers, kept
+								 * for the next one (dropResultBuffers() frees them) */
+	PGNW_H_SIZE = 9
 };
 
 /* values of the PGNW_H_RETYPED slot */

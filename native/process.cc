@@ -18,6 +18,7 @@
 
 #include "../extension/runtime.h"
 #include "bridge.h"
+#include "result.h"
 
 /*
  * A new ArrayBuffer of `bytes` uninitialised bytes from the isolate's
@@ -112,7 +113,10 @@ SignalStats(const Napi::CallbackInfo &info)
 	return out;
 }
 
-/* memoryUsage(): the ArrayBuffer budget (extension/runtime.cc), in bytes */
+/*
+ * memoryUsage(): the ArrayBuffer budget (extension/runtime.cc) and the
+ * result buffers the bridge holds for the next statement, in bytes
+ */
 Napi::Value
 MemoryUsage(const Napi::CallbackInfo &info)
 {
@@ -127,19 +131,22 @@ MemoryUsage(const Napi::CallbackInfo &info)
 	out.Set("refused", Napi::Number::New(env, m.refused));
 	out.Set("heapLimit", Napi::Number::New(env, m.heap_limit));
 	out.Set("codeRange", Napi::Number::New(env, m.code_range));
+	out.Set("resultBuffers", Napi::Number::New(env, static_cast<double>(pgnw_result_held_bytes())));
 	return out;
 }
 
 /*
- * releaseMemory(dropFilePages) → kB of file pages dropped: a full GC that
- * also shrinks V8's young generation, then malloc_trim: what an idle worker
- * can give back; with dropFilePages, the libraries' start-up pages too.
+ * releaseMemory(dropFilePages) → kB of file pages dropped: the big result
+ * buffers, a full GC that also shrinks V8's young generation, then
+ * malloc_trim: what an idle worker can give back; with dropFilePages, the
+ * libraries' start-up pages too.
  */
 Napi::Value
 ReleaseMemory(const Napi::CallbackInfo &info)
 {
 	bool		drop_file_pages = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
 
+	pgnw_result_drop_big();
 	v8::Isolate::GetCurrent()->LowMemoryNotification();
 	malloc_trim(0);
 	return Napi::Number::New(info.Env(), drop_file_pages ? static_cast<double>(pgnw_drop_file_pages()) : 0.0);

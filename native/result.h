@@ -71,6 +71,20 @@ typedef struct PgnwResult
 	bool		held;
 } PgnwResult;
 
+/*
+ * Column buffers stay with result_ops.c after their statement, the big ones
+ * too: a loop of big results reuses them instead of having the kernel fault
+ * fresh pages in for each one (a 1M-row text column is ~10k faults).  The
+ * runtime frees the big ones once no result has needed them for a while.
+ * Plain C, no PostgreSQL calls: callable between statements.
+ */
+/* the bytes of column buffers held now */
+extern size_t pgnw_result_held_bytes(void);
+/* did the result being read need a buffer past the size always kept? */
+extern bool pgnw_result_needed_big(void);
+/* free the buffers past that size */
+extern void pgnw_result_drop_big(void);
+
 #ifdef __cplusplus
 }
 #endif

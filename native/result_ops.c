@@ -6,8 +6,10 @@
  *
  * One static builder: one statement at a time runs, and the bridge reads
  * its result before the next one starts.  Column buffers are malloc'd, so
- * the bridge can hand them to JS as external ArrayBuffers, and kept for the
- * next statement unless big (RESULT_KEEP_BYTES).
+ * the bridge can hand them to JS as external ArrayBuffers, and what it
+ * leaves is kept for the next statement; buffers past RESULT_KEEP_BYTES only
+ * until pgnw_result_drop_big (the runtime calls it once no statement has
+ * needed them for a while).
  *
  * A shape is the names and types of a result's columns with what
  * converting them needs (convert_ops.c).  A plan keeps the shape of its
@@ -54,7 +56,6 @@ StaticAssertDecl(PGNW_NULL == 0, "PGNW_NULL must be 0");
 typedef struct ResultBuilder
 {
 	bool		started;		/* a statement sent rows (its descriptor) */
-	bool		has_big;		/* a buffer grew past RESULT_KEEP_BYTES */
 	int			ncols;
 	int			cap_cols;
 	PgnwColumn *cols;
@@ -195,8 +196,6 @@ result_grow(void **ptr, size_t *cap, size_t need)
 				 errhint("Use tx.sql.cursor for big results.")));
 	*ptr = p;
 	*cap = n;
-	if (n > RESULT_KEEP_BYTES)
-		result_builder.has_big = true;
 }
 
 /* bytes per row in a column's data buffer */
@@ -250,7 +249,7 @@ result_reserve(uint64 rows)
 	b->cap_rows = rows;
 }
 
-/* free one buffer the last statement grew big */
+/* free one buffer if it is past RESULT_KEEP_BYTES */
 static void
 result_drop_if_big(void **ptr, size_t *cap)
 {
@@ -262,7 +261,7 @@ result_drop_if_big(void **ptr, size_t *cap)
 	}
 }
 
-/* at least n column slots; small buffers kept for this statement, big ones dropped */
+/* at least n column slots, with the buffers they hold */
 static void
 result_prepare_columns(int n)
 {
@@ -278,8 +277,46 @@ result_prepare_columns(int n)
 		b->cols = cols;
 		b->cap_cols = n;
 	}
-	if (!b->has_big)
-		return;
+}
+
+/* Plain C: the bytes of column buffers held now (see result.h). */
+size_t
+pgnw_result_held_bytes(void)
+{
+	ResultBuilder *b = &result_builder;
+	size_t		total = 0;
+
+	for (int c = 0; c < b->cap_cols; c++)
+		total += b->cols[c].data_cap + b->cols[c].nulls_cap + b->cols[c].bytes_cap;
+	return total;
+}
+
+/* Plain C: did the result being read need a buffer past RESULT_KEEP_BYTES? */
+bool
+pgnw_result_needed_big(void)
+{
+	ResultBuilder *b = &result_builder;
+
+	if (!b->started)
+		return false;
+	for (int c = 0; c < b->ncols; c++)
+	{
+		PgnwColumn *col = &b->cols[c];
+
+		if (result_col_width(col->kind) * (b->nrows + 1) > RESULT_KEEP_BYTES ||
+			(col->has_nulls && b->nrows > RESULT_KEEP_BYTES) ||
+			col->nbytes > RESULT_KEEP_BYTES)
+			return true;
+	}
+	return false;
+}
+
+/* Plain C: free the buffers past RESULT_KEEP_BYTES; the small ones stay. */
+void
+pgnw_result_drop_big(void)
+{
+	ResultBuilder *b = &result_builder;
+
 	for (int c = 0; c < b->cap_cols; c++)
 	{
 		PgnwColumn *col = &b->cols[c];
@@ -288,7 +325,6 @@ result_prepare_columns(int n)
 		result_drop_if_big((void **) &col->nulls, &col->nulls_cap);
 		result_drop_if_big((void **) &col->bytes, &col->bytes_cap);
 	}
-	b->has_big = false;
 }
 
 /* Start the columns of a result with this descriptor (expected_rows: a hint). */

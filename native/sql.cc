@@ -234,6 +234,7 @@ FinishResult(Napi::Env env, PgnwResult &res, int known_shape)
 	header[PGNW_H_LAYOUT] = layout;
 	header[PGNW_H_FIELDS] = send_fields ? 1 : 0;
 	header[PGNW_H_RETYPED] = res.held ? PGNW_RETYPED_HELD : res.retyped ? PGNW_RETYPED : 0;
+	header[PGNW_H_KEPT] = pgnw_result_needed_big() ? 1 : 0;
 
 	if (!pgnw_finish(&err))
 	{
@@ -413,6 +414,18 @@ Depth(const Napi::CallbackInfo &info)
 }
 
 /* the SQL entry points, by the names the runtime calls them */
+/*
+ * dropResultBuffers(): frees the big column buffers kept for the next
+ * statement (the runtime calls it once no statement has needed them for a
+ * while).  Between statements only, which is when JS runs.
+ */
+Napi::Value
+DropResultBuffers(const Napi::CallbackInfo &info)
+{
+	pgnw_result_drop_big();
+	return info.Env().Undefined();
+}
+
 const PgnwExport sql_exports[] = {
 	{"prepare", Prepare},
 	{"planTypes", PlanTypes},
@@ -427,6 +440,7 @@ const PgnwExport sql_exports[] = {
 	{"commit", Commit},
 	{"rollback", Rollback},
 	{"depth", Depth},
+	{"dropResultBuffers", DropResultBuffers},
 };
 
 }								/* namespace */

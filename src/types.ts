@@ -152,6 +152,12 @@ export interface WorkerMemory {
   readonly buffersPeakMb: number;
   /** Allocations refused because they did not fit. */
   readonly buffersRefused: number;
+  /**
+   * Held for the rows of the next statement (MB): the column buffers a big result grew are kept
+   * so that a loop of big results reuses them, and given back once no statement has needed them
+   * for a second or two.
+   */
+  readonly resultBuffersMb: number;
 }
 
 /** How `ctx.launch()` starts a worker. */

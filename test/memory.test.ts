@@ -126,6 +126,45 @@ describe('node_worker.buffer_limit_mb and bufferLimitMb', () => {
     expect(await cluster.workerPid('evaluator')).toBe(pid);
   });
 
+  it("a big result's column buffers serve the next big result and are given back once no result needs them", async () => {
+    const pid = await cluster.waitForWorker('evaluator');
+    // the evaluator keeps running small statements (it polls for work): those do not hold them
+    const held = async () => (await inWorker(cluster, 'return ctx.worker.memory().resultBuffersMb;')) as number;
+    await waitFor('the buffers of earlier tests given back', async () => (await held()) < 1, 10000, 250);
+    const r = await inWorker(
+      cluster,
+      `const fetch = () => ctx.sql\`SELECT i, md5(i::text) AS t FROM generate_series(1, 200000) i\`.length;
+       const small = () => ctx.sql\`SELECT 1 AS x\`.length;
+       const before = ctx.worker.memory().resultBuffersMb;
+       const rows = fetch();
+       const kept = ctx.worker.memory().resultBuffersMb;
+       small();
+       const afterSmall = ctx.worker.memory().resultBuffersMb;
+       fetch();
+       const again = ctx.worker.memory().resultBuffersMb;
+       return { before, rows, kept, afterSmall, again };`,
+    );
+    // 200k md5 texts: 6.4 MB of bytes and 0.8 MB of offsets, in buffers that double as they grow
+    expect(r.rows).toBe(200000);
+    expect(r.before).toBeLessThan(1);
+    expect(r.kept).toBeGreaterThan(7);
+    // the same buffers (a small result may add a few small ones)
+    expect(r.afterSmall).toBeCloseTo(r.kept, 1);
+    expect(r.again).toBeCloseTo(r.kept, 1);
+    await waitFor('the result buffers given back', async () => (await held()) < 1, 10000, 250);
+    // a failing big statement does not keep them either
+    const failed = await inWorker(
+      cluster,
+      `try { ctx.sql\`SELECT CASE WHEN i < 200000 THEN md5(i::text) ELSE (1 / (i - 200000))::text END AS t FROM generate_series(1, 200000) i\`; }
+       catch (e) { return { code: e.code, held: ctx.worker.memory().resultBuffersMb }; }
+       return null;`,
+    );
+    expect(failed).toMatchObject({ code: '22012' });
+    expect(failed.held).toBeGreaterThan(5);
+    await waitFor('the result buffers of the failed statement given back', async () => (await held()) < 1, 10000, 250);
+    expect(await cluster.workerPid('evaluator')).toBe(pid);
+  });
+
   it("a worker's bufferLimitMb overrides the setting; filling it uncaught is logged, exit 1, restarted; nothing else is touched", async () => {
     const bystander = await cluster.waitForWorker('bystander');
     const from = cluster.log().length;

@@ -93,6 +93,7 @@ function workerInfo(native: NativeBridge, info: ContextParts['info']): WorkerInf
         buffersMb: m.buffers / MB,
         buffersPeakMb: m.buffersPeak / MB,
         buffersRefused: m.refused,
+        resultBuffersMb: m.resultBuffers / MB,
       });
     },
   });

@@ -59,6 +59,8 @@ export interface NativeBridge {
   commit(): void;
   rollback(): void;
   depth(): number;
+  /** frees the big column buffers kept for the next statement (between statements) */
+  dropResultBuffers(): void;
   log(level: number, message: string): void;
   setting(name: string): string | null;
   setTitle(title: string): void;
@@ -68,9 +70,9 @@ export interface NativeBridge {
    * The ArrayBuffer budget (bytes): held now, the peak, the limit (null: none), allocations refused;
    * the heap limit in effect; the code range isolates get (0: V8's default).
    */
-  memoryUsage(): { buffers: number; buffersPeak: number; bufferLimit: number | null; refused: number; heapLimit: number; codeRange: number };
+  memoryUsage(): { buffers: number; buffersPeak: number; bufferLimit: number | null; refused: number; heapLimit: number; codeRange: number; resultBuffers: number };
   shutdownRequested(): boolean;
-  /** A full GC and malloc_trim; with dropFilePages, the libraries' pages unmapped too (their kB returned). */
+  /** The big result buffers freed, a full GC and malloc_trim; with dropFilePages, the libraries' pages unmapped too (their kB returned). */
   releaseMemory(dropFilePages?: boolean): number;
 
   // control surface (native/control.cc)
@@ -129,7 +131,9 @@ export const H_NCOLS = 4;
 export const H_LAYOUT = 5;
 export const H_FIELDS = 6;
 export const H_RETYPED = 7;
-export const H_SIZE = 8;
+/** 1: the result needed big column buffers, kept for the next one (dropResultBuffers() frees them) */
+export const H_KEPT = 8;
+export const H_SIZE = 9;
 // H_RETYPED values
 export const RETYPED = 1; // the plan's parameter types changed: planTypes
 export const RETYPED_HELD = 2; // and the call was not run: serialise again, call again
@@ -168,7 +172,7 @@ export const COMMANDS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'UTILI
 /** Every value above by the name the bridge exports it under (native/bridge.cc's table). */
 export const CONSTANTS: Readonly<Record<string, number | readonly string[]>> = Object.freeze({
   LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERROR,
-  H_COMMAND, H_COUNT, H_SHAPE, H_NROWS, H_NCOLS, H_LAYOUT, H_FIELDS, H_RETYPED, H_SIZE,
+  H_COMMAND, H_COUNT, H_SHAPE, H_NROWS, H_NCOLS, H_LAYOUT, H_FIELDS, H_RETYPED, H_KEPT, H_SIZE,
   RETYPED, RETYPED_HELD,
   LAYOUT_NONE, LAYOUT_SCALAR, LAYOUT_FLAT, LAYOUT_COLUMNS,
   COL_BOOL, COL_INT32, COL_FLOAT64, COL_INT64, COL_DATE, COL_TEXT, COL_JSON, COL_BYTES, COL_VALUES,

@@ -7,7 +7,7 @@
 import type { Result, Row, Sql, SqlFragment, Transaction } from '../types';
 import { FragmentBuilder, isTemplateStrings } from './fragments';
 import type { NativeBridge, NativeResult } from './native';
-import { H_RETYPED, RETYPED_HELD } from './native';
+import { H_KEPT, H_RETYPED, RETYPED_HELD } from './native';
 import { serializeParams } from './params';
 import { decodeResult, RowMakerCache, Shape, ShapeHolder } from './rows';
 
@@ -19,6 +19,12 @@ const PLAN_CACHE_SIZE = 256;
  */
 const SETTLE_MS = 1000;
 const DEFAULT_CURSOR_BATCH = 1000;
+/**
+ * The bridge keeps the column buffers a big result grew for the next statement (a loop of
+ * 1M-row fetches then reuses ~40 MB instead of having the kernel fault it in again each time);
+ * they are freed once a whole KEEP_BUFFERS_MS went by without a statement that needed them.
+ */
+const KEEP_BUFFERS_MS = 1000;
 
 /** The statement text of a tagged template, with $1, $2, ... for the values. */
 export function templateText(strings: TemplateStringsArray): string {
@@ -59,6 +65,10 @@ export class SqlEngine {
   private readonly rowMakers = new RowMakerCache();
   private clock = 0;
   private readonly header: Float64Array;
+  /** the timer that frees the bridge's big result buffers, while it holds some */
+  private keepTimer: ReturnType<typeof setTimeout> | null = null;
+  /** a result needed big buffers since the timer last fired */
+  private keptAgain = false;
 
   /**
    * @param onShutdownCancel called when a statement fails after SIGTERM came (its cancel, most
@@ -77,7 +87,28 @@ export class SqlEngine {
   /** A statement that fails after SIGTERM came aborts ctx.signal before the error surfaces. */
   private failed(err: unknown): unknown {
     if (this.native.shutdownRequested()) this.onShutdownCancel();
+    // a big result that failed half-way may have grown the buffers too
+    this.buffersKept();
     return err;
+  }
+
+  /** A result needed big buffers, which the bridge keeps: free them once a KEEP_BUFFERS_MS passes without another. */
+  private buffersKept(): void {
+    this.keptAgain = true;
+    if (this.keepTimer !== null) return;
+    const tick = () => {
+      if (this.keptAgain) {
+        this.keptAgain = false;
+        this.keepTimer = setTimeout(tick, KEEP_BUFFERS_MS);
+        this.keepTimer.unref();
+        return;
+      }
+      this.keepTimer = null;
+      this.native.dropResultBuffers();
+    };
+    this.keptAgain = false;
+    this.keepTimer = setTimeout(tick, KEEP_BUFFERS_MS);
+    this.keepTimer.unref();
   }
 
   /** Runs one call into the bridge that may raise a PostgreSQL error, through failed(). */
@@ -124,6 +155,7 @@ export class SqlEngine {
 
   /** Builds the Result from what the bridge returned and the header it wrote. */
   private toResult<T>(raw: Raw, entry: PlanEntry | null): Result<T> {
+    if (this.header[H_KEPT] !== 0) this.buffersKept();
     return decodeResult<T>(this.header, raw, entry, this.rowMakers);
   }
 
