@@ -32,6 +32,9 @@ namespace
  */
 Napi::FunctionReference &pg_error_class = *new Napi::FunctionReference();
 
+/* the environment the bridge was loaded in (one per process: main thread only) */
+napi_env	bridge_env = nullptr;
+
 /* one number of contract.h, by the name native.ts gives it */
 struct Constant
 {
@@ -133,6 +136,21 @@ Init(const Napi::CallbackInfo &info)
 	return env.Undefined();
 }
 
+/* a plain V8 function (see PgnwExport): not a constructor, named name */
+Napi::Value
+V8Function(Napi::Env env, const char *name, v8::FunctionCallback fn)
+{
+	v8::Isolate *isolate = v8::Isolate::GetCurrent();
+	v8::Local<v8::Context> context = isolate->GetCurrentContext();
+	v8::Local<v8::FunctionTemplate> tmpl =
+		v8::FunctionTemplate::New(isolate, fn, v8::Local<v8::Value>(), v8::Local<v8::Signature>(), 0,
+								  v8::ConstructorBehavior::kThrow);
+	v8::Local<v8::Function> func = tmpl->GetFunction(context).ToLocalChecked();
+
+	func->SetName(v8::String::NewFromUtf8(isolate, name).ToLocalChecked());
+	return Napi::Value(env, PgnwToNapi(func));
+}
+
 /* The module's exports; refused on any thread but the worker's main one. */
 Napi::Object
 Module(Napi::Env env, Napi::Object exports)
@@ -144,15 +162,44 @@ Module(Napi::Env env, Napi::Object exports)
 			.ThrowAsJavaScriptException();
 		return exports;
 	}
+	bridge_env = env;
 	exports.Set("constants", Constants(env));
 	exports.Set("init", Napi::Function::New(env, Init));
 	for (const PgnwExports *module : modules)
 		for (size_t i = 0; i < module->count; i++)
-			exports.Set(module->functions[i].name, Napi::Function::New(env, module->functions[i].fn));
+		{
+			const PgnwExport &f = module->functions[i];
+
+			exports.Set(f.name, f.v8fn ? V8Function(env, f.name, f.v8fn) : Napi::Function::New(env, f.fn));
+		}
 	return exports;
 }
 
 }								/* namespace */
+
+/* The N-API environment of the bridge (see bridge.h). */
+napi_env
+PgnwBridgeEnv()
+{
+	return bridge_env;
+}
+
+/* The return value of a V8 function of the exports, or the exception N-API holds (see bridge.h). */
+void
+PgnwV8Return(const v8::FunctionCallbackInfo<v8::Value> &args, Napi::Value out)
+{
+	bool		pending = false;
+	napi_value	exception;
+
+	if (napi_is_exception_pending(bridge_env, &pending) == napi_ok && pending &&
+		napi_get_and_clear_last_exception(bridge_env, &exception) == napi_ok)
+	{
+		args.GetIsolate()->ThrowException(PgnwToV8(exception));
+		return;
+	}
+	if (!out.IsEmpty())
+		args.GetReturnValue().Set(PgnwToV8(out));
+}
 
 /* Throw a PgError built from err, then clear err. */
 void

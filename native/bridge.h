@@ -35,9 +35,9 @@ std::string PgnwReadableText(const Napi::Value &value);
 Napi::ArrayBuffer PgnwNewArrayBuffer(Napi::Env env, size_t bytes);
 
 /*
- * A napi_value is a v8::Local<v8::Value> in disguise in Node 18
- * (js_native_api_v8.h: V8LocalValueFromJsValue), the version this runtime is
- * pinned to; the hot paths and V8-only objects (SharedArrayBuffer) use that.
+ * A napi_value is a v8::Local<v8::Value> in disguise on every Node this
+ * runtime supports (js_native_api_v8.h: V8LocalValueFromJsValue); the hot
+ * paths and V8-only objects (SharedArrayBuffer) use that.
  */
 inline napi_value
 PgnwToNapi(v8::Local<v8::Value> local)
@@ -65,12 +65,30 @@ void		PgnwConvertInit(Napi::Env env);
  */
 Napi::Value PgnwResultToJs(Napi::Env env, PgnwResult &res, int *layout);
 
-/* one function on the bridge's exports */
+/*
+ * One function on the bridge's exports: an N-API function, or (v8fn) a
+ * plain V8 one for a path every statement takes.  A V8 function skips
+ * N-API's callback wrapper (napi_get_cb_info, the module call bookkeeping:
+ * ~60 ns of a ~1.7 us SELECT 1); it must end with PgnwV8Return, which does
+ * what that wrapper does with an exception an N-API call left pending.
+ */
 struct PgnwExport
 {
 	const char *name;
 	Napi::Value (*fn) (const Napi::CallbackInfo &info);
+	void		(*v8fn) (const v8::FunctionCallbackInfo<v8::Value> &args) = nullptr;
 };
+
+/* the N-API environment of the bridge, for its V8 functions (set when it loads) */
+napi_env	PgnwBridgeEnv();
+
+/*
+ * The end of a V8 function of the exports: out as its return value, or the
+ * exception an N-API call in it left pending (N-API catches what napi_throw
+ * and JS called through N-API throw, and its wrapper throws it when the
+ * function returns), thrown now.
+ */
+void		PgnwV8Return(const v8::FunctionCallbackInfo<v8::Value> &args, Napi::Value out);
 
 /* a module's functions, put on the bridge's exports by bridge.cc */
 struct PgnwExports

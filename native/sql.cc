@@ -107,22 +107,20 @@ TextParam(std::string text, std::string *keep, PgnwParam &p)
 }
 
 /*
- * The JS parameter values info[first..] as PgnwParams.  strings keeps the
- * UTF-8 copies alive while PostgreSQL reads them.  Returns false with a JS
- * exception pending.
+ * The n JS parameter values arg(0) .. arg(n - 1) as PgnwParams.  strings
+ * keeps the UTF-8 copies alive while PostgreSQL reads them.  Returns false
+ * with a JS exception pending.
  */
+template <typename Arg>
 bool
-ExtractParams(const Napi::CallbackInfo &info, size_t first, std::vector<PgnwParam> &params,
+ExtractParams(Napi::Env env, size_t n, Arg arg, std::vector<PgnwParam> &params,
 			  std::vector<std::string> &strings)
 {
-	Napi::Env	env = info.Env();
-	size_t		n = info.Length() > first ? info.Length() - first : 0;
-
 	params.resize(n);
 	strings.resize(n);
 	for (size_t i = 0; i < n; i++)
 	{
-		Napi::Value v = info[first + i];
+		Napi::Value v = arg(i);
 		PgnwParam  &p = params[i];
 
 		if (v.IsNull() || v.IsUndefined())
@@ -249,35 +247,43 @@ FinishResult(Napi::Env env, PgnwResult &res, int known_shape)
 	return out;
 }
 
-/* execute(planId, knownShape, ...params) → result (see FinishResult) */
-Napi::Value
-Execute(const Napi::CallbackInfo &info)
+/*
+ * execute(planId, knownShape, ...params) → result (see FinishResult).  A
+ * plain V8 function (PgnwExport): every ctx.sql statement comes here.
+ */
+void
+Execute(const v8::FunctionCallbackInfo<v8::Value> &args)
 {
-	Napi::Env	env = info.Env();
+	Napi::Env	env(PgnwBridgeEnv());
 	PgnwError	err = {};
 	PgnwResult	res;
 	std::vector<PgnwParam> params;
 	std::vector<std::string> strings;
+	size_t		nparams = args.Length() > 2 ? args.Length() - 2 : 0;
 
-	int32_t		plan_id;
-	int32_t		known;
-
-	/* napi_get_value_int32 checks the type too: one call per argument on this hot path */
-	if (info.Length() < 2 ||
-		napi_get_value_int32(env, info[0], &plan_id) != napi_ok ||
-		napi_get_value_int32(env, info[1], &known) != napi_ok)
+	if (args.Length() < 2 || !args[0]->IsInt32() || !args[1]->IsInt32())
 	{
 		Napi::TypeError::New(env, "execute(planId, knownShape, ...params) got bad arguments").ThrowAsJavaScriptException();
-		return env.Undefined();
+		PgnwV8Return(args, Napi::Value());
+		return;
 	}
-	if (info.Length() > 2 && !ExtractParams(info, 2, params, strings))
-		return env.Undefined();
+	int32_t		plan_id = args[0].As<v8::Int32>()->Value();
+	int32_t		known = args[1].As<v8::Int32>()->Value();
+
+	if (nparams > 0 &&
+		!ExtractParams(env, nparams, [&](size_t i) { return Napi::Value(env, PgnwToNapi(args[static_cast<int>(i) + 2])); },
+					   params, strings))
+	{
+		PgnwV8Return(args, Napi::Value());
+		return;
+	}
 	if (!pgnw_execute(plan_id, nullptr, (int) params.size(), params.data(), &res, &err))
 	{
 		PgnwThrowPgError(env, &err);
-		return env.Undefined();
+		PgnwV8Return(args, Napi::Value());
+		return;
 	}
-	return FinishResult(env, res, known);
+	PgnwV8Return(args, FinishResult(env, res, known));
 }
 
 /* executeText(sql) → result: SQL text, possibly several statements, no parameters */
@@ -320,7 +326,7 @@ CursorOpen(const Napi::CallbackInfo &info)
 	}
 	int			plan_id = info[0].As<Napi::Number>().Int32Value();
 
-	if (!ExtractParams(info, 1, params, strings))
+	if (!ExtractParams(env, info.Length() - 1, [&](size_t i) { return info[i + 1]; }, params, strings))
 		return env.Undefined();
 	if (!pgnw_cursor_open(plan_id, (int) params.size(), params.data(), name, &err))
 	{
@@ -413,7 +419,6 @@ Depth(const Napi::CallbackInfo &info)
 	return Napi::Number::New(info.Env(), pgnw_xact_depth());
 }
 
-/* the SQL entry points, by the names the runtime calls them */
 /*
  * dropResultBuffers(): frees the big column buffers kept for the next
  * statement (the runtime calls it once no statement has needed them for a
@@ -426,12 +431,13 @@ DropResultBuffers(const Napi::CallbackInfo &info)
 	return info.Env().Undefined();
 }
 
+/* the SQL entry points, by the names the runtime calls them */
 const PgnwExport sql_exports[] = {
 	{"prepare", Prepare},
 	{"planTypes", PlanTypes},
 	{"freePlan", FreePlan},
 	{"resultHeader", ResultHeader},
-	{"execute", Execute},
+	{"execute", nullptr, Execute},
 	{"executeText", ExecuteText},
 	{"cursorOpen", CursorOpen},
 	{"cursorFetch", CursorFetch},
