@@ -293,7 +293,7 @@ exec_op_execute(void *arg)
 
 	pgnw_op_start_statement(NULL);
 	pgnw_xact_connect_spi();
-	/* array values live in SPI's procedure context: until SPI_finish */
+	/* array values live in the statement's memory: until its end */
 	pgnw_result_begin();
 
 	if (a->mode == EXEC_FETCH)

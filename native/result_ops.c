@@ -581,6 +581,8 @@ pgnw_result_from_tuptable(PgnwShape **cache)
 		heap_deform_tuple(tt->vals[r], desc, values, nulls);
 		result_add_row(values, nulls);
 	}
+	/* the rows are copied: a transaction's SPI connection would keep the table until its end */
+	SPI_freetuptable(tt);
 }
 
 /* the receiver's rStartup: the statement's descriptor */

@@ -16,6 +16,15 @@
  * transaction; what it started is remembered here so that the end, or
  * pgnw_xact_after_failure, undoes exactly that.
  *
+ * Inside a transaction the statements share one SPI connection, the way a
+ * PL/pgSQL function keeps one for all of its statements: the first
+ * statement at depth 1 makes it, the commit finishes it, an abort of the
+ * transaction pops it (AtEOXact_SPI) and a savepoint's abort leaves it
+ * (AtEOSubXact_SPI cleans up what the savepoint's statements left in it).
+ * Connecting and finishing made and deleted two memory contexts per
+ * statement; what a statement allocates now goes to a context of its own,
+ * reset when the statement ends, which is when SPI_finish freed it before.
+ *
  * Limits: PGNW_MAX_DEPTH nested levels; one statement at a time.
  *
  *-------------------------------------------------------------------------
@@ -41,6 +50,14 @@ static MemoryContext xact_level_context[PGNW_MAX_DEPTH + 1];
 static bool xact_stmt_implicit = false;
 static bool xact_stmt_snapshot = false;
 static bool xact_stmt_spi = false;
+/* it runs in xact_stmt_cxt (on the transaction's connection); the context it left */
+static bool xact_stmt_in_cxt = false;
+static MemoryContext xact_stmt_outer_cxt = NULL;
+
+/* the transaction's SPI connection is open (see the file header) */
+static bool xact_spi_held = false;
+/* what a statement on that connection allocates; reset at the statement's end */
+static MemoryContext xact_stmt_cxt = NULL;
 
 /* The current level, for code outside this file. */
 int
@@ -70,10 +87,22 @@ xact_op_abort_level(void *arg)
 	int			level = *(int *) arg;
 
 	if (level <= 1)
+	{
+		/* pops the transaction's SPI connection too */
+		xact_spi_held = false;
 		AbortCurrentTransaction();
+	}
 	else
 		RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(xact_context_below(level));
+}
+
+/* Free what the statement that ended allocated on the transaction's connection. */
+static void
+xact_stmt_memory_reset(void)
+{
+	if (xact_stmt_cxt != NULL)
+		MemoryContextReset(xact_stmt_cxt);
 }
 
 /*
@@ -90,6 +119,8 @@ pgnw_xact_after_failure(void)
 	xact_stmt_spi = false;
 	xact_stmt_snapshot = false;
 	xact_stmt_implicit = false;
+	/* the guard is back in the context the operation started in */
+	xact_stmt_in_cxt = false;
 
 	if (need_abort && !pgnw_guard(xact_op_abort_level, &level, &abort_err))
 	{
@@ -100,6 +131,8 @@ pgnw_xact_after_failure(void)
 						abort_err.message ? abort_err.message : "unknown error")));
 	}
 	pgnw_error_clear(&abort_err);
+	/* after the abort, which may still release what points into it */
+	xact_stmt_memory_reset();
 	if (xact_depth > 0)
 		xact_dead[xact_depth] = true;
 	pgstat_report_activity(xact_depth > 0 ? STATE_IDLEINTRANSACTION_ABORTED : STATE_IDLE, NULL);
@@ -167,7 +200,14 @@ xact_op_commit(void *arg)
 	int			level = *(int *) arg;
 
 	if (level == 1)
+	{
+		if (xact_spi_held)
+		{
+			xact_spi_held = false;
+			SPI_finish();
+		}
 		CommitTransactionCommand();
+	}
 	else
 		ReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(xact_context_below(level));
@@ -246,10 +286,32 @@ pgnw_op_start_statement(void *arg)
 	xact_stmt_snapshot = true;
 }
 
-/* The statement connects to SPI; its end calls SPI_finish. */
+/*
+ * The statement uses SPI: inside a transaction its connection (made here by
+ * the first statement at depth 1), else a connection of its own that its
+ * end finishes.
+ */
 void
 pgnw_xact_connect_spi(void)
 {
+	if (xact_depth == 1 && !xact_spi_held)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		MemoryContextSwitchTo(cxt);
+		xact_spi_held = true;
+	}
+	if (xact_depth > 0 && xact_spi_held)
+	{
+		if (xact_stmt_cxt == NULL)
+			xact_stmt_cxt = AllocSetContextCreate(TopMemoryContext, "pg_node_worker statement",
+												  ALLOCSET_DEFAULT_SIZES);
+		xact_stmt_outer_cxt = MemoryContextSwitchTo(xact_stmt_cxt);
+		xact_stmt_in_cxt = true;
+		return;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	xact_stmt_spi = true;
@@ -263,6 +325,12 @@ pgnw_op_end_statement(void *arg)
 	{
 		xact_stmt_spi = false;
 		SPI_finish();
+	}
+	if (xact_stmt_in_cxt)
+	{
+		xact_stmt_in_cxt = false;
+		MemoryContextSwitchTo(xact_stmt_outer_cxt);
+		xact_stmt_memory_reset();
 	}
 	if (xact_stmt_snapshot)
 	{

@@ -21,7 +21,7 @@
  * on an error pgnw_xact_after_failure forgets it.  arg is unused.
  */
 extern void pgnw_op_start_statement(void *arg);
-/* the statement also connected to SPI (SPI_finish at its end) */
+/* the statement uses SPI: the transaction's connection, or one its end finishes */
 extern void pgnw_xact_connect_spi(void);
 extern void pgnw_op_end_statement(void *arg);
 /* after pgnw_op_end_statement ran inside an operation: pg_stat_activity shows the worker idle */
