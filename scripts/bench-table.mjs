@@ -29,8 +29,13 @@ for (const r of runs) {
 const cell = (t) => {
   if (!t) return 'n/a';
   if (typeof t.ratio !== 'number') return t.figure;
-  const ratio = t.ratio >= 10 ? t.ratio.toFixed(1) : t.ratio.toFixed(2);
-  return `${t.figure} (${ratio}${t.met === false ? ', **not met**' : ''})`;
+  const fmt = (r) => (r >= 10 ? r.toFixed(1) : r.toFixed(2));
+  // the spread the bench printed beside the ratio: the fetch rows' pairings, SELECT 1's middle half
+  const spread = [];
+  if (typeof t.paired === 'number') spread.push(`run by run ${fmt(t.paired)}`);
+  if (typeof t.worst === 'number') spread.push(`worst ${fmt(t.worst)}`);
+  if (Array.isArray(t.middle)) spread.push(`middle half ${fmt(t.middle[0])}–${fmt(t.middle[1])}`);
+  return `${t.figure} (${[fmt(t.ratio), ...spread].join(', ')}${t.met === false ? ', **not met**' : ''})`;
 };
 
 const lines = [
