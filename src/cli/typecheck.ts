@@ -156,8 +156,10 @@ function watchTypes(absFile: string, output: TypeCheckOutput): TypeChecker | und
       return;
     }
     const n = errorCount ?? found.length;
-    output.out(n === 0 ? 'type check: no errors' : `type check: ${n} error${n === 1 ? '' : 's'} (the worker runs anyway):`);
-    for (const l of found) output.out('  ' + l);
+    const head = n === 0 ? 'type check: no errors' : `type check: ${n} error${n === 1 ? '' : 's'} (the worker runs anyway):`;
+    // one message for the whole report: the worker's log lines, printed as they come from the
+    // main thread, must not land between its header and its diagnostics
+    output.out([head, ...found.map((l) => '  ' + l)].join('\n'));
     found = [];
   };
 
