@@ -108,6 +108,7 @@ pgnw_run_node(const PgnwManifest *manifest)
 
 	/* every thread Node, V8 and libuv create at start-up takes no signal */
 	pgnw_signals_block_all(&saved_mask);
+	pgnw_memory_limit_arenas();
 	pgnw_process_private_stdio();
 	heap_mb = pgnw_memory_plan_heap(manifest->heap_limit_mb > 0 ?
 									manifest->heap_limit_mb : pgnw_heap_limit_mb);

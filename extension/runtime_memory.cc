@@ -4,8 +4,8 @@
  *		Memory outside the JavaScript heap, and every way a worker can run
  *		out of memory: the ArrayBuffer allocator and its budget, the heap
  *		limit fitted to a data-segment limit, the new_handler, terminate,
- *		out-of-memory and fatal-error paths, and dropping the pages of
- *		start-up an idle worker no longer needs.
+ *		out-of-memory and fatal-error paths, malloc's arenas, and dropping
+ *		the pages of start-up an idle worker no longer needs.
  *
  * ArrayBuffers (Buffers, typed arrays) are malloc'd outside the V8 heap, so
  * the heap limit does not bound them.  Left alone, a worker filling memory
@@ -38,6 +38,7 @@
 #include <exception>
 #include <new>
 
+#include <malloc.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -320,6 +321,23 @@ static size_t
 pgnw_memory_heap_footprint(int heap_mb)
 {
 	return ((size_t) heap_mb * 5 / 4 + 16) * PGNW_MB;
+}
+
+/*
+ * Before Node starts its threads: at most two malloc arenas.  glibc gives
+ * each thread that allocates an arena of its own (up to eight per core), and
+ * an arena keeps what its thread's allocations fragmented: under load, V8's
+ * platform threads (GC and compile jobs) and libuv's each held 1-2 MB more
+ * per worker after malloc_trim, varying from minute to minute.  With two,
+ * all threads share the main arena and one more.  If glibc refuses, its
+ * default stays (said at DEBUG1).
+ */
+void
+pgnw_memory_limit_arenas(void)
+{
+	if (mallopt(M_ARENA_MAX, 2) != 1)
+		ereport(DEBUG1,
+				(errmsg("could not limit the malloc arenas of node worker \"%s\"", pgnw_worker_info.name)));
 }
 
 /*

@@ -19,6 +19,9 @@
 /* the ArrayBuffer allocator of the worker's isolate: Node's own, with a budget */
 extern node::ArrayBufferAllocator *pgnw_memory_allocator(void);
 
+/* before Node starts its threads: at most two malloc arenas */
+extern void pgnw_memory_limit_arenas(void);
+
 /*
  * Before Node starts: the JavaScript heap limit to use for heap_mb (the
  * manifest's or the setting), lowered to fit a data-segment limit.
